@@ -1,0 +1,80 @@
+/**
+ * Public types of the artifact store. Every arrow in the DRO pipeline is one of these artifacts:
+ * an immutable, content-addressed file (Parquet table, safetensors tensors, or JSON) plus a manifest
+ * that says who made it from what.
+ */
+
+/** How an artifact's bytes are encoded on disk. */
+export type ArtifactFormat = 'parquet' | 'safetensors' | 'json';
+
+/**
+ * A reference to a stored artifact. This is what crosses stage boundaries (and Temporal activity
+ * boundaries): small, serialisable, never the data itself.
+ */
+export interface ArtifactRef {
+  /** sha256 of the artifact's bytes, lowercase hex (64 chars). */
+  digest: string;
+  format: ArtifactFormat;
+  /** Name of the declared schema the artifact was validated against (e.g. "rendered-inputs/v1"). */
+  schema: string;
+}
+
+/** Who produced an artifact, from what. Stored beside the bytes; not part of the digest. */
+export interface Manifest {
+  digest: string;
+  format: ArtifactFormat;
+  schema: string;
+  /** Producing stage, or "user" / "cli" for imported files. */
+  producer: { stage: string; version: string };
+  params: unknown;
+  /** Input artifact digests by input name. */
+  inputs: Record<string, string>;
+  /** Digest of the model file the stage ran (null for cpu stages). */
+  modelDigest: string | null;
+  code: { gitSha: string | null; dirty: boolean };
+  /** tfjs backend the producing stage used, if any ("wasm", "cpu", "tensorflow"). */
+  backend: string | null;
+  createdAt: string;
+  /** Row count for tables, tensor count for safetensors, null for JSON. */
+  rows: number | null;
+  bytes: number;
+}
+
+/** What a producer supplies when writing; the store fills digest, format, schema, bytes, rows, createdAt, code. */
+export type ManifestInput = Pick<Manifest, 'producer' | 'params' | 'inputs'> &
+  Partial<Pick<Manifest, 'modelDigest' | 'backend'>>;
+
+/** A float32/int32 tensor as plain data, the currency of safetensors IO. */
+export interface TensorData {
+  dtype: 'F32' | 'I32' | 'I64' | 'F16' | 'BF16';
+  shape: number[];
+  data: Float32Array | Int32Array | BigInt64Array | Uint16Array;
+}
+
+/**
+ * The store every stage writes through. Implementations: the local filesystem store (a shared mount
+ * works across machines); an S3-compatible store can implement the same interface later.
+ *
+ * Tables are apache-arrow `Table`s, typed loosely here so this file has no runtime import.
+ */
+export interface ArtifactStore {
+  /** Root directory (or URI) of the store. */
+  readonly root: string;
+  /** Validate `table` against the declared schema `schema`, write it as zstd Parquet, return its ref. */
+  putTable(schema: string, table: import('apache-arrow').Table, manifest: ManifestInput): Promise<ArtifactRef>;
+  getTable(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<import('apache-arrow').Table>;
+  /** Write named tensors as safetensors (with optional string metadata in the header). */
+  putTensors(
+    schema: string,
+    tensors: Record<string, TensorData>,
+    manifest: ManifestInput,
+    metadata?: Record<string, string>,
+  ): Promise<ArtifactRef>;
+  getTensors(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<Record<string, TensorData>>;
+  putJson(schema: string, value: unknown, manifest: ManifestInput): Promise<ArtifactRef>;
+  getJson<T = unknown>(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<T>;
+  manifest(digest: string): Promise<Manifest>;
+  has(digest: string): Promise<boolean>;
+  /** Absolute path of the artifact's bytes (read-only; for tools such as pyarrow). */
+  pathOf(ref: ArtifactRef): string;
+}

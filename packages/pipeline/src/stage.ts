@@ -1,0 +1,87 @@
+/**
+ * The stage contract: one contract, two engines (the local DAG runner and Temporal activities).
+ *
+ * A stage is a named, versioned function from input artifacts + params to output artifacts. Stages meet
+ * only through artifacts, so an engineer can swap one stage without touching the others.
+ */
+import type { ArtifactRef } from '@dro/artifacts';
+import type { ArtifactStore } from '@dro/artifacts';
+
+/** Resource class: routes a stage to a task queue ("dro-cpu" or "dro-model") and a worker. */
+export type StageNeeds = 'cpu' | 'model';
+
+/** Progress of one stage, reported as often as is cheap; engines throttle it. */
+export interface ProgressEvent {
+  /** Units done so far and the total, when known (e.g. rows, batches, epochs). */
+  done: number;
+  total?: number;
+  /** Short human phrase: "sampling", "epoch 3/40". */
+  message?: string;
+}
+
+export interface StageLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a running stage sees of the engine. */
+export interface StageContext {
+  store: ArtifactStore;
+  progress(event: ProgressEvent): void;
+  /** Aborted on SIGINT (local) or activity cancellation (Temporal). Check it between batches. */
+  signal: AbortSignal;
+  log: StageLogger;
+  /** Digest of the model file when needs = "model" and the run configures one, else null. */
+  modelDigest: string | null;
+  /** Path of the model file/directory when needs = "model", else null. */
+  modelPath: string | null;
+}
+
+/**
+ * A pipeline stage. `Params` must be JSON-serialisable: it is hashed canonically into the cache key and
+ * recorded in every output's manifest.
+ */
+export interface Stage<Params = unknown> {
+  name: string;
+  /** Bump when the stage's semantics change: it invalidates every cached output of the stage. */
+  version: string;
+  needs: StageNeeds;
+  /** Names of the input artifacts the stage reads (keys of `inputs` in run). */
+  inputs: readonly string[];
+  /** Names of the output artifacts the stage writes (keys of the returned record). */
+  outputs: readonly string[];
+  /** Validate params and fill defaults; throw BadInputError naming the field on bad params. */
+  parseParams?(raw: unknown): Params;
+  run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: Params): Promise<Record<string, ArtifactRef>>;
+}
+
+/**
+ * An error caused by the input (bad file, bad field, bad params). Engines never retry it and surface the
+ * message unchanged. Every other error is treated as transient and retried with backoff.
+ */
+export class BadInputError extends Error {
+  override name = 'BadInputError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** One node of a DAG: a stage instance, its params, and where each input comes from. */
+export interface DagNode {
+  /** Unique within the DAG, e.g. "extract" or "extract:smollm2". */
+  id: string;
+  stage: string;
+  params: unknown;
+  /**
+   * Each input is either the output of another node ({ node, output }) or an artifact already in the
+   * store ({ ref }).
+   */
+  inputs: Record<string, { node: string; output: string } | { ref: ArtifactRef }>;
+  /** Model file for needs = "model" stages. */
+  model?: { path: string; digest: string } | null;
+}
+
+export interface Dag {
+  name: string;
+  nodes: DagNode[];
+}
