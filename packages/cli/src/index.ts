@@ -1,1 +1,2 @@
 export { main } from './main.ts';
+export * from './command.ts';
