@@ -44,11 +44,22 @@ export interface Manifest {
 export type ManifestInput = Pick<Manifest, 'producer' | 'params' | 'inputs'> &
   Partial<Pick<Manifest, 'modelDigest' | 'backend'>>;
 
-/** A float32/int32 tensor as plain data, the currency of safetensors IO. */
+/**
+ * Element types of the safetensors format. F16/BF16 are held as raw 16-bit patterns (Uint16Array) and
+ * F8 types as raw bytes, since JS has no such arrays; `toFloat32` in safetensors.ts decodes them.
+ */
+export type TensorDType =
+  | 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3'
+  | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
+
+/** A tensor as plain data (row-major), the currency of safetensors IO. */
 export interface TensorData {
-  dtype: 'F32' | 'I32' | 'I64' | 'F16' | 'BF16';
+  dtype: TensorDType;
   shape: number[];
-  data: Float32Array | Int32Array | BigInt64Array | Uint16Array;
+  data:
+    | Float64Array | Float32Array | Uint16Array | Uint8Array
+    | BigInt64Array | Int32Array | Int16Array | Int8Array
+    | BigUint64Array | Uint32Array;
 }
 
 /**

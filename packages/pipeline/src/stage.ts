@@ -55,16 +55,8 @@ export interface Stage<Params = unknown> {
   run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: Params): Promise<Record<string, ArtifactRef>>;
 }
 
-/**
- * An error caused by the input (bad file, bad field, bad params). Engines never retry it and surface the
- * message unchanged. Every other error is treated as transient and retried with backoff.
- */
-export class BadInputError extends Error {
-  override name = 'BadInputError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+/** Bad-input errors are never retried; defined in @dro/artifacts (the store raises them too). */
+export { BadInputError } from '@dro/artifacts';
 
 /** One node of a DAG: a stage instance, its params, and where each input comes from. */
 export interface DagNode {
