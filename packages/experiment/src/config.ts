@@ -1,0 +1,204 @@
+/**
+ * Experiment configs: what `dro run --config FILE` takes. A config names the models, the query files, the
+ * safety prompts and a preset ("quick" for a 2-core CPU, "paper" for the paper's protocol), plus optional
+ * per-stage overrides. Every field is validated with an error that names it.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BadInputError } from '@dro/pipeline';
+
+export type PresetName = 'quick' | 'paper';
+
+export interface ModelSpec {
+  /** Short id used in node ids and the report ("smollm2"). */
+  id: string;
+  /** GGUF file or HF directory. */
+  path: string;
+}
+
+export interface ExperimentConfig {
+  name: string;
+  preset: PresetName;
+  models: ModelSpec[];
+  queries: {
+    /** Training queries (harmful + harmless, labelled). */
+    train: string;
+    /** Held-out evaluation sets; any query file works (jsonl, csv, txt, parquet). */
+    eval: string[];
+  };
+  /** Safety prompts by id → text file. The "none" variant (no safety prompt) is always included. */
+  prompts: Record<string, string>;
+  /** Prompt id the soft prompt is initialised from (and compared against). */
+  basicPrompt: string;
+  /** Where refusal-boundary labels come from: sampled responses + judge, or refusal log-probabilities. */
+  labelSource: 'sampling' | 'logprob';
+  /** Baselines and ablations trained besides DRO and evaluated beside it. */
+  baselines: { promptTuning: boolean; ablations: Array<'no-norm' | 'no-refusal' | 'no-harmfulness'> };
+  /** Per-stage param overrides, merged over the preset: { "sampling": { "samples": 8 } }. */
+  overrides: Record<string, Record<string, unknown>>;
+  /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
+  store?: string;
+}
+
+export function droCacheDir(): string {
+  return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+}
+
+export function defaultModelPath(): string {
+  return path.join(droCacheDir(), 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf');
+}
+
+/** The repository's data/ directory (configs' relative paths resolve against the config file instead). */
+export function repoDataDir(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'data');
+}
+
+/** The embedded default: SmolLM2-135M-Instruct, the project's data, the quick preset. */
+export function defaultConfig(): ExperimentConfig {
+  const data = repoDataDir();
+  return {
+    name: 'smollm2-quick',
+    preset: 'quick',
+    models: [{ id: 'smollm2', path: defaultModelPath() }],
+    queries: { train: path.join(data, 'queries', 'train.jsonl'), eval: [path.join(data, 'queries', 'heldout.jsonl')] },
+    prompts: {
+      default: path.join(data, 'prompts', 'default.txt'),
+      short: path.join(data, 'prompts', 'short.txt'),
+      medium: path.join(data, 'prompts', 'medium.txt'),
+    },
+    basicPrompt: 'default',
+    labelSource: 'sampling',
+    baselines: { promptTuning: false, ablations: [] },
+    overrides: {},
+  };
+}
+
+const KEYS: Array<keyof ExperimentConfig> = [
+  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'labelSource', 'baselines', 'overrides', 'store',
+];
+
+function fail(file: string, field: string, expected: string, got?: unknown): never {
+  const shown = got === undefined ? '' : `, got ${JSON.stringify(got)}`;
+  throw new BadInputError(`${file}: field "${field}": expected ${expected}${shown}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validate a parsed config object. Missing fields take the embedded default's values; relative paths
+ * resolve against `baseDir` (the config file's directory). Files must exist.
+ */
+export function validateConfig(raw: unknown, file: string, baseDir: string): ExperimentConfig {
+  if (!isObject(raw)) fail(file, '(root)', 'a JSON object', raw);
+  for (const k of Object.keys(raw)) {
+    if (!KEYS.includes(k as keyof ExperimentConfig)) fail(file, k, `one of ${KEYS.join(', ')} (unknown field)`);
+  }
+  const d = defaultConfig();
+  const abs = (p: string) => (path.isAbsolute(p) ? p : path.resolve(baseDir, p));
+  const mustExist = (field: string, p: string) => {
+    if (!fs.existsSync(p)) fail(file, field, 'an existing file or directory', p);
+    return p;
+  };
+  const str = (field: string, v: unknown, dflt: string) => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'string' || v === '') fail(file, field, 'a non-empty string', v);
+    return v;
+  };
+
+  const name = str('name', raw.name, d.name);
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(file, 'name', 'letters, digits, ".", "_" or "-"', name);
+  const preset = str('preset', raw.preset, d.preset);
+  if (preset !== 'quick' && preset !== 'paper') fail(file, 'preset', '"quick" or "paper"', preset);
+
+  let models = d.models;
+  if (raw.models !== undefined) {
+    if (!Array.isArray(raw.models) || raw.models.length === 0) fail(file, 'models', 'a non-empty array', raw.models);
+    const seen = new Set<string>();
+    models = raw.models.map((m, i) => {
+      if (!isObject(m)) fail(file, `models[${i}]`, 'an object { id, path }', m);
+      const id = str(`models[${i}].id`, m.id, '');
+      if (!/^[A-Za-z0-9._-]+$/.test(id)) fail(file, `models[${i}].id`, 'letters, digits, ".", "_" or "-"', id);
+      if (seen.has(id)) fail(file, `models[${i}].id`, 'a unique id', id);
+      seen.add(id);
+      return { id, path: mustExist(`models[${i}].path`, abs(str(`models[${i}].path`, m.path, ''))) };
+    });
+  }
+
+  let queries = d.queries;
+  if (raw.queries !== undefined) {
+    if (!isObject(raw.queries)) fail(file, 'queries', 'an object { train, eval }', raw.queries);
+    const train = mustExist('queries.train', abs(str('queries.train', raw.queries.train, d.queries.train)));
+    let evalSets = d.queries.eval;
+    if (raw.queries.eval !== undefined) {
+      if (!Array.isArray(raw.queries.eval) || raw.queries.eval.length === 0) {
+        fail(file, 'queries.eval', 'a non-empty array of query files', raw.queries.eval);
+      }
+      evalSets = raw.queries.eval.map((e, i) => mustExist(`queries.eval[${i}]`, abs(str(`queries.eval[${i}]`, e, ''))));
+    }
+    queries = { train, eval: evalSets };
+  }
+
+  let prompts = d.prompts;
+  if (raw.prompts !== undefined) {
+    if (!isObject(raw.prompts) || Object.keys(raw.prompts).length === 0) {
+      fail(file, 'prompts', 'an object { promptId: textFile } with at least one prompt', raw.prompts);
+    }
+    prompts = {};
+    for (const [id, p] of Object.entries(raw.prompts)) {
+      if (id === 'none' || !/^[A-Za-z0-9._-]+$/.test(id)) fail(file, `prompts.${id}`, 'an id of letters/digits/._- other than "none"');
+      prompts[id] = mustExist(`prompts.${id}`, abs(str(`prompts.${id}`, p, '')));
+    }
+  }
+  const basicPrompt = str('basicPrompt', raw.basicPrompt, raw.prompts === undefined ? d.basicPrompt : Object.keys(prompts)[0]!);
+  if (!(basicPrompt in prompts)) fail(file, 'basicPrompt', `one of the prompt ids (${Object.keys(prompts).join(', ')})`, basicPrompt);
+
+  const labelSource = str('labelSource', raw.labelSource, d.labelSource);
+  if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
+
+  let baselines = d.baselines;
+  if (raw.baselines !== undefined) {
+    if (!isObject(raw.baselines)) fail(file, 'baselines', 'an object { promptTuning, ablations }', raw.baselines);
+    const pt = raw.baselines.promptTuning ?? false;
+    if (typeof pt !== 'boolean') fail(file, 'baselines.promptTuning', 'true or false', pt);
+    const abl = raw.baselines.ablations ?? [];
+    const allowed = ['no-norm', 'no-refusal', 'no-harmfulness'];
+    if (!Array.isArray(abl) || abl.some((a) => !allowed.includes(a as string))) {
+      fail(file, 'baselines.ablations', `an array of ${allowed.map((a) => `"${a}"`).join(', ')}`, abl);
+    }
+    baselines = { promptTuning: pt, ablations: abl as ExperimentConfig['baselines']['ablations'] };
+  }
+
+  let overrides = d.overrides;
+  if (raw.overrides !== undefined) {
+    if (!isObject(raw.overrides)) fail(file, 'overrides', 'an object { stageName: { param: value } }', raw.overrides);
+    for (const [k, v] of Object.entries(raw.overrides)) {
+      if (!isObject(v)) fail(file, `overrides.${k}`, 'an object of params', v);
+    }
+    overrides = raw.overrides as ExperimentConfig['overrides'];
+  }
+  const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
+  return {
+    name, preset: preset as PresetName, models, queries, prompts, basicPrompt,
+    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store,
+  };
+}
+
+/** Read and validate a JSON config file. */
+export function loadConfig(file: string): ExperimentConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BadInputError(`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BadInputError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return validateConfig(raw, file, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, loadConfig } from '../src/config.ts';
+
+function writeConfig(obj: unknown): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-config-'));
+  const file = path.join(dir, 'exp.json');
+  fs.writeFileSync(file, typeof obj === 'string' ? obj : JSON.stringify(obj));
+  return file;
+}
+
+describe('experiment config', () => {
+  it('the embedded default points at the project data', () => {
+    const c = defaultConfig();
+    expect(fs.existsSync(c.queries.train)).toBe(true);
+    for (const p of Object.values(c.prompts)) expect(fs.existsSync(p)).toBe(true);
+    expect(c.basicPrompt in c.prompts).toBe(true);
+  });
+
+  it('fills missing fields from the default and resolves relative paths against the file', () => {
+    const d = defaultConfig();
+    const file = writeConfig({ name: 'exp1', preset: 'paper', prompts: { p: d.prompts.short } });
+    const c = loadConfig(file);
+    expect(c.name).toBe('exp1');
+    expect(c.preset).toBe('paper');
+    expect(c.basicPrompt).toBe('p');
+    expect(c.queries.train).toBe(d.queries.train);
+  });
+
+  it.each([
+    [{ preset: 'fast' }, 'field "preset": expected "quick" or "paper"'],
+    [{ models: [] }, 'field "models": expected a non-empty array'],
+    [{ models: [{ id: 'm', path: '/nonexistent/model.gguf' }] }, 'field "models[0].path": expected an existing file'],
+    [{ queries: { train: 'missing.jsonl' } }, 'field "queries.train": expected an existing file'],
+    [{ basicPrompt: 'nope' }, 'field "basicPrompt": expected one of the prompt ids'],
+    [{ labelSource: 'vibes' }, 'field "labelSource"'],
+    [{ baselines: { ablations: ['no-everything'] } }, 'field "baselines.ablations"'],
+    [{ overrides: { sampling: 3 } }, 'field "overrides.sampling"'],
+    [{ colour: 'blue' }, 'field "colour"'],
+  ])('rejects %j naming the field', (raw, message) => {
+    const file = writeConfig(raw);
+    expect(() => loadConfig(file)).toThrow(message);
+    expect(() => loadConfig(file)).toThrow(file);
+  });
+
+  it('rejects a file that is not JSON, naming the file', () => {
+    const file = writeConfig('{ not json');
+    expect(() => loadConfig(file)).toThrow(/exp\.json: not valid JSON/);
+  });
+});
