@@ -1,0 +1,245 @@
+/**
+ * Renders ReportData as one self-contained HTML page: inline CSS, inline SVG charts, no scripts, no
+ * network. Every string that comes from data passes through escapeHtml.
+ */
+import { escapeHtml } from './escape.ts';
+import type { PcaView, ReportData, SummaryRow, TrainingCurve } from './model.ts';
+import { barChart, extent, lineChart, PALETTE, scatterChart, type Range } from './svg.ts';
+
+const HARMFUL_COLOR = '#D55E00';
+const HARMLESS_COLOR = '#0072B2';
+
+const CSS = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1320px; color: #222; padding: 0 16px; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.meta { color: #666; } .notes li { color: #444; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; } th { background: #f4f4f4; }
+td.text, th.text { text-align: left; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+svg { background: #fafafa; border: 1px solid #e4e4e4; }
+svg .tick { font-size: 10px; fill: #555; } svg .axis { font-size: 11px; fill: #333; }
+svg .title { font-size: 12px; font-weight: 600; fill: #222; } svg .legend { font-size: 10px; fill: #333; }
+details { margin: 4px 0; } summary { cursor: pointer; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px 8px; margin: 4px 0 10px; border-left: 3px solid #ccc; }
+.refused { border-left-color: ${HARMLESS_COLOR}; } .complied { border-left-color: ${HARMFUL_COLOR}; }
+.empty { color: #888; font-style: italic; }
+`;
+
+function num(v: number | null | undefined, digits = 3): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+}
+
+function pct(count: number, total: number): string {
+  return total > 0 ? `${count}/${total} (${((100 * count) / total).toFixed(0)}%)` : '–';
+}
+
+/** Mean refusal logit of the "none" condition for the same model and set, to express shifts against it. */
+function baselineLogit(rows: SummaryRow[], row: SummaryRow): number | null {
+  const base = rows.find((r) => r.model === row.model && r.set === row.set && r.condition === 'none');
+  return base?.meanRefusalLogit ?? null;
+}
+
+function summaryTable(rows: SummaryRow[]): string {
+  if (rows.length === 0) return '<p class="empty">No evaluation metrics.</p>';
+  const head = [
+    'model', 'condition', 'set', 'label', 'queries', 'samples/query',
+    'complied (any sample)', 'mean compliance', 'refused (any sample)', 'mean refusal',
+    'mean r(h)', 'Δ r(h) vs none', 'mean a(h)', 'capability',
+  ];
+  const text = new Set(['model', 'condition', 'set', 'label']);
+  const out = ['<table id="summary"><thead><tr>', ...head.map((h) => `<th class="${text.has(h) ? 'text' : ''}">${escapeHtml(h)}</th>`), '</tr></thead><tbody>'];
+  for (const r of rows) {
+    const base = baselineLogit(rows, r);
+    const shift = r.meanRefusalLogit !== null && base !== null ? r.meanRefusalLogit - base : null;
+    const cells = [
+      `<td class="text">${escapeHtml(r.model)}</td>`,
+      `<td class="text">${escapeHtml(r.condition)}</td>`,
+      `<td class="text">${escapeHtml(r.set)}</td>`,
+      `<td class="text">${escapeHtml(r.label)}</td>`,
+      `<td>${r.queries}</td>`,
+      `<td>${r.samplesPerQuery}</td>`,
+      `<td>${pct(r.queriesAnyComplied, r.queries)}</td>`,
+      `<td>${num(r.meanCompliance)}</td>`,
+      `<td>${pct(r.queriesAnyRefused, r.queries)}</td>`,
+      `<td>${num(1 - r.meanCompliance)}</td>`,
+      `<td>${num(r.meanRefusalLogit)}</td>`,
+      `<td>${num(shift)}</td>`,
+      `<td>${num(r.meanHarmfulnessLogit)}</td>`,
+      `<td>${num(r.capability)}</td>`,
+    ];
+    out.push(`<tr>${cells.join('')}</tr>`);
+  }
+  out.push('</tbody></table>');
+  return out.join('');
+}
+
+/** Per model: compliance on harmful sets and refusal on harmless sets, one group of bars per condition. */
+function rateCharts(rows: SummaryRow[]): string {
+  const charts: string[] = [];
+  for (const model of unique(rows.map((r) => r.model))) {
+    const mine = rows.filter((r) => r.model === model);
+    const conditions = unique(mine.map((r) => r.condition));
+    const mean = (label: 'harmful' | 'harmless', f: (r: SummaryRow) => number): number[] =>
+      conditions.map((c) => {
+        const sel = mine.filter((r) => r.condition === c && r.label === label);
+        const total = sel.reduce((s, r) => s + r.queries, 0);
+        return total > 0 ? sel.reduce((s, r) => s + f(r) * r.queries, 0) / total : NaN;
+      });
+    charts.push(
+      barChart({
+        title: `${model}: compliance and refusal rates`,
+        yLabel: 'rate',
+        categories: conditions,
+        yRange: { min: 0, max: 1 },
+        series: [
+          { label: 'harmful: complied (any)', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.queriesAnyComplied / Math.max(1, r.queries)) },
+          { label: 'harmful: mean compliance', color: '#E69F00', values: mean('harmful', (r) => r.meanCompliance) },
+          { label: 'harmless: mean refusal', color: HARMLESS_COLOR, values: mean('harmless', (r) => 1 - r.meanCompliance) },
+        ],
+      }),
+    );
+    if (mine.some((r) => r.meanRefusalLogit !== null)) {
+      charts.push(
+        barChart({
+          title: `${model}: mean refusal-boundary logit r(h)`,
+          yLabel: 'r(h)  (higher = more compliant)',
+          categories: conditions,
+          yRange: extent(mine.map((r) => r.meanRefusalLogit ?? NaN).concat([0]), 0.1),
+          series: [
+            { label: 'harmful', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.meanRefusalLogit ?? NaN) },
+            { label: 'harmless', color: HARMLESS_COLOR, values: mean('harmless', (r) => r.meanRefusalLogit ?? NaN) },
+          ],
+        }),
+      );
+    }
+  }
+  return charts.length ? `<div class="charts">${charts.join('')}</div>` : '';
+}
+
+/**
+ * The boundary w·z + b = 0 seen in the plane of coordinates (i, j), with every other coordinate at 0
+ * (the data mean, since z is centred by the PCA mean).
+ */
+function boundaryIn(view: PcaView, which: 'refusal' | 'harmfulness', i: number, j: number) {
+  const bd = view[which];
+  return { label: `${which} boundary`, wx: bd.w[i] ?? 0, wy: bd.w[j] ?? 0, b: bd.b, color: which === 'refusal' ? '#000' : '#777' };
+}
+
+function pcaSection(view: PcaView): string {
+  const conditions = unique(view.points.map((p) => p.condition));
+  const k = view.explainedVarianceRatio.length;
+  const pairs: [number, number][] = k >= 3 ? [[0, 1], [0, 2], [1, 2]] : k === 2 ? [[0, 1]] : [];
+  const out: string[] = [
+    `<h3>${escapeHtml(view.model)}</h3>`,
+    `<p>Explained variance ratio of the ${k} components: ${view.explainedVarianceRatio.map((v) => v.toFixed(3)).join(', ')}. ` +
+      'Boundary lines are drawn with the other coordinates at 0 (the PCA mean); solid = refusal boundary, dashed = harmfulness boundary.</p>',
+  ];
+  for (const [i, j] of pairs) {
+    const all = view.points.flatMap((p) => p.z);
+    const xRange: Range = extent(all.map((z) => z[i]!));
+    const yRange: Range = extent(all.map((z) => z[j]!));
+    const charts = conditions.map((condition) => {
+      const series = (['harmful', 'harmless'] as const).map((label) => {
+        const pts = view.points.filter((p) => p.condition === condition && p.label === label);
+        return {
+          label,
+          color: label === 'harmful' ? HARMFUL_COLOR : HARMLESS_COLOR,
+          points: pts.flatMap((p) => p.z.map((z, n) => ({ x: z[i]!, y: z[j]!, title: p.titles?.[n] }))),
+        };
+      });
+      return scatterChart({
+        title: `${condition} (PC${i + 1} vs PC${j + 1})`,
+        xLabel: `PC${i + 1}`,
+        yLabel: `PC${j + 1}`,
+        series,
+        boundaries: [boundaryIn(view, 'refusal', i, j), boundaryIn(view, 'harmfulness', i, j)],
+        xRange,
+        yRange,
+        width: 330,
+        height: 280,
+      });
+    });
+    out.push(`<div class="charts">${charts.join('')}</div>`);
+  }
+  return out.join('');
+}
+
+function curveChart(curve: TrainingCurve): string {
+  const names = Object.keys(curve.terms);
+  const allPositive = names.every((n) => curve.terms[n]!.every((v) => !Number.isFinite(v) || v > 0));
+  return lineChart({
+    title: `training curve: ${curve.name}`,
+    xLabel: 'step',
+    yLabel: 'loss',
+    logY: allPositive,
+    series: names.map((n, i) => ({ label: n, x: curve.step, y: curve.terms[n]!, color: PALETTE[i % PALETTE.length], dashed: n !== 'total' && names.includes('total') })),
+    width: 430,
+  });
+}
+
+function nearestTokensSection(data: ReportData): string {
+  return data.nearestTokens
+    .map((nt) => {
+      const rows = nt.positions.map(
+        (p) =>
+          `<tr><td>${p.position}</td><td class="text"><code>${escapeHtml(JSON.stringify(p.initToken))}</code></td><td class="text">${p.nearest
+            .map((n) => `<code>${escapeHtml(JSON.stringify(n.token))}</code> ${n.cosine.toFixed(2)}`)
+            .join(', ')}</td></tr>`,
+      );
+      return (
+        `<details><summary>${escapeHtml(nt.name)} (${nt.positions.length} positions)</summary>` +
+        `<table><thead><tr><th>pos</th><th class="text">init token</th><th class="text">nearest tokens (cosine)</th></tr></thead>` +
+        `<tbody>${rows.join('')}</tbody></table></details>`
+      );
+    })
+    .join('');
+}
+
+function examplesSection(data: ReportData): string {
+  if (data.examples.length === 0) return '<p class="empty">No example responses.</p>';
+  const out: string[] = [];
+  for (const model of unique(data.examples.map((e) => e.model))) {
+    for (const condition of unique(data.examples.filter((e) => e.model === model).map((e) => e.condition))) {
+      const ex = data.examples.filter((e) => e.model === model && e.condition === condition);
+      out.push(`<details class="examples"><summary>${escapeHtml(model)} · ${escapeHtml(condition)} (${ex.length})</summary>`);
+      for (const e of ex) {
+        out.push(
+          `<div class="example"><b>[${escapeHtml(e.label)}]</b> ${escapeHtml(e.query)} — <i>${e.refused ? 'refused' : 'complied'}</i>` +
+            `<pre class="${e.refused ? 'refused' : 'complied'}">${escapeHtml(e.response)}</pre></div>`,
+        );
+      }
+      out.push('</details>');
+    }
+  }
+  return out.join('');
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}
+
+export function renderReport(data: ReportData): string {
+  const notes = data.notes.length ? `<ul class="notes">${data.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '';
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en"><head><meta charset="utf-8">',
+    `<title>${escapeHtml(data.title)}</title>`,
+    `<style>${CSS}</style></head><body>`,
+    `<h1>${escapeHtml(data.title)}</h1>`,
+    `<p class="meta">generated ${escapeHtml(data.generatedAt)}</p>`,
+    notes,
+    '<h2 id="summary-section">Summary</h2>',
+    summaryTable(data.summary),
+    rateCharts(data.summary),
+    '<h2 id="pca-section">Hidden states in PCA space</h2>',
+    data.pca.length ? data.pca.map(pcaSection).join('') : '<p class="empty">No PCA data.</p>',
+    '<h2 id="curves-section">Training curves</h2>',
+    data.curves.length ? `<div class="charts">${data.curves.map(curveChart).join('')}</div>` : '<p class="empty">No training runs.</p>',
+    data.nearestTokens.length ? `<h3>Nearest vocabulary tokens of the soft prompts</h3>${nearestTokensSection(data)}` : '',
+    '<h2 id="examples-section">Example responses</h2>',
+    examplesSection(data),
+    '</body></html>',
+  ].join('\n');
+}

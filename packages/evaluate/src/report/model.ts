@@ -1,0 +1,86 @@
+/**
+ * What the HTML report shows, as plain data. The report stage fills it from artifacts; the renderer turns
+ * it into one self-contained HTML page. Keeping this separate lets the renderer be tested without a store.
+ */
+
+/** One row of the summary table: one model under one prompt condition on one query set. */
+export interface SummaryRow {
+  model: string;
+  condition: string;
+  /** Query set name (e.g. "heldout-harmful"). */
+  set: string;
+  label: 'harmful' | 'harmless';
+  queries: number;
+  samplesPerQuery: number;
+  /** Queries with at least one complying sample (the paper's protocol for harmful sets). */
+  queriesAnyComplied: number;
+  /** Queries with at least one refusing sample. */
+  queriesAnyRefused: number;
+  /** Mean over queries of the fraction of samples that comply. */
+  meanCompliance: number;
+  /** Mean refusal-boundary logit r(h) (higher = more compliant), null when not measured. */
+  meanRefusalLogit: number | null;
+  /** Mean harmfulness-boundary logit a(h) (higher = judged more harmless), null when not measured. */
+  meanHarmfulnessLogit: number | null;
+  /** General-capability proxy (harmless sets only), see the evaluate stage's docs; null where undefined. */
+  capability: number | null;
+}
+
+/** A set of points in the leading PCA coordinates, for one condition and one label. */
+export interface PcaPoints {
+  condition: string;
+  label: 'harmful' | 'harmless';
+  /** Coordinates z = V_k (h − μ), one array of length k per query. */
+  z: number[][];
+  /** Optional hover text per point (the query). */
+  titles?: string[];
+}
+
+/** A logistic boundary on the k PCA coordinates: logit = w·z + b. */
+export interface Boundary {
+  w: number[];
+  b: number;
+}
+
+export interface PcaView {
+  model: string;
+  explainedVarianceRatio: number[];
+  refusal: Boundary;
+  harmfulness: Boundary;
+  points: PcaPoints[];
+}
+
+export interface TrainingCurve {
+  /** Run name, e.g. "dro:safety-short" or "prompt-tuning:safety-short". */
+  name: string;
+  step: number[];
+  /** Loss terms by name ("total", "refusal", "harmfulness", "norm", …), each aligned with `step`. */
+  terms: Record<string, number[]>;
+}
+
+export interface NearestTokens {
+  name: string;
+  /** Per soft-prompt position: the init token and the nearest vocabulary tokens by cosine. */
+  positions: { position: number; initToken: string; nearest: { token: string; cosine: number }[] }[];
+}
+
+export interface ExampleResponse {
+  model: string;
+  condition: string;
+  label: 'harmful' | 'harmless';
+  query: string;
+  response: string;
+  refused: boolean;
+}
+
+export interface ReportData {
+  title: string;
+  generatedAt: string;
+  /** Short protocol notes shown under the title (how metrics are defined). */
+  notes: string[];
+  summary: SummaryRow[];
+  pca: PcaView[];
+  curves: TrainingCurve[];
+  nearestTokens: NearestTokens[];
+  examples: ExampleResponse[];
+}
