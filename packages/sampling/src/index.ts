@@ -1,1 +1,2 @@
-export {};
+export * from './judge.ts';
+export * from './judge-file.ts';

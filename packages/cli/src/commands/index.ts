@@ -1,4 +1,5 @@
 /** Every `dro` subcommand. Add a module under commands/ and list it here. */
 import type { Command } from '../command.ts';
+import { judgeCommand } from './judge.ts';
 
-export const commands: Command[] = [];
+export const commands: Command[] = [judgeCommand];
