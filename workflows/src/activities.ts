@@ -1,0 +1,104 @@
+/**
+ * Activities: thin adapters between Temporal and the stage contract. All real work (cache lookup, running
+ * the stage, recording outputs) happens in the node executor the spine provides; here we only translate:
+ *   ctx.progress  → Context.current().heartbeat(details)
+ *   cancellation  → ctx.signal (aborted by the SDK when the server delivers a cancel on a heartbeat)
+ *   BadInputError → ApplicationFailure.nonRetryable (type "BadInputError", original message)
+ *   other errors  → rethrown as is: retried by the workflow's retry policy; the cache makes it idempotent.
+ */
+import os from 'node:os';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ArtifactRef } from '@dro/artifacts';
+import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger } from '@dro/pipeline';
+import { BAD_INPUT_ERROR_TYPE, type RunStageInput, type RunStageResult, type StageHeartbeat } from './shared.ts';
+import { planDag, type StageLookup } from './plan.ts';
+
+/** What the activity asks of the spine: run ONE node with resolved inputs (cache lookup, run, record). */
+export interface NodeExecutionRequest {
+  runId: string;
+  node: DagNode;
+  inputs: Record<string, ArtifactRef>;
+  signal: AbortSignal;
+  progress(event: ProgressEvent): void;
+  log: StageLogger;
+}
+export type NodeExecutor = (req: NodeExecutionRequest) => Promise<{ outputs: Record<string, ArtifactRef>; cacheHit: boolean }>;
+
+export interface ActivityDeps {
+  stages: StageLookup;
+  execute: NodeExecutor;
+  /** Identity shown in status views; default host:pid. */
+  workerIdentity?: string;
+}
+
+const workerIdentityDefault = `${os.hostname()}:${process.pid}`;
+
+/** Builds the activity implementations a worker registers. */
+export function createActivities(deps: ActivityDeps) {
+  const identity = deps.workerIdentity ?? workerIdentityDefault;
+  return {
+    /** Validates a DAG against this worker's stage registry and returns each node's queue class + order. */
+    async planDag(dag: Dag) {
+      try {
+        return planDag(dag, deps.stages);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** Runs one DAG node through the spine's executor; heartbeats carry its progress. */
+    async runStageActivity(input: RunStageInput): Promise<RunStageResult> {
+      const actx = Context.current();
+      const started = Date.now();
+      let last: StageHeartbeat = { nodeId: input.node.id, done: 0 };
+      actx.heartbeat(last);
+      // Stages may work for a while without reporting progress; a steady heartbeat keeps the worker
+      // visibly alive and is how the server delivers cancellation. The SDK throttles what it sends.
+      const keepAliveMs = Math.max(100, Math.min(5_000, (actx.info.heartbeatTimeoutMs ?? 60_000) / 4));
+      const keepAlive = setInterval(() => actx.heartbeat(last), keepAliveMs);
+      const log: StageLogger = {
+        info: (message, fields) => actx.log.info(message, { nodeId: input.node.id, ...fields }),
+        warn: (message, fields) => actx.log.warn(message, { nodeId: input.node.id, ...fields }),
+      };
+      if (actx.info.attempt > 1) {
+        log.info('retrying node', { attempt: actx.info.attempt, lastHeartbeat: actx.info.heartbeatDetails });
+      }
+      try {
+        const result = await deps.execute({
+          runId: input.runId,
+          node: input.node,
+          inputs: input.inputs,
+          signal: actx.cancellationSignal,
+          log,
+          progress: (event) => {
+            last = { nodeId: input.node.id, done: event.done };
+            if (event.total !== undefined) last.total = event.total;
+            if (event.message !== undefined) last.message = event.message;
+            actx.heartbeat(last);
+          },
+        });
+        return { ...result, durationMs: Date.now() - started, worker: identity };
+      } catch (err) {
+        throw toActivityFailure(err);
+      } finally {
+        clearInterval(keepAlive);
+      }
+    },
+  };
+}
+
+export type DroActivities = ReturnType<typeof createActivities>;
+
+/** Input errors never succeed on retry: mark them non-retryable and keep their message unchanged. */
+export function toActivityFailure(err: unknown): unknown {
+  // By class (subclasses such as SchemaError included) or by name, in case two copies of the class are loaded.
+  if (err instanceof BadInputError || (err instanceof Error && err.name === BAD_INPUT_ERROR_TYPE)) {
+    return ApplicationFailure.create({
+      message: err.message,
+      type: BAD_INPUT_ERROR_TYPE,
+      nonRetryable: true,
+      details: [{ errorClass: err.name }],
+    });
+  }
+  return err;
+}

@@ -1,0 +1,136 @@
+/**
+ * Names and message types shared by the workflow (sandboxed, deterministic), the activities, the worker
+ * and the client. Pure data only: this file is bundled into the workflow sandbox, so it must not import
+ * anything with side effects (type-only imports are erased).
+ */
+import type { ArtifactRef } from '@dro/artifacts';
+import type { Dag, DagNode, StageNeeds } from '@dro/pipeline';
+
+/** Activity task queue per stage resource class. */
+export const TASK_QUEUES: Record<StageNeeds, string> = { cpu: 'dro-cpu', model: 'dro-model' };
+/**
+ * Workflow tasks (cheap, deterministic orchestration) have their own queue that every worker process
+ * serves, so a machine serving only dro-model can still drive a run.
+ */
+export const WORKFLOW_TASK_QUEUE = 'dro-workflows';
+/** Error type name of input errors; the retry policy lists it as non-retryable. */
+export const BAD_INPUT_ERROR_TYPE = 'BadInputError';
+
+export type QueueName = keyof typeof TASK_QUEUES;
+
+export interface RetrySettings {
+  /** Attempts per node including the first (transient errors only; bad input is never retried). */
+  maximumAttempts: number;
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+  backoffCoefficient: number;
+}
+
+export interface DagWorkflowInput {
+  /** Run id recorded in progress/status; defaults to the workflow id. */
+  runId?: string;
+  dag: Dag;
+  /** Nodes running at once (across both queues). */
+  concurrency?: number;
+  /** A worker that has not heartbeated for this long is presumed dead and the node is retried elsewhere. */
+  heartbeatTimeoutMs?: number;
+  /** Upper bound on one attempt of one node (training can take hours). */
+  startToCloseTimeoutMs?: number;
+  retry?: Partial<RetrySettings>;
+}
+
+/** What runStageActivity receives: one node with every input already resolved to an artifact ref. */
+export interface RunStageInput {
+  runId: string;
+  node: DagNode;
+  inputs: Record<string, ArtifactRef>;
+}
+
+export interface RunStageResult {
+  outputs: Record<string, ArtifactRef>;
+  cacheHit: boolean;
+  /** Wall time of the attempt on the worker, ms. */
+  durationMs: number;
+  /** Worker identity that ran it (host:pid), for status views. */
+  worker: string;
+}
+
+/** Result of the planning activity: the resource class of every node, after validating the DAG. */
+export interface DagPlan {
+  needs: Record<string, StageNeeds>;
+  /** A topological order of node ids (dependencies first). */
+  order: string[];
+}
+
+/** Heartbeat details of runStageActivity: the stage's last progress event plus the node it belongs to. */
+export interface StageHeartbeat {
+  nodeId: string;
+  done: number;
+  total?: number;
+  message?: string;
+}
+
+export type NodeState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+
+export interface NodeStatus {
+  id: string;
+  stage: string;
+  queue: string | null;
+  state: NodeState;
+  cacheHit?: boolean;
+  outputs?: Record<string, ArtifactRef>;
+  error?: string;
+  /** Workflow time (deterministic clock) when the node was scheduled / finished, ISO strings. */
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  worker?: string;
+  /** Filled by the client from the pending activity's last heartbeat; the workflow cannot see heartbeats. */
+  progress?: StageHeartbeat;
+  attempt?: number;
+}
+
+export interface DagRunStatus {
+  runId: string;
+  dag: string;
+  state: 'running' | 'succeeded' | 'failed' | 'cancelled';
+  nodes: NodeStatus[];
+  done: number;
+  total: number;
+  error?: string;
+}
+
+export interface DagWorkflowResult {
+  runId: string;
+  /** Output refs by node id, then output name. */
+  outputs: Record<string, Record<string, ArtifactRef>>;
+  nodes: NodeStatus[];
+}
+
+/** One model's DAG inside a multi-model experiment. */
+export interface ExperimentInput {
+  runId?: string;
+  models: { name: string; dag: Dag }[];
+  /** Options applied to every per-model child workflow. */
+  child?: Omit<DagWorkflowInput, 'dag' | 'runId'>;
+}
+
+export interface ExperimentStatus {
+  runId: string;
+  models: { name: string; workflowId: string; state: DagRunStatus['state'] | 'pending'; error?: string }[];
+}
+
+export interface ExperimentResult {
+  runId: string;
+  models: Record<string, DagWorkflowResult>;
+}
+
+export const DEFAULT_RETRY: RetrySettings = {
+  maximumAttempts: 5,
+  initialIntervalMs: 1_000,
+  maximumIntervalMs: 60_000,
+  backoffCoefficient: 2,
+};
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 120_000;
+export const DEFAULT_START_TO_CLOSE_TIMEOUT_MS = 24 * 3600_000;
+export const DEFAULT_CONCURRENCY = 4;

