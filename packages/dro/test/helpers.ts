@@ -1,0 +1,29 @@
+/** Small deterministic helpers shared by the dro tests. */
+
+/** mulberry32: a seeded uniform [0, 1) generator, so fixtures are identical on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** k random orthonormal rows of length d (Gram–Schmidt in float64): [k * d]. */
+export function orthonormalRows(k: number, d: number, rand: () => number): Float32Array {
+  const rows: Float64Array[] = [];
+  while (rows.length < k) {
+    const v = Float64Array.from({ length: d }, () => rand() - 0.5);
+    for (const r of rows) {
+      const dot = v.reduce((s, x, i) => s + x * r[i]!, 0);
+      for (let i = 0; i < d; i++) v[i]! -= dot * r[i]!;
+    }
+    const n = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    if (n < 1e-6) continue;
+    rows.push(v.map((x) => x / n));
+  }
+  return Float32Array.from(rows.flatMap((r) => Array.from(r)));
+}
