@@ -3,7 +3,7 @@
  * stage, that its params parse, that its inputs match the stage's declared inputs and point at declared
  * outputs of existing nodes, and that there is no cycle. Every problem is a BadInputError naming the node.
  */
-import { BadInputError, type Dag, type Stage, type StageNeeds } from '@dro/pipeline';
+import { acceptsInput, BadInputError, type Dag, type Stage, type StageNeeds } from '@dro/pipeline';
 import type { DagPlan } from './shared.ts';
 
 /** Anything that finds a stage by name: the spine's StageRegistry, a Map, or a function. */
@@ -28,15 +28,16 @@ export function planDag(dag: Dag, stages: StageLookup): DagPlan {
     const stage = byId.get(node.id)!;
     needs[node.id] = stage.needs;
     stage.parseParams?.(node.params); // throws BadInputError naming the field
-    const declared = new Set(stage.inputs);
+    const declared = [...stage.inputs, ...(stage.variadicInputs ?? []).map((p) => `${p}:*`)];
     for (const name of Object.keys(node.inputs)) {
-      if (!declared.has(name)) {
-        throw new BadInputError(`${where}: node "${node.id}" has input "${name}" but stage ${stage.name} expects [${[...declared].join(', ')}]`);
+      if (!acceptsInput(stage, name)) {
+        throw new BadInputError(`${where}: node "${node.id}" has input "${name}" but stage ${stage.name} expects [${declared.join(', ')}]`);
       }
     }
     for (const name of stage.inputs) {
-      const src = node.inputs[name];
-      if (!src) throw new BadInputError(`${where}: node "${node.id}" is missing input "${name}" of stage ${stage.name}`);
+      if (!node.inputs[name]) throw new BadInputError(`${where}: node "${node.id}" is missing input "${name}" of stage ${stage.name}`);
+    }
+    for (const [name, src] of Object.entries(node.inputs)) {
       if ('node' in src) {
         const from = byId.get(src.node);
         if (!from) throw new BadInputError(`${where}: node "${node.id}" input "${name}" refers to unknown node "${src.node}"`);

@@ -48,6 +48,12 @@ export interface Stage<Params = unknown> {
   needs: StageNeeds;
   /** Names of the input artifacts the stage reads (keys of `inputs` in run). */
   inputs: readonly string[];
+  /**
+   * Input name prefixes that take any number (zero or more) of inputs, each named `<prefix>:<key>` — for
+   * stages that gather one artifact per condition (evaluation metrics into the report), or take an
+   * optional one (a soft prompt). Not listed in `inputs`, which stay required.
+   */
+  variadicInputs?: readonly string[];
   /** Names of the output artifacts the stage writes (keys of the returned record). */
   outputs: readonly string[];
   /** Validate params and fill defaults; throw BadInputError naming the field on bad params. */
@@ -57,6 +63,21 @@ export interface Stage<Params = unknown> {
 
 /** Bad-input errors are never retried; defined in @dro/artifacts (the store raises them too). */
 export { BadInputError } from '@dro/artifacts';
+
+/** Whether `inputName` is one of `stage`'s inputs: a declared name or `<variadic prefix>:<key>`. */
+export function acceptsInput(stage: Pick<Stage, 'inputs' | 'variadicInputs'>, inputName: string): boolean {
+  if (stage.inputs.includes(inputName)) return true;
+  const colon = inputName.indexOf(':');
+  return colon > 0 && colon < inputName.length - 1 && (stage.variadicInputs ?? []).includes(inputName.slice(0, colon));
+}
+
+/** The inputs named `<prefix>:<key>`, by key, in name order (so the order never depends on the engine). */
+export function variadicInputs<T>(inputs: Record<string, T>, prefix: string): Array<{ key: string; value: T }> {
+  return Object.keys(inputs)
+    .filter((name) => name.startsWith(`${prefix}:`))
+    .sort()
+    .map((name) => ({ key: name.slice(prefix.length + 1), value: inputs[name]! }));
+}
 
 /** One node of a DAG: a stage instance, its params, and where each input comes from. */
 export interface DagNode {
