@@ -1,1 +1,5 @@
-export {};
+export * from './pca.ts';
+export * from './logistic.ts';
+export * from './params.ts';
+export * from './stage.ts';
+export { mulberry32, seededPermutation } from './random.ts';

@@ -1,0 +1,214 @@
+/**
+ * Declared schemas of the DRO analysis artifacts (issue 4): every artifact that crosses a stage boundary
+ * is declared here, because stage packages may not import each other.
+ *
+ *   query-set/v1        importQueries (data-prep) → data-prep
+ *   prompt-set/v1       importPrompts (data-prep) → data-prep
+ *   rendered-inputs/v1  data-prep → sampling, refusal-logprob, extract, dro, evaluate
+ *   samples/v1          sampling (all responses + verdicts)
+ *   compliance-scores/v1 sampling or refusal-logprob → directions (refusal-boundary labels)
+ *   hidden-states/v1    extract → directions, evaluate
+ *   directions/v1       directions → dro, evaluate (safetensors)
+ *   directions-report/v1 directions (per-fold CV numbers)
+ *
+ * Row identity: `input_id` = "<set>/<query_id>/<prompt_id>" is unique within a rendered-inputs table and
+ * is the join key for every per-input table downstream.
+ */
+import { defineJsonSchema, defineTableSchema, defineTensorSchema } from '../schemas.ts';
+
+/** The two query labels. Harmfulness-boundary targets: harmless = 1, harmful = 0. */
+export const QUERY_LABELS = ['harmful', 'harmless'] as const;
+export type QueryLabel = (typeof QUERY_LABELS)[number];
+
+/** The prompt variant that adds no safety prompt (the paper's "no prompt" condition). */
+export const NO_PROMPT_ID = 'none';
+
+export const querySetSchema = defineTableSchema({
+  name: 'query-set/v1',
+  columns: [
+    { name: 'set', type: 'utf8' },
+    { name: 'query_id', type: 'utf8' },
+    { name: 'query', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    { name: 'category', type: 'utf8', nullable: true },
+    { name: 'pair_id', type: 'utf8', nullable: true },
+  ],
+});
+
+export interface PromptSet {
+  /** Named safety prompts; "none" is implicit and may not be used as an id. */
+  prompts: { id: string; text: string }[];
+}
+
+export const promptSetSchema = defineJsonSchema<PromptSet>({
+  name: 'prompt-set/v1',
+  validate(value) {
+    const problems: string[] = [];
+    const prompts = (value as PromptSet | null)?.prompts;
+    if (!Array.isArray(prompts)) return ['prompts: expected an array of {id, text}'];
+    const seen = new Set<string>();
+    prompts.forEach((p, i) => {
+      if (typeof p?.id !== 'string' || !/^[A-Za-z0-9._-]+$/.test(p.id)) problems.push(`prompts[${i}].id: expected [A-Za-z0-9._-]+`);
+      else if (p.id === NO_PROMPT_ID) problems.push(`prompts[${i}].id: "${NO_PROMPT_ID}" is reserved for the no-prompt variant`);
+      else if (seen.has(p.id)) problems.push(`prompts[${i}].id: duplicate id "${p.id}"`);
+      else seen.add(p.id);
+      if (typeof p?.text !== 'string' || p.text.trim() === '') problems.push(`prompts[${i}].text: expected non-empty text`);
+    });
+    return problems;
+  },
+});
+
+export const renderedInputsSchema = defineTableSchema({
+  name: 'rendered-inputs/v1',
+  columns: [
+    { name: 'input_id', type: 'utf8' },
+    { name: 'set', type: 'utf8' },
+    { name: 'query_id', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    { name: 'category', type: 'utf8', nullable: true },
+    { name: 'pair_id', type: 'utf8', nullable: true },
+    { name: 'prompt_id', type: 'utf8' },
+    { name: 'query', type: 'utf8' },
+    /** The chat-templated text, ending with the assistant-turn opener (generation prompt). */
+    { name: 'rendered', type: 'utf8' },
+    { name: 'token_ids', type: 'list<int32>' },
+    /**
+     * Where the safety prompt's own tokens (tokenized alone, no BOS) sit in token_ids: [start, start+count).
+     * Null for "none" or when the template's tokenization does not contain them verbatim.
+     */
+    { name: 'prompt_token_start', type: 'int32', nullable: true },
+    { name: 'prompt_token_count', type: 'int32', nullable: true },
+  ],
+});
+
+export const samplesSchema = defineTableSchema({
+  name: 'samples/v1',
+  columns: [
+    { name: 'input_id', type: 'utf8' },
+    { name: 'set', type: 'utf8' },
+    { name: 'query_id', type: 'utf8' },
+    { name: 'prompt_id', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    { name: 'sample_index', type: 'int32' },
+    { name: 'seed', type: 'int32' },
+    { name: 'output', type: 'utf8' },
+    { name: 'new_tokens', type: 'int32' },
+    { name: 'refused', type: 'bool' },
+    { name: 'matched_phrase', type: 'utf8', nullable: true },
+    /** LLM judge verdict (true = unsafe/harmful answer); null when no LLM judge ran. */
+    { name: 'llm_unsafe', type: 'bool', nullable: true },
+  ],
+});
+
+/** Label sources of compliance-scores: sampled responses + judge, or one forward pass (refusal openers). */
+export type ComplianceSource = 'sampled' | 'logprob';
+
+export const complianceScoresSchema = defineTableSchema({
+  name: 'compliance-scores/v1',
+  columns: [
+    { name: 'input_id', type: 'utf8' },
+    { name: 'set', type: 'utf8' },
+    { name: 'query_id', type: 'utf8' },
+    { name: 'prompt_id', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    /** Soft label of the refusal boundary in [0, 1]: fraction of samples not refused, or 1 − P(refusal opener). */
+    { name: 'compliance', type: 'float64' },
+    /** Samples judged (0 for the logprob source). */
+    { name: 'n_samples', type: 'int32' },
+    { name: 'source', type: 'utf8' },
+    /** P(the answer opens with a refusal opener); null for the sampled source. */
+    { name: 'refusal_prob', type: 'float64', nullable: true },
+  ],
+});
+
+export const hiddenStatesSchema = defineTableSchema({
+  name: 'hidden-states/v1',
+  columns: [
+    { name: 'input_id', type: 'utf8' },
+    { name: 'set', type: 'utf8' },
+    { name: 'query_id', type: 'utf8' },
+    { name: 'prompt_id', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    { name: 'n_tokens', type: 'int32' },
+    /** [d] final hidden state after the final norm, at the last input position. */
+    { name: 'hidden', type: 'vector', listSize: 'any' },
+  ],
+});
+
+/** hidden-states/v1 plus every layer's residual stream at the last position (extract with allLayers). */
+export const hiddenStatesAllLayersSchema = defineTableSchema({
+  name: 'hidden-states-all-layers/v1',
+  columns: [
+    ...hiddenStatesSchema.columns,
+    { name: 'num_layers', type: 'int32' },
+    /** [num_layers × d] layer-major: the output of each decoder block (before the final norm). */
+    { name: 'layers', type: 'vector', listSize: 'any' },
+  ],
+});
+
+export const directionsSchema = defineTensorSchema({
+  name: 'directions/v1',
+  tensors: {
+    mean: { dtype: 'F32', rank: 1 },
+    components: { dtype: 'F32', rank: 2 },
+    explained_variance_ratio: { dtype: 'F32', rank: 1 },
+    refusal_w: { dtype: 'F32', rank: 1 },
+    refusal_b: { dtype: 'F32', rank: 1 },
+    harmfulness_w: { dtype: 'F32', rank: 1 },
+    harmfulness_b: { dtype: 'F32', rank: 1 },
+  },
+  validate(tensors) {
+    const { mean, components, explained_variance_ratio: ratio, refusal_w, refusal_b, harmfulness_w, harmfulness_b } = tensors;
+    if (!mean || !components || !ratio || !refusal_w || !refusal_b || !harmfulness_w || !harmfulness_b) return [];
+    const [k, d] = components.shape;
+    const problems: string[] = [];
+    if (mean.shape[0] !== d) problems.push(`tensor "mean": expected [${d}] to match components [${k}, ${d}]`);
+    for (const [name, t] of Object.entries({ explained_variance_ratio: ratio, refusal_w, harmfulness_w }))
+      if (t.shape[0] !== k) problems.push(`tensor "${name}": expected [${k}] (k), got [${t.shape.join(', ')}]`);
+    for (const [name, t] of Object.entries({ refusal_b, harmfulness_b }))
+      if (t.shape[0] !== 1) problems.push(`tensor "${name}": expected [1], got [${t.shape.join(', ')}]`);
+    return problems;
+  },
+});
+
+export interface BoundaryReport {
+  target: string;
+  weights: number[];
+  bias: number;
+  folds: {
+    fold: number;
+    trainRows: number;
+    heldOutRows: number;
+    epochs: number;
+    bestEpoch: number;
+    heldOutBce: number;
+    heldOutAccuracy: number;
+  }[];
+  meanHeldOutBce: number;
+  meanHeldOutAccuracy: number;
+  allRowsBce: number;
+  allRowsAccuracy: number;
+}
+
+export interface DirectionsReport {
+  rows: number;
+  dim: number;
+  k: number;
+  explainedVarianceRatio: number[];
+  /** Rows per set × prompt × label that the fit used. */
+  counts: { set: string; prompt_id: string; label: string; rows: number; meanCompliance: number }[];
+  refusal: BoundaryReport;
+  harmfulness: BoundaryReport;
+}
+
+export const directionsReportSchema = defineJsonSchema<DirectionsReport>({
+  name: 'directions-report/v1',
+  validate(value) {
+    const v = value as Partial<DirectionsReport> | null;
+    const problems: string[] = [];
+    if (typeof v?.k !== 'number') problems.push('k: expected a number');
+    for (const key of ['refusal', 'harmfulness'] as const)
+      if (!Array.isArray(v?.[key]?.folds)) problems.push(`${key}.folds: expected an array`);
+    return problems;
+  },
+});

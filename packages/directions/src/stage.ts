@@ -1,0 +1,160 @@
+/**
+ * The directions stage: PCA (top k) on every hidden state it is given (harmful + harmless × every prompt
+ * variant, the no-prompt one included), then two logistic boundaries on the k PCA coordinates:
+ *
+ *   refusal boundary      target = compliance score (soft label from compliance-scores/v1)
+ *   harmfulness boundary  target = 1 for harmless, 0 for harmful
+ *
+ * Both predict the positive class ("complies", "harmless") with a positive logit w·z + b, where
+ * z = (h − mean)·componentsᵀ. The DRO loss (issue 5) uses exactly these conventions.
+ *
+ * Inputs:  hiddenStates (hidden-states/v1), scores (compliance-scores/v1, from sampling or refusal-logprob)
+ * Outputs: directions (directions/v1 safetensors), report (directions-report/v1 JSON: per-fold numbers)
+ */
+import type { Table } from 'apache-arrow';
+import {
+  BadInputError,
+  type ArtifactRef,
+  type DirectionsReport,
+  complianceScoresSchema,
+  directionsReportSchema,
+  directionsSchema,
+  hiddenStatesSchema,
+  vectorValues,
+} from '@dro/artifacts';
+import type { Stage, StageContext } from '@dro/pipeline';
+import { fitBoundary, type BoundaryFit } from './logistic.ts';
+import { fitPca, projectRows } from './pca.ts';
+import { parseDirectionsParams, type DirectionsParams } from './params.ts';
+
+function stringColumn(table: Table, name: string, artifact: string): string[] {
+  const column = table.getChild(name);
+  if (!column) throw new BadInputError(`${artifact}: missing column "${name}"`);
+  return Array.from({ length: table.numRows }, (_, i) => String(column.get(i)));
+}
+
+function boundaryReport(target: string, fit: BoundaryFit): DirectionsReport['refusal'] {
+  return {
+    target,
+    weights: Array.from(fit.model.weights),
+    bias: fit.model.bias,
+    folds: fit.folds,
+    meanHeldOutBce: fit.meanHeldOutBce,
+    meanHeldOutAccuracy: fit.meanHeldOutAccuracy,
+    allRowsBce: fit.allRowsBce,
+    allRowsAccuracy: fit.allRowsAccuracy,
+  };
+}
+
+async function runDirections(
+  ctx: StageContext,
+  inputs: Record<string, ArtifactRef>,
+  params: DirectionsParams,
+): Promise<Record<string, ArtifactRef>> {
+  const hiddenTable = await ctx.store.getTable(inputs.hiddenStates);
+  const scoresTable = await ctx.store.getTable(inputs.scores);
+  const hiddenName = `hidden states ${inputs.hiddenStates.digest.slice(0, 12)}`;
+  const scoresName = `compliance scores ${inputs.scores.digest.slice(0, 12)}`;
+
+  const complianceById = new Map<string, number>();
+  const scoreIds = stringColumn(scoresTable, 'input_id', scoresName);
+  const compliance = scoresTable.getChild('compliance')!;
+  scoreIds.forEach((id, i) => complianceById.set(id, Number(compliance.get(i))));
+
+  const ids = stringColumn(hiddenTable, 'input_id', hiddenName);
+  const sets = stringColumn(hiddenTable, 'set', hiddenName);
+  const prompts = stringColumn(hiddenTable, 'prompt_id', hiddenName);
+  const labels = stringColumn(hiddenTable, 'label', hiddenName);
+  const { values, dim } = vectorValues(hiddenTable, 'hidden');
+  const selected = ids.map((_, i) => i).filter((i) => params.sets.length === 0 || params.sets.includes(sets[i]));
+  if (selected.length < params.boundary.folds)
+    throw new BadInputError(
+      `${hiddenName}: ${selected.length} rows${params.sets.length ? ` in sets ${params.sets.join(', ')}` : ''}; need at least ${params.boundary.folds} for ${params.boundary.folds}-fold CV`,
+    );
+
+  const n = selected.length;
+  const rows = new Float32Array(n * dim); // [n, d]
+  const refusalTargets = new Float64Array(n);
+  const harmlessTargets = new Float64Array(n);
+  selected.forEach((source, row) => {
+    rows.set(values.subarray(source * dim, (source + 1) * dim), row * dim);
+    const score = complianceById.get(ids[source]);
+    if (score === undefined) throw new BadInputError(`${scoresName}: no compliance score for input "${ids[source]}"`);
+    refusalTargets[row] = score;
+    if (labels[source] !== 'harmful' && labels[source] !== 'harmless')
+      throw new BadInputError(`${hiddenName}: row ${source} ("${ids[source]}"): label must be harmful or harmless, got "${labels[source]}"`);
+    harmlessTargets[row] = labels[source] === 'harmless' ? 1 : 0;
+  });
+  if (!harmlessTargets.includes(0) || !harmlessTargets.includes(1))
+    throw new BadInputError(`${hiddenName}: the harmfulness boundary needs both harmful and harmless rows`);
+
+  ctx.progress({ done: 0, total: 3, message: `PCA k=${params.k} on ${n}×${dim}` });
+  const pca = fitPca(rows, n, dim, { k: params.k, seed: params.pcaSeed });
+  const coordinates = projectRows(pca, rows, n); // [n, k]
+  if (ctx.signal.aborted) throw ctx.signal.reason;
+
+  ctx.progress({ done: 1, total: 3, message: 'refusal boundary (10-fold CV)' });
+  const refusal = fitBoundary(coordinates, refusalTargets, params.k, params.boundary);
+  if (ctx.signal.aborted) throw ctx.signal.reason;
+  ctx.progress({ done: 2, total: 3, message: 'harmfulness boundary (10-fold CV)' });
+  const harmfulness = fitBoundary(coordinates, harmlessTargets, params.k, params.boundary);
+  ctx.progress({ done: 3, total: 3, message: 'done' });
+
+  const groups = new Map<string, { set: string; prompt_id: string; label: string; rows: number; sum: number }>();
+  selected.forEach((source, row) => {
+    const key = `${sets[source]}\u0000${prompts[source]}\u0000${labels[source]}`;
+    const group = groups.get(key) ?? { set: sets[source], prompt_id: prompts[source], label: labels[source], rows: 0, sum: 0 };
+    group.rows++;
+    group.sum += refusalTargets[row];
+    groups.set(key, group);
+  });
+
+  const manifest = {
+    producer: { stage: directionsStage.name, version: directionsStage.version },
+    params,
+    inputs: { hiddenStates: inputs.hiddenStates.digest, scores: inputs.scores.digest },
+  };
+  const f32 = (data: ArrayLike<number>, shape: number[]) => ({ dtype: 'F32' as const, shape, data: Float32Array.from(data) });
+  const directions = await ctx.store.putTensors(
+    directionsSchema.name,
+    {
+      mean: f32(pca.mean, [dim]),
+      components: f32(pca.components, [params.k, dim]),
+      explained_variance_ratio: f32(pca.explainedVarianceRatio, [params.k]),
+      refusal_w: f32(refusal.model.weights, [params.k]),
+      refusal_b: f32([refusal.model.bias], [1]),
+      harmfulness_w: f32(harmfulness.model.weights, [params.k]),
+      harmfulness_b: f32([harmfulness.model.bias], [1]),
+    },
+    manifest,
+    { conventions: 'logit = w·((h − mean)·componentsᵀ) + b; positive = compliance (refusal_*) / harmless (harmfulness_*)' },
+  );
+  const report: DirectionsReport = {
+    rows: n,
+    dim,
+    k: params.k,
+    explainedVarianceRatio: Array.from(pca.explainedVarianceRatio),
+    counts: [...groups.values()].map((g) => ({ set: g.set, prompt_id: g.prompt_id, label: g.label, rows: g.rows, meanCompliance: g.sum / g.rows })),
+    refusal: boundaryReport('compliance score (fraction of samples not refused)', refusal),
+    harmfulness: boundaryReport('1 = harmless, 0 = harmful', harmfulness),
+  };
+  ctx.log.info('directions fitted', {
+    explainedVarianceRatio: report.explainedVarianceRatio,
+    refusalAccuracy: refusal.meanHeldOutAccuracy,
+    harmfulnessAccuracy: harmfulness.meanHeldOutAccuracy,
+  });
+  return { directions, report: await ctx.store.putJson(directionsReportSchema.name, report, manifest) };
+}
+
+export const directionsStage: Stage<DirectionsParams> = {
+  name: 'directions',
+  version: '1',
+  needs: 'cpu',
+  inputs: ['hiddenStates', 'scores'],
+  outputs: ['directions', 'report'],
+  parseParams: parseDirectionsParams,
+  run: runDirections,
+};
+
+/** Schemas this stage reads, for engines that check inputs before running. */
+export const directionsInputSchemas = { hiddenStates: hiddenStatesSchema.name, scores: complianceScoresSchema.name };
