@@ -1,0 +1,8 @@
+export { loadWeights, type LoadedWeights, type WeightFormat } from './load.ts';
+export type { WeightInfo, WeightSource } from './source.ts';
+export { GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.ts';
+export { dequantize, GgmlType, ggmlTypeName, DEQUANTIZABLE_TYPES } from './dequant.ts';
+export { hfNameOfGgufTensor, unpermuteRotaryRows } from './gguf-weights.ts';
+export { ModelFormatError } from './errors.ts';
+export { fileDigest, modelDigest, droCacheDir } from './digest.ts';
+export { smolLm2GgufPath, requireSmolLm2Gguf, SMOLLM2_GGUF_NAME } from './assets.ts';
