@@ -8,7 +8,15 @@
  * (then they are cancelled and the workflow retries them elsewhere, where the cache makes it cheap).
  */
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type LogLevel,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities, type NodeExecutor } from './activities.ts';
 import type { StageLookup } from './plan.ts';
 import { TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
@@ -65,6 +73,18 @@ const quietBundlerLogger = {
   error: (message: string, meta?: unknown) => console.error(message, meta ?? ''),
   log: () => undefined,
 };
+
+let runtimeInstalled = false;
+
+/**
+ * Routes the SDK's own logs (worker state changes, activity starts) through a logger at `level`; call once
+ * per process before startWorker (tests use WARN to keep output readable). Later calls are ignored.
+ */
+export function installQuietRuntime(level: LogLevel = 'WARN'): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger(level) });
+  runtimeInstalled = true;
+}
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
 export const DEFAULT_NAMESPACE = 'default';

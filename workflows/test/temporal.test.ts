@@ -1,0 +1,207 @@
+/**
+ * The DAG workflow against a REAL Temporal server (dev server or test server binary), with a real worker
+ * in this process and the real artifact store on disk. One server and one workflow bundle for the file.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import type { ArtifactRef } from '@dro/artifacts';
+import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
+import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
+import { connectClient, queryDagStatus, runDagOnTemporal, DagRunFailedError, startDagRun, startExperimentRun } from '../src/client.ts';
+import { createNodeExecutor } from '../src/executor.ts';
+import { planDag } from '../src/plan.ts';
+import type { DagRunStatus, DagWorkflowResult, ExperimentResult } from '../src/shared.ts';
+import { testStages, totalSchema } from './fixtures/stages.ts';
+import { squaresDag } from './fixtures/dags.ts';
+import { auditStore, openStore, tempDir } from './fixtures/env.ts';
+import type { Dag } from '@dro/pipeline';
+
+let server: TemporalServerHandle;
+let worker: DroWorker;
+let client: Client;
+const storeDir = tempDir('dro-wf-store-');
+const scratch = tempDir('dro-wf-scratch-');
+const store = openStore(storeDir.dir);
+const finishedRunIds: string[] = [];
+
+/** Reference: the same DAG run in-process, node by node in plan order, into a separate store. */
+async function runWithoutTemporal(dag: Dag, root: string): Promise<Record<string, Record<string, ArtifactRef>>> {
+  const execute = createNodeExecutor({ store: openStore(root), stages: testStages });
+  const outputs: Record<string, Record<string, ArtifactRef>> = {};
+  for (const id of planDag(dag, testStages).order) {
+    const node = dag.nodes.find((n) => n.id === id)!;
+    const inputs = Object.fromEntries(
+      Object.entries(node.inputs).map(([k, src]) => [k, 'ref' in src ? src.ref : outputs[src.node]![src.output]!]),
+    );
+    const res = await execute({ runId: 'local', node, inputs, signal: new AbortController().signal, progress: () => {}, log: { info: () => {}, warn: () => {} } });
+    outputs[id] = res.outputs;
+  }
+  return outputs;
+}
+
+beforeAll(async () => {
+  installQuietRuntime();
+  server = await startTemporalServer();
+  const t0 = Date.now();
+  await workflowBundle();
+  console.log(`temporal ${server.kind} at ${server.address}; workflow bundle built in ${Date.now() - t0} ms`);
+  worker = await startWorker({
+    queues: ['cpu', 'model'],
+    address: server.address,
+    namespace: server.namespace,
+    stages: testStages,
+    execute: createNodeExecutor({ store, stages: testStages }),
+    handleSignals: false,
+    shutdownGraceMs: 2_000,
+  });
+  client = await connectClient({ address: server.address, namespace: server.namespace });
+});
+
+afterAll(async () => {
+  await client?.connection.close();
+  await worker?.shutdown();
+  await server?.stop();
+  storeDir.remove();
+  scratch.remove();
+});
+
+describe('dagWorkflow on a real Temporal server', () => {
+  it('runs the DAG across dro-cpu and dro-model, reports heartbeat progress, and matches the in-process digests', async () => {
+    const dag = squaresDag('digests', { square: { steps: 8, stepMs: 400 } });
+    const seen: DagRunStatus[] = [];
+    const runId = `digests-${Date.now()}`;
+    const result = await runDagOnTemporal({
+      dag,
+      runId,
+      address: server.address,
+      namespace: server.namespace,
+      heartbeatTimeoutMs: 2_000,
+      pollMs: 200,
+      onStatus: (s) => seen.push(s),
+    });
+    finishedRunIds.push(runId);
+
+    const local = tempDir('dro-wf-local-');
+    try {
+      const reference = await runWithoutTemporal(dag, local.dir);
+      expect(result.outputs).toEqual(reference);
+    } finally {
+      local.remove();
+    }
+    const total = await store.getJson<{ sum: number }>(result.outputs.total!.total!);
+    expect(total.sum).toBeGreaterThan(0);
+    expect(result.outputs.total!.total!.schema).toBe(totalSchema.name);
+
+    const queues = Object.fromEntries(result.nodes.map((n) => [n.id, n.queue]));
+    expect(queues).toEqual({ numbers: 'dro-cpu', square: 'dro-model', total: 'dro-cpu' });
+    // The stage's progress reached the client through heartbeats while the model node ran.
+    const squareProgress = seen.flatMap((s) => s.nodes.filter((n) => n.id === 'square' && n.state === 'running' && n.progress));
+    expect(squareProgress.length).toBeGreaterThan(0);
+    expect(Math.max(...squareProgress.map((n) => n.progress!.done))).toBeGreaterThan(0);
+    expect(squareProgress.at(-1)!.progress).toMatchObject({ nodeId: 'square', total: 8 });
+
+    const status = await queryDagStatus(client, runId);
+    expect(status.state).toBe('succeeded');
+    expect(status.done).toBe(3);
+    expect(status.nodes.every((n) => n.state === 'succeeded' && n.worker)).toBe(true);
+  });
+
+  it('fails with a non-retryable BadInputError naming the field when params are bad (before running anything)', async () => {
+    const dag: Dag = { name: 'bad-params', nodes: [{ id: 'strict', stage: 'test.strict', params: { threshold: 'high' }, inputs: {} }] };
+    const runId = `bad-params-${Date.now()}`;
+    const err = await runDagOnTemporal({ dag, runId, address: server.address }).catch((e: unknown) => e);
+    finishedRunIds.push(runId);
+    expect(err).toBeInstanceOf(DagRunFailedError);
+    expect((err as DagRunFailedError).type).toBe('BadInputError');
+    expect((err as Error).message).toBe('DAG "bad-params" is invalid: params.threshold: expected a number, got "high"');
+  });
+
+  it('surfaces a BadInputError thrown by a running stage unchanged, without retrying it', async () => {
+    const counterDir = scratch.dir;
+    const dag: Dag = {
+      name: 'bad-input',
+      nodes: [
+        { id: 'numbers', stage: 'test.numbers', params: { count: 3, seed: 1 }, inputs: {} },
+        { id: 'check', stage: 'test.reject-input', params: { counterDir }, inputs: { numbers: { node: 'numbers', output: 'numbers' } } },
+      ],
+    };
+    const runId = `bad-input-${Date.now()}`;
+    const err = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialIntervalMs: 50 } }).catch((e: unknown) => e);
+    finishedRunIds.push(runId);
+    expect(err).toBeInstanceOf(DagRunFailedError);
+    expect((err as DagRunFailedError).type).toBe('BadInputError');
+    expect((err as Error).message).toMatch(/^node "check" \(stage test\.reject-input\) failed: input "numbers" \([0-9a-f]{12}\): row 0: expected a negative value$/);
+    expect(readFileSync(path.join(counterDir, 'reject-input.calls'), 'utf8').trim().split('\n')).toHaveLength(1);
+    const status = await queryDagStatus(client, runId);
+    expect(status.state).toBe('failed');
+    expect(status.nodes.map((n) => n.state)).toEqual(['succeeded', 'failed']);
+  });
+
+  it('retries transient errors with backoff until the stage succeeds', async () => {
+    const dag: Dag = { name: 'flaky', nodes: [{ id: 'flaky', stage: 'test.flaky', params: { counterDir: scratch.dir, failTimes: 2 }, inputs: {} }] };
+    const runId = `flaky-${Date.now()}`;
+    const result = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialIntervalMs: 100, maximumAttempts: 4 } });
+    finishedRunIds.push(runId);
+    expect(await store.getJson(result.outputs.flaky!.total!)).toEqual({ sum: 3 });
+    expect(readFileSync(path.join(scratch.dir, 'flaky.calls'), 'utf8').trim().split('\n')).toHaveLength(3);
+  });
+
+  it('cancellation stops the running stage cleanly: nodes cancelled, nothing partial in the store', async () => {
+    const dag = squaresDag('cancel', { seed: 99, square: { steps: 100, stepMs: 200 } });
+    const handle = await startDagRun(client, dag, { runId: `cancel-${Date.now()}`, heartbeatTimeoutMs: 1_000 });
+    await waitFor(async () => (await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.state === 'running');
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    finishedRunIds.push(handle.workflowId);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    const status = await queryDagStatus(client, handle.workflowId);
+    expect(status.state).toBe('cancelled');
+    expect(status.nodes.map((n) => [n.id, n.state])).toEqual([['numbers', 'succeeded'], ['square', 'cancelled'], ['total', 'cancelled']]);
+    const audit = auditStore(storeDir.dir);
+    expect(audit.corrupt).toEqual([]);
+    expect(audit.orphanManifests).toEqual([]);
+  });
+
+  it('a multi-model experiment runs one child workflow per model', async () => {
+    const runId = `experiment-${Date.now()}`;
+    const handle = await startExperimentRun(client, {
+      runId,
+      models: [
+        { name: 'alpha', dag: squaresDag('alpha', { seed: 1 }) },
+        { name: 'beta', dag: squaresDag('beta', { seed: 2 }) },
+      ],
+      child: { concurrency: 2 },
+    });
+    const result = (await handle.result()) as ExperimentResult;
+    finishedRunIds.push(runId, `${runId}.alpha`, `${runId}.beta`);
+    expect(Object.keys(result.models).sort()).toEqual(['alpha', 'beta']);
+    const alpha: DagWorkflowResult = result.models.alpha!;
+    const beta: DagWorkflowResult = result.models.beta!;
+    expect(alpha.outputs.total!.total!.digest).not.toBe(beta.outputs.total!.total!.digest);
+    expect((await queryDagStatus(client, `${runId}.alpha`)).state).toBe('succeeded');
+    const experiment = await handle.query<{ models: { name: string; state: string }[] }>('experimentStatus');
+    expect(experiment.models.map((m) => [m.name, m.state])).toEqual([['alpha', 'succeeded'], ['beta', 'succeeded']]);
+  });
+
+  it('recorded histories of every run above replay deterministically against the current workflow code', async () => {
+    expect(finishedRunIds.length).toBeGreaterThanOrEqual(8);
+    const bundle = await workflowBundle();
+    for (const workflowId of finishedRunIds) {
+      const history = await client.workflow.getHandle(workflowId).fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle: bundle }, history, workflowId);
+    }
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
