@@ -14,7 +14,16 @@
  * Row identity: `input_id` = "<set>/<query_id>/<prompt_id>" is unique within a rendered-inputs table and
  * is the join key for every per-input table downstream.
  */
-import { defineJsonSchema, defineTableSchema, defineTensorSchema } from '../schemas.ts';
+import * as arrow from 'apache-arrow';
+import { SchemaError } from '../errors.ts';
+import {
+  type ColumnType,
+  type TableSchema,
+  defineJsonSchema,
+  defineTableSchema,
+  defineTensorSchema,
+  vectorColumn,
+} from '../schemas.ts';
 
 /** The two query labels. Harmfulness-boundary targets: harmless = 1, harmful = 0. */
 export const QUERY_LABELS = ['harmful', 'harmless'] as const;
@@ -212,3 +221,58 @@ export const directionsReportSchema = defineJsonSchema<DirectionsReport>({
     return problems;
   },
 });
+
+/** Plain column values accepted by tableForSchema, by declared column type. */
+export type PlainColumn =
+  | readonly (string | null)[]
+  | readonly (number | null)[]
+  | readonly (boolean | null)[]
+  | readonly (readonly number[])[]
+  | Float32Array
+  | Float64Array
+  | Int32Array;
+
+/**
+ * Build an Arrow table whose column types are exactly the declared ones (utf8 stays Utf8, not the
+ * dictionary type arrow infers for strings). "vector" columns take row-major Float32Array values plus
+ * their width in `vectorWidths`.
+ */
+export function tableForSchema(
+  schema: TableSchema,
+  columns: Record<string, PlainColumn>,
+  vectorWidths: Record<string, number> = {},
+): arrow.Table {
+  const vectors: Record<string, arrow.Vector> = {};
+  for (const spec of schema.columns) {
+    const values = columns[spec.name];
+    if (values === undefined) throw new Error(`tableForSchema(${schema.name}): no values for column "${spec.name}"`);
+    if (spec.type === 'vector') {
+      const width = vectorWidths[spec.name];
+      if (!(values instanceof Float32Array) || width === undefined)
+        throw new Error(`tableForSchema(${schema.name}): vector column "${spec.name}" needs a Float32Array and a width`);
+      vectors[spec.name] = vectorColumn(values, width);
+      continue;
+    }
+    const type = ARROW_TYPE_OF[spec.type]();
+    vectors[spec.name] = arrow.vectorFromArray(Array.from(values as ArrayLike<unknown>), type);
+  }
+  return new arrow.Table(vectors);
+}
+
+const ARROW_TYPE_OF: Record<Exclude<ColumnType, 'vector'>, () => arrow.DataType> = {
+  utf8: () => new arrow.Utf8(),
+  bool: () => new arrow.Bool(),
+  int32: () => new arrow.Int32(),
+  int64: () => new arrow.Int64(),
+  float32: () => new arrow.Float32(),
+  float64: () => new arrow.Float64(),
+  'list<int32>': () => new arrow.List(new arrow.Field('item', new arrow.Int32(), true)),
+  'list<utf8>': () => new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)),
+};
+
+/** Column `name` of `table` as plain JS values (strings, numbers, booleans, null). */
+export function columnValues<T = unknown>(table: arrow.Table, name: string, artifact: string): T[] {
+  const column = table.getChild(name);
+  if (!column) throw new SchemaError(`${artifact}: missing column "${name}"`);
+  return Array.from({ length: table.numRows }, (_, i) => column.get(i) as T);
+}
