@@ -1,0 +1,21 @@
+/** Types for resolve.mjs (the built @tensorflow/tfjs-node in $DRO_CACHE/native-tf). */
+
+/** What to tell a user when the native backend is missing. */
+export declare const SETUP_HINT: string;
+
+/** $DRO_CACHE/native-tf. */
+export declare function nativeTfDir(): string;
+
+/** Absolute path of the built tfjs-node's entry module, or null when setup has not completed. */
+export declare function resolveNativeTfjsNode(): string | null;
+
+/** The slice of @tensorflow/tfjs-core that loadNativeTfjsNode touches (pass the module itself). */
+export interface TfjsCoreEnv {
+  env(): { getBool(flag: string): boolean; set(flag: string, value: boolean): void };
+}
+
+/**
+ * Imports the built tfjs-node (registers and selects the `tensorflow` backend) with tfjs's duplicate-kernel
+ * warnings muted; throws with SETUP_HINT when it is not installed.
+ */
+export declare function loadNativeTfjsNode(tf: TfjsCoreEnv): Promise<unknown>;

@@ -1,0 +1,52 @@
+/**
+ * Finds the @tensorflow/tfjs-node that tools/native-tf/setup-native-tf.mjs built into $DRO_CACHE/native-tf.
+ * The repo never lists tfjs-node as a dependency (npm ci must not need it), so the `tensorflow` backend is
+ * imported from this absolute path instead of by package name. Plain ESM with no dependencies; types in
+ * resolve.d.mts.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MANIFEST_FILE, NATIVE_TF_DIR } from './pins.mjs';
+
+export const SETUP_HINT = 'run `node tools/native-tf/setup-native-tf.mjs` (or `npm run setup -- --native-tf`) first';
+
+/** $DRO_CACHE/native-tf, the isolated npm prefix holding tfjs-node and the TensorFlow libraries. */
+export function nativeTfDir() {
+  return path.join(process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro'), NATIVE_TF_DIR);
+}
+
+/** Absolute path of the built tfjs-node's entry module, or null when the setup step has not completed. */
+export function resolveNativeTfjsNode() {
+  const dir = nativeTfDir();
+  let manifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8'));
+  } catch {
+    return null; // the manifest is written last, so without it the build did not finish
+  }
+  const entry = path.join(dir, manifest.entry);
+  return fs.existsSync(entry) && fs.existsSync(path.join(dir, manifest.bindingPath)) ? entry : null;
+}
+
+/**
+ * Imports the built tfjs-node, which registers the `tensorflow` backend and makes it current.
+ *
+ * `tf` is the caller's @tensorflow/tfjs-core (same version as tfjs-node's copy: setup checks). Both copies
+ * share tfjs's global engine and kernel registry, so tfjs-node's bundled tfjs-backend-cpu re-registers the
+ * same cpu kernels and tfjs logs ~170 "already registered" warnings; the PROD flag mutes tfjs's logging for
+ * the import only. TF_CPP_MIN_LOG_LEVEL=1 (unless set) drops TensorFlow's start-up INFO lines.
+ */
+export async function loadNativeTfjsNode(tf) {
+  const entry = resolveNativeTfjsNode();
+  if (!entry) throw new Error(`the native TensorFlow backend is not installed in ${nativeTfDir()}: ${SETUP_HINT}`);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  const wasProd = tf.env().getBool('PROD');
+  tf.env().set('PROD', true);
+  try {
+    return await import(pathToFileURL(entry).href);
+  } finally {
+    tf.env().set('PROD', wasProd);
+  }
+}
