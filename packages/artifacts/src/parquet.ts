@@ -1,0 +1,27 @@
+/**
+ * Arrow ↔ Parquet through parquet-wasm (arrow-rs compiled to wasm). Tables cross the JS/wasm boundary
+ * as Arrow IPC streams. arrow-rs stores the Arrow schema in the Parquet footer, so FixedSizeList<Float32>
+ * vectors come back as vectors (pyarrow reads them the same way).
+ */
+import * as arrow from 'apache-arrow';
+import * as parquet from 'parquet-wasm';
+import { ArtifactFormatError } from './errors.ts';
+
+/** Serialise an Arrow table to zstd-compressed Parquet bytes. */
+export function tableToParquet(table: arrow.Table): Uint8Array {
+  const properties = new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.ZSTD).build();
+  // fromIPCStream copies into wasm memory; writeParquet consumes both the table and the properties.
+  const wasmTable = parquet.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
+  return parquet.writeParquet(wasmTable, properties);
+}
+
+/** Parse Parquet bytes into an Arrow table; `label` names the file in the error if they are not Parquet. */
+export function parquetToTable(bytes: Uint8Array, label: string): arrow.Table {
+  let ipc: Uint8Array;
+  try {
+    ipc = parquet.readParquet(bytes).intoIPCStream();
+  } catch (error) {
+    throw new ArtifactFormatError(`parquet ${label}: cannot read (${String((error as Error)?.message ?? error)})`);
+  }
+  return arrow.tableFromIPC(ipc);
+}
