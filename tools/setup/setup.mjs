@@ -8,6 +8,8 @@
  *   node tools/setup/setup.mjs --test     also what the test suite needs: Temporal server binaries,
  *                                         python3 read-back packages, headless Chromium
  *   node tools/setup/setup.mjs --check    report what is present, change nothing (exit 1 if incomplete)
+ *   node tools/setup/setup.mjs --native-tf  also the native TensorFlow backend (tools/native-tf: tfjs-node
+ *                                         built against the tensorflow-cpu wheel; DRO_TFJS_BACKEND=tensorflow)
  *
  * Every asset is pinned (version + sha256). Downloads land in a temp dir and are renamed into place only
  * after their digest matches, so an interrupted run never leaves a file that passes as complete; a second
@@ -26,6 +28,7 @@ const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dr
 const args = new Set(process.argv.slice(2));
 const wantTest = args.has('--test');
 const checkOnly = args.has('--check');
+const wantNativeTf = args.has('--native-tf');
 
 if (args.has('--help') || args.has('-h')) {
   process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^[\s\S]*?\/\*\*/, ''));
@@ -237,6 +240,13 @@ function ensureTemporalCli() {
   }
 }
 
+/** Optional: tools/native-tf/setup-native-tf.mjs owns the build (pins, checks, idempotence). */
+function ensureNativeTf() {
+  const script = path.join(repoRoot, 'tools', 'native-tf', 'setup-native-tf.mjs');
+  const r = run(process.execPath, [script, ...(checkOnly ? ['--check'] : [])]);
+  if (r.status !== 0) throw new SetupError(`native TensorFlow backend: ${script} failed (see above)`);
+}
+
 function main() {
   log(`cache: ${cacheRoot}`);
   fs.mkdirSync(cacheRoot, { recursive: true });
@@ -250,6 +260,7 @@ function main() {
     ensurePythonTestPackages();
     ensureChromium();
   }
+  if (wantNativeTf) ensureNativeTf();
   log('setup complete');
 }
 
