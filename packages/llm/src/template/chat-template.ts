@@ -1,0 +1,120 @@
+/**
+ * The model's own chat template (tokenizer_config.json `chat_template` or GGUF tokenizer.chat_template),
+ * rendered with @huggingface/jinja the way transformers' apply_chat_template(tokenize=False) renders it,
+ * plus the token span of the system message's content — the positions DRO replaces by its soft prompt.
+ */
+import { Template } from '@huggingface/jinja';
+import type { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { ModelFormatError } from '../weights/errors.ts';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** Append the assistant header so the model answers next (transformers' add_generation_prompt). */
+  addGenerationPrompt?: boolean;
+}
+
+export interface SystemContentSpan {
+  /** Token ids of the whole rendered chat (no extra special tokens: the template writes them). */
+  ids: number[];
+  /** ids.slice(start, end) are exactly the tokens of the system message's content. */
+  start: number;
+  end: number;
+  /** The rendered chat text. */
+  text: string;
+}
+
+/** Stands in for the system content while locating it; private-use code points no template alters. */
+const CONTENT_MARKER = '\u{E000}dro-system-content\u{E001}';
+
+export class ChatTemplate {
+  private readonly template: Template;
+
+  constructor(
+    readonly source: string,
+    private readonly tokenizer: Tokenizer,
+    /** Where the template came from, for error messages. */
+    readonly origin: string,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new ModelFormatError(origin, `chat template does not parse: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The template of a loaded tokenizer; throws if the model has none. */
+  static of(tokenizer: Tokenizer): ChatTemplate {
+    if (tokenizer.chatTemplate === null) {
+      throw new ModelFormatError(tokenizer.source, 'the model has no chat template (tokenizer_config.json chat_template / GGUF tokenizer.chat_template)');
+    }
+    return new ChatTemplate(tokenizer.chatTemplate, tokenizer, tokenizer.source);
+  }
+
+  /** Render the chat as text, exactly as transformers' apply_chat_template(..., tokenize=False). */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    for (const [i, m] of messages.entries()) {
+      if (!['system', 'user', 'assistant'].includes(m.role) || typeof m.content !== 'string') {
+        throw new TypeError(`message ${i} must be { role: "system" | "user" | "assistant", content: string }`);
+      }
+    }
+    const token = (id: number | null) => (id === null ? undefined : this.tokenizer.idToToken(id));
+    try {
+      return this.template.render({
+        messages: messages.map((m) => ({ role: m.role, content: m.content })),
+        add_generation_prompt: options.addGenerationPrompt ?? false,
+        bos_token: token(this.tokenizer.bosTokenId) ?? '',
+        eos_token: token(this.tokenizer.eosTokenId) ?? '',
+        pad_token: token(this.tokenizer.padTokenId) ?? '',
+        // raise_exception is built into @huggingface/jinja.
+      });
+    } catch (err) {
+      throw new ModelFormatError(this.origin, `chat template failed to render: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Render and tokenize (template-written special tokens only, as apply_chat_template(tokenize=True)). */
+  encode(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
+    return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  }
+
+  /**
+   * Token span of the (single) system message's content in the rendered chat. The chat is rendered with
+   * a marker in place of the content to find the text before and after it; the three pieces are
+   * tokenized separately and must concatenate to the tokens of the whole chat — otherwise the content's
+   * first/last tokens merge with the template's text, there is no clean span, and we throw.
+   */
+  systemContentSpan(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): SystemContentSpan {
+    const systemIndexes = messages.flatMap((m, i) => (m.role === 'system' ? [i] : []));
+    if (systemIndexes.length !== 1) throw new Error(`expected exactly one system message, got ${systemIndexes.length}`);
+    const content = messages[systemIndexes[0]].content;
+    if (content.length === 0) throw new Error('the system message is empty: there is no span to locate');
+    if (content.includes(CONTENT_MARKER)) throw new Error('the system message contains the internal span marker');
+
+    const text = this.applyChatTemplate(messages, options);
+    const marked = this.applyChatTemplate(
+      messages.map((m, i) => (i === systemIndexes[0] ? { ...m, content: CONTENT_MARKER } : m)),
+      options,
+    );
+    const parts = marked.split(CONTENT_MARKER);
+    if (parts.length !== 2) throw new Error(`the chat template writes the system content ${parts.length - 1} times; expected once`);
+    const [before, after] = parts;
+    if (before + content + after !== text) {
+      throw new Error('the chat template transforms the system content (e.g. trims it); cannot locate its span');
+    }
+    const encode = (s: string) => (s === '' ? [] : this.tokenizer.encode(s, { addSpecialTokens: false }));
+    const beforeIds = encode(before);
+    const contentIds = encode(content);
+    const ids = encode(text);
+    const pieced = [...beforeIds, ...contentIds, ...encode(after)];
+    if (pieced.length !== ids.length || pieced.some((id, i) => id !== ids[i])) {
+      throw new Error('the system content shares a token with the surrounding template text; it has no clean token span');
+    }
+    return { ids, start: beforeIds.length, end: beforeIds.length + contentIds.length, text };
+  }
+}
