@@ -27,3 +27,14 @@ export function orthonormalRows(k: number, d: number, rand: () => number): Float
   }
   return Float32Array.from(rows.flatMap((r) => Array.from(r)));
 }
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadModel, writeTinyHfModel } from './llm.ts';
+
+/** A tiny random model (HF directory in a temp folder), loaded by the real runtime. */
+export async function loadTinyModel(seed = 1) {
+  const dir = writeTinyHfModel(mkdtempSync(path.join(tmpdir(), 'dro-tiny-')), undefined, seed);
+  return { dir, model: await loadModel(dir) };
+}

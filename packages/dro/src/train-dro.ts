@@ -1,0 +1,205 @@
+/**
+ * The DRO training loop: optimise the soft prompt (initialised from the basic prompt's token embeddings)
+ * so that, in the PCA space of final hidden states, harmful queries move toward refusal and harmless ones
+ * away from it, relative to the same queries under the basic text prompt.
+ *
+ * Batches follow seeded shuffles per epoch; each batch may be split into micro-batches whose gradients
+ * are accumulated (same mathematics, bounded memory), then clipped and applied with AdamW.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW } from './adamw.ts';
+import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from './loss.ts';
+import { leftPad, spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
+import { seededShuffle } from './shuffle.ts';
+
+/** What training needs of the model (the runtime's ChatModel satisfies it). */
+export interface TrainableModel {
+  readonly padId: number;
+  embed(ids: number[][]): tf.Tensor3D;
+  forward(input: { inputIds?: number[][]; inputsEmbeds?: tf.Tensor3D; attentionMask?: number[][]; logitsFor?: 'all' | 'last' | 'none' }): {
+    logits: tf.Tensor3D;
+    lastHidden: tf.Tensor3D;
+  };
+}
+
+export interface DroExample extends PromptedInput {
+  queryId: string;
+  /** y: 0 = harmful, 1 = harmless. */
+  label: 0 | 1;
+}
+
+export interface OptimiserOptions {
+  lr: number;
+  weightDecay: number;
+  maxGradNorm: number | null;
+  batchSize: number;
+  /** Examples per forward/backward pass; gradients of a batch's micro-batches are accumulated. */
+  microBatchSize: number;
+  epochs: number;
+  /** Stop after this many optimiser steps (quick runs); null = all epochs. */
+  maxSteps: number | null;
+  seed: number;
+}
+
+export interface TrainingHooks {
+  progress?(done: number, total: number, message: string): void;
+  signal?: AbortSignal;
+}
+
+export interface CurvePoint {
+  step: number;
+  epoch: number;
+  terms: Record<string, number>;
+}
+
+/** Per training query: boundary logits under the basic prompt and under the trained soft prompt. */
+export interface LogitShift {
+  queryId: string;
+  label: 0 | 1;
+  baseRefusal: number;
+  softRefusal: number;
+  baseHarmfulness: number;
+  softHarmfulness: number;
+}
+
+export interface DroTrainingResult {
+  /** [n, d] row-major. */
+  softPrompt: Float32Array;
+  curve: CurvePoint[];
+  shifts: LogitShift[];
+}
+
+export class AbortedError extends Error {
+  override name = 'AbortError';
+}
+
+function lastHidden2d(lastHidden: tf.Tensor3D): tf.Tensor2D {
+  const [b, t, d] = lastHidden.shape;
+  return tf.reshape(tf.slice(lastHidden, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
+}
+
+/** Final hidden states at the last input position under the basic text prompt: [N, d], in chunks. */
+export function baseHiddenStates(model: TrainableModel, examples: PromptedInput[], chunk: number): tf.Tensor2D {
+  const parts: tf.Tensor2D[] = [];
+  for (let i = 0; i < examples.length; i += chunk) {
+    const { ids, mask } = leftPad(
+      examples.slice(i, i + chunk).map((x) => x.ids),
+      model.padId,
+    );
+    parts.push(
+      tf.tidy(() => {
+        const out = model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'none' });
+        return lastHidden2d(out.lastHidden);
+      }),
+    );
+  }
+  const all = tf.concat(parts, 0) as tf.Tensor2D;
+  tf.dispose(parts);
+  return all;
+}
+
+/** Final hidden states [B, d] with the soft prompt spliced in (differentiable w.r.t. `soft`). */
+export function softHiddenStates(model: TrainableModel, examples: PromptedInput[], soft: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { embeds, mask } = spliceSoftPrompt(model, examples, soft);
+    const out = model.forward({ inputsEmbeds: embeds, attentionMask: mask, logitsFor: 'none' });
+    return lastHidden2d(out.lastHidden);
+  });
+}
+
+export function trainDro(
+  model: TrainableModel,
+  examples: DroExample[],
+  directions: DirectionArrays,
+  init: { values: Float32Array; nTokens: number },
+  weights: LossWeights,
+  opt: OptimiserOptions,
+  hooks: TrainingHooks = {},
+): DroTrainingResult {
+  const d = directions.d;
+  const dirs = directionTensors(directions);
+  const soft = tf.variable(tf.tensor2d(init.values, [init.nTokens, d]), true, 'soft_prompt');
+  const optimiser = new AdamW({ lr: opt.lr, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
+  // Base quantities, computed once: h_b [N, d] and its boundary logits [N].
+  const baseHidden = baseHiddenStates(model, examples, opt.microBatchSize);
+  const baseLogits = boundaryLogits(baseHidden, dirs);
+  const labels = tf.tensor1d(examples.map((x) => x.label), 'float32');
+  const curve: CurvePoint[] = [];
+  try {
+    const stepsPerEpoch = Math.ceil(examples.length / opt.batchSize);
+    const totalSteps = Math.min(stepsPerEpoch * opt.epochs, opt.maxSteps ?? Infinity);
+    let step = 0;
+    for (let epoch = 0; epoch < opt.epochs && step < totalSteps; epoch++) {
+      const order = seededShuffle(examples.length, opt.seed + epoch);
+      for (let start = 0; start < order.length && step < totalSteps; start += opt.batchSize) {
+        if (hooks.signal?.aborted) throw new AbortedError('DRO training cancelled');
+        const batch = order.slice(start, start + opt.batchSize);
+        const sums: Record<string, number> = { total: 0, refusal: 0, harmfulness: 0, norm: 0 };
+        let grad: tf.Tensor | null = null;
+        for (let m = 0; m < batch.length; m += opt.microBatchSize) {
+          const micro = batch.slice(m, m + opt.microBatchSize);
+          const share = micro.length / batch.length; // the batch loss is the mean over its examples
+          const idx = tf.tensor1d(micro, 'int32');
+          const { value, grads, terms } = tf.tidy(() => {
+            const base = {
+              hidden: tf.gather(baseHidden, idx) as tf.Tensor2D,
+              refusalLogit: tf.gather(baseLogits.refusal, idx) as tf.Tensor1D,
+              harmfulnessLogit: tf.gather(baseLogits.harmfulness, idx) as tf.Tensor1D,
+              labels: tf.gather(labels, idx) as tf.Tensor1D,
+            };
+            let termValues: Record<string, number> = {};
+            const r = tf.variableGrads(() => {
+              const h = softHiddenStates(model, micro.map((i) => examples[i]!), soft);
+              const l = droLoss(h, base, dirs, weights);
+              termValues = { refusal: l.refusal.dataSync()[0]!, harmfulness: l.harmfulness.dataSync()[0]!, norm: l.norm.dataSync()[0]! };
+              return tf.mul(l.total, share) as tf.Scalar;
+            }, [soft]);
+            return { value: r.value, grads: r.grads, terms: termValues };
+          });
+          idx.dispose();
+          sums.total! += value.dataSync()[0]!;
+          value.dispose();
+          for (const [k, v] of Object.entries(terms)) sums[k]! += v * share;
+          const g = grads[soft.name]!;
+          if (grad === null) grad = g;
+          else {
+            const next: tf.Tensor = tf.add(grad, g);
+            tf.dispose([grad, g]);
+            grad = next;
+          }
+        }
+        const gradNorm = optimiser.step(soft, grad!);
+        grad!.dispose();
+        step += 1;
+        curve.push({ step, epoch: epoch + 1, terms: { ...sums, grad_norm: gradNorm } });
+        hooks.progress?.(step, totalSteps, `epoch ${epoch + 1}/${opt.epochs} step ${step}/${totalSteps} loss ${sums.total!.toFixed(4)}`);
+      }
+    }
+    // Where each training query ends up: boundary logits under the trained soft prompt vs the basic prompt.
+    const shifts: LogitShift[] = [];
+    const baseR = baseLogits.refusal.dataSync();
+    const baseA = baseLogits.harmfulness.dataSync();
+    for (let i = 0; i < examples.length; i += opt.microBatchSize) {
+      const chunk = examples.slice(i, i + opt.microBatchSize);
+      const [r, a] = tf.tidy(() => {
+        const lg = boundaryLogits(softHiddenStates(model, chunk, soft), dirs);
+        return [lg.refusal.dataSync(), lg.harmfulness.dataSync()];
+      });
+      chunk.forEach((x, j) =>
+        shifts.push({
+          queryId: x.queryId,
+          label: x.label,
+          baseRefusal: baseR[i + j]!,
+          softRefusal: r![j]!,
+          baseHarmfulness: baseA[i + j]!,
+          softHarmfulness: a![j]!,
+        }),
+      );
+    }
+    return { softPrompt: Float32Array.from(soft.dataSync()), curve, shifts };
+  } finally {
+    optimiser.dispose();
+    tf.dispose([soft, baseHidden, baseLogits.refusal, baseLogits.harmfulness, labels]);
+    disposeDirections(dirs);
+  }
+}
