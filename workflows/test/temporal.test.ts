@@ -7,16 +7,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import type { ArtifactRef } from '@dro/artifacts';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
 import { connectClient, queryDagStatus, runDagOnTemporal, DagRunFailedError, startDagRun, startExperimentRun } from '../src/client.ts';
 import { createNodeExecutor } from '../src/executor.ts';
-import { planDag } from '../src/plan.ts';
 import type { DagRunStatus, DagWorkflowResult, ExperimentResult } from '../src/shared.ts';
 import { testStages, totalSchema } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
+import { runWithoutTemporal } from './fixtures/local.ts';
 import type { Dag } from '@dro/pipeline';
 
 let server: TemporalServerHandle;
@@ -26,21 +25,6 @@ const storeDir = tempDir('dro-wf-store-');
 const scratch = tempDir('dro-wf-scratch-');
 const store = openStore(storeDir.dir);
 const finishedRunIds: string[] = [];
-
-/** Reference: the same DAG run in-process, node by node in plan order, into a separate store. */
-async function runWithoutTemporal(dag: Dag, root: string): Promise<Record<string, Record<string, ArtifactRef>>> {
-  const execute = createNodeExecutor({ store: openStore(root), stages: testStages });
-  const outputs: Record<string, Record<string, ArtifactRef>> = {};
-  for (const id of planDag(dag, testStages).order) {
-    const node = dag.nodes.find((n) => n.id === id)!;
-    const inputs = Object.fromEntries(
-      Object.entries(node.inputs).map(([k, src]) => [k, 'ref' in src ? src.ref : outputs[src.node]![src.output]!]),
-    );
-    const res = await execute({ runId: 'local', node, inputs, signal: new AbortController().signal, progress: () => {}, log: { info: () => {}, warn: () => {} } });
-    outputs[id] = res.outputs;
-  }
-  return outputs;
-}
 
 beforeAll(async () => {
   installQuietRuntime();
