@@ -1,0 +1,120 @@
+/**
+ * The one place the TensorFlow.js backend is chosen. Everything else imports `tf` from here, so the
+ * backend can be swapped by config/env without touching model code, and the active backend is recorded in
+ * artifact manifests via `initBackend()`'s return value.
+ *
+ * Backends:
+ *  - 'wasm' (default): XNNPACK kernels with SIMD. Under Node the threaded build does not engage (no
+ *    SharedArrayBuffer workers), so it runs on one thread.
+ *  - 'cpu': the pure-JS fallback (slow, ~30x below wasm on matmuls), always available.
+ *  - 'tensorflow': native libtensorflow through @tensorflow/tfjs-node(-gpu), when that package is installed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// Gradients are registered separately in tfjs-core; the DRO trainer differentiates through the model.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+export { tf };
+
+export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
+export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow'];
+
+/** Env var that picks the backend when initBackend() is called without a name. */
+export const BACKEND_ENV = 'DRO_TFJS_BACKEND';
+
+export class BackendError extends Error {}
+
+let initialised: Promise<BackendName> | null = null;
+let initialisedName: BackendName | null = null;
+
+/**
+ * Select and initialise the backend (idempotent for the same name). Name precedence: argument, then
+ * $DRO_TFJS_BACKEND, then 'wasm'. Returns the active backend's name.
+ */
+export async function initBackend(name?: string): Promise<BackendName> {
+  const wanted = parseBackendName(name ?? process.env[BACKEND_ENV] ?? 'wasm');
+  if (initialised !== null && initialisedName === wanted) return initialised;
+  initialisedName = wanted;
+  initialised = activate(wanted).catch((err: unknown) => {
+    initialised = null;
+    initialisedName = null;
+    throw err;
+  });
+  return initialised;
+}
+
+/** The active backend's name (after initBackend), for manifests. */
+export function activeBackend(): BackendName {
+  if (initialisedName === null) throw new BackendError('initBackend() has not been called');
+  return initialisedName;
+}
+
+function parseBackendName(name: string): BackendName {
+  if ((BACKEND_NAMES as readonly string[]).includes(name)) return name as BackendName;
+  throw new BackendError(`unknown tfjs backend "${name}" (from ${BACKEND_ENV} or --backend): expected one of ${BACKEND_NAMES.join(', ')}`);
+}
+
+async function activate(name: BackendName): Promise<BackendName> {
+  if (name === 'wasm') await registerWasm();
+  if (name === 'tensorflow') await registerNative();
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new BackendError(`tfjs backend "${name}" failed to initialise`);
+  await tf.ready();
+  return name;
+}
+
+let wasmRegistered = false;
+
+async function registerWasm(): Promise<void> {
+  if (wasmRegistered) return;
+  // The wasm backend looks for its .wasm binaries next to the page in browsers; under Node point it at the
+  // package's dist/ folder explicitly so it works from any working directory.
+  const require = createRequire(import.meta.url);
+  const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+  setWasmPaths(dist + path.sep);
+  // Emscripten installs process-wide uncaughtException/unhandledRejection handlers that rethrow and print
+  // the whole minified module on any later error; remove the ones it adds so our errors stay readable.
+  const before = {
+    uncaughtException: process.listeners('uncaughtException'),
+    unhandledRejection: process.listeners('unhandledRejection'),
+  };
+  await import('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  for (const listener of process.listeners('uncaughtException')) {
+    if (!before.uncaughtException.includes(listener)) process.removeListener('uncaughtException', listener);
+  }
+  for (const listener of process.listeners('unhandledRejection')) {
+    if (!before.unhandledRejection.includes(listener)) process.removeListener('unhandledRejection', listener);
+  }
+  wasmRegistered = true;
+}
+
+async function registerNative(): Promise<void> {
+  // Dynamic import by a computed name: the package is optional and absent from most installs.
+  const candidates = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+  const failures: string[] = [];
+  for (const pkg of candidates) {
+    try {
+      await import(/* @vite-ignore */ pkg);
+      return;
+    } catch (err) {
+      failures.push(`${pkg}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new BackendError(
+    `tfjs backend "tensorflow" needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu, and neither can be imported ` +
+      `(${failures.join('; ')}). Use ${BACKEND_ENV}=wasm (default) or cpu instead.`,
+  );
+}
+
+/** Whether the wasm backend runs with SIMD and threads (after initBackend('wasm')). */
+export async function wasmFeatures(): Promise<{ simd: boolean; threads: boolean }> {
+  return {
+    simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')),
+    threads: Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')),
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * Autoregressive generation with a KV cache: prefill each prompt once, replicate its cache for the n
+ * samples, then decode all rows together one token per step. The only host round trip per step is the
+ * [rows, V] logits download that sampling needs.
+ */
+import { BadInputError } from '@dro/artifacts';
+import { tf } from '../backend.ts';
+import type { ChatModel } from '../model/chat-model.ts';
+import type { LayerCache } from '../model/llama.ts';
+import { padBatch } from '../model/mask.ts';
+import { argmax, sampleToken, suppressStopTokens, type SamplingParams } from './logits-processors.ts';
+import { mixSeed, mulberry32, type Rng } from './rng.ts';
+
+export interface TokenEvent {
+  prompt: number;
+  sample: number;
+  tokenId: number;
+  /** Text this token added to the sample's decoded output (may be '' mid-character). */
+  textDelta: string;
+}
+
+export interface GenerateOptions {
+  /** Prompts as token ids (any lengths; left-padded internally). Exactly one of inputIds / inputsEmbeds. */
+  inputIds?: number[][];
+  /** Prompts as input embeddings [P, t, d] (e.g. with a soft prompt spliced in), left-padded. */
+  inputsEmbeds?: tf.Tensor3D;
+  /** With inputsEmbeds: [P][t], 1 = real position, 0 = padding. Default all ones. */
+  attentionMask?: number[][];
+  /** Samples per prompt. Default 1. */
+  samples?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minNewTokens?: number;
+  maxNewTokens?: number;
+  /** Default: the model's eos ids. */
+  stopTokenIds?: number[];
+  stopStrings?: string[];
+  seed?: number;
+  /** Argmax decoding (ignores temperature/top-k/top-p/seed). */
+  greedy?: boolean;
+  onToken?: (event: TokenEvent) => void;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop_token' | 'stop_string' | 'length';
+
+export interface GeneratedSequence {
+  /** Generated ids, without the stop token. */
+  tokenIds: number[];
+  /** Decoded text without special tokens, cut before a stop string. */
+  text: string;
+  finishReason: FinishReason;
+}
+
+export interface GenerateResult {
+  /** [prompt][sample]. */
+  sequences: GeneratedSequence[][];
+}
+
+interface RowState {
+  prompt: number;
+  sample: number;
+  rng: Rng;
+  tokens: number[];
+  text: string;
+  done: FinishReason | null;
+}
+
+function checkOptions(o: GenerateOptions): Required<Pick<GenerateOptions, 'samples' | 'minNewTokens' | 'maxNewTokens' | 'seed'>> & SamplingParams {
+  const samples = o.samples ?? 1;
+  const maxNewTokens = o.maxNewTokens ?? 64;
+  const minNewTokens = o.minNewTokens ?? 0;
+  const temperature = o.temperature ?? 1;
+  const topK = o.topK ?? 0;
+  const topP = o.topP ?? 1;
+  const seed = o.seed ?? 0;
+  const bad = (field: string, expected: string, value: unknown): never => {
+    throw new BadInputError(`generate: ${field} must be ${expected}, got ${JSON.stringify(value)}`);
+  };
+  if (!Number.isInteger(samples) || samples < 1) bad('samples', 'an integer >= 1', samples);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) bad('maxNewTokens', 'an integer >= 1', maxNewTokens);
+  if (!Number.isInteger(minNewTokens) || minNewTokens < 0 || minNewTokens > maxNewTokens) bad('minNewTokens', 'an integer in 0..maxNewTokens', minNewTokens);
+  if (!o.greedy && !(temperature > 0)) bad('temperature', '> 0 (or set greedy)', temperature);
+  if (!Number.isInteger(topK) || topK < 0) bad('topK', 'an integer >= 0 (0 = off)', topK);
+  if (!(topP > 0 && topP <= 1)) bad('topP', 'in (0, 1]', topP);
+  if (!Number.isInteger(seed)) bad('seed', 'an integer', seed);
+  return { samples, maxNewTokens, minNewTokens, temperature, topK, topP, seed };
+}
+
+/** Generate `samples` continuations for each prompt. */
+export async function generate(model: ChatModel, options: GenerateOptions): Promise<GenerateResult> {
+  const opts = checkOptions(options);
+  const stopTokenIds = options.stopTokenIds ?? model.config.eosTokenIds;
+  const stopStrings = (options.stopStrings ?? []).filter((s) => s.length > 0);
+
+  // Prompt embeddings [P, t, d] and their left-padded mask.
+  let promptEmbeds: tf.Tensor3D;
+  let promptMask: number[][];
+  if ((options.inputIds === undefined) === (options.inputsEmbeds === undefined)) {
+    throw new BadInputError('generate: pass exactly one of inputIds and inputsEmbeds');
+  }
+  if (options.inputIds !== undefined) {
+    if (options.inputIds.length === 0 || options.inputIds.some((p) => p.length === 0)) throw new BadInputError('generate: empty prompt');
+    const padded = padBatch(options.inputIds, model.padId);
+    promptEmbeds = model.embed(padded.ids);
+    promptMask = padded.mask;
+  } else {
+    const x = options.inputsEmbeds as tf.Tensor3D;
+    promptEmbeds = tf.clone(x);
+    promptMask = options.attentionMask ?? Array.from({ length: x.shape[0] }, () => new Array<number>(x.shape[1]).fill(1));
+  }
+  const numPrompts = promptEmbeds.shape[0];
+
+  const rows: RowState[] = [];
+  for (let p = 0; p < numPrompts; p++) {
+    for (let s = 0; s < opts.samples; s++) {
+      rows.push({ prompt: p, sample: s, rng: mulberry32(mixSeed(opts.seed, p, s)), tokens: [], text: '', done: null });
+    }
+  }
+  const rowOfPrompt = tf.tensor1d(rows.map((r) => r.prompt), 'int32');
+  const mask = rows.map((r) => [...promptMask[r.prompt]]);
+
+  let cache: LayerCache[] | null = null;
+  let logits: tf.Tensor2D | null = null;
+  try {
+    // Prefill once per prompt, then replicate the cache and logits rows for the samples.
+    const prefill = model.forwardWithCache(promptEmbeds, promptMask, null);
+    promptEmbeds.dispose();
+    if (opts.samples === 1) {
+      cache = prefill.cache;
+      logits = prefill.lastLogits;
+    } else {
+      const replicated = tf.tidy(() => ({
+        cache: prefill.cache.map((c) => ({ keysT: tf.gather(c.keysT, rowOfPrompt), values: tf.gather(c.values, rowOfPrompt) })),
+        logits: tf.gather(prefill.lastLogits, rowOfPrompt),
+      }));
+      disposeCache(prefill.cache);
+      prefill.lastLogits.dispose();
+      cache = replicated.cache as LayerCache[];
+      logits = replicated.logits as tf.Tensor2D;
+    }
+
+    for (let step = 0; step < opts.maxNewTokens; step++) {
+      options.signal?.throwIfAborted();
+      const host = (await logits.data()) as Float32Array; // [rows, V]
+      const vocab = host.length / rows.length;
+      const next = rows.map((row, i) => {
+        if (row.done !== null) return model.padId;
+        const rowLogits = host.subarray(i * vocab, (i + 1) * vocab);
+        suppressStopTokens(rowLogits, stopTokenIds, row.tokens.length, opts.minNewTokens);
+        const token = options.greedy ? argmax(rowLogits) : sampleToken(rowLogits, opts, row.rng);
+        acceptToken(model, row, token, stopTokenIds, stopStrings, options.onToken);
+        return token;
+      });
+      if (rows.every((r) => r.done !== null) || step === opts.maxNewTokens - 1) break;
+      for (const m of mask) m.push(1);
+      const x = model.embed(next.map((t) => [t])); // [rows, 1, d]
+      const stepOut = model.forwardWithCache(x, mask, cache);
+      x.dispose();
+      disposeCache(cache);
+      logits.dispose();
+      cache = stepOut.cache;
+      logits = stepOut.lastLogits;
+    }
+  } finally {
+    rowOfPrompt.dispose();
+    if (cache !== null) disposeCache(cache);
+    if (logits !== null) logits.dispose();
+    if (!promptEmbeds.isDisposed) promptEmbeds.dispose();
+  }
+
+  const sequences: GeneratedSequence[][] = Array.from({ length: numPrompts }, () => []);
+  for (const row of rows) {
+    sequences[row.prompt].push({ tokenIds: row.tokens, text: row.text, finishReason: row.done ?? 'length' });
+  }
+  return { sequences };
+}
+
+function acceptToken(
+  model: ChatModel,
+  row: RowState,
+  token: number,
+  stopTokenIds: readonly number[],
+  stopStrings: readonly string[],
+  onToken: GenerateOptions['onToken'],
+): void {
+  if (stopTokenIds.includes(token)) {
+    row.done = 'stop_token';
+    return;
+  }
+  row.tokens.push(token);
+  const decoded = model.tokenizer.decode(row.tokens, { skipSpecialTokens: true });
+  let text = decoded;
+  for (const stop of stopStrings) {
+    const at = decoded.indexOf(stop);
+    if (at >= 0 && at < text.length) {
+      text = decoded.slice(0, at);
+      row.done = 'stop_string';
+    }
+  }
+  const delta = text.startsWith(row.text) ? text.slice(row.text.length) : text;
+  row.text = text;
+  onToken?.({ prompt: row.prompt, sample: row.sample, tokenId: token, textDelta: delta });
+}
+
+function disposeCache(cache: LayerCache[]): void {
+  for (const c of cache) tf.dispose([c.keysT, c.values]);
+}

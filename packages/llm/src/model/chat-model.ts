@@ -1,0 +1,228 @@
+/**
+ * ChatModel: the API pipeline stages use — a loaded Llama-family model with its tokenizer and chat
+ * template, forward over ids or input embeddings (differentiable w.r.t. the embeddings), and generation.
+ */
+import { BadInputError } from '@dro/artifacts';
+import { tf, initBackend, type BackendName } from '../backend.ts';
+import type { ModelConfig } from '../config.ts';
+import type { WeightSource } from '../weights/source.ts';
+import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
+import {
+  disposeStepContext,
+  disposeWeights,
+  embedTokens,
+  lmLogits,
+  ropeFrequencies,
+  runDecoder,
+  stepContext,
+  uploadWeights,
+  type DecoderWeights,
+  type LayerCache,
+} from './llama.ts';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** The tokenizer surface the model needs (the weights engineer's Tokenizer satisfies it). */
+export interface ModelTokenizer {
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
+  readonly eosTokenId: number | null;
+  readonly padTokenId: number | null;
+  readonly bosTokenId: number | null;
+}
+
+export type ChatTemplateFn = (messages: ChatMessage[], options: { addGenerationPrompt: boolean }) => string;
+
+/** Which positions get logits: every position (default), only the last one, or none (hidden states only). */
+export type LogitsFor = 'all' | 'last' | 'none';
+
+export interface ForwardInput {
+  /** Token ids [b][t] (rectangular; left-pad with padBatch). Exactly one of inputIds / inputsEmbeds. */
+  inputIds?: number[][];
+  /** Input embeddings [b, t, d]; gradients flow back to this tensor. Not disposed by forward. */
+  inputsEmbeds?: tf.Tensor3D;
+  /** [b][t], 1 = real token, 0 = left padding. Default all ones. */
+  attentionMask?: number[][];
+  /** Also return every layer's hidden state (HF hidden_states layout). */
+  allLayers?: boolean;
+  logitsFor?: LogitsFor;
+}
+
+export interface ForwardOutput {
+  /** [b, t, V] ('all'), [b, 1, V] ('last') or [b, 0, V] ('none'). */
+  logits: tf.Tensor3D;
+  /** After the final norm: [b, t, d] (HF hidden_states[-1]). */
+  lastHidden: tf.Tensor3D;
+  /** With allLayers: L + 1 tensors [b, t, d]: embeddings, outputs of blocks 1..L-1, then the final normed state. */
+  layers?: tf.Tensor3D[];
+}
+
+export interface ModelParts {
+  config: ModelConfig;
+  weights: WeightSource;
+  tokenizer: ModelTokenizer;
+  applyChatTemplate: ChatTemplateFn;
+  digest: string;
+  backend: BackendName;
+}
+
+export class ChatModel {
+  readonly config: ModelConfig;
+  readonly tokenizer: ModelTokenizer;
+  readonly digest: string;
+  readonly backend: BackendName;
+  private readonly templateFn: ChatTemplateFn;
+  private weights: DecoderWeights | null;
+  private readonly invFreq: Float32Array;
+
+  constructor(parts: ModelParts) {
+    this.config = parts.config;
+    this.tokenizer = parts.tokenizer;
+    this.digest = parts.digest;
+    this.backend = parts.backend;
+    this.templateFn = parts.applyChatTemplate;
+    this.weights = uploadWeights(parts.config, parts.weights);
+    this.invFreq = ropeFrequencies(parts.config);
+  }
+
+  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt: boolean } = { addGenerationPrompt: true }): string {
+    return this.templateFn(messages, options);
+  }
+
+  /** Chat-templated prompt → token ids (special tokens come from the template). */
+  encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean } = { addGenerationPrompt: true }): number[] {
+    return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  }
+
+  /** The pad id used for left padding (pad, else eos, else 0: padded slots are masked anyway). */
+  get padId(): number {
+    return this.tokenizer.padTokenId ?? this.config.padTokenId ?? this.config.eosTokenId ?? 0;
+  }
+
+  /** Input embeddings [b, t, d] of rectangular ids. */
+  embed(ids: number[][]): tf.Tensor3D {
+    this.checkIds(ids, 'embed: inputIds');
+    return embedTokens(this.config, this.live(), ids);
+  }
+
+  forward(input: ForwardInput): ForwardOutput {
+    const w = this.live();
+    const { x, ownsX, mask } = this.prepareInput(input);
+    const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
+    try {
+      return tf.tidy(() => {
+        const out = runDecoder(this.config, w, x, ctx, null, input.allLayers ?? false);
+        const logits = this.logitsOf(out.hidden, input.logitsFor ?? 'all');
+        const result: ForwardOutput = { logits, lastHidden: out.hidden };
+        if (out.layers !== null) {
+          // Distinct tensors so a caller may dispose layers and lastHidden independently.
+          result.layers = out.layers.map((t) => tf.clone(t));
+        }
+        return result as unknown as tf.TensorContainer;
+      }) as unknown as ForwardOutput;
+    } finally {
+      disposeStepContext(ctx);
+      if (ownsX) x.dispose();
+    }
+  }
+
+  /**
+   * Forward that also returns the KV cache (for generation). Returns the logits of the last position only
+   * ([b, V]) and the cache; the caller disposes both.
+   */
+  forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
+    const w = this.live();
+    const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1]);
+    try {
+      return tf.tidy(() => {
+        const out = runDecoder(this.config, w, x, ctx, past, false);
+        const [b, t, d] = out.hidden.shape;
+        const last = tf.slice(out.hidden, [0, t - 1, 0], [b, 1, d]);
+        const lastLogits = tf.reshape(lmLogits(w, last), [b, -1]) as tf.Tensor2D;
+        return { lastLogits, cache: out.cache } as unknown as tf.TensorContainer;
+      }) as unknown as { lastLogits: tf.Tensor2D; cache: LayerCache[] };
+    } finally {
+      disposeStepContext(ctx);
+    }
+  }
+
+  /** Sample or greedily decode continuations (see generate/generate.ts). */
+  generate(options: GenerateOptions): Promise<GenerateResult> {
+    return generate(this, options);
+  }
+
+  dispose(): void {
+    if (this.weights !== null) disposeWeights(this.weights);
+    this.weights = null;
+  }
+
+  get disposed(): boolean {
+    return this.weights === null;
+  }
+
+  private logitsOf(hidden: tf.Tensor3D, which: LogitsFor): tf.Tensor3D {
+    const w = this.live();
+    const [b, t, d] = hidden.shape;
+    if (which === 'all') return lmLogits(w, hidden);
+    if (which === 'last') return lmLogits(w, tf.slice(hidden, [0, t - 1, 0], [b, 1, d]));
+    return tf.zeros([b, 0, this.config.vocabSize]);
+  }
+
+  private prepareInput(input: ForwardInput): { x: tf.Tensor3D; ownsX: boolean; mask: number[][] } {
+    if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined)) {
+      throw new BadInputError('forward: pass exactly one of inputIds and inputsEmbeds');
+    }
+    let x: tf.Tensor3D;
+    let ownsX = false;
+    if (input.inputIds !== undefined) {
+      x = this.embed(input.inputIds);
+      ownsX = true;
+    } else {
+      x = input.inputsEmbeds as tf.Tensor3D;
+      if (x.rank !== 3 || x.shape[2] !== this.config.hiddenSize) {
+        throw new BadInputError(`forward: inputsEmbeds must be [batch, time, ${this.config.hiddenSize}], got [${x.shape.join(', ')}]`);
+      }
+      if (x.dtype !== 'float32') throw new BadInputError(`forward: inputsEmbeds must be float32, got ${x.dtype}`);
+    }
+    const [b, t] = x.shape;
+    const mask = input.attentionMask ?? Array.from({ length: b }, () => new Array<number>(t).fill(1));
+    if (mask.length !== b || mask.some((row) => row.length !== t)) {
+      if (ownsX) x.dispose();
+      throw new BadInputError(`forward: attentionMask must be [${b}][${t}] like the input`);
+    }
+    return { x, ownsX, mask };
+  }
+
+  private checkIds(ids: number[][], what: string): void {
+    if (ids.length === 0 || ids[0].length === 0) throw new BadInputError(`${what}: empty batch or empty sequence`);
+    const t = ids[0].length;
+    for (let b = 0; b < ids.length; b++) {
+      if (ids[b].length !== t) throw new BadInputError(`${what}: row ${b} has ${ids[b].length} tokens, row 0 has ${t} (pad with padBatch)`);
+      for (const id of ids[b]) {
+        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+          throw new BadInputError(`${what}: token id ${id} in row ${b} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+        }
+      }
+    }
+  }
+
+  private live(): DecoderWeights {
+    if (this.weights === null) throw new Error('ChatModel used after dispose()');
+    return this.weights;
+  }
+}
+
+/** Build a model from parts already loaded (a WeightSource, tokenizer, template). */
+export async function createChatModel(parts: Omit<ModelParts, 'backend'> & { backend?: string }): Promise<ChatModel> {
+  const backend = await initBackend(parts.backend);
+  return new ChatModel({ ...parts, backend });
+}
+
+/** Final hidden state of the last real token of each row: [b, d]. With left padding that is position t-1. */
+export function lastTokenHidden(lastHidden: tf.Tensor3D): tf.Tensor2D {
+  const [b, t, d] = lastHidden.shape;
+  return tf.tidy(() => tf.reshape(tf.slice(lastHidden, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D);
+}
