@@ -2,12 +2,15 @@
  * GGUF reader and dequantization against the Python `gguf` package and transformers' GGUF loader
  * (goldens written by tools/reference/golden_gguf.py), on the real SmolLM2 file and on synthetic blocks.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFromGguf } from '../src/config.ts';
 import { requireSmolLm2Gguf } from '../src/weights/assets.ts';
 import { dequantize, GgmlType, halfToFloat } from '../src/weights/dequant.ts';
+import { fileDigest, sidecarPathOf } from '../src/weights/digest.ts';
 import { GgufFile, shortestFloat32 } from '../src/weights/gguf.ts';
 import { unpermuteRotaryRows } from '../src/weights/gguf-weights.ts';
 import { loadWeights } from '../src/weights/load.ts';
@@ -121,10 +124,8 @@ describe('GGUF reader on SmolLM2-135M-Instruct.Q4_1', () => {
     }
   });
 
-  it('digest is the sha256 of the file and is served from the sidecar on the second call', () => {
-    const first = loadWeights(file).digest;
-    const again = loadWeights(file).digest;
-    expect(again).toBe(first);
+  it('digest is stable across loads', () => {
+    expect(loadWeights(file).digest).toBe(loadWeights(file).digest);
   });
 });
 
@@ -145,6 +146,33 @@ describe('dequantization of every supported type vs gguf-py (synthetic blocks)',
   it('rejects a byte length that does not match the element count', () => {
     expect(() => dequantize(GgmlType.Q4_0, new Uint8Array(17), 32)).toThrow(/expected 18 bytes/);
     expect(() => dequantize(GgmlType.Q4_0, new Uint8Array(18), 31)).toThrow(/multiple of the Q4_0 block size/);
+  });
+});
+
+describe('digest sidecar cache', () => {
+  it('hashes once, serves the sidecar while size+mtime match, re-hashes when the file changes', () => {
+    const savedCache = process.env.DRO_CACHE;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-digest-'));
+    process.env.DRO_CACHE = path.join(dir, 'cache');
+    try {
+      const model = path.join(dir, 'big.bin');
+      fs.writeFileSync(model, crypto.randomBytes(17 << 20));
+      const real = crypto.createHash('sha256').update(fs.readFileSync(model)).digest('hex');
+      expect(fileDigest(model)).toBe(real);
+      const sidecar = sidecarPathOf(model);
+      expect(JSON.parse(fs.readFileSync(sidecar, 'utf8')).sha256).toBe(real);
+      // Prove the second call reads the sidecar: plant a different hash and see it come back.
+      const planted = 'f'.repeat(64);
+      fs.writeFileSync(sidecar, JSON.stringify({ ...JSON.parse(fs.readFileSync(sidecar, 'utf8')), sha256: planted }));
+      expect(fileDigest(model)).toBe(planted);
+      // A new mtime invalidates it.
+      fs.utimesSync(model, new Date(), new Date(Date.now() + 5000));
+      expect(fileDigest(model)).toBe(real);
+    } finally {
+      if (savedCache === undefined) delete process.env.DRO_CACHE;
+      else process.env.DRO_CACHE = savedCache;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 const HASH_CHUNK_BYTES = 4 << 20;
+/** Smaller files are hashed every time (milliseconds), so temp test models leave no sidecars behind. */
+const SIDECAR_MIN_BYTES = 16 << 20;
 
 export function droCacheDir(): string {
   return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
@@ -46,9 +48,14 @@ export function hashFile(file: string): string {
 }
 
 /** sha256 of one file, from the sidecar cache when the file's size and mtime still match. */
+export function sidecarPathOf(file: string): string {
+  return sidecarPath(path.resolve(file));
+}
+
 export function fileDigest(file: string): string {
   const absolute = path.resolve(file);
   const stat = fs.statSync(absolute);
+  if (stat.size < SIDECAR_MIN_BYTES) return hashFile(absolute);
   const sidecar = sidecarPath(absolute);
   try {
     const cached = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as DigestSidecar;
