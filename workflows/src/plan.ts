@@ -57,7 +57,8 @@ function topologicalOrder(dag: Dag): string[] {
   while (remaining.size > 0) {
     const ready = [...remaining].filter(([, deps]) => deps.size === 0).map(([id]) => id);
     if (ready.length === 0) {
-      throw new BadInputError(`DAG "${dag.name}": cycle among nodes ${[...remaining.keys()].map((id) => `"${id}"`).join(', ')}`);
+      const stuck = [...remaining.keys()].map((id) => `"${id}"`).join(', ');
+      throw new BadInputError(`DAG "${dag.name}": dependency cycle; these nodes can never run: ${stuck}`);
     }
     for (const id of ready) {
       remaining.delete(id);
