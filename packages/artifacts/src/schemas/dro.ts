@@ -73,6 +73,8 @@ export const renderedInputsSchema = defineTableSchema({
     { name: 'input_id', type: 'utf8' },
     { name: 'set', type: 'utf8' },
     { name: 'query_id', type: 'utf8' },
+    /** Position of the query in its set (0-based): the paper's sampling seed. */
+    { name: 'query_index', type: 'int32' },
     { name: 'label', type: 'utf8' },
     { name: 'category', type: 'utf8', nullable: true },
     { name: 'pair_id', type: 'utf8', nullable: true },

@@ -1,0 +1,198 @@
+/**
+ * Read query sets from user files: .txt (one query per line, label given by the caller), .jsonl, .csv
+ * (header row) or .parquet. Columns/fields: query (required), label ("harmful" | "harmless"; required
+ * unless the caller gives one for the whole file), id, category, pair_id (optional).
+ *
+ * Every problem is a BadInputError naming the file and the line (row) and what was expected. Empty
+ * queries, duplicate queries (compared after trimming, collapsing whitespace and ignoring case) and
+ * duplicate ids are errors: a duplicate would silently double a query's weight in the boundaries.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { BadInputError, QUERY_LABELS, type QueryLabel, columnValues, parquetToTable } from '@dro/artifacts';
+
+export interface QueryRecord {
+  query_id: string;
+  query: string;
+  label: QueryLabel;
+  category: string | null;
+  pair_id: string | null;
+}
+
+export interface ReadQueriesOptions {
+  /** Label of every query in the file (required for .txt; a default for files without a label column). */
+  label?: QueryLabel;
+  /** Prefix of generated ids ("<idPrefix>-<line>"); default the file's base name. */
+  idPrefix?: string;
+}
+
+/** One raw record and where it came from ("line 3", "row 2"), before validation. */
+interface RawRecord {
+  where: string;
+  fields: Record<string, unknown>;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BadInputError(`cannot read query file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function txtRecords(file: string): RawRecord[] {
+  const lines = readText(file).split(/\r?\n/);
+  while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop();
+  return lines.map((line, i) => ({ where: `line ${i + 1}`, fields: { query: line } }));
+}
+
+function jsonlRecords(file: string): RawRecord[] {
+  const records: RawRecord[] = [];
+  readText(file)
+    .split(/\r?\n/)
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (err) {
+        throw new BadInputError(`${file}:${i + 1}: not valid JSON (${(err as Error).message})`);
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new BadInputError(`${file}:${i + 1}: expected a JSON object like {"query": "...", "label": "harmful"}`);
+      records.push({ where: `line ${i + 1}`, fields: value as Record<string, unknown> });
+    });
+  return records;
+}
+
+/** RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. Returns rows with line numbers. */
+export function parseCsv(text: string, file: string): { line: number; cells: string[] }[] {
+  const rows: { line: number; cells: string[] }[] = [];
+  let cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  let line = 1;
+  let rowStart = 1;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else {
+        if (ch === '\n') line++;
+        cell += ch;
+      }
+    } else if (ch === '"' && cell === '') quoted = true;
+    else if (ch === ',') {
+      cells.push(cell);
+      cell = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      cells.push(cell);
+      if (cells.length > 1 || cells[0] !== '') rows.push({ line: rowStart, cells });
+      cells = [];
+      cell = '';
+      line++;
+      rowStart = line;
+    } else cell += ch;
+  }
+  if (quoted) throw new BadInputError(`${file}:${rowStart}: unterminated quoted field`);
+  cells.push(cell);
+  if (cells.length > 1 || cells[0] !== '') rows.push({ line: rowStart, cells });
+  return rows;
+}
+
+function csvRecords(file: string): RawRecord[] {
+  const rows = parseCsv(readText(file), file);
+  if (rows.length === 0) throw new BadInputError(`${file}: empty CSV (expected a header row with a "query" column)`);
+  const header = rows[0].cells.map((h) => h.trim());
+  if (!header.includes('query')) throw new BadInputError(`${file}:1: header has no "query" column (found: ${header.join(', ')})`);
+  return rows.slice(1).map(({ line, cells }) => {
+    if (cells.length !== header.length)
+      throw new BadInputError(`${file}:${line}: ${cells.length} fields, but the header has ${header.length}`);
+    return { where: `line ${line}`, fields: Object.fromEntries(header.map((h, c) => [h, cells[c] === '' ? undefined : cells[c]])) };
+  });
+}
+
+function parquetRecords(file: string): RawRecord[] {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new BadInputError(`cannot read query file ${file}: ${(err as Error).message}`);
+  }
+  let table;
+  try {
+    table = parquetToTable(bytes, file);
+  } catch (err) {
+    throw new BadInputError(`${file}: not a readable Parquet file (${(err as Error).message})`);
+  }
+  const names = table.schema.fields.map((f) => f.name);
+  if (!names.includes('query')) throw new BadInputError(`${file}: no "query" column (found: ${names.join(', ')})`);
+  const columns = Object.fromEntries(names.map((n) => [n, columnValues(table, n, file)]));
+  return Array.from({ length: table.numRows }, (_, r) => ({
+    where: `row ${r}`,
+    fields: Object.fromEntries(names.map((n) => [n, columns[n][r] ?? undefined])),
+  }));
+}
+
+function optionalText(value: unknown, file: string, where: string, field: string): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value !== 'string') throw new BadInputError(`${file} ${where}: "${field}" must be a string, got ${JSON.stringify(value)}`);
+  return value.trim();
+}
+
+function labelOf(value: unknown, fallback: QueryLabel | undefined, file: string, where: string): QueryLabel {
+  if (value === undefined || value === null || value === '') {
+    if (fallback) return fallback;
+    throw new BadInputError(`${file} ${where}: missing "label" (expected "harmful" or "harmless", or give a label for the whole file)`);
+  }
+  const text = String(value).trim().toLowerCase();
+  if (!(QUERY_LABELS as readonly string[]).includes(text))
+    throw new BadInputError(`${file} ${where}: "label" must be "harmful" or "harmless", got ${JSON.stringify(value)}`);
+  return text as QueryLabel;
+}
+
+const normaliseForDuplicates = (q: string) => q.trim().replace(/\s+/g, ' ').toLowerCase();
+
+/** Read and validate a query file. */
+export function readQueryFile(file: string, options: ReadQueriesOptions = {}): QueryRecord[] {
+  const ext = path.extname(file).toLowerCase();
+  const idPrefix = options.idPrefix ?? path.basename(file, path.extname(file));
+  let raw: RawRecord[];
+  if (ext === '.txt') {
+    if (!options.label) throw new BadInputError(`${file}: a .txt query file needs a label for all its lines (harmful or harmless)`);
+    raw = txtRecords(file);
+  } else if (ext === '.jsonl' || ext === '.ndjson') raw = jsonlRecords(file);
+  else if (ext === '.csv') raw = csvRecords(file);
+  else if (ext === '.parquet') raw = parquetRecords(file);
+  else throw new BadInputError(`${file}: unsupported query file type "${ext}" (expected .txt, .jsonl, .csv or .parquet)`);
+  if (raw.length === 0) throw new BadInputError(`${file}: no queries`);
+
+  const seenQueries = new Map<string, string>();
+  const seenIds = new Map<string, string>();
+  return raw.map(({ where, fields }, index) => {
+    const query = fields.query;
+    if (typeof query !== 'string') throw new BadInputError(`${file} ${where}: "query" must be a string, got ${JSON.stringify(query)}`);
+    if (query.trim() === '') throw new BadInputError(`${file} ${where}: empty query`);
+    const key = normaliseForDuplicates(query);
+    const earlier = seenQueries.get(key);
+    if (earlier) throw new BadInputError(`${file} ${where}: duplicate query (same as ${earlier}): ${JSON.stringify(query.trim())}`);
+    seenQueries.set(key, where);
+    const id = optionalText(fields.id ?? fields.query_id, file, where, 'id') ?? `${idPrefix}-${String(index + 1).padStart(4, '0')}`;
+    if (!/^[A-Za-z0-9._:-]+$/.test(id)) throw new BadInputError(`${file} ${where}: id ${JSON.stringify(id)} must be [A-Za-z0-9._:-]+`);
+    const earlierId = seenIds.get(id);
+    if (earlierId) throw new BadInputError(`${file} ${where}: duplicate id "${id}" (also at ${earlierId})`);
+    seenIds.set(id, where);
+    return {
+      query_id: id,
+      query: query.trim(),
+      label: labelOf(fields.label, options.label, file, where),
+      category: optionalText(fields.category, file, where, 'category'),
+      pair_id: optionalText(fields.pair_id, file, where, 'pair_id'),
+    };
+  });
+}

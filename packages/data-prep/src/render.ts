@@ -1,0 +1,104 @@
+/**
+ * Rendering one query under one prompt variant into the model's chat format.
+ *
+ * - A safety prompt is the system message. For a chat template without a system role (it raises on a
+ *   system message, or drops its text — e.g. Mistral- and Gemma-style templates), the safety prompt is
+ *   prepended to the user message: "<prompt>\n\n<query>" — the placement the DRO paper uses for models
+ *   without system prompts.
+ * - The "none" variant sends the user message alone, so the template does what it does without a system
+ *   message. For SmolLM2 that inserts its default identity prompt ("You are a helpful AI assistant named
+ *   SmolLM, trained by Hugging Face"): that is how the model is normally run, and it is not a safety
+ *   prompt, so "none" matches the paper's "no safety prompt" condition.
+ * - Every rendering ends with the assistant-turn opener (add_generation_prompt), so the last input
+ *   position is where the model starts its answer — the position whose hidden state DRO reads.
+ */
+import { BadInputError, NO_PROMPT_ID } from '@dro/artifacts';
+
+export interface ChatMessageLike {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** What rendering needs from the runtime: the chat template and the tokenizer. */
+export interface ChatRenderer {
+  applyChatTemplate(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): string;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+}
+
+export type SystemPromptPlacement = 'auto' | 'system' | 'user-prefix';
+
+const SENTINEL = 'dro-system-role-probe-7f3a';
+
+/** Whether the template renders a system message's text (and does not raise on it). */
+export function supportsSystemRole(renderer: Pick<ChatRenderer, 'applyChatTemplate'>): boolean {
+  try {
+    const text = renderer.applyChatTemplate(
+      [
+        { role: 'system', content: SENTINEL },
+        { role: 'user', content: 'hello' },
+      ],
+      { addGenerationPrompt: true },
+    );
+    return text.includes(SENTINEL);
+  } catch {
+    return false;
+  }
+}
+
+export function resolvePlacement(renderer: ChatRenderer, placement: SystemPromptPlacement): 'system' | 'user-prefix' {
+  if (placement !== 'auto') return placement;
+  return supportsSystemRole(renderer) ? 'system' : 'user-prefix';
+}
+
+/** The chat messages of `query` under `promptText` (null for the "none" variant). */
+export function chatMessages(promptText: string | null, query: string, placement: 'system' | 'user-prefix'): ChatMessageLike[] {
+  if (promptText === null) return [{ role: 'user', content: query }];
+  if (placement === 'system')
+    return [
+      { role: 'system', content: promptText },
+      { role: 'user', content: query },
+    ];
+  return [{ role: 'user', content: `${promptText}\n\n${query}` }];
+}
+
+/** First index where `needle` occurs in `haystack` as a contiguous run, or -1. */
+export function findSubsequence(haystack: readonly number[], needle: readonly number[]): number {
+  if (needle.length === 0) return -1;
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+export interface RenderedInput {
+  rendered: string;
+  tokenIds: number[];
+  /** Where the prompt's own tokens sit in tokenIds, or null ("none", or not found verbatim). */
+  promptTokenStart: number | null;
+  promptTokenCount: number | null;
+}
+
+export function renderInput(
+  renderer: ChatRenderer,
+  promptId: string,
+  promptText: string | null,
+  query: string,
+  placement: 'system' | 'user-prefix',
+): RenderedInput {
+  if ((promptId === NO_PROMPT_ID) !== (promptText === null)) throw new Error(`renderInput: prompt "${promptId}" needs text iff it is not "${NO_PROMPT_ID}"`);
+  let rendered: string;
+  try {
+    rendered = renderer.applyChatTemplate(chatMessages(promptText, query, placement), { addGenerationPrompt: true });
+  } catch (err) {
+    throw new BadInputError(`chat template failed on prompt "${promptId}" (${placement}): ${(err as Error).message}`);
+  }
+  // Special tokens come from the template text itself, so no extra BOS is added here.
+  const tokenIds = renderer.encode(rendered, { addSpecialTokens: false });
+  if (promptText === null) return { rendered, tokenIds, promptTokenStart: null, promptTokenCount: null };
+  const promptTokens = renderer.encode(promptText, { addSpecialTokens: false });
+  const start = findSubsequence(tokenIds, promptTokens);
+  return start < 0
+    ? { rendered, tokenIds, promptTokenStart: null, promptTokenCount: null }
+    : { rendered, tokenIds, promptTokenStart: start, promptTokenCount: promptTokens.length };
+}

@@ -1,0 +1,122 @@
+/**
+ * The data-prep stage: a query set × prompt variants → rendered chat inputs (rendered-inputs/v1), one
+ * row per (query, variant), ordered query-major within each variant: all queries under "none", then
+ * all under the first prompt, and so on. `input_id` = "<set>/<query_id>/<prompt_id>".
+ *
+ * Inputs:  queries (query-set/v1), prompts (prompt-set/v1)
+ * Outputs: rendered (rendered-inputs/v1)
+ * Needs the model only for its tokenizer and chat template (the weights are not loaded).
+ */
+import {
+  type ArtifactRef,
+  BadInputError,
+  NO_PROMPT_ID,
+  type PromptSet,
+  columnValues,
+  renderedInputsSchema,
+  tableForSchema,
+} from '@dro/artifacts';
+import { chatTemplateOf, loadTokenizer } from '@dro/llm';
+import type { Stage, StageContext } from '@dro/pipeline';
+import { parseDataPrepParams, type DataPrepParams } from './params.ts';
+import { renderInput, resolvePlacement, type ChatRenderer } from './render.ts';
+
+/** The tokenizer + chat template of the model at `modelPath`, without loading its weights. */
+export function rendererFor(modelPath: string): ChatRenderer {
+  const tokenizer = loadTokenizer(modelPath);
+  const template = chatTemplateOf(tokenizer);
+  return {
+    applyChatTemplate: (messages, options) => template(messages, options),
+    encode: (text, options) => tokenizer.encode(text, options),
+  };
+}
+
+interface QueryRow {
+  set: string;
+  query_id: string;
+  query: string;
+  label: string;
+  category: string | null;
+  pair_id: string | null;
+  query_index: number;
+}
+
+export async function renderQuerySet(
+  ctx: StageContext,
+  renderer: ChatRenderer,
+  inputs: Record<string, ArtifactRef>,
+  params: DataPrepParams,
+): Promise<ArtifactRef> {
+  const queryTable = await ctx.store.getTable(inputs.queries);
+  const promptSet = await ctx.store.getJson<PromptSet>(inputs.prompts);
+  const name = `query set ${inputs.queries.digest.slice(0, 12)}`;
+  const column = <T,>(c: string) => columnValues<T>(queryTable, c, name);
+  const sets = column<string>('set');
+  const ids = column<string>('query_id');
+  const texts = column<string>('query');
+  const labels = column<string>('label');
+  const categories = column<string | null>('category');
+  const pairs = column<string | null>('pair_id');
+  const taken = { harmful: 0, harmless: 0 } as Record<string, number>;
+  const queries: QueryRow[] = [];
+  ids.forEach((id, i) => {
+    if (params.limitPerLabel !== null && (taken[labels[i]] ?? 0) >= params.limitPerLabel) return;
+    taken[labels[i]] = (taken[labels[i]] ?? 0) + 1;
+    queries.push({ set: sets[i], query_id: id, query: texts[i], label: labels[i], category: categories[i], pair_id: pairs[i], query_index: i });
+  });
+
+  const promptText = new Map(promptSet.prompts.map((p) => [p.id, p.text]));
+  const variants = params.promptVariants.length > 0 ? params.promptVariants : [NO_PROMPT_ID, ...promptSet.prompts.map((p) => p.id)];
+  for (const v of variants)
+    if (v !== NO_PROMPT_ID && !promptText.has(v))
+      throw new BadInputError(
+        `data-prep params: promptVariants: unknown prompt "${v}" (prompt set has: ${[NO_PROMPT_ID, ...promptText.keys()].join(', ')})`,
+      );
+  const placement = resolvePlacement(renderer, params.systemPrompt);
+  ctx.log.info('rendering', { queries: queries.length, variants, placement });
+
+  const rows: (QueryRow & { prompt_id: string; rendered: string; token_ids: number[]; start: number | null; count: number | null })[] = [];
+  const total = variants.length * queries.length;
+  for (const variant of variants) {
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    for (const q of queries) {
+      const r = renderInput(renderer, variant, variant === NO_PROMPT_ID ? null : promptText.get(variant)!, q.query, placement);
+      rows.push({ ...q, prompt_id: variant, rendered: r.rendered, token_ids: r.tokenIds, start: r.promptTokenStart, count: r.promptTokenCount });
+    }
+    ctx.progress({ done: rows.length, total, message: `rendered prompt "${variant}"` });
+  }
+  const table = tableForSchema(renderedInputsSchema, {
+    input_id: rows.map((r) => `${r.set}/${r.query_id}/${r.prompt_id}`),
+    set: rows.map((r) => r.set),
+    query_id: rows.map((r) => r.query_id),
+    query_index: rows.map((r) => r.query_index),
+    label: rows.map((r) => r.label),
+    category: rows.map((r) => r.category),
+    pair_id: rows.map((r) => r.pair_id),
+    prompt_id: rows.map((r) => r.prompt_id),
+    query: rows.map((r) => r.query),
+    rendered: rows.map((r) => r.rendered),
+    token_ids: rows.map((r) => r.token_ids),
+    prompt_token_start: rows.map((r) => r.start),
+    prompt_token_count: rows.map((r) => r.count),
+  });
+  return ctx.store.putTable(renderedInputsSchema.name, table, {
+    producer: { stage: dataPrepStage.name, version: dataPrepStage.version },
+    params: { ...params, placement },
+    inputs: { queries: inputs.queries.digest, prompts: inputs.prompts.digest },
+    modelDigest: ctx.modelDigest,
+  });
+}
+
+export const dataPrepStage: Stage<DataPrepParams> = {
+  name: 'data-prep',
+  version: '1',
+  needs: 'model',
+  inputs: ['queries', 'prompts'],
+  outputs: ['rendered'],
+  parseParams: parseDataPrepParams,
+  async run(ctx, inputs, params) {
+    if (!ctx.modelPath) throw new BadInputError('data-prep needs a model (its tokenizer and chat template): none configured');
+    return { rendered: await renderQuerySet(ctx, rendererFor(ctx.modelPath), inputs, params) };
+  },
+};
