@@ -1,0 +1,130 @@
+/**
+ * Compares the TypeScript model with the committed reference goldens written by
+ * tools/reference/golden_model.py (transformers, float32). Shared by the tiny-checkpoint and SmolLM2
+ * parity tests.
+ *
+ * Thresholds: both sides compute in float32, so they differ only by summation order and transcendental
+ * rounding: ~1e-6 relative per op, growing to ~1e-5..1e-4 through 30 layers. We allow 1e-3 relative (the
+ * issue's float32 bound): an error in any formula (rope layout, GQA grouping, norm eps, bias) is >= 1e-2.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { tf, padBatch, type ChatModel, type ChatMessage } from '../src/index.ts';
+
+export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
+export const RELATIVE_TOLERANCE = 1e-3;
+export const GRADIENT_MIN_COSINE = 0.999;
+
+export interface GoldenPrompt {
+  messages: ChatMessage[];
+  template_text: string;
+  ids: number[];
+  top_logits: { position: number; ids: number[]; values: number[] }[];
+  last_hidden: string;
+  last_hidden_norm: number;
+  greedy_ids: number[];
+  greedy_text: string;
+}
+
+export interface Golden {
+  model: string;
+  prompts: GoldenPrompt[];
+  gradient: { prompt: number; shape: [number, number]; values: string; norm: number };
+}
+
+export function readGolden(name: string): Golden {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES, `${name}.golden.json`), 'utf8')) as Golden;
+}
+
+export function decodeFloat32(b64: string): Float32Array {
+  const bytes = Buffer.from(b64, 'base64');
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/** max |a - b| / max |b|. */
+export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+export function l2(v: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i] * v[i];
+  return Math.sqrt(sum);
+}
+
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+export interface ForwardErrors {
+  logits: number;
+  hidden: number;
+}
+
+/**
+ * Forward every prompt (one by one, or as one left-padded batch) and return the worst relative errors
+ * of the golden top-10 logits and of the last token's final hidden state; checks top-1 ids exactly.
+ */
+export function checkForward(model: ChatModel, golden: Golden, batched: boolean): ForwardErrors {
+  const errors: ForwardErrors = { logits: 0, hidden: 0 };
+  const seqs = golden.prompts.map((p) => p.ids);
+  const runs = batched ? [seqs] : seqs.map((s) => [s]);
+  let promptIndex = 0;
+  for (const batch of runs) {
+    const { ids, mask } = padBatch(batch, model.padId);
+    const out = model.forward({ inputIds: ids, attentionMask: mask });
+    const logits = out.logits.arraySync();
+    const hidden = out.lastHidden.arraySync();
+    tf.dispose([out.logits, out.lastHidden]);
+    for (let row = 0; row < batch.length; row++, promptIndex++) {
+      const p = golden.prompts[promptIndex];
+      const offset = ids[row].length - p.ids.length; // left padding
+      for (const top of p.top_logits) {
+        const ours = top.ids.map((id) => logits[row][offset + top.position][id]);
+        errors.logits = Math.max(errors.logits, maxRelativeError(ours, top.values));
+        const rowLogits = logits[row][offset + top.position];
+        expect(rowLogits.indexOf(Math.max(...rowLogits)), `top-1 id, prompt ${promptIndex} position ${top.position}`).toBe(top.ids[0]);
+      }
+      const expectedHidden = decodeFloat32(p.last_hidden);
+      const oursHidden = hidden[row][hidden[row].length - 1];
+      const diffNorm = l2(oursHidden.map((v, i) => v - expectedHidden[i]));
+      errors.hidden = Math.max(errors.hidden, diffNorm / p.last_hidden_norm);
+    }
+  }
+  return errors;
+}
+
+/** Cosine and norm ratio of our gradient of sum(lastHidden[-1] * sin(0.1 (i+1))) w.r.t. the input embeddings. */
+export function checkGradient(model: ChatModel, golden: Golden): { cosine: number; normRatio: number } {
+  const ids = golden.prompts[golden.gradient.prompt].ids;
+  const d = model.config.hiddenSize;
+  const direction = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => Math.sin(0.1 * (i + 1))));
+  const embeds = model.embed([ids]);
+  const grad = tf.tidy(() =>
+    tf.grad((x: tf.Tensor) => {
+      const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none' });
+      const last = tf.slice(out.lastHidden, [0, ids.length - 1, 0], [1, 1, d]);
+      return tf.sum(tf.mul(last, direction));
+    })(embeds),
+  );
+  const ours = grad.dataSync();
+  tf.dispose([direction, embeds, grad]);
+  const expected = decodeFloat32(golden.gradient.values);
+  const oursNorm = l2(ours);
+  return { cosine: cosine(ours, expected), normRatio: oursNorm / golden.gradient.norm };
+}
