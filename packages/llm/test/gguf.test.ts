@@ -2,6 +2,7 @@
  * GGUF reader and dequantization against the Python `gguf` package and transformers' GGUF loader
  * (goldens written by tools/reference/golden_gguf.py), on the real SmolLM2 file and on synthetic blocks.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,8 @@ import { configFromGguf } from '../src/config.ts';
 import { requireSmolLm2Gguf } from '../src/weights/assets.ts';
 import { dequantize, GgmlType, halfToFloat } from '../src/weights/dequant.ts';
 import { fileDigest, sidecarPathOf } from '../src/weights/digest.ts';
-import { GgufFile, shortestFloat32 } from '../src/weights/gguf.ts';
+import { GgufFile, GgufValueType, shortestFloat32 } from '../src/weights/gguf.ts';
+import { writeGguf, type GgufTypedValue } from '../src/weights/gguf-writer.ts';
 import { unpermuteRotaryRows } from '../src/weights/gguf-weights.ts';
 import { loadWeights } from '../src/weights/load.ts';
 
@@ -146,6 +148,63 @@ describe('dequantization of every supported type vs gguf-py (synthetic blocks)',
   it('rejects a byte length that does not match the element count', () => {
     expect(() => dequantize(GgmlType.Q4_0, new Uint8Array(17), 32)).toThrow(/expected 18 bytes/);
     expect(() => dequantize(GgmlType.Q4_0, new Uint8Array(18), 31)).toThrow(/multiple of the Q4_0 block size/);
+  });
+});
+
+describe('every metadata value type, cross-checked with the Python gguf reader', () => {
+  it('writes a GGUF with all value types and nested arrays; ours and gguf-py read the same values', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-gguf-types-'));
+    try {
+      const file = path.join(dir, 'types.gguf');
+      const metadata: Record<string, GgufTypedValue> = {
+        u8: { type: GgufValueType.UINT8, value: 200 },
+        i8: { type: GgufValueType.INT8, value: -100 },
+        u16: { type: GgufValueType.UINT16, value: 60000 },
+        i16: { type: GgufValueType.INT16, value: -30000 },
+        u32: { type: GgufValueType.UINT32, value: 4000000000 },
+        i32: { type: GgufValueType.INT32, value: -2000000000 },
+        f32: { type: GgufValueType.FLOAT32, value: 0.1 },
+        f64: { type: GgufValueType.FLOAT64, value: 0.1 },
+        bool: { type: GgufValueType.BOOL, value: true },
+        str: { type: GgufValueType.STRING, value: 'héllo 😀' },
+        u64: { type: GgufValueType.UINT64, value: 2n ** 60n },
+        i64: { type: GgufValueType.INT64, value: -12345678901234 },
+        strs: { type: GgufValueType.ARRAY, elementType: GgufValueType.STRING, value: ['a', '', 'ccc'] },
+        f32s: { type: GgufValueType.ARRAY, elementType: GgufValueType.FLOAT32, value: [1.5, -2.25] },
+      };
+      const tensor = Float32Array.from([1, 2, 3, 4, 5, 6]);
+      fs.writeFileSync(
+        file,
+        writeGguf({ metadata, tensors: [{ name: 't', dims: [3, 2], type: GgmlType.F32, data: new Uint8Array(tensor.buffer) }], alignment: 64 }),
+      );
+      const ours = GgufFile.open(file);
+      expect(ours.alignment).toBe(64);
+      expect(Object.fromEntries([...ours.metadata].filter(([k]) => k !== 'general.alignment'))).toEqual({
+        u8: 200, i8: -100, u16: 60000, i16: -30000, u32: 4000000000, i32: -2000000000, f32: 0.1, f64: 0.1, bool: true,
+        str: 'héllo 😀', u64: 2n ** 60n, i64: -12345678901234, strs: ['a', '', 'ccc'], f32s: [1.5, -2.25],
+      });
+      expect(Array.from(ours.readTensorFloat32('t'))).toEqual(Array.from(tensor));
+      const script = `
+import json, sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+out = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+out["u64"] = str(out["u64"])
+t = r.tensors[0]
+out["tensor"] = {"name": t.name, "type": t.tensor_type.name, "shape": [int(d) for d in t.shape], "data": [float(v) for v in t.data.ravel()]}
+print(json.dumps(out))
+`;
+      const python = JSON.parse(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' }));
+      for (const [key, value] of ours.metadata) {
+        if (key === 'f32' || key === 'u64') continue;
+        expect(python[key], key).toEqual(value);
+      }
+      expect(Math.fround(python.f32)).toBe(Math.fround(0.1));
+      expect(python.u64).toBe(String(2n ** 60n));
+      expect(python.tensor).toEqual({ name: 't', type: 'F32', shape: [3, 2], data: [1, 2, 3, 4, 5, 6] });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

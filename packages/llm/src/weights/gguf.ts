@@ -14,7 +14,7 @@ import { ModelFormatError } from './errors.ts';
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 /** GGUF metadata value type ids. */
-const ValueType = {
+export const GgufValueType = {
   UINT8: 0,
   INT8: 1,
   UINT16: 2,
@@ -287,19 +287,19 @@ export class GgufFile {
 function readValue(r: ChunkedReader, type: number, key: string, path: string, depth: number): GgufValue {
   const what = `metadata "${key}"`;
   switch (type) {
-    case ValueType.UINT8: return r.take(1, what).readUInt8(0);
-    case ValueType.INT8: return r.take(1, what).readInt8(0);
-    case ValueType.UINT16: return r.take(2, what).readUInt16LE(0);
-    case ValueType.INT16: return r.take(2, what).readInt16LE(0);
-    case ValueType.UINT32: return r.take(4, what).readUInt32LE(0);
-    case ValueType.INT32: return r.take(4, what).readInt32LE(0);
-    case ValueType.FLOAT32: return shortestFloat32(r.take(4, what).readFloatLE(0));
-    case ValueType.FLOAT64: return r.take(8, what).readDoubleLE(0);
-    case ValueType.BOOL: return r.take(1, what).readUInt8(0) !== 0;
-    case ValueType.STRING: return r.string(what);
-    case ValueType.UINT64: return safeNumber(r.take(8, what).readBigUInt64LE(0));
-    case ValueType.INT64: return safeNumber(r.take(8, what).readBigInt64LE(0));
-    case ValueType.ARRAY: {
+    case GgufValueType.UINT8: return r.take(1, what).readUInt8(0);
+    case GgufValueType.INT8: return r.take(1, what).readInt8(0);
+    case GgufValueType.UINT16: return r.take(2, what).readUInt16LE(0);
+    case GgufValueType.INT16: return r.take(2, what).readInt16LE(0);
+    case GgufValueType.UINT32: return r.take(4, what).readUInt32LE(0);
+    case GgufValueType.INT32: return r.take(4, what).readInt32LE(0);
+    case GgufValueType.FLOAT32: return shortestFloat32(r.take(4, what).readFloatLE(0));
+    case GgufValueType.FLOAT64: return r.take(8, what).readDoubleLE(0);
+    case GgufValueType.BOOL: return r.take(1, what).readUInt8(0) !== 0;
+    case GgufValueType.STRING: return r.string(what);
+    case GgufValueType.UINT64: return safeNumber(r.take(8, what).readBigUInt64LE(0));
+    case GgufValueType.INT64: return safeNumber(r.take(8, what).readBigInt64LE(0));
+    case GgufValueType.ARRAY: {
       if (depth >= MAX_ARRAY_NESTING) throw new ModelFormatError(path, `${what}: arrays nested too deeply`);
       const elementType = r.u32(`${what} array element type`);
       const count = r.u64(`${what} array length`);
