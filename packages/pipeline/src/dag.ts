@@ -1,0 +1,105 @@
+/**
+ * DAG validation and ordering, shared by both engines: every node names a known stage, its params parse,
+ * its inputs match the stage's declared inputs and point at declared outputs of existing nodes, and there
+ * is no cycle. Every problem is a BadInputError naming the DAG and node.
+ */
+import { BadInputError, type ArtifactRef } from '@dro/artifacts';
+import { acceptsInput, type Dag, type DagNode, type Stage } from './stage.ts';
+import { lookupStage, type StageLookup } from './registry.ts';
+
+export interface DagPlan {
+  /** Node ids in a topological order (stable: declaration order among ready nodes). */
+  order: string[];
+  stageOf: Map<string, Stage<unknown>>;
+  /** Parsed (defaults filled) params per node: what the cache key hashes. */
+  paramsOf: Map<string, unknown>;
+  /** Node ids each node waits for. */
+  dependsOn: Map<string, Set<string>>;
+}
+
+export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
+  const where = `DAG "${dag?.name}"`;
+  if (!dag || !Array.isArray(dag.nodes) || dag.nodes.length === 0) throw new BadInputError(`${where}: "nodes" must be a non-empty array`);
+  const stageOf = new Map<string, Stage<unknown>>();
+  for (const node of dag.nodes) {
+    if (typeof node.id !== 'string' || node.id === '') throw new BadInputError(`${where}: every node needs a non-empty string "id"`);
+    if (stageOf.has(node.id)) throw new BadInputError(`${where}: duplicate node id "${node.id}"`);
+    const stage = lookupStage(stages, node.stage);
+    if (!stage) throw new BadInputError(`${where}: node "${node.id}" uses unknown stage "${node.stage}"`);
+    stageOf.set(node.id, stage);
+  }
+  const paramsOf = new Map<string, unknown>();
+  const dependsOn = new Map<string, Set<string>>();
+  for (const node of dag.nodes) {
+    const stage = stageOf.get(node.id)!;
+    paramsOf.set(node.id, parseNodeParams(stage, node, where));
+    const declared = [...stage.inputs, ...(stage.variadicInputs ?? []).map((prefix) => `${prefix}:*`)];
+    for (const name of Object.keys(node.inputs ?? {})) {
+      if (!acceptsInput(stage, name)) {
+        throw new BadInputError(`${where}: node "${node.id}" has input "${name}" but stage ${stage.name} expects [${declared.join(', ')}]`);
+      }
+    }
+    for (const name of stage.inputs) {
+      if (!node.inputs?.[name]) throw new BadInputError(`${where}: node "${node.id}" is missing input "${name}" of stage ${stage.name}`);
+    }
+    const deps = new Set<string>();
+    for (const [name, source] of Object.entries(node.inputs ?? {})) {
+      if ('node' in source) {
+        const from = stageOf.get(source.node);
+        if (!from) throw new BadInputError(`${where}: node "${node.id}" input "${name}" refers to unknown node "${source.node}"`);
+        if (!from.outputs.includes(source.output)) {
+          throw new BadInputError(
+            `${where}: node "${node.id}" input "${name}" wants output "${source.output}" of node "${source.node}", which produces [${from.outputs.join(', ')}]`,
+          );
+        }
+        deps.add(source.node);
+      } else if (!source || typeof source.ref?.digest !== 'string') {
+        throw new BadInputError(`${where}: node "${node.id}" input "${name}" must be { node, output } or { ref }`);
+      }
+    }
+    dependsOn.set(node.id, deps);
+  }
+  return { order: topologicalOrder(dag, dependsOn), stageOf, paramsOf, dependsOn };
+}
+
+/** Run the stage's parseParams, wrapping any failure so it names the node. */
+export function parseNodeParams(stage: Stage<unknown>, node: DagNode, where = 'DAG'): unknown {
+  if (!stage.parseParams) return node.params ?? {};
+  try {
+    return stage.parseParams(node.params ?? {});
+  } catch (error) {
+    if (error instanceof BadInputError) throw new BadInputError(`${where}: node "${node.id}" params: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/** Kahn's algorithm, stable in declaration order; a cycle is a BadInputError naming its nodes. */
+function topologicalOrder(dag: Dag, dependsOn: Map<string, Set<string>>): string[] {
+  const remaining = new Map([...dependsOn].map(([id, deps]) => [id, new Set(deps)]));
+  const order: string[] = [];
+  while (remaining.size > 0) {
+    const ready = [...remaining].filter(([, deps]) => deps.size === 0).map(([id]) => id);
+    if (ready.length === 0) {
+      throw new BadInputError(`DAG "${dag.name}": cycle among nodes ${[...remaining.keys()].map((id) => `"${id}"`).join(', ')}`);
+    }
+    for (const id of ready) remaining.delete(id);
+    for (const deps of remaining.values()) for (const id of ready) deps.delete(id);
+    order.push(...ready);
+  }
+  return order;
+}
+
+/** A node's inputs as artifact refs, given the outputs of the nodes it depends on. */
+export function resolveInputs(node: DagNode, outputsOf: (nodeId: string) => Record<string, ArtifactRef> | undefined): Record<string, ArtifactRef> {
+  const resolved: Record<string, ArtifactRef> = {};
+  for (const [name, source] of Object.entries(node.inputs ?? {})) {
+    if ('ref' in source) {
+      resolved[name] = source.ref;
+      continue;
+    }
+    const ref = outputsOf(source.node)?.[source.output];
+    if (!ref) throw new Error(`node "${node.id}" input "${name}": node "${source.node}" has not produced "${source.output}"`);
+    resolved[name] = ref;
+  }
+  return resolved;
+}

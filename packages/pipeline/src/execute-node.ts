@@ -1,0 +1,154 @@
+/**
+ * Run ONE DAG node: compute its cache key, return the cached outputs on a hit, otherwise run the stage
+ * and record its outputs under the key. This is the whole unit of work of both engines: the local runner
+ * calls it per node, and the Temporal activity calls exactly it, so it holds no runner-local state —
+ * everything it needs is in the request, everything it remembers is in the store.
+ */
+import {
+  BadInputError,
+  canonicalJson,
+  sha256Hex,
+  type ArtifactRef,
+  type ArtifactStore,
+  type ManifestInput,
+  type RecordIndex,
+} from '@dro/artifacts';
+import type { DagNode, ProgressEvent, Stage, StageContext, StageLogger } from './stage.ts';
+import { parseNodeParams } from './dag.ts';
+import { lookupStage, type StageLookup } from './registry.ts';
+
+/** A store that also keeps the cache index (LocalArtifactStore is one). */
+export type CachingStore = ArtifactStore & { records: Pick<RecordIndex, 'put' | 'get'> };
+
+/** Record namespace of the cache index: cache key → output refs. */
+export const CACHE_NAMESPACE = 'cache';
+
+export interface CacheEntry {
+  stage: string;
+  version: string;
+  node: string;
+  outputs: Record<string, ArtifactRef>;
+  createdAt: string;
+}
+
+export interface ExecuteNodeRequest {
+  store: CachingStore;
+  /** Where to find the node's stage (registry, Map or function) ... */
+  stages?: StageLookup;
+  /** ... or the stage itself. */
+  stage?: Stage<unknown>;
+  node: DagNode;
+  /** Every input of the node resolved to an artifact ref. */
+  inputs: Record<string, ArtifactRef>;
+  signal?: AbortSignal;
+  progress?: (event: ProgressEvent) => void;
+  log?: StageLogger;
+  /** Run even on a cache hit (the new outputs replace the cache entry). */
+  force?: boolean;
+}
+
+export interface NodeExecution {
+  outputs: Record<string, ArtifactRef>;
+  cacheHit: boolean;
+  cacheKey: string;
+}
+
+const silentLog: StageLogger = { info() {}, warn() {} };
+
+/** sha256 of canonical JSON of what determines a node's outputs. Equal keys ⇒ reusable outputs. */
+export function computeCacheKey(
+  stage: Pick<Stage<unknown>, 'name' | 'version'>,
+  params: unknown,
+  inputs: Record<string, ArtifactRef>,
+  modelDigest: string | null,
+): string {
+  const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
+  let canonical: string;
+  try {
+    canonical = canonicalJson({ stage: stage.name, version: stage.version, params, inputs: inputDigests, model: modelDigest });
+  } catch (error) {
+    throw new BadInputError(`stage ${stage.name}: params are not JSON-serialisable (${(error as Error).message})`);
+  }
+  return sha256Hex(canonical);
+}
+
+/** The manifest a stage should attach to its outputs (a convenience for stage authors). */
+export function stageManifest(
+  stage: Pick<Stage<unknown>, 'name' | 'version'>,
+  ctx: Pick<StageContext, 'modelDigest'>,
+  params: unknown,
+  inputs: Record<string, ArtifactRef>,
+  backend: string | null = null,
+): ManifestInput {
+  const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
+  return { producer: { stage: stage.name, version: stage.version }, params, inputs: inputDigests, modelDigest: ctx.modelDigest, backend };
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('the run was cancelled', 'AbortError');
+}
+
+export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
+  const { store, node, inputs } = request;
+  const stage = request.stage ?? (request.stages && lookupStage(request.stages, node.stage));
+  if (!stage) throw new BadInputError(`node "${node.id}" uses unknown stage "${node.stage}"`);
+  const signal = request.signal ?? new AbortController().signal;
+  const params = parseNodeParams(stage, node);
+  const modelDigest = node.model?.digest ?? null;
+
+  for (const name of stage.inputs) {
+    if (!inputs[name]) throw new BadInputError(`node "${node.id}" (stage ${stage.name}) is missing input "${name}"`);
+  }
+  for (const [name, ref] of Object.entries(inputs)) {
+    if (!(await store.has(ref.digest))) {
+      throw new BadInputError(`node "${node.id}" input "${name}": artifact ${ref.digest} is not in store ${store.root}`);
+    }
+  }
+
+  const cacheKey = computeCacheKey(stage, params, inputs, modelDigest);
+  if (!request.force) {
+    const cached = await store.records.get<CacheEntry>(CACHE_NAMESPACE, cacheKey);
+    // A hit needs every output still present: gc may have removed some since.
+    if (cached && (await allPresent(store, cached.outputs, stage.outputs))) {
+      return { outputs: cached.outputs, cacheHit: true, cacheKey };
+    }
+  }
+
+  if (signal.aborted) throw abortReason(signal);
+  const ctx: StageContext = {
+    store,
+    progress: request.progress ?? (() => {}),
+    signal,
+    log: request.log ?? silentLog,
+    modelDigest,
+    modelPath: node.model?.path ?? null,
+  };
+  const outputs = await stage.run(ctx, inputs, params);
+  await checkOutputs(store, stage, node, outputs);
+  const entry: CacheEntry = { stage: stage.name, version: stage.version, node: node.id, outputs, createdAt: new Date().toISOString() };
+  // Outputs are already committed artifacts; the cache entry is written last, so a crash before this
+  // line only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
+  await store.records.put(CACHE_NAMESPACE, cacheKey, entry, { refs: Object.values(outputs).map((ref) => ref.digest) });
+  return { outputs, cacheHit: false, cacheKey };
+}
+
+async function allPresent(store: CachingStore, outputs: Record<string, ArtifactRef>, declared: readonly string[]): Promise<boolean> {
+  for (const name of declared) {
+    if (!outputs[name] || !(await store.has(outputs[name].digest))) return false;
+  }
+  return true;
+}
+
+/** A stage must return exactly its declared outputs, each committed to the store. Not retryable: a bug. */
+async function checkOutputs(store: CachingStore, stage: Stage<unknown>, node: DagNode, outputs: Record<string, ArtifactRef>): Promise<void> {
+  const where = `node "${node.id}" (stage ${stage.name})`;
+  if (typeof outputs !== 'object' || outputs === null) throw new BadInputError(`${where} returned ${String(outputs)}, expected output refs`);
+  for (const name of Object.keys(outputs)) {
+    if (!stage.outputs.includes(name)) throw new BadInputError(`${where} returned undeclared output "${name}" (declared: ${stage.outputs.join(', ')})`);
+  }
+  for (const name of stage.outputs) {
+    const ref = outputs[name];
+    if (!ref || typeof ref.digest !== 'string') throw new BadInputError(`${where} did not return its output "${name}"`);
+    if (!(await store.has(ref.digest))) throw new BadInputError(`${where} output "${name}": artifact ${ref.digest} is not in the store`);
+  }
+}

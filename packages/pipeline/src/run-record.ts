@@ -1,0 +1,154 @@
+/**
+ * Run records: what happened in one run of a DAG (per-node status, timing, cache hits, attempts, output
+ * refs, errors), saved as a JSON artifact and indexed by run id, so `dro status` can show it and gc keeps
+ * everything a recorded run produced. Either engine can save one (engine: "local" | "temporal").
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  NotFoundError,
+  defineJsonSchema,
+  type ArtifactRef,
+  type CodeVersion,
+  type LocalArtifactStore,
+} from '@dro/artifacts';
+import type { Dag } from './stage.ts';
+
+export type NodeStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface NodeRecord {
+  id: string;
+  stage: string;
+  stageVersion: string;
+  status: NodeStatus;
+  /** null until the node has been looked up in the cache. */
+  cacheHit: boolean | null;
+  cacheKey: string | null;
+  /** Times the stage was started (0 for a cache hit). */
+  attempts: number;
+  startedAt: string | null;
+  endedAt: string | null;
+  durationMs: number | null;
+  outputs: Record<string, ArtifactRef>;
+  error: { name: string; message: string } | null;
+}
+
+export interface RunRecord {
+  runId: string;
+  dagName: string;
+  engine: 'local' | 'temporal';
+  status: RunStatus;
+  startedAt: string;
+  endedAt: string | null;
+  durationMs: number | null;
+  code: CodeVersion;
+  dag: Dag;
+  /** In execution (topological) order. */
+  nodes: NodeRecord[];
+}
+
+/** The index entry per run: enough to list runs without loading each record. */
+export interface RunSummary {
+  runId: string;
+  dagName: string;
+  engine: RunRecord['engine'];
+  status: RunStatus;
+  startedAt: string;
+  endedAt: string | null;
+  durationMs: number | null;
+  nodes: number;
+  cacheHits: number;
+  failed: number;
+  record: ArtifactRef;
+}
+
+export const RUNS_NAMESPACE = 'runs';
+
+const NODE_STATUSES = new Set<NodeStatus>(['pending', 'running', 'succeeded', 'failed', 'cancelled', 'skipped']);
+const RUN_STATUSES = new Set<RunStatus>(['running', 'succeeded', 'failed', 'cancelled']);
+
+export const runRecordSchema = defineJsonSchema<RunRecord>({
+  name: 'run-record/v1',
+  validate(value) {
+    const run = value as RunRecord;
+    if (typeof run !== 'object' || run === null) return ['expected an object'];
+    const problems: string[] = [];
+    if (typeof run.runId !== 'string') problems.push('runId: expected a string');
+    if (typeof run.dagName !== 'string') problems.push('dagName: expected a string');
+    if (!RUN_STATUSES.has(run.status)) problems.push(`status: expected one of ${[...RUN_STATUSES].join(', ')}`);
+    if (typeof run.startedAt !== 'string') problems.push('startedAt: expected an ISO time');
+    if (!Array.isArray(run.nodes)) return [...problems, 'nodes: expected an array'];
+    run.nodes.forEach((node, i) => {
+      if (typeof node?.id !== 'string') problems.push(`nodes[${i}].id: expected a string`);
+      if (!NODE_STATUSES.has(node?.status)) problems.push(`nodes[${i}].status: expected one of ${[...NODE_STATUSES].join(', ')}`);
+      if (typeof node?.attempts !== 'number') problems.push(`nodes[${i}].attempts: expected a number`);
+      if (typeof node?.outputs !== 'object' || node.outputs === null) problems.push(`nodes[${i}].outputs: expected an object`);
+    });
+    return problems;
+  },
+});
+
+/** Sortable, readable and unique enough: 20261128-014502-3f9a1c. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function summarizeRun(record: RunRecord, ref: ArtifactRef): RunSummary {
+  return {
+    runId: record.runId,
+    dagName: record.dagName,
+    engine: record.engine,
+    status: record.status,
+    startedAt: record.startedAt,
+    endedAt: record.endedAt,
+    durationMs: record.durationMs,
+    nodes: record.nodes.length,
+    cacheHits: record.nodes.filter((n) => n.cacheHit === true).length,
+    failed: record.nodes.filter((n) => n.status === 'failed').length,
+    record: ref,
+  };
+}
+
+/**
+ * Save the record as an artifact and point runs/<runId> at it. The index entry is pinned and lists the
+ * record, every node output and every external input, so gc keeps all of it.
+ */
+export async function saveRunRecord(store: LocalArtifactStore, record: RunRecord): Promise<ArtifactRef> {
+  const ref = await store.putJson(runRecordSchema.name, record, {
+    producer: { stage: `${record.engine}-runner`, version: '1' },
+    params: { runId: record.runId, dag: record.dagName },
+    inputs: {},
+  });
+  const refs = new Set<string>([ref.digest]);
+  for (const node of record.nodes) for (const output of Object.values(node.outputs)) refs.add(output.digest);
+  for (const node of record.dag.nodes) {
+    for (const source of Object.values(node.inputs ?? {})) if ('ref' in source) refs.add(source.ref.digest);
+  }
+  await store.records.put(RUNS_NAMESPACE, record.runId, summarizeRun(record, ref), { refs: [...refs], pin: true });
+  return ref;
+}
+
+/** Every recorded run, oldest first. */
+export async function listRuns(store: LocalArtifactStore): Promise<RunSummary[]> {
+  const summaries: RunSummary[] = [];
+  for (const runId of await store.records.list(RUNS_NAMESPACE)) {
+    const summary = await store.records.get<RunSummary>(RUNS_NAMESPACE, runId);
+    if (summary) summaries.push(summary);
+  }
+  return summaries.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));
+}
+
+/** The run `runId`, or the most recent run when omitted. */
+export async function loadRun(store: LocalArtifactStore, runId?: string): Promise<RunRecord> {
+  let summary: RunSummary | null;
+  if (runId === undefined) {
+    const runs = await listRuns(store);
+    if (runs.length === 0) throw new NotFoundError(`no runs recorded in store ${store.root}`);
+    summary = runs[runs.length - 1];
+  } else {
+    summary = await store.records.get<RunSummary>(RUNS_NAMESPACE, runId);
+    if (!summary) throw new NotFoundError(`no run "${runId}" in store ${store.root}`);
+  }
+  return store.getJson<RunRecord>(summary.record);
+}
