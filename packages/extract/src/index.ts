@@ -1,1 +1,3 @@
-export {};
+export * from './params.ts';
+export * from './stage.ts';
+export { ChunkCheckpoints } from './checkpoint.ts';
