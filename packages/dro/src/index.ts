@@ -1,1 +1,10 @@
-export {};
+/** @dro/dro: DRO soft-prompt training, its ablations, and the vanilla prompt-tuning baseline. */
+export * from './loss.ts';
+export * from './adamw.ts';
+export * from './soft-prompt.ts';
+export * from './shuffle.ts';
+export * from './train-dro.ts';
+export * from './nearest.ts';
+export * from './inputs.ts';
+export * from './params.ts';
+export { droTrainStage } from './stage.ts';

@@ -107,7 +107,14 @@ export function softHiddenStates(model: TrainableModel, examples: PromptedInput[
   });
 }
 
-export function trainDro(
+/** Let timers and signal handlers run between steps (SIGINT → ctx.signal, heartbeats). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+let variableCounter = 0;
+
+export async function trainDro(
   model: TrainableModel,
   examples: DroExample[],
   directions: DirectionArrays,
@@ -115,10 +122,12 @@ export function trainDro(
   weights: LossWeights,
   opt: OptimiserOptions,
   hooks: TrainingHooks = {},
-): DroTrainingResult {
+): Promise<DroTrainingResult> {
   const d = directions.d;
   const dirs = directionTensors(directions);
-  const soft = tf.variable(tf.tensor2d(init.values, [init.nTokens, d]), true, 'soft_prompt');
+  const initTensor = tf.tensor2d(init.values, [init.nTokens, d]);
+  const soft = tf.variable(initTensor, true, `soft_prompt_${++variableCounter}`); // [n, d]
+  initTensor.dispose(); // the variable holds its own reference to the data
   const optimiser = new AdamW({ lr: opt.lr, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
   // Base quantities, computed once: h_b [N, d] and its boundary logits [N].
   const baseHidden = baseHiddenStates(model, examples, opt.microBatchSize);
@@ -132,6 +141,7 @@ export function trainDro(
     for (let epoch = 0; epoch < opt.epochs && step < totalSteps; epoch++) {
       const order = seededShuffle(examples.length, opt.seed + epoch);
       for (let start = 0; start < order.length && step < totalSteps; start += opt.batchSize) {
+        await yieldToEventLoop();
         if (hooks.signal?.aborted) throw new AbortedError('DRO training cancelled');
         const batch = order.slice(start, start + opt.batchSize);
         const sums: Record<string, number> = { total: 0, refusal: 0, harmfulness: 0, norm: 0 };

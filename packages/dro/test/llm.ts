@@ -1,3 +1,3 @@
-/** The runtime pieces the tests use (until @dro/llm's index re-exports them). */
-export { loadModel } from '../../llm/src/model/load-model.ts';
+/** The runtime pieces the tests use: the real loader, and the tiny-model writer from llm's testing kit. */
+export { loadModel } from '@dro/llm';
 export { writeTinyHfModel, tinyConfig } from '../../llm/src/testing/tiny-model.ts';

@@ -116,3 +116,16 @@ export const REPORT_SCHEMA = defineJsonSchema<ReportArtifact>({
     return problems;
   },
 });
+
+/** Per training query: boundary logits under the basic text prompt and under the trained soft prompt. */
+export const TRAINING_SHIFT_SCHEMA = defineTableSchema({
+  name: 'training-shift/v1',
+  columns: [
+    { name: 'query_id', type: 'utf8' },
+    { name: 'label', type: 'utf8' },
+    { name: 'base_refusal_logit', type: 'float64' },
+    { name: 'soft_refusal_logit', type: 'float64' },
+    { name: 'base_harmfulness_logit', type: 'float64' },
+    { name: 'soft_harmfulness_logit', type: 'float64' },
+  ],
+});

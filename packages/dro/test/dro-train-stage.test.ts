@@ -1,0 +1,118 @@
+/**
+ * The dro-train stage end to end on the tiny model and a real store: outputs, their read-back in Python,
+ * the direction of the learned shift, ablations, cancellation, bad input, and no leaked tensors.
+ */
+import { execFileSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BadInputError, columnValues, type ArtifactRef } from '@dro/artifacts';
+import { loadModel, type ChatModel } from '@dro/llm';
+import { droTrainStage } from '../src/stage.ts';
+import { loadTinyModel } from './helpers.ts';
+import { putDirections, putRendered, stageContext, tempStore } from './fixtures.ts';
+
+const PROMPT = 'Be safe and kind.';
+const FAST = { promptId: 'basic', batchSize: 4, microBatchSize: 4, epochs: 3, lr: 0.01, nearestTokens: 3 };
+
+describe('dro-train stage (tiny model)', () => {
+  let dir: string;
+  let model: ChatModel;
+  const store = tempStore();
+  let rendered: ArtifactRef;
+  let directions: ArtifactRef;
+
+  beforeAll(async () => {
+    ({ dir } = await loadTinyModel());
+    model = await loadModel(dir);
+    rendered = await putRendered(store, model, { none: null, basic: PROMPT });
+    directions = await putDirections(store, model.config.hiddenSize);
+  });
+  afterAll(() => model?.dispose());
+
+  it('trains, writes the soft prompt (read back by Python), curve, nearest tokens and shifts', async () => {
+    const { ctx, events } = stageContext(store, dir);
+    const before = tf.memory().numTensors;
+    const params = droTrainStage.parseParams!(FAST);
+    const out = await droTrainStage.run(ctx, { rendered, directions }, params);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Object.keys(out).sort()).toEqual(['curve', 'nearestTokens', 'shift', 'softPrompt']);
+
+    const nTokens = model.tokenizer.encode(PROMPT, { addSpecialTokens: false }).length;
+    const tensors = await store.getTensors(out.softPrompt!);
+    expect(tensors.soft_prompt!.shape).toEqual([nTokens, model.config.hiddenSize]);
+    const py = execFileSync('python3', [
+      '-c',
+      'import sys, json; from safetensors.numpy import load_file; from safetensors import safe_open\n' +
+        't = load_file(sys.argv[1])["soft_prompt"]\n' +
+        'm = safe_open(sys.argv[1], "np").metadata()\n' +
+        'print(json.dumps({"shape": list(t.shape), "dtype": str(t.dtype), "values": t.flatten().tolist(), "meta": m}))',
+      store.pathOf(out.softPrompt!),
+    ]).toString();
+    const fromPython = JSON.parse(py) as { shape: number[]; dtype: string; values: number[]; meta: Record<string, string> };
+    expect(fromPython.shape).toEqual([nTokens, model.config.hiddenSize]);
+    expect(fromPython.dtype).toBe('float32');
+    expect(Float32Array.from(fromPython.values)).toEqual(tensors.soft_prompt!.data);
+    expect(fromPython.meta.method).toBe('dro');
+    expect(JSON.parse(fromPython.meta.init_token_ids!)).toEqual(model.tokenizer.encode(PROMPT, { addSpecialTokens: false }));
+
+    // 12 queries, batch 4, 3 epochs → 9 steps, each with total/refusal/harmfulness/norm/grad_norm.
+    const curve = await store.getTable(out.curve!);
+    const steps = columnValues<number>(curve, 'step', 'curve');
+    expect(Math.max(...steps)).toBe(9);
+    expect(new Set(columnValues<string>(curve, 'term', 'curve'))).toEqual(new Set(['total', 'refusal', 'harmfulness', 'norm', 'grad_norm']));
+    expect(events.at(-1)).toMatchObject({ done: 9, total: 9 });
+
+    // At step 1 the soft prompt equals the basic prompt: Δ = 0, so the refusal term is BCE(0, y) = ln 2.
+    const refusal = columnValues<number>(curve, 'value', 'curve').filter((_, i) => columnValues<string>(curve, 'term', 'curve')[i] === 'refusal');
+    expect(refusal[0]).toBeCloseTo(Math.LN2, 4);
+
+    // The learned shift goes the intended way: harmful toward refusal (r down), harmless away (r up).
+    const shift = await store.getTable(out.shift!);
+    const label = columnValues<string>(shift, 'label', 'shift');
+    const delta = columnValues<number>(shift, 'soft_refusal_logit', 'shift').map((s, i) => s - columnValues<number>(shift, 'base_refusal_logit', 'shift')[i]!);
+    const mean = (l: string) => delta.filter((_, i) => label[i] === l).reduce((a, b) => a + b, 0) / 6;
+    expect(mean('harmful')).toBeLessThan(mean('harmless'));
+    // And the refusal term over all training queries fell below its starting value ln 2.
+    const bce = (x: number, y: number) => Math.max(x, 0) - x * y + Math.log1p(Math.exp(-Math.abs(x)));
+    const finalRefusal = delta.reduce((s, x, i) => s + bce(x, label[i] === 'harmless' ? 1 : 0), 0) / delta.length;
+    expect(finalRefusal).toBeLessThan(Math.LN2 - 0.01);
+
+    const nearest = await store.getTable(out.nearestTokens!);
+    expect(nearest.numRows).toBe(nTokens * 3);
+  });
+
+  it('ablations switch their term off and are recorded in the metadata', async () => {
+    const { ctx } = stageContext(store, dir);
+    const out = await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, epochs: 1, variant: 'no-refusal' }));
+    const meta = JSON.parse(
+      execFileSync('python3', ['-c', 'import sys, json; from safetensors import safe_open; print(json.dumps(safe_open(sys.argv[1], "np").metadata()))', store.pathOf(out.softPrompt!)]).toString(),
+    );
+    expect(meta.method).toBe('dro:no-refusal');
+    const curve = await store.getTable(out.curve!);
+    const terms = columnValues<string>(curve, 'term', 'curve');
+    const values = columnValues<number>(curve, 'value', 'curve');
+    const pick = (t: string) => values.filter((_, i) => terms[i] === t);
+    // total = 1e-2·harmfulness + 1e-3·norm, without the refusal term.
+    pick('total').forEach((total, i) => expect(total).toBeCloseTo(1e-2 * pick('harmfulness')[i]! + 1e-3 * pick('norm')[i]!, 6));
+  });
+
+  it('stops when cancelled', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const { ctx } = stageContext(store, dir, abort.signal);
+    await expect(droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!(FAST))).rejects.toThrow(/cancelled/);
+  });
+
+  it('rejects bad params and inputs with errors that name the field', async () => {
+    expect(() => droTrainStage.parseParams!({ ...FAST, lr: -1 })).toThrow(/dro-train params: lr: expected a positive number/);
+    expect(() => droTrainStage.parseParams!({ ...FAST, variant: 'nope' })).toThrow(/variant/);
+    expect(() => droTrainStage.parseParams!({ ...FAST, bacthSize: 3 })).toThrow(/bacthSize/);
+    expect(() => droTrainStage.parseParams!({ batchSize: 3 })).toThrow(/promptId/);
+    const { ctx } = stageContext(store, dir);
+    const err = await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, promptId: 'missing' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadInputError);
+    expect((err as Error).message).toMatch(/no rows with prompt_id "missing" .*prompt ids present: none, basic/);
+    const swapped = await droTrainStage.run(ctx, { rendered: directions, directions: rendered }, droTrainStage.parseParams!(FAST)).catch((e: unknown) => e);
+    expect((swapped as Error).message).toMatch(/input "rendered": expected a rendered-inputs\/v1 artifact/);
+  });
+});
