@@ -1,5 +1,6 @@
 /** Every `dro` subcommand. Add a module under commands/ and list it here. */
 import type { Command } from '../command.ts';
 import { judgeCommand } from './judge.ts';
+import { llmInspectCommand } from './llm-inspect.ts';
 
-export const commands: Command[] = [judgeCommand];
+export const commands: Command[] = [judgeCommand, llmInspectCommand];

@@ -6,3 +6,4 @@ export { hfNameOfGgufTensor, unpermuteRotaryRows } from './gguf-weights.ts';
 export { ModelFormatError } from './errors.ts';
 export { fileDigest, modelDigest, droCacheDir } from './digest.ts';
 export { smolLm2GgufPath, requireSmolLm2Gguf, SMOLLM2_GGUF_NAME } from './assets.ts';
+export { inspectModel, type ModelSummary } from './inspect.ts';
