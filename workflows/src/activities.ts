@@ -9,9 +9,9 @@
 import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ArtifactRef } from '@dro/artifacts';
-import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger } from '@dro/pipeline';
+import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup } from '@dro/pipeline';
 import { BAD_INPUT_ERROR_TYPE, type RunStageInput, type RunStageResult, type StageHeartbeat } from './shared.ts';
-import { planDag, type StageLookup } from './plan.ts';
+import { planDag } from './plan.ts';
 
 /** What the activity asks of the spine: run ONE node with resolved inputs (cache lookup, run, record). */
 export interface NodeExecutionRequest {

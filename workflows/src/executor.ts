@@ -1,26 +1,22 @@
 /**
- * Binds the spine's node execution to one worker's store and stage registry, in the shape the activity
- * adapter calls (NodeExecutor).
+ * Binds the spine's executeNode (cache lookup → run → record) to one worker's store and stage registry, in
+ * the shape the activity adapter calls. A retried or re-delivered node whose outputs were already recorded
+ * is a cache hit: re-execution is idempotent.
  */
-import type { ArtifactStore } from '@dro/artifacts';
-import { BadInputError, type StageContext } from '@dro/pipeline';
+import { executeNode, type CachingStore, type StageLookup } from '@dro/pipeline';
 import type { NodeExecutor } from './activities.ts';
-import { lookupStage, type StageLookup } from './plan.ts';
 
-export function createNodeExecutor(deps: { store: ArtifactStore; stages: StageLookup }): NodeExecutor {
+export function createNodeExecutor(deps: { store: CachingStore; stages: StageLookup }): NodeExecutor {
   return async (req) => {
-    const stage = lookupStage(deps.stages, req.node.stage);
-    if (!stage) throw new BadInputError(`node "${req.node.id}" uses unknown stage "${req.node.stage}"`);
-    const params = stage.parseParams ? stage.parseParams(req.node.params) : req.node.params;
-    const ctx: StageContext = {
+    const { outputs, cacheHit } = await executeNode({
       store: deps.store,
-      progress: req.progress,
+      stages: deps.stages,
+      node: req.node,
+      inputs: req.inputs,
       signal: req.signal,
+      progress: req.progress,
       log: req.log,
-      modelDigest: req.node.model?.digest ?? null,
-      modelPath: req.node.model?.path ?? null,
-    };
-    const outputs = await stage.run(ctx, req.inputs, params);
-    return { outputs, cacheHit: false };
+    });
+    return { outputs, cacheHit };
   };
 }

@@ -18,7 +18,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { createActivities, type NodeExecutor } from './activities.ts';
-import type { StageLookup } from './plan.ts';
+import type { StageLookup } from '@dro/pipeline';
 import { TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
 
 export interface StartWorkerOptions {

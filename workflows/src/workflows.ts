@@ -100,7 +100,7 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
   } catch (err) {
     runState = isCancellation(err) ? 'cancelled' : 'failed';
     runError = failureMessage(err);
-    throw isCancellation(err) ? err : surfaceFailure(`DAG "${dag.name}" is invalid`, err);
+    throw isCancellation(err) ? err : surfaceFailure(null, err); // validation messages already name the DAG
   }
   // One proxy per node: the activity id is the node id, so status views can match pending activities
   // (attempt, last heartbeat) to nodes.
@@ -244,9 +244,9 @@ function innermostType(err: unknown): string | undefined {
  * Re-raise a failure as a workflow-level ApplicationFailure that keeps the original message and error type
  * (BadInputError stays BadInputError) so clients can show it unchanged.
  */
-function surfaceFailure(context: string, err: unknown): ApplicationFailure {
+function surfaceFailure(context: string | null, err: unknown): ApplicationFailure {
   return ApplicationFailure.create({
-    message: `${context}: ${failureMessage(err)}`,
+    message: context === null ? failureMessage(err) : `${context}: ${failureMessage(err)}`,
     type: innermostType(err) ?? 'StageFailed',
     nonRetryable: true,
     cause: err instanceof Error ? err : undefined,

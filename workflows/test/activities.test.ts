@@ -26,7 +26,7 @@ afterAll(() => {
 async function numbersRef(seed: number) {
   const run: RunStageResult = await new MockActivityEnvironment().run(activities.runStageActivity, {
     runId: 'r',
-    node: { id: 'numbers', stage: 'test.numbers', params: { count: 8, seed }, inputs: {} },
+    node: { id: 'numbers', stage: 'test-numbers', params: { count: 8, seed }, inputs: {} },
     inputs: {},
   });
   return run.outputs.numbers!;
@@ -49,6 +49,15 @@ describe('runStageActivity', () => {
     expect(squares.squares!.shape).toEqual([3, 4]);
   });
 
+  it('re-executing a finished node is a cache hit with the same refs (retries are idempotent)', async () => {
+    const node = { id: 'numbers', stage: 'test-numbers', params: { count: 5, seed: 11 }, inputs: {} };
+    const first: RunStageResult = await new MockActivityEnvironment().run(activities.runStageActivity, { runId: 'r', node, inputs: {} });
+    const again: RunStageResult = await new MockActivityEnvironment({ attempt: 2 }).run(activities.runStageActivity, { runId: 'r', node, inputs: {} });
+    expect(first.cacheHit).toBe(false);
+    expect(again.cacheHit).toBe(true);
+    expect(again.outputs).toEqual(first.outputs);
+  });
+
   it('activity cancellation aborts ctx.signal: the stage stops and writes nothing', async () => {
     const numbers = await numbersRef(4);
     const before = auditStore(storeDir.dir).digests;
@@ -67,7 +76,7 @@ describe('runStageActivity', () => {
     const err = await new MockActivityEnvironment()
       .run(activities.runStageActivity, {
         runId: 'r',
-        node: { id: 'check', stage: 'test.reject-input', params: { counterDir: scratch.dir }, inputs: {} },
+        node: { id: 'check', stage: 'test-reject-input', params: { counterDir: scratch.dir }, inputs: {} },
         inputs: { numbers },
       })
       .catch((e: unknown) => e);
@@ -79,7 +88,7 @@ describe('runStageActivity', () => {
     const err = await new MockActivityEnvironment()
       .run(activities.runStageActivity, {
         runId: 'r',
-        node: { id: 'flaky', stage: 'test.flaky', params: { counterDir: scratch.dir, failTimes: 5 }, inputs: {} },
+        node: { id: 'flaky', stage: 'test-flaky', params: { counterDir: scratch.dir, failTimes: 5 }, inputs: {} },
         inputs: {},
       })
       .catch((e: unknown) => e);
@@ -100,13 +109,13 @@ describe('planDag', () => {
   });
 
   const cases: [string, (dag: Dag) => void, string][] = [
-    ['unknown stage', (d) => (d.nodes[0]!.stage = 'test.nope'), 'DAG "bad": node "numbers" uses unknown stage "test.nope"'],
+    ['unknown stage', (d) => (d.nodes[0]!.stage = 'test-nope'), 'DAG "bad": node "numbers" uses unknown stage "test-nope"'],
     ['duplicate id', (d) => (d.nodes[2]!.id = 'square'), 'DAG "bad": duplicate node id "square"'],
-    ['missing input', (d) => delete d.nodes[2]!.inputs.squares, 'DAG "bad": node "total" is missing input "squares" of stage test.total'],
-    ['unexpected input', (d) => (d.nodes[0]!.inputs.extra = { node: 'total', output: 'total' }), 'DAG "bad": node "numbers" has input "extra" but stage test.numbers expects []'],
+    ['missing input', (d) => delete d.nodes[2]!.inputs.squares, 'DAG "bad": node "total" is missing input "squares" of stage test-total'],
+    ['unexpected input', (d) => (d.nodes[0]!.inputs.extra = { node: 'total', output: 'total' }), 'DAG "bad": node "numbers" has input "extra" but stage test-numbers expects []'],
     ['unknown output', (d) => (d.nodes[2]!.inputs.squares = { node: 'square', output: 'cubes' }), 'DAG "bad": node "total" input "squares" wants output "cubes" of node "square", which produces [squares]'],
     ['dangling node', (d) => (d.nodes[2]!.inputs.squares = { node: 'ghost', output: 'x' }), 'DAG "bad": node "total" input "squares" refers to unknown node "ghost"'],
-    ['cycle', (d) => (d.nodes[1]!.inputs.numbers = { node: 'total', output: 'total' }), 'DAG "bad": dependency cycle; these nodes can never run: "square", "total"'],
+    ['cycle', (d) => (d.nodes[1]!.inputs.numbers = { node: 'total', output: 'total' }), 'DAG "bad": cycle among nodes "square", "total"'],
   ];
   for (const [what, mutate, message] of cases) {
     it(`rejects a DAG with a ${what} as non-retryable bad input`, async () => {
@@ -120,12 +129,12 @@ describe('planDag', () => {
     const dag: Dag = {
       name: 'loop',
       nodes: [
-        { id: 'a', stage: 'test.total', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' }, squares: { node: 'b', output: 'squares' } } },
-        { id: 'b', stage: 'test.slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } } },
+        { id: 'a', stage: 'test-total', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' }, squares: { node: 'b', output: 'squares' } } },
+        { id: 'b', stage: 'test-slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } } },
         { id: 'n', stage: numbersStage.name, params: {}, inputs: {} },
       ],
     };
     dag.nodes[1]!.inputs = { numbers: { node: 'b', output: 'squares' } };
-    await expect(plan(dag)).rejects.toMatchObject({ type: 'BadInputError', message: 'DAG "loop": dependency cycle; these nodes can never run: "a", "b"' });
+    await expect(plan(dag)).rejects.toMatchObject({ type: 'BadInputError', message: 'DAG "loop": cycle among nodes "a", "b"' });
   });
 });

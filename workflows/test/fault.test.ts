@@ -17,7 +17,7 @@ import type { DagWorkflowResult } from '../src/shared.ts';
 import { testStages } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
-import { runWithoutTemporal } from './fixtures/local.ts';
+import { runWithLocalRunner } from './fixtures/local.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-main.ts', import.meta.url));
 let server: TemporalServerHandle;
@@ -99,10 +99,10 @@ describe('worker faults on a real Temporal server', () => {
 
     second.kill('SIGTERM');
     expect((await exited(second)).code).toBe(0);
-    // The same DAG run undisturbed, in-process, into a fresh store produces the same artifacts.
+    // The same DAG run undisturbed by the local runner into a fresh store produces the same artifacts.
     const clean = tempDir('dro-fault-clean-');
     try {
-      expect(await runWithoutTemporal(dag, clean.dir)).toEqual(result.outputs);
+      expect(await runWithLocalRunner(dag, clean.dir)).toEqual(result.outputs);
     } finally {
       clean.remove();
     }

@@ -15,7 +15,7 @@ import type { DagRunStatus, DagWorkflowResult, ExperimentResult } from '../src/s
 import { testStages, totalSchema } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
-import { runWithoutTemporal } from './fixtures/local.ts';
+import { runWithLocalRunner } from './fixtures/local.ts';
 import type { Dag } from '@dro/pipeline';
 
 let server: TemporalServerHandle;
@@ -53,7 +53,7 @@ afterAll(async () => {
 });
 
 describe('dagWorkflow on a real Temporal server', () => {
-  it('runs the DAG across dro-cpu and dro-model, reports heartbeat progress, and matches the in-process digests', async () => {
+  it('runs the DAG across dro-cpu and dro-model, reports heartbeat progress, and matches the digests of the local runner', async () => {
     const dag = squaresDag('digests', { square: { steps: 8, stepMs: 400 } });
     const seen: DagRunStatus[] = [];
     const runId = `digests-${Date.now()}`;
@@ -70,7 +70,7 @@ describe('dagWorkflow on a real Temporal server', () => {
 
     const local = tempDir('dro-wf-local-');
     try {
-      const reference = await runWithoutTemporal(dag, local.dir);
+      const reference = await runWithLocalRunner(dag, local.dir);
       expect(result.outputs).toEqual(reference);
     } finally {
       local.remove();
@@ -94,13 +94,13 @@ describe('dagWorkflow on a real Temporal server', () => {
   });
 
   it('fails with a non-retryable BadInputError naming the field when params are bad (before running anything)', async () => {
-    const dag: Dag = { name: 'bad-params', nodes: [{ id: 'strict', stage: 'test.strict', params: { threshold: 'high' }, inputs: {} }] };
+    const dag: Dag = { name: 'bad-params', nodes: [{ id: 'strict', stage: 'test-strict', params: { threshold: 'high' }, inputs: {} }] };
     const runId = `bad-params-${Date.now()}`;
     const err = await runDagOnTemporal({ dag, runId, address: server.address }).catch((e: unknown) => e);
     finishedRunIds.push(runId);
     expect(err).toBeInstanceOf(DagRunFailedError);
     expect((err as DagRunFailedError).type).toBe('BadInputError');
-    expect((err as Error).message).toBe('DAG "bad-params" is invalid: params.threshold: expected a number, got "high"');
+    expect((err as Error).message).toBe('DAG "bad-params": node "strict" params: params.threshold: expected a number, got "high"');
   });
 
   it('surfaces a BadInputError thrown by a running stage unchanged, without retrying it', async () => {
@@ -108,8 +108,8 @@ describe('dagWorkflow on a real Temporal server', () => {
     const dag: Dag = {
       name: 'bad-input',
       nodes: [
-        { id: 'numbers', stage: 'test.numbers', params: { count: 3, seed: 1 }, inputs: {} },
-        { id: 'check', stage: 'test.reject-input', params: { counterDir }, inputs: { numbers: { node: 'numbers', output: 'numbers' } } },
+        { id: 'numbers', stage: 'test-numbers', params: { count: 3, seed: 1 }, inputs: {} },
+        { id: 'check', stage: 'test-reject-input', params: { counterDir }, inputs: { numbers: { node: 'numbers', output: 'numbers' } } },
       ],
     };
     const runId = `bad-input-${Date.now()}`;
@@ -117,7 +117,7 @@ describe('dagWorkflow on a real Temporal server', () => {
     finishedRunIds.push(runId);
     expect(err).toBeInstanceOf(DagRunFailedError);
     expect((err as DagRunFailedError).type).toBe('BadInputError');
-    expect((err as Error).message).toMatch(/^node "check" \(stage test\.reject-input\) failed: input "numbers" \([0-9a-f]{12}\): row 0: expected a negative value$/);
+    expect((err as Error).message).toMatch(/^node "check" \(stage test-reject-input\) failed: input "numbers" \([0-9a-f]{12}\): row 0: expected a negative value$/);
     expect(readFileSync(path.join(counterDir, 'reject-input.calls'), 'utf8').trim().split('\n')).toHaveLength(1);
     const status = await queryDagStatus(client, runId);
     expect(status.state).toBe('failed');
@@ -125,7 +125,7 @@ describe('dagWorkflow on a real Temporal server', () => {
   });
 
   it('retries transient errors with backoff until the stage succeeds', async () => {
-    const dag: Dag = { name: 'flaky', nodes: [{ id: 'flaky', stage: 'test.flaky', params: { counterDir: scratch.dir, failTimes: 2 }, inputs: {} }] };
+    const dag: Dag = { name: 'flaky', nodes: [{ id: 'flaky', stage: 'test-flaky', params: { counterDir: scratch.dir, failTimes: 2 }, inputs: {} }] };
     const runId = `flaky-${Date.now()}`;
     const result = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialIntervalMs: 100, maximumAttempts: 4 } });
     finishedRunIds.push(runId);
