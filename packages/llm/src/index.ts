@@ -21,3 +21,4 @@ export type { ModelConfig, Architecture, RopeScaling } from './config.ts';
 export { ChatTemplate, type ChatRole, type ChatTemplateOptions, type SystemContentSpan } from './template/chat-template.ts';
 export { configFromHf, configFromGguf, expectedWeightShapes, ARCHITECTURES } from './config.ts';
 export { tokenizerFilesFromGguf, tokenizerFilesFromHfDir, type HfTokenizerFiles } from './tokenizer/index.ts';
+export { spliceSoftPrompt, type PromptedInput } from './model/soft-prompt.ts';
