@@ -175,8 +175,18 @@ def make_smollm2():
         raise SystemExit(f"{SMOLLM2} is missing: run `npm run setup` first")
     torch.set_num_threads(2)
     tokenizer = AutoTokenizer.from_pretrained(SMOLLM2.parent, gguf_file=SMOLLM2.name)
-    model = AutoModelForCausalLM.from_pretrained(SMOLLM2.parent, gguf_file=SMOLLM2.name, torch_dtype=torch.float32,
-                                                 attn_implementation="eager")
+    # transformers' own GGUF path (what from_pretrained(gguf_file=...) does: dequantize to float32, undo the
+    # q/k row permutation, map names) without its accelerate requirement.
+    from transformers import AutoConfig
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+    config = AutoConfig.from_pretrained(SMOLLM2.parent, gguf_file=SMOLLM2.name)
+    config._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    state = load_gguf_checkpoint(str(SMOLLM2), return_tensors=True, model_to_load=model)["tensors"]
+    missing, unexpected = model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
+    model.tie_weights()
+    assert set(missing) <= {"lm_head.weight"} and not unexpected, (missing, unexpected)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "lm_head must be tied"
     golden = golden_for(model, tokenizer, SMOL_PROMPTS, with_template=True)
     golden["model"] = SMOLLM2.name
     (FIXTURES / "smollm2.golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False))

@@ -88,20 +88,25 @@ export function checkForward(model: ChatModel, golden: Golden, batched: boolean)
   for (const batch of runs) {
     const { ids, mask } = padBatch(batch, model.padId);
     const out = model.forward({ inputIds: ids, attentionMask: mask });
-    const logits = out.logits.arraySync();
-    const hidden = out.lastHidden.arraySync();
+    // Flat reads: arraySync of [b, t, 49152] logits into nested JS arrays costs seconds.
+    const logits = out.logits.dataSync();
+    const hidden = out.lastHidden.dataSync();
+    const [, t, vocab] = out.logits.shape;
+    const d = out.lastHidden.shape[2];
     tf.dispose([out.logits, out.lastHidden]);
     for (let row = 0; row < batch.length; row++, promptIndex++) {
       const p = golden.prompts[promptIndex];
-      const offset = ids[row].length - p.ids.length; // left padding
+      const offset = t - p.ids.length; // left padding
       for (const top of p.top_logits) {
-        const ours = top.ids.map((id) => logits[row][offset + top.position][id]);
+        const rowLogits = logits.subarray((row * t + offset + top.position) * vocab, (row * t + offset + top.position + 1) * vocab);
+        const ours = top.ids.map((id) => rowLogits[id]);
         errors.logits = Math.max(errors.logits, maxRelativeError(ours, top.values));
-        const rowLogits = logits[row][offset + top.position];
-        expect(rowLogits.indexOf(Math.max(...rowLogits)), `top-1 id, prompt ${promptIndex} position ${top.position}`).toBe(top.ids[0]);
+        let best = 0;
+        for (let i = 1; i < vocab; i++) if (rowLogits[i] > rowLogits[best]) best = i;
+        expect(best, `top-1 id, prompt ${promptIndex} position ${top.position}`).toBe(top.ids[0]);
       }
       const expectedHidden = decodeFloat32(p.last_hidden);
-      const oursHidden = hidden[row][hidden[row].length - 1];
+      const oursHidden = hidden.subarray((row * t + t - 1) * d, (row * t + t) * d);
       const diffNorm = l2(oursHidden.map((v, i) => v - expectedHidden[i]));
       errors.hidden = Math.max(errors.hidden, diffNorm / p.last_hidden_norm);
     }
