@@ -15,8 +15,13 @@ export interface TokenEvent {
   prompt: number;
   sample: number;
   tokenId: number;
-  /** Text this token added to the sample's decoded output (may be '' mid-character). */
+  /**
+   * Text this token added to the sample's output. A trailing incomplete UTF-8 character is held back
+   * until it completes (or the sample ends), so the deltas of a sample concatenate to its final text.
+   */
   textDelta: string;
+  /** The sample's last event (its stop token, stop string or the length limit). */
+  done: boolean;
 }
 
 export interface GenerateOptions {
@@ -64,6 +69,8 @@ interface RowState {
   rng: Rng;
   tokens: number[];
   text: string;
+  /** Text already streamed through onToken. */
+  streamed: string;
   done: FinishReason | null;
 }
 
@@ -115,7 +122,7 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
   const rows: RowState[] = [];
   for (let p = 0; p < numPrompts; p++) {
     for (let s = 0; s < opts.samples; s++) {
-      rows.push({ prompt: p, sample: s, rng: mulberry32(mixSeed(opts.seed, p, s)), tokens: [], text: '', done: null });
+      rows.push({ prompt: p, sample: s, rng: mulberry32(mixSeed(opts.seed, p, s)), tokens: [], text: '', streamed: '', done: null });
     }
   }
   const rowOfPrompt = tf.tensor1d(rows.map((r) => r.prompt), 'int32');
@@ -150,7 +157,9 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
         const rowLogits = host.subarray(i * vocab, (i + 1) * vocab);
         suppressStopTokens(rowLogits, stopTokenIds, row.tokens.length, opts.minNewTokens);
         const token = options.greedy ? argmax(rowLogits) : sampleToken(rowLogits, opts, row.rng);
-        acceptToken(model, row, token, stopTokenIds, stopStrings, options.onToken);
+        acceptToken(model, row, token, stopTokenIds, stopStrings);
+        if (row.done === null && row.tokens.length === opts.maxNewTokens) row.done = 'length';
+        stream(row, token, options.onToken);
         return token;
       });
       if (rows.every((r) => r.done !== null) || step === opts.maxNewTokens - 1) break;
@@ -177,14 +186,7 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
   return { sequences };
 }
 
-function acceptToken(
-  model: ChatModel,
-  row: RowState,
-  token: number,
-  stopTokenIds: readonly number[],
-  stopStrings: readonly string[],
-  onToken: GenerateOptions['onToken'],
-): void {
+function acceptToken(model: ChatModel, row: RowState, token: number, stopTokenIds: readonly number[], stopStrings: readonly string[]): void {
   if (stopTokenIds.includes(token)) {
     row.done = 'stop_token';
     return;
@@ -199,9 +201,18 @@ function acceptToken(
       row.done = 'stop_string';
     }
   }
-  const delta = text.startsWith(row.text) ? text.slice(row.text.length) : text;
   row.text = text;
-  onToken?.({ prompt: row.prompt, sample: row.sample, tokenId: token, textDelta: delta });
+}
+
+/** Emit the text that became stable with this token (everything, once the row is done). */
+function stream(row: RowState, token: number, onToken: GenerateOptions['onToken']): void {
+  if (onToken === undefined) return;
+  const stable = row.done !== null ? row.text : row.text.replace(/\uFFFD+$/, '');
+  // A token can rewrite the end of the text (a completed multi-byte character); stream only extensions.
+  if (!stable.startsWith(row.streamed)) return;
+  const delta = stable.slice(row.streamed.length);
+  row.streamed = stable;
+  onToken({ prompt: row.prompt, sample: row.sample, tokenId: token, textDelta: delta, done: row.done !== null });
 }
 
 function disposeCache(cache: LayerCache[]): void {
