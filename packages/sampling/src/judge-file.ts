@@ -6,9 +6,8 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Bool, Table, type Vector, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
-import * as parquet from 'parquet-wasm';
-import { BadInputError } from '@dro/artifacts';
+import { Bool, Table, type Vector, vectorFromArray } from 'apache-arrow';
+import { BadInputError, parquetToTable, tableToParquet } from '@dro/artifacts';
 import { type RefusalJudge, defaultRefusalJudge } from './judge.ts';
 
 export interface JudgeFileResult {
@@ -67,24 +66,14 @@ function judgeJsonl(input: string, judge: RefusalJudge): { text: string; rows: n
   return { text: out.join('\n') + '\n', rows: out.length, refused };
 }
 
-/** Parquet bytes → arrow Table (through the Arrow IPC stream, the bridge parquet-wasm offers). */
-export function parquetToTable(bytes: Uint8Array, source: string): Table {
-  try {
-    const wasmTable = parquet.readParquet(bytes);
-    return tableFromIPC(wasmTable.intoIPCStream());
-  } catch (err) {
-    throw new BadInputError(`${source}: not a readable Parquet file (${String((err as Error).message ?? err)})`);
-  }
-}
-
-export function tableToParquet(table: Table): Uint8Array {
-  const wasmTable = parquet.Table.fromIPCStream(tableToIPC(table, 'stream'));
-  const props = new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.ZSTD).build();
-  return parquet.writeParquet(wasmTable, props);
-}
-
 function judgeParquet(input: string, judge: RefusalJudge): { bytes: Uint8Array; rows: number; refused: number } {
-  const table = parquetToTable(readBytes(input), input);
+  const bytes = readBytes(input);
+  let table: Table;
+  try {
+    table = parquetToTable(bytes, input);
+  } catch (err) {
+    throw new BadInputError(`${input}: not a readable Parquet file (${(err as Error).message})`);
+  }
   const outputs = table.getChild('output');
   if (outputs === null) throw new BadInputError(`${input}: no column "output" (the responses to judge)`);
   const verdicts: boolean[] = [];

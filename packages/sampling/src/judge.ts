@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BadInputError } from '@dro/artifacts';
+import { BadInputError, sha256Hex } from '@dro/artifacts';
 
 export interface RefusalPhrase {
   phrase: string;
@@ -46,6 +46,12 @@ export const DEFAULT_REFUSAL_PHRASES_PATH = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../../data/refusal-phrases.json',
 );
+
+/**
+ * First 8 hex digits of the sha256 of the project phrase list. Stages that use the list put it in their
+ * version, so editing data/refusal-phrases.json invalidates their cached outputs.
+ */
+export const REFUSAL_PHRASES_HASH = sha256Hex(readFileSync(DEFAULT_REFUSAL_PHRASES_PATH)).slice(0, 8);
 
 const PARAGRAPHS_JUDGED = 2;
 const INLINE_LIST_MARKER = ' 1. ';

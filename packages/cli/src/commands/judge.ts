@@ -1,6 +1,6 @@
 /** `dro judge`: run the string-match refusal judge over any responses file (JSONL or Parquet). */
 import path from 'node:path';
-import { RefusalJudge, defaultJudgedPath, judgeResponsesFile, loadRefusalPhraseList } from '@dro/sampling';
+import { RefusalJudge, defaultJudgedPath, judgeResponsesFile, loadRefusalPhraseList } from '@dro/sampling/judge';
 import { type Command, requireString, stringOpt } from '../command.ts';
 
 export const judgeCommand: Command = {

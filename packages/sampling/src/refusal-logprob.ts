@@ -1,0 +1,172 @@
+/**
+ * Refusal log-probability labels (beyond the paper): the model's probability of opening its answer with
+ * a refusal, P(refuse) = Σ over refusal openers o of Π_j P(o_j | input, o_<j), from forward passes only —
+ * no sampling, so it is cheap and noise-free. compliance = 1 − P(refuse), a soft label for the refusal
+ * boundary in place of the sampled one.
+ *
+ * The openers are tokenized as the start of the answer and merged into a token trie; an opener that is
+ * a token-prefix of another covers it (its probability already includes the longer one's), so the longer
+ * one is dropped and no mass is counted twice. Per batch: one prefill with a KV cache, then one
+ * single-token step per inner trie node, reusing the parent's cache.
+ *
+ * Stage inputs: rendered (rendered-inputs/v1). Output: scores (compliance-scores/v1, source "logprob").
+ */
+import { type ArtifactRef, BadInputError, complianceScoresSchema, tableForSchema } from '@dro/artifacts';
+import { type ChatModel, type ModelTokenizer, loadModel, padBatch, tf } from '@dro/llm';
+import type { Stage, StageContext } from '@dro/pipeline';
+import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
+import { parseRefusalLogprobParams, type RefusalLogprobParams } from './params.ts';
+import { readRenderedRows } from './rendered.ts';
+
+export interface OpenerTrieNode {
+  token: number;
+  /** An opener ends here: its mass covers every continuation, so the node has no children. */
+  terminal: boolean;
+  children: OpenerTrieNode[];
+}
+
+/** Token trie of the openers (root token −1). Openers covered by a shorter one are dropped. */
+export function openerTrie(tokenizer: Pick<ModelTokenizer, 'encode'>, openers: readonly string[]): OpenerTrieNode {
+  const root: OpenerTrieNode = { token: -1, terminal: false, children: [] };
+  const sequences = openers.map((o) => tokenizer.encode(o, { addSpecialTokens: false })).sort((a, b) => a.length - b.length);
+  for (const tokens of sequences) {
+    if (tokens.length === 0) continue;
+    let node = root;
+    for (let j = 0; j < tokens.length && !node.terminal; j++) {
+      let child = node.children.find((c) => c.token === tokens[j]);
+      if (!child) {
+        child = { token: tokens[j], terminal: false, children: [] };
+        node.children.push(child);
+      }
+      if (j === tokens.length - 1) {
+        child.terminal = true;
+        child.children = [];
+      }
+      node = child;
+    }
+  }
+  return root;
+}
+
+interface KvCache {
+  keysT: tf.Tensor;
+  values: tf.Tensor;
+}
+
+/** log-sum-exp of each row of host logits [rows, V]. */
+function rowLogSumExp(logits: Float32Array, rows: number): Float64Array {
+  const vocab = logits.length / rows;
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity;
+    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[r * vocab + v]);
+    let sum = 0;
+    for (let v = 0; v < vocab; v++) sum += Math.exp(logits[r * vocab + v] - max);
+    out[r] = max + Math.log(sum);
+  }
+  return out;
+}
+
+/** P(answer opens with an opener) for each token sequence (rendered chat inputs). */
+export async function refusalProbabilities(
+  model: ChatModel,
+  sequences: readonly (readonly number[])[],
+  trie: OpenerTrieNode,
+  batchSize: number,
+  onBatch?: (done: number) => void,
+  signal?: AbortSignal,
+): Promise<Float64Array> {
+  const result = new Float64Array(sequences.length);
+  for (let start = 0; start < sequences.length; start += batchSize) {
+    signal?.throwIfAborted();
+    const batch = sequences.slice(start, start + batchSize);
+    const rows = batch.length;
+    const { ids, mask } = padBatch(batch, model.padId);
+    const x = model.embed(ids); // [rows, t, d]
+    const prefill = model.forwardWithCache(x, mask, null); // lastLogits [rows, V]
+    x.dispose();
+    const totals = new Float64Array(rows);
+
+    const visit = async (node: OpenerTrieNode, cache: KvCache[], logitsTensor: tf.Tensor, nodeMask: number[][], logProb: Float64Array) => {
+      const logits = (await logitsTensor.data()) as Float32Array;
+      const vocab = logits.length / rows;
+      const lse = rowLogSumExp(logits, rows);
+      for (const child of node.children) {
+        const childLogProb = logProb.map((lp, r) => lp + logits[r * vocab + child.token] - lse[r]);
+        if (child.terminal) {
+          childLogProb.forEach((lp, r) => (totals[r] += Math.exp(lp)));
+          continue;
+        }
+        const childMask = nodeMask.map((m) => [...m, 1]);
+        const step = model.embed(Array.from({ length: rows }, () => [child.token])); // [rows, 1, d]
+        const out = model.forwardWithCache(step, childMask, cache as never);
+        step.dispose();
+        try {
+          await visit(child, out.cache, out.lastLogits, childMask, childLogProb);
+        } finally {
+          tf.dispose([out.lastLogits, ...out.cache.flatMap((c) => [c.keysT, c.values])]);
+        }
+      }
+    };
+    try {
+      await visit(trie, prefill.cache, prefill.lastLogits, mask, new Float64Array(rows));
+    } finally {
+      tf.dispose([prefill.lastLogits, ...prefill.cache.flatMap((c) => [c.keysT, c.values])]);
+    }
+    result.set(totals, start);
+    onBatch?.(start + rows);
+  }
+  return result;
+}
+
+async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: RefusalLogprobParams): Promise<Record<string, ArtifactRef>> {
+  if (!ctx.modelPath) throw new BadInputError('refusal-logprob needs a model: none configured');
+  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
+  const openers = params.openers.length > 0 ? params.openers : loadRefusalPhraseList().openers;
+  if (openers.length === 0) throw new BadInputError('refusal-logprob params: openers: none given and data/refusal-phrases.json has no "openers"');
+  const model = await loadModel(ctx.modelPath);
+  let probabilities: Float64Array;
+  try {
+    const trie = openerTrie(model.tokenizer, openers);
+    probabilities = await refusalProbabilities(
+      model,
+      rows.map((r) => r.token_ids),
+      trie,
+      params.batchSize,
+      (done) => ctx.progress({ done, total: rows.length, message: 'refusal log-probabilities' }),
+      ctx.signal,
+    );
+  } finally {
+    model.dispose();
+  }
+  const table = tableForSchema(complianceScoresSchema, {
+    input_id: rows.map((r) => r.input_id),
+    set: rows.map((r) => r.set),
+    query_id: rows.map((r) => r.query_id),
+    prompt_id: rows.map((r) => r.prompt_id),
+    label: rows.map((r) => r.label),
+    compliance: Array.from(probabilities, (p) => Math.min(1, Math.max(0, 1 - p))),
+    n_samples: rows.map(() => 0),
+    source: rows.map(() => 'logprob'),
+    refusal_prob: Array.from(probabilities),
+  });
+  return {
+    scores: await ctx.store.putTable(complianceScoresSchema.name, table, {
+      producer: { stage: refusalLogprobStage.name, version: refusalLogprobStage.version },
+      params: { ...params, openers },
+      inputs: { rendered: inputs.rendered.digest },
+      modelDigest: ctx.modelDigest,
+    }),
+  };
+}
+
+export const refusalLogprobStage: Stage<RefusalLogprobParams> = {
+  name: 'refusal-logprob',
+  // The default openers come from data/refusal-phrases.json: its hash keeps the cache honest.
+  version: `1.phrases-${REFUSAL_PHRASES_HASH}`,
+  needs: 'model',
+  inputs: ['rendered'],
+  outputs: ['scores'],
+  parseParams: parseRefusalLogprobParams,
+  run: runRefusalLogprob,
+};
