@@ -14,8 +14,7 @@ import type {
   ExperimentResult,
   StageHeartbeat,
 } from './shared.ts';
-import { WORKFLOW_TASK_QUEUE } from './shared.ts';
-import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from './worker.ts';
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, WORKFLOW_TASK_QUEUE } from './shared.ts';
 
 export interface TemporalTarget {
   /** host:port of the Temporal frontend (default localhost:7233). */

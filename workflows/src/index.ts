@@ -1,1 +1,29 @@
-export {};
+/** @dro/workflows: the DRO DAG on Temporal — workflows, stage activities, worker, client, a real test server. */
+export * from './shared.ts';
+export { createActivities, toActivityFailure, type ActivityDeps, type DroActivities, type NodeExecutor, type NodeExecutionRequest } from './activities.ts';
+export { createNodeExecutor } from './executor.ts';
+export { planDag } from './plan.ts';
+export {
+  installQuietRuntime,
+  startWorker,
+  workflowBundle,
+  type DroWorker,
+  type StartWorkerOptions,
+} from './worker.ts';
+export {
+  DagRunFailedError,
+  cancelTemporalRun,
+  connectClient,
+  getTemporalRunStatus,
+  newRunId,
+  queryDagStatus,
+  runDagOnTemporal,
+  runExperimentOnTemporal,
+  startDagRun,
+  startExperimentRun,
+  unwrapWorkflowError,
+  type RunDagOnTemporalOptions,
+  type StartDagOptions,
+  type TemporalTarget,
+} from './client.ts';
+export { findTemporalServerBinary, startTemporalServer, freeLoopbackPort, type TemporalServerHandle } from './testing/server.ts';

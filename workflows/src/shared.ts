@@ -16,6 +16,10 @@ export const WORKFLOW_TASK_QUEUE = 'dro-workflows';
 /** Error type name of input errors; the retry policy lists it as non-retryable. */
 export const BAD_INPUT_ERROR_TYPE = 'BadInputError';
 
+/** Where a worker or client connects when not told (a local dev server). */
+export const DEFAULT_ADDRESS = 'localhost:7233';
+export const DEFAULT_NAMESPACE = 'default';
+
 export type QueueName = keyof typeof TASK_QUEUES;
 
 export interface RetrySettings {

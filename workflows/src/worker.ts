@@ -19,7 +19,7 @@ import {
 } from '@temporalio/worker';
 import { createActivities, type NodeExecutor } from './activities.ts';
 import type { StageLookup } from '@dro/pipeline';
-import { TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
 
 export interface StartWorkerOptions {
   queues: QueueName[];
@@ -86,8 +86,6 @@ export function installQuietRuntime(level: LogLevel = 'WARN'): void {
   runtimeInstalled = true;
 }
 
-export const DEFAULT_ADDRESS = 'localhost:7233';
-export const DEFAULT_NAMESPACE = 'default';
 
 export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> {
   if (opts.queues.length === 0 && opts.serveWorkflows === false) throw new Error('startWorker: nothing to serve (no queues, no workflows)');

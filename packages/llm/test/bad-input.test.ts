@@ -248,8 +248,10 @@ describe('corrupt GGUF', () => {
   });
 
   it('a tokenizer model we cannot rebuild, or an unknown pre-tokenizer', () => {
+    const t5 = writeFile(tinyGguf({ metadata: { 'tokenizer.ggml.model': gguf.str('t5') } }));
+    expectBadInput(() => loadTokenizer(t5), t5, /tokenizer.ggml.model "t5" is not supported/);
     const spm = writeFile(tinyGguf({ metadata: { 'tokenizer.ggml.model': gguf.str('llama') } }));
-    expectBadInput(() => loadTokenizer(spm), spm, /tokenizer.ggml.model "llama" is not supported/);
+    expectBadInput(() => loadTokenizer(spm), spm, /tokenizer.ggml.scores must be one number per token \(8\)/);
     const pre = writeFile(tinyGguf({ metadata: { 'tokenizer.ggml.pre': gguf.str('mystery') } }));
     expectBadInput(() => loadTokenizer(pre), pre, /tokenizer.ggml.pre "mystery" is not a pre-tokenizer type we know/);
     const noTokens = writeFile(tinyGguf({ metadata: { 'tokenizer.ggml.tokens': undefined } }));

@@ -2,5 +2,6 @@
 import type { Command } from '../command.ts';
 import { judgeCommand } from './judge.ts';
 import { llmInspectCommand } from './llm-inspect.ts';
+import { workerCommand } from './worker.ts';
 
-export const commands: Command[] = [judgeCommand, llmInspectCommand];
+export const commands: Command[] = [judgeCommand, llmInspectCommand, workerCommand];

@@ -1,0 +1,83 @@
+/**
+ * `dro worker`: a Temporal worker process serving the DRO stages on the chosen task queues (dro-cpu,
+ * dro-model) plus the workflow queue. Run one per machine (GPU machines: --queues model --backend tensorflow).
+ * SIGTERM/SIGINT drain: polling stops, running stages get the grace time to finish.
+ */
+import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
+import { StageRegistry } from '@dro/pipeline';
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
+import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
+
+const QUEUE_NAMES: readonly QueueName[] = ['cpu', 'model'];
+
+/**
+ * Every DRO stage a worker can run (the same set the local runner resolves DAG nodes against). Loaded
+ * lazily: the stage packages pull in tfjs, which other `dro` commands (and --help) must not pay for.
+ */
+export async function droStageRegistry(): Promise<StageRegistry> {
+  const [dataPrep, sampling, extract, directions, dro] = await Promise.all([
+    import('@dro/data-prep'),
+    import('@dro/sampling'),
+    import('@dro/extract'),
+    import('@dro/directions'),
+    import('@dro/dro'),
+  ]);
+  return new StageRegistry([
+    dataPrep.dataPrepStage,
+    sampling.samplingStage,
+    extract.extractStage,
+    directions.directionsStage,
+    dro.droTrainStage,
+  ] as never[]);
+}
+
+export function parseQueues(raw: string): QueueName[] {
+  const queues = raw.split(',').map((q) => q.trim()).filter((q) => q !== '');
+  if (queues.length === 0) throw new CliError('--queues expects a comma list of cpu, model', 2);
+  for (const q of queues) {
+    if (!QUEUE_NAMES.includes(q as QueueName)) throw new CliError(`--queues: unknown queue "${q}" (expected cpu, model)`, 2);
+  }
+  return [...new Set(queues)] as QueueName[];
+}
+
+export const workerCommand: Command = {
+  path: ['worker'],
+  summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
+  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS]',
+  options: {
+    queues: { type: 'string', default: 'cpu,model' },
+    backend: { type: 'string' },
+    address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS },
+    namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE },
+    store: { type: 'string' },
+    grace: { type: 'string', default: '30' },
+  },
+  async run(args) {
+    const queues = parseQueues(stringOpt(args, 'queues') ?? 'cpu,model');
+    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
+    const stages = await droStageRegistry();
+    const { initBackend } = await import('@dro/llm');
+    const { createNodeExecutor, startWorker } = await import('@dro/workflows');
+    const address = stringOpt(args, 'address') ?? DEFAULT_ADDRESS;
+    const graceSeconds = numberOpt(args, 'grace') ?? 30;
+    const started = Date.now();
+    const worker = await startWorker({
+      queues,
+      address,
+      namespace: stringOpt(args, 'namespace') ?? DEFAULT_NAMESPACE,
+      backend: stringOpt(args, 'backend'),
+      initBackend,
+      stages,
+      execute: createNodeExecutor({ store, stages }),
+      shutdownGraceMs: graceSeconds * 1000,
+      onBundled: (ms) => process.stderr.write(`dro worker: workflow code bundled in ${(ms / 1000).toFixed(1)} s\n`),
+    });
+    process.stderr.write(
+      `dro worker: serving ${worker.queues.join(', ')} at ${address}` +
+        `${worker.backend ? `, tfjs backend ${worker.backend}` : ''}, store ${store.root} (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+    );
+    await worker.done;
+    process.stderr.write('dro worker: drained and stopped\n');
+    return 0;
+  },
+};
