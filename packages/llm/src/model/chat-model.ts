@@ -6,6 +6,7 @@ import { BadInputError } from '@dro/artifacts';
 import { tf, initBackend, type BackendName } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
+import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import {
   disposeStepContext,
@@ -20,10 +21,7 @@ import {
   type LayerCache,
 } from './llama.ts';
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
+export type { ChatMessage };
 
 /** The tokenizer surface the model needs (the weights engineer's Tokenizer satisfies it). */
 export interface ModelTokenizer {
@@ -67,6 +65,8 @@ export interface ModelParts {
   applyChatTemplate: ChatTemplateFn;
   digest: string;
   backend: BackendName;
+  /** The model's chat template (for system-content spans), when it has one. */
+  chatTemplate?: ChatTemplate | null;
 }
 
 export class ChatModel {
@@ -75,6 +75,7 @@ export class ChatModel {
   readonly digest: string;
   readonly backend: BackendName;
   private readonly templateFn: ChatTemplateFn;
+  private readonly template: ChatTemplate | null;
   private weights: DecoderWeights | null;
   private readonly invFreq: Float32Array;
 
@@ -84,12 +85,19 @@ export class ChatModel {
     this.digest = parts.digest;
     this.backend = parts.backend;
     this.templateFn = parts.applyChatTemplate;
+    this.template = parts.chatTemplate ?? null;
     this.weights = uploadWeights(parts.config, parts.weights);
     this.invFreq = ropeFrequencies(parts.config);
   }
 
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt: boolean } = { addGenerationPrompt: true }): string {
     return this.templateFn(messages, options);
+  }
+
+  /** The chat template object (render, tokenize, system-content span); throws if the model has none. */
+  get chatTemplate(): ChatTemplate {
+    if (this.template === null) throw new Error('this model was built without a chat template');
+    return this.template;
   }
 
   /** Chat-templated prompt → token ids (special tokens come from the template). */
