@@ -1,6 +1,7 @@
 export * from './types.ts';
 export * from './errors.ts';
 export * from './safetensors.ts';
+export * from './float-bits.ts';
 export * from './canonical-json.ts';
 export * from './code-version.ts';
 export * from './atomic-fs.ts';
