@@ -1,7 +1,8 @@
 """Writes a tiny SentencePiece-BPE ("llama" tokenizer model) GGUF and the token ids transformers gives it.
 
-Outputs packages/llm/test/golden/tiny-spm.gguf (written with gguf-py's GGUFWriter, a writer independent of
-ours) and tiny-spm.json. The vocabulary is made up (no Llama-2 tokenizer is available offline) but
+Outputs packages/llm/test/golden/tiny-spm.json: the vocabulary spec, the merges and the ids. The GGUF itself
+is not committed (*.gguf is ignored): `write_gguf` below builds it from the spec with gguf-py's GGUFWriter,
+and the TypeScript test runs the same function through CI's python3 (gguf, numpy) to get the same file. The vocabulary is made up (no Llama-2 tokenizer is available offline) but
 exercises what the conversion must get right: merges derived from scores with ties, byte fallback for
 characters outside the vocabulary, a control token inside text, a user-defined token, BOS added by the
 post-processor, leading/multiple spaces and decoding.
@@ -10,11 +11,8 @@ Run: /root/.cache/dro/pyref/bin/python tools/reference/golden_spm_tokenizer.py
 """
 import json
 import os
-import shutil
 import tempfile
 
-import numpy as np
-from gguf import GGUFWriter
 
 HERE = os.path.dirname(__file__)
 GOLDEN = os.path.join(HERE, "..", "..", "packages", "llm", "test", "golden")
@@ -43,38 +41,52 @@ TEXTS = [
 ]
 
 
-def main() -> None:
-    gguf_path = os.path.join(GOLDEN, "tiny-spm.gguf")
+def spec() -> dict:
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in PIECES] + ["<|tool|>"]
-    scores = [0.0] * 259 + [s for _, s in PIECES] + [0.0]
-    types = [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [4]
-    w = GGUFWriter(gguf_path, "llama")
+    return {
+        "tokens": tokens,
+        "scores": [0.0] * 259 + [s for _, s in PIECES] + [0.0],
+        "types": [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [4],
+        "chatTemplate": "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}{% endfor %}",
+    }
+
+
+WRITE_GGUF = """
+def write_gguf(spec, path):
+    import numpy as np
+    from gguf import GGUFWriter
+    w = GGUFWriter(path, "llama")
     w.add_block_count(1)
     w.add_context_length(64)
     w.add_embedding_length(8)
     w.add_feed_forward_length(16)
     w.add_head_count(2)
     w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
+    w.add_token_list(spec["tokens"])
+    w.add_token_scores(spec["scores"])
+    w.add_token_types(spec["types"])
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     w.add_unk_token_id(0)
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_chat_template("{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}{% endfor %}")
-    w.add_tensor("token_embd.weight", np.zeros((len(tokens), 8), dtype=np.float32))
+    w.add_chat_template(spec["chatTemplate"])
+    w.add_tensor("token_embd.weight", np.zeros((len(spec["tokens"]), 8), dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+"""
 
+
+def main() -> None:
+    namespace: dict = {}
+    exec(WRITE_GGUF, namespace)
+    vocab = spec()
     from transformers import AutoTokenizer
 
-    # Load from a directory holding only the GGUF (the golden dir has JSON files transformers would pick up).
     with tempfile.TemporaryDirectory() as alone:
-        shutil.copy(gguf_path, alone)
+        namespace["write_gguf"](vocab, os.path.join(alone, "tiny-spm.gguf"))
         tok = AutoTokenizer.from_pretrained(alone, gguf_file="tiny-spm.gguf")
     encodings = []
     for text in TEXTS:
@@ -91,11 +103,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tok.save_pretrained(tmp)
         merges = json.load(open(os.path.join(tmp, "tokenizer.json")))["model"]["merges"]
-    golden = {"source": "transformers AutoTokenizer(gguf_file=tiny-spm.gguf)", "merges": merges, "encodings": encodings}
+    golden = {
+        "source": "transformers AutoTokenizer(gguf_file=tiny-spm.gguf)",
+        "writeGgufPython": WRITE_GGUF,
+        "spec": vocab,
+        "merges": merges,
+        "encodings": encodings,
+    }
     with open(os.path.join(GOLDEN, "tiny-spm.json"), "w", encoding="utf-8") as f:
         json.dump(golden, f, ensure_ascii=False, indent=1)
         f.write("\n")
-    print(f"wrote {gguf_path} ({os.path.getsize(gguf_path)} bytes) and tiny-spm.json")
+    print("wrote tiny-spm.json")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
 /**
- * SentencePiece-BPE GGUF tokenizers ("llama" model: Llama-2, TinyLlama): a tiny GGUF written by gguf-py and
- * the merges and ids transformers derives from it (tools/reference/golden_spm_tokenizer.py).
+ * SentencePiece-BPE GGUF tokenizers ("llama" model: Llama-2, TinyLlama): a tiny GGUF written by gguf-py
+ * (the golden's own writer function, run with python3) and the merges and ids transformers derives from it
+ * (tools/reference/golden_spm_tokenizer.py).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../src/template/chat-template.ts';
 import { mergesFromScores, tokenizerFilesFromGguf } from '../src/tokenizer/gguf-tokenizer.ts';
 import { loadTokenizer } from '../src/tokenizer/tokenizer.ts';
 import { GgufFile } from '../src/weights/gguf.ts';
 
-const goldenDir = path.join(import.meta.dirname, 'golden');
-const golden = JSON.parse(fs.readFileSync(path.join(goldenDir, 'tiny-spm.json'), 'utf8')) as {
+const goldenPath = path.join(import.meta.dirname, 'golden', 'tiny-spm.json');
+const golden = JSON.parse(fs.readFileSync(goldenPath, 'utf8')) as {
+  writeGgufPython: string;
   merges: [string, string][];
   encodings: { text: string; ids: number[]; idsWithSpecialTokens: number[]; decoded: string; decodedSkipSpecial: string }[];
 };
-const file = path.join(goldenDir, 'tiny-spm.gguf');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-spm-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const file = path.join(tmp, 'tiny-spm.gguf');
+execFileSync('python3', ['-c', `${golden.writeGgufPython}\nimport json, sys\nwrite_gguf(json.load(open(sys.argv[1]))["spec"], sys.argv[2])`, goldenPath, file]);
 
 describe('SentencePiece BPE tokenizer rebuilt from a GGUF', () => {
   it('derives the same merges, in the same order, as transformers', () => {
