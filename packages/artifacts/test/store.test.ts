@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, readdirSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -156,6 +157,20 @@ describe('LocalArtifactStore', () => {
     await expect(store.getJson({ digest, format: 'json', schema: 'test-labels/v1' })).rejects.toThrow(NotFoundError);
     await expect(store.manifest(digest)).rejects.toThrow(new RegExp(`artifact ${digest} has no manifest`));
     expect(await store.has(digest)).toBe(false);
+  });
+
+  it('records code version null when git is unavailable, and honours DRO_GIT_SHA', () => {
+    const probe = `import { codeVersion } from ${JSON.stringify(path.resolve('src/code-version.ts'))}; console.log(JSON.stringify(codeVersion()));`;
+    const run = (env: Record<string, string>) => {
+      const out = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {
+        encoding: 'utf8',
+        env: { ...process.env, DRO_GIT_SHA: '', ...env },
+      });
+      expect(out.status, out.stderr).toBe(0);
+      return JSON.parse(out.stdout) as unknown;
+    };
+    expect(run({ PATH: '/nonexistent' })).toEqual({ gitSha: null, dirty: false });
+    expect(run({ DRO_GIT_SHA: 'abc123', DRO_GIT_DIRTY: '1' })).toEqual({ gitSha: 'abc123', dirty: true });
   });
 
   it('defaults its root to $DRO_STORE, else .dro/store under the working directory', () => {
