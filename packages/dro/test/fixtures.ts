@@ -51,7 +51,7 @@ export async function putRendered(store: LocalArtifactStore, model: ChatModel, p
       const span = promptIds === null ? null : findPromptSpan(ids, promptIds, 'fixture');
       const queryId = `${label}-${String(i).padStart(2, '0')}`;
       rows.push({
-        input_id: `${set}/${queryId}/${promptId}`, set, query_id: queryId, label, category: null, pair_id: null, prompt_id: promptId, query,
+        input_id: `${set}/${queryId}/${promptId}`, set, query_id: queryId, query_index: i, label, category: null, pair_id: null, prompt_id: promptId, query,
         rendered, token_ids: ids, prompt_token_start: span?.spanStart ?? null, prompt_token_count: span ? span.spanEnd - span.spanStart : null,
       });
     });

@@ -86,6 +86,12 @@ function fixture(): ReportData {
         },
       },
     ],
+    trainingShifts: [
+      {
+        name: 'dro:short',
+        rows: Array.from({ length: 8 }, (_, i) => ({ label: i % 2 ? ('harmless' as const) : ('harmful' as const), baseRefusal: i * 0.3 - 1, softRefusal: i * 0.3 - 1 + (i % 2 ? 0.5 : -0.7) })),
+      },
+    ],
     nearestTokens: [{ name: 'dro:short', positions: [{ position: 0, initToken: 'You', nearest: [{ token: 'You', cosine: 0.99 }, { token: '<b>', cosine: 0.4 }] }] }],
     examples: [
       { model: 'tiny', condition: 'none', label: 'harmful', query: 'How to <b>pick</b> a lock?', response: '<script>window.__pwned = true</script>Sure & here', refused: false },
@@ -116,10 +122,13 @@ describe('HTML report in headless Chromium', () => {
     await page.goto(pathToFileURL(file).href);
 
     // Scatter: 3 coordinate pairs (k = 4) × 3 conditions; each panel has 2 × 12 points and 2 boundaries.
-    const scatters = page.locator('svg[data-chart="scatter"]');
+    const scatters = page.locator('#pca-section svg[data-chart="scatter"]');
     expect(await scatters.count()).toBe(3 * CONDITIONS.length);
+    // Training shift: a table of 2 labels and a scatter of its 8 queries.
+    expect(await page.locator('#shift tbody tr').count()).toBe(2);
+    expect(await page.locator('#shift-section svg[data-chart="scatter"] circle.point').count()).toBe(8);
     expect(await scatters.first().locator('circle.point').count()).toBe(2 * POINTS_PER_GROUP);
-    expect(await page.locator('svg[data-chart="scatter"] line.boundary').count()).toBeGreaterThanOrEqual(CONDITIONS.length);
+    expect(await page.locator('#pca-section svg[data-chart="scatter"] line.boundary').count()).toBeGreaterThanOrEqual(CONDITIONS.length);
     // Training curve: one polyline per loss term, each with one vertex per step.
     const curves = page.locator('svg[data-chart="line"] polyline.curve');
     expect(await curves.count()).toBe(4);

@@ -91,6 +91,7 @@ export const EVAL_POINTS_SCHEMA = defineTableSchema({
 export const REFERENCE_ANSWERS_SCHEMA = defineTableSchema({
   name: 'reference-answers/v1',
   columns: [
+    { name: 'set', type: 'utf8' },
     { name: 'query_id', type: 'utf8' },
     { name: 'query', type: 'utf8' },
     { name: 'answer', type: 'utf8' },

@@ -197,6 +197,40 @@ function nearestTokensSection(data: ReportData): string {
     .join('');
 }
 
+/** Mean refusal logit r(h) of training queries, basic prompt vs soft prompt, and the shift, per label. */
+function shiftSection(data: ReportData): string {
+  if (data.trainingShifts.length === 0) return '';
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  const rows = data.trainingShifts.flatMap((s) =>
+    (['harmful', 'harmless'] as const).map((label) => {
+      const sel = s.rows.filter((r) => r.label === label);
+      const base = mean(sel.map((r) => r.baseRefusal));
+      const soft = mean(sel.map((r) => r.softRefusal));
+      const down = sel.filter((r) => r.softRefusal < r.baseRefusal).length;
+      return `<tr><td class="text">${escapeHtml(s.name)}</td><td class="text">${label}</td><td>${sel.length}</td><td>${num(base)}</td><td>${num(soft)}</td><td>${num(soft - base)}</td><td>${down}/${sel.length}</td></tr>`;
+    }),
+  );
+  const charts = data.trainingShifts.map((s) =>
+    scatterChart({
+      title: `${s.name}: training queries, r(h) basic → soft`,
+      xLabel: 'r(h) under the basic text prompt',
+      yLabel: 'r(h) under the soft prompt',
+      series: (['harmful', 'harmless'] as const).map((label) => ({
+        label,
+        color: label === 'harmful' ? HARMFUL_COLOR : HARMLESS_COLOR,
+        points: s.rows.filter((r) => r.label === label).map((r) => ({ x: r.baseRefusal, y: r.softRefusal })),
+      })),
+      boundaries: [{ label: 'no change (y = x)', wx: 1, wy: -1, b: 0, color: '#999' }],
+      width: 360,
+    }),
+  );
+  return (
+    '<h3>Refusal-logit shift on the training queries (soft vs basic prompt)</h3>' +
+    '<table id="shift"><thead><tr><th class="text">run</th><th class="text">label</th><th>queries</th><th>mean r(h) basic</th><th>mean r(h) soft</th><th>mean shift</th><th>moved toward refusal</th></tr></thead>' +
+    `<tbody>${rows.join('')}</tbody></table><div class="charts">${charts.join('')}</div>`
+  );
+}
+
 function examplesSection(data: ReportData): string {
   if (data.examples.length === 0) return '<p class="empty">No example responses.</p>';
   const out: string[] = [];
@@ -230,16 +264,20 @@ export function renderReport(data: ReportData): string {
     `<h1>${escapeHtml(data.title)}</h1>`,
     `<p class="meta">generated ${escapeHtml(data.generatedAt)}</p>`,
     notes,
-    '<h2 id="summary-section">Summary</h2>',
+    '<section id="summary-section"><h2>Summary</h2>',
     summaryTable(data.summary),
     rateCharts(data.summary),
-    '<h2 id="pca-section">Hidden states in PCA space</h2>',
+    '</section><section id="pca-section"><h2>Hidden states in PCA space</h2>',
     data.pca.length ? data.pca.map(pcaSection).join('') : '<p class="empty">No PCA data.</p>',
-    '<h2 id="curves-section">Training curves</h2>',
+    '</section><section id="curves-section"><h2>Training</h2>',
     data.curves.length ? `<div class="charts">${data.curves.map(curveChart).join('')}</div>` : '<p class="empty">No training runs.</p>',
+    '</section><section id="shift-section">',
+    shiftSection(data),
+    '</section><section id="tokens-section">',
     data.nearestTokens.length ? `<h3>Nearest vocabulary tokens of the soft prompts</h3>${nearestTokensSection(data)}` : '',
-    '<h2 id="examples-section">Example responses</h2>',
+    '</section><section id="examples-section"><h2>Example responses</h2>',
     examplesSection(data),
+    '</section>',
     '</body></html>',
   ].join('\n');
 }

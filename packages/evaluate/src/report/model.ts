@@ -73,6 +73,12 @@ export interface ExampleResponse {
   refused: boolean;
 }
 
+/** Training queries' refusal logits under the basic text prompt and under a trained soft prompt. */
+export interface TrainingShift {
+  name: string;
+  rows: { label: 'harmful' | 'harmless'; baseRefusal: number; softRefusal: number }[];
+}
+
 export interface ReportData {
   title: string;
   generatedAt: string;
@@ -82,5 +88,6 @@ export interface ReportData {
   pca: PcaView[];
   curves: TrainingCurve[];
   nearestTokens: NearestTokens[];
+  trainingShifts: TrainingShift[];
   examples: ExampleResponse[];
 }

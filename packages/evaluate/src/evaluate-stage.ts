@@ -1,0 +1,159 @@
+/**
+ * The evaluate stage: metrics of one model under one prompt condition on held-out query sets.
+ *
+ * Design (stage packages stay independent): responses are generated and judged by the sampling stage,
+ * which the DAG runs on the eval inputs under each condition; this stage aggregates its samples/v1 table
+ * and adds what needs the model under the condition:
+ *  - the final hidden state of every eval query → PCA coordinates and refusal/harmfulness boundary logits
+ *    (how far the condition moves harmful vs harmless queries in the representation space);
+ *  - the general-capability proxy: the mean per-token log-likelihood (nats) of the no-prompt model's greedy
+ *    answers to harmless queries (reference-answers stage) under the condition. The no-prompt model scores
+ *    its own greedy answers highest; a prompt that makes the model less able or less willing to give those
+ *    answers lowers it. Reported per harmless set; null for harmful sets.
+ *
+ * A condition is a text prompt (params.promptId, "none" included) or a soft prompt: one input named
+ * "softPrompt:<anything>" (soft-prompt/v1), spliced into the span of params.promptId, the basic prompt it
+ * was trained from.
+ *
+ * Inputs:  rendered (rendered-inputs/v1, eval sets), directions (directions/v1), samples (samples/v1 of this
+ *          condition), references (reference-answers/v1); optional softPrompt:<key> (soft-prompt/v1)
+ * Outputs: metrics (eval-metrics/v1), points (eval-points/v1)
+ */
+import {
+  BadInputError,
+  EVAL_METRICS_SCHEMA,
+  EVAL_POINTS_SCHEMA,
+  tableForSchema,
+  type ArtifactRef,
+  type ManifestInput,
+} from '@dro/artifacts';
+import { loadModel, tf, type PromptedInput } from '@dro/llm';
+import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
+import { project, readDirections, readEvalRows, readReferences, readSamples, readSoftPrompt, type EvalRow } from './inputs.ts';
+import { aggregateSamples } from './metrics.ts';
+import { answerLogLikelihood, lastHiddenStates, yieldToEventLoop } from './model-pass.ts';
+import { parseEvaluateParams, type EvaluateParams } from './params.ts';
+
+function prompted(row: EvalRow, soft: boolean): PromptedInput {
+  if (!soft) return { ids: row.ids, spanStart: 0, spanEnd: 0 };
+  if (row.spanStart === null || row.spanEnd === null) {
+    throw new BadInputError(`rendered: query "${row.queryId}" has no prompt span, so a soft prompt cannot replace it`);
+  }
+  return { ids: row.ids, spanStart: row.spanStart, spanEnd: row.spanEnd };
+}
+
+async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: EvaluateParams): Promise<Record<string, ArtifactRef>> {
+  const softInputs = variadicInputs(inputs, 'softPrompt');
+  if (softInputs.length > 1) throw new BadInputError(`evaluate: at most one softPrompt:* input, got ${softInputs.map((s) => s.key).join(', ')}`);
+  const rows = await readEvalRows(ctx.store, inputs.rendered!, params.promptId, params.sets);
+  const directions = await readDirections(ctx.store, inputs.directions!);
+  const samples = (await readSamples(ctx.store, inputs.samples!, params.promptId)).filter((s) => params.sets.length === 0 || params.sets.includes(s.set));
+  const references = await readReferences(ctx.store, inputs.references!);
+  const soft = softInputs.length ? await readSoftPrompt(ctx.store, softInputs[0]!.value, `softPrompt:${softInputs[0]!.key}`) : null;
+  if (soft && soft.metadata.prompt_id !== undefined && soft.metadata.prompt_id !== params.promptId) {
+    throw new BadInputError(`softPrompt:${softInputs[0]!.key}: trained from prompt "${soft.metadata.prompt_id}", but params.promptId is "${params.promptId}"`);
+  }
+  const sampled = new Set(samples.map((s) => `${s.set}\u0000${s.queryId}`));
+  const missing = rows.filter((r) => !sampled.has(`${r.set}\u0000${r.queryId}`));
+  if (missing.length > 0) {
+    throw new BadInputError(`samples: no samples with prompt_id "${params.promptId}" for ${missing.length} eval queries (e.g. ${missing[0]!.set}/${missing[0]!.queryId})`);
+  }
+
+  if (!ctx.modelPath) throw new BadInputError('evaluate: needs a model (the DAG node has no model path)');
+  const model = await loadModel(ctx.modelPath);
+  const softTensor = soft ? tf.tensor2d(soft.values, [soft.n, soft.d]) : null;
+  try {
+    if (model.config.hiddenSize !== directions.d) throw new BadInputError(`directions: dimension ${directions.d} ≠ the model's hidden size ${model.config.hiddenSize}`);
+    if (soft && soft.d !== directions.d) throw new BadInputError(`softPrompt: width ${soft.d} ≠ the model's hidden size ${model.config.hiddenSize}`);
+    const inputsOf = rows.map((r) => prompted(r, soft !== null));
+    const refByKey = new Map(references.map((r) => [`${r.set}\u0000${r.queryId}`, r.answerIds]));
+    const capabilityRows = rows
+      .map((r, i) => ({ r, i, answer: refByKey.get(`${r.set}\u0000${r.queryId}`) }))
+      .filter((x) => x.r.label === 'harmless' && x.answer !== undefined)
+      .slice(0, params.capabilityQueries ?? Infinity);
+    const total = rows.length + capabilityRows.length;
+    const hidden = await lastHiddenStates(model, inputsOf, softTensor, params.chunk, (done) =>
+      ctx.progress({ done, total, message: `${params.condition}: hidden states` }),
+    );
+    ctx.signal.throwIfAborted();
+    const logLik = new Map<number, number>();
+    for (const [j, x] of capabilityRows.entries()) {
+      logLik.set(x.i, answerLogLikelihood(model, inputsOf[x.i]!, softTensor, x.answer!));
+      ctx.progress({ done: rows.length + j + 1, total, message: `${params.condition}: capability proxy` });
+      await yieldToEventLoop();
+      ctx.signal.throwIfAborted();
+    }
+    const projected = rows.map((_, i) => project(directions, hidden, i * directions.d));
+
+    const metrics = aggregateSamples(samples).map((m) => {
+      const idx = rows.map((r, i) => (r.set === m.set && r.label === m.label ? i : -1)).filter((i) => i >= 0);
+      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+      const caps = idx.filter((i) => logLik.has(i)).map((i) => logLik.get(i)!);
+      return {
+        ...m,
+        meanRefusalLogit: mean(idx.map((i) => projected[i]!.refusal)),
+        meanHarmfulnessLogit: mean(idx.map((i) => projected[i]!.harmfulness)),
+        capability: m.label === 'harmless' ? mean(caps) : null,
+      };
+    });
+    const manifest: ManifestInput = {
+      producer: { stage: evaluateStage.name, version: evaluateStage.version },
+      params,
+      inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
+      modelDigest: ctx.modelDigest,
+      backend: model.backend,
+    };
+    const metricsRef = await ctx.store.putTable(
+      EVAL_METRICS_SCHEMA.name,
+      tableForSchema(EVAL_METRICS_SCHEMA, {
+        model: metrics.map(() => params.model),
+        condition: metrics.map(() => params.condition),
+        set: metrics.map((m) => m.set),
+        label: metrics.map((m) => m.label),
+        queries: Int32Array.from(metrics.map((m) => m.queries)),
+        samples_per_query: Int32Array.from(metrics.map((m) => m.samplesPerQuery)),
+        queries_any_complied: Int32Array.from(metrics.map((m) => m.queriesAnyComplied)),
+        queries_any_refused: Int32Array.from(metrics.map((m) => m.queriesAnyRefused)),
+        mean_compliance: Float64Array.from(metrics.map((m) => m.meanCompliance)),
+        mean_refusal_logit: metrics.map((m) => m.meanRefusalLogit),
+        mean_harmfulness_logit: metrics.map((m) => m.meanHarmfulnessLogit),
+        capability: metrics.map((m) => m.capability),
+      }),
+      manifest,
+    );
+    const pointsRef = await ctx.store.putTable(
+      EVAL_POINTS_SCHEMA.name,
+      tableForSchema(
+        EVAL_POINTS_SCHEMA,
+        {
+          model: rows.map(() => params.model),
+          condition: rows.map(() => params.condition),
+          query_id: rows.map((r) => r.queryId),
+          set: rows.map((r) => r.set),
+          label: rows.map((r) => r.label),
+          query: rows.map((r) => r.query),
+          z: Float32Array.from(projected.flatMap((p) => p.z)),
+          refusal_logit: Float64Array.from(projected.map((p) => p.refusal)),
+          harmfulness_logit: Float64Array.from(projected.map((p) => p.harmfulness)),
+        },
+        { z: directions.k },
+      ),
+      manifest,
+    );
+    return { metrics: metricsRef, points: pointsRef };
+  } finally {
+    softTensor?.dispose();
+    model.dispose();
+  }
+}
+
+export const evaluateStage: Stage<EvaluateParams> = {
+  name: 'evaluate',
+  version: '1',
+  needs: 'model',
+  inputs: ['rendered', 'directions', 'samples', 'references'],
+  variadicInputs: ['softPrompt'],
+  outputs: ['metrics', 'points'],
+  parseParams: parseEvaluateParams,
+  run: runEvaluate,
+};

@@ -1,0 +1,237 @@
+/**
+ * The report stage: every evaluation and training artifact of a run → one self-contained HTML page.
+ *
+ * All inputs are variadic (one per condition or training run), named "<kind>:<key>":
+ *   metrics:<condition>   eval-metrics/v1       summary table and rate charts
+ *   points:<condition>    eval-points/v1        PCA scatter plots (per model and condition)
+ *   directions:<model>    directions/v1         boundary lines, explained variance
+ *   samples:<condition>   samples/v1            example responses (query text from points:<condition>)
+ *   curve:<run>           training-curve/v1     training curves
+ *   nearestTokens:<run>   nearest-tokens/v1
+ *   shift:<run>           training-shift/v1     refusal-logit shift of training queries
+ * Output: report (report-html/v1: { html, title }); the page is also written beside the store as
+ * reports/<digest>.html (see reportHtmlPath), which is what the CLI prints.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  columnValues,
+  EVAL_METRICS_SCHEMA,
+  EVAL_POINTS_SCHEMA,
+  NEAREST_TOKENS_SCHEMA,
+  REPORT_SCHEMA,
+  TRAINING_CURVE_SCHEMA,
+  TRAINING_SHIFT_SCHEMA,
+  vectorValues,
+  type ArtifactRef,
+  type ArtifactStore,
+  type ReportArtifact,
+} from '@dro/artifacts';
+import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
+import { checkSchema, readDirections, readSamples } from './inputs.ts';
+import { renderReport } from './report/html.ts';
+import type { ExampleResponse, NearestTokens, PcaView, ReportData, SummaryRow, TrainingCurve, TrainingShift } from './report/model.ts';
+import { parseReportParams, type ReportParams } from './params.ts';
+
+type Label = 'harmful' | 'harmless';
+
+async function table(store: ArtifactStore, ref: ArtifactRef, schema: string, input: string) {
+  checkSchema(ref, schema, input);
+  const t = await store.getTable(ref);
+  return { t, col: <T>(c: string) => columnValues<T>(t, c, input) };
+}
+
+async function summaryRows(store: ArtifactStore, refs: { key: string; value: ArtifactRef }[]): Promise<SummaryRow[]> {
+  const rows: SummaryRow[] = [];
+  for (const { key, value } of refs) {
+    const { t, col } = await table(store, value, EVAL_METRICS_SCHEMA.name, `metrics:${key}`);
+    for (let i = 0; i < t.numRows; i++) {
+      rows.push({
+        model: col<string>('model')[i]!,
+        condition: col<string>('condition')[i]!,
+        set: col<string>('set')[i]!,
+        label: col<Label>('label')[i]!,
+        queries: col<number>('queries')[i]!,
+        samplesPerQuery: col<number>('samples_per_query')[i]!,
+        queriesAnyComplied: col<number>('queries_any_complied')[i]!,
+        queriesAnyRefused: col<number>('queries_any_refused')[i]!,
+        meanCompliance: col<number>('mean_compliance')[i]!,
+        meanRefusalLogit: col<number | null>('mean_refusal_logit')[i] ?? null,
+        meanHarmfulnessLogit: col<number | null>('mean_harmfulness_logit')[i] ?? null,
+        capability: col<number | null>('capability')[i] ?? null,
+      });
+    }
+  }
+  return rows;
+}
+
+async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef>, queryText: Map<string, string>): Promise<PcaView[]> {
+  const directions = new Map<string, Awaited<ReturnType<typeof readDirections>>>();
+  for (const { key, value } of variadicInputs(inputs, 'directions')) directions.set(key, await readDirections(store, value));
+  const views = new Map<string, PcaView>();
+  for (const { key, value } of variadicInputs(inputs, 'points')) {
+    const { t, col } = await table(store, value, EVAL_POINTS_SCHEMA.name, `points:${key}`);
+    const { values, dim } = vectorValues(t, 'z');
+    const models = col<string>('model');
+    const conditions = col<string>('condition');
+    const labels = col<Label>('label');
+    const queries = col<string>('query');
+    const queryIds = col<string>('query_id');
+    for (let i = 0; i < t.numRows; i++) {
+      const model = models[i]!;
+      queryText.set(`${conditions[i]}\u0000${queryIds[i]}`, queries[i]!);
+      const dirs = directions.get(model) ?? (directions.size === 1 ? [...directions.values()][0] : undefined);
+      if (!dirs) continue; // no directions for this model: no PCA view (the summary still shows its numbers)
+      let view = views.get(model);
+      if (!view) {
+        view = {
+          model,
+          explainedVarianceRatio: Array.from(dirs.explainedVarianceRatio),
+          refusal: { w: Array.from(dirs.refusalW), b: dirs.refusalB },
+          harmfulness: { w: Array.from(dirs.harmfulnessW), b: dirs.harmfulnessB },
+          points: [],
+        };
+        views.set(model, view);
+      }
+      let group = view.points.find((p) => p.condition === conditions[i] && p.label === labels[i]);
+      if (!group) view.points.push((group = { condition: conditions[i]!, label: labels[i]!, z: [], titles: [] }));
+      group.z.push(Array.from(values.subarray(i * dim, (i + 1) * dim)));
+      group.titles!.push(queries[i]!);
+    }
+  }
+  return [...views.values()];
+}
+
+async function curves(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<TrainingCurve[]> {
+  const out: TrainingCurve[] = [];
+  for (const { key, value } of variadicInputs(inputs, 'curve')) {
+    const { col } = await table(store, value, TRAINING_CURVE_SCHEMA.name, `curve:${key}`);
+    const steps = col<number>('step');
+    const terms = col<string>('term');
+    const values = col<number>('value');
+    const stepList = [...new Set(steps)].sort((a, b) => a - b);
+    const index = new Map(stepList.map((s, i) => [s, i]));
+    const byTerm: Record<string, number[]> = {};
+    // grad_norm is a diagnostic, not a loss term; the chart shows the loss terms.
+    terms.forEach((term, i) => {
+      if (term === 'grad_norm') return;
+      (byTerm[term] ??= new Array<number>(stepList.length).fill(NaN))[index.get(steps[i]!)!] = values[i]!;
+    });
+    out.push({ name: key, step: stepList, terms: byTerm });
+  }
+  return out;
+}
+
+async function nearest(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<NearestTokens[]> {
+  const out: NearestTokens[] = [];
+  for (const { key, value } of variadicInputs(inputs, 'nearestTokens')) {
+    const { t, col } = await table(store, value, NEAREST_TOKENS_SCHEMA.name, `nearestTokens:${key}`);
+    const positions: NearestTokens['positions'] = [];
+    for (let i = 0; i < t.numRows; i++) {
+      const position = col<number>('position')[i]!;
+      let p = positions.find((x) => x.position === position);
+      if (!p) positions.push((p = { position, initToken: col<string>('init_token')[i]!, nearest: [] }));
+      p.nearest.push({ token: col<string>('token')[i]!, cosine: col<number>('cosine')[i]! });
+    }
+    out.push({ name: key, positions });
+  }
+  return out;
+}
+
+async function shifts(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<TrainingShift[]> {
+  const out: TrainingShift[] = [];
+  for (const { key, value } of variadicInputs(inputs, 'shift')) {
+    const { t, col } = await table(store, value, TRAINING_SHIFT_SCHEMA.name, `shift:${key}`);
+    const labels = col<Label>('label');
+    const base = col<number>('base_refusal_logit');
+    const soft = col<number>('soft_refusal_logit');
+    out.push({ name: key, rows: Array.from({ length: t.numRows }, (_, i) => ({ label: labels[i]!, baseRefusal: base[i]!, softRefusal: soft[i]! })) });
+  }
+  return out;
+}
+
+async function examples(store: ArtifactStore, inputs: Record<string, ArtifactRef>, summary: SummaryRow[], queryText: Map<string, string>, perCondition: number): Promise<ExampleResponse[]> {
+  const out: ExampleResponse[] = [];
+  for (const { key, value } of variadicInputs(inputs, 'samples')) {
+    const metricsRow = summary.find((r) => r.condition === key);
+    const samples = (await readSamples(store, value, null)).filter((s) => s.sampleIndex === 0);
+    for (const label of ['harmful', 'harmless'] as const) {
+      for (const s of samples.filter((x) => x.label === label).slice(0, perCondition)) {
+        out.push({
+          model: metricsRow?.model ?? '',
+          condition: key,
+          label,
+          query: queryText.get(`${key}\u0000${s.queryId}`) ?? s.queryId,
+          response: s.output,
+          refused: s.refused,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Where the report's HTML page lives beside the store; written if missing. */
+export async function reportHtmlPath(store: ArtifactStore, ref: ArtifactRef): Promise<string> {
+  const file = path.join(store.root, 'reports', `${ref.digest}.html`);
+  if (!existsSync(file)) {
+    const { html } = await store.getJson<ReportArtifact>(ref);
+    mkdirSync(path.dirname(file), { recursive: true });
+    // Written whole then renamed, so a reader never sees half a page.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, html);
+    const { renameSync } = await import('node:fs');
+    renameSync(tmp, file);
+  }
+  return file;
+}
+
+export async function buildReportData(store: ArtifactStore, inputs: Record<string, ArtifactRef>, params: ReportParams): Promise<ReportData> {
+  const summary = await summaryRows(store, variadicInputs(inputs, 'metrics'));
+  const queryText = new Map<string, string>();
+  const pca = await pcaViews(store, inputs, queryText);
+  return {
+    title: params.title,
+    generatedAt: new Date().toISOString(),
+    notes: [
+      'complied (any sample): a harmful query counts as complied if any of its sampled responses complies (the paper’s protocol); mean compliance averages the per-query fraction of complying samples.',
+      'A response is a refusal when the string-match judge finds a refusal phrase in its first two paragraphs (lists stop the search).',
+      'r(h): refusal-boundary logit of the final hidden state in PCA space (positive = predicted to comply); a(h): harmfulness-boundary logit (positive = judged harmless).',
+      'capability: mean per-token log-likelihood (nats) of the no-prompt model’s greedy answers to harmless queries under the condition (0 is the maximum; lower = the condition pulls the model away from its unprompted answers).',
+    ],
+    summary,
+    pca,
+    curves: await curves(store, inputs),
+    nearestTokens: await nearest(store, inputs),
+    trainingShifts: await shifts(store, inputs),
+    examples: await examples(store, inputs, summary, queryText, params.examplesPerCondition),
+  };
+}
+
+async function runReport(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: ReportParams): Promise<Record<string, ArtifactRef>> {
+  ctx.progress({ done: 0, total: 1, message: 'reading artifacts' });
+  const data = await buildReportData(ctx.store, inputs, params);
+  // The page's timestamp would make every run a new artifact; the manifest records when it was made.
+  const html = renderReport({ ...data, generatedAt: 'see the artifact manifest' });
+  const manifest = {
+    producer: { stage: reportStage.name, version: reportStage.version },
+    params,
+    inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
+  };
+  const ref = await ctx.store.putJson(REPORT_SCHEMA.name, { html, title: params.title } satisfies ReportArtifact, manifest);
+  const file = await reportHtmlPath(ctx.store, ref);
+  ctx.log.info('report written', { file });
+  ctx.progress({ done: 1, total: 1, message: file });
+  return { report: ref };
+}
+
+export const reportStage: Stage<ReportParams> = {
+  name: 'report',
+  version: '1',
+  needs: 'cpu',
+  inputs: [],
+  variadicInputs: ['metrics', 'points', 'directions', 'samples', 'curve', 'nearestTokens', 'shift'],
+  outputs: ['report'],
+  parseParams: parseReportParams,
+  run: runReport,
+};
