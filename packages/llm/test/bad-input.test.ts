@@ -258,6 +258,17 @@ describe('corrupt GGUF', () => {
     expectBadInput(() => loadTokenizer(noTokens), noTokens, /tokenizer.ggml.tokens is missing/);
   });
 
+  it('GGUF v2 (same layout as v3) is accepted', () => {
+    const bytes = tinyGguf();
+    new DataView(bytes.buffer).setUint32(4, 2, true);
+    expect(loadWeights(writeFile(bytes)).config.numLayers).toBe(1);
+  });
+
+  it('a .safetensors file instead of its directory', () => {
+    const file = writeFile(new Uint8Array(16), '.safetensors');
+    expectBadInput(() => loadWeights(file), file, /pass the HF model directory/);
+  });
+
   it('a missing file', () => {
     const file = path.join(tmp, 'nope.gguf');
     expectBadInput(() => loadWeights(file), file, /model not found/);

@@ -77,11 +77,12 @@ export function ggufWeightSource(gguf: GgufFile, config: ModelConfig): WeightSou
   };
   checkWeightShapes(config, (name) => infoOf(name)?.shape, gguf.path);
   const names = [...expectedWeightShapes(config).keys()];
+  const needed = new Set(names);
   const permuted = config.architecture !== 'qwen2';
 
   return {
     names: () => [...names],
-    has: (name) => names.includes(name),
+    has: (name) => needed.has(name),
     info(name) {
       const info = infoOf(name);
       if (info === undefined) throw new ModelFormatError(gguf.path, `no weight named "${name}"`);
@@ -89,7 +90,7 @@ export function ggufWeightSource(gguf: GgufFile, config: ModelConfig): WeightSou
     },
     read(name) {
       const tensorName = ggufNameOf.get(name);
-      if (tensorName === undefined || !names.includes(name)) throw new ModelFormatError(gguf.path, `no weight named "${name}"`);
+      if (tensorName === undefined || !needed.has(name)) throw new ModelFormatError(gguf.path, `no weight named "${name}"`);
       let values = gguf.readTensorFloat32(tensorName);
       assertFinite(values, name, gguf.path);
       const rotary = /\.self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name);

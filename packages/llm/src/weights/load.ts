@@ -47,6 +47,9 @@ export function loadWeights(modelPath: string): LoadedWeights {
     if (fs.existsSync(index)) files.push(index);
     return { config, tensors, format: 'safetensors', digest: modelDigest(files, modelPath), files, gguf: null };
   }
+  if (modelPath.endsWith('.safetensors')) {
+    throw new ModelFormatError(modelPath, 'pass the HF model directory (config.json + *.safetensors), not a .safetensors file');
+  }
   const gguf = GgufFile.open(modelPath);
   const config = configFromGguf(gguf);
   const tensors = ggufWeightSource(gguf, config);
