@@ -78,7 +78,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const run = async (condition: string, promptId: string, extra: Record<string, ArtifactRef> = {}) => {
       const samples = await putSamples(store, promptId);
       const out = await evaluateStage.run(ctx, { rendered, directions, samples, references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }));
-      return { ...out, samples };
+      return { metrics: out.metrics!, points: out.points!, samples };
     };
     const before = tf.memory().numTensors;
     const none = await run('none', 'none');
