@@ -1,5 +1,5 @@
 /** Plain-text views of run records for `dro status`: one table per run, and a list of runs. */
-import type { RunRecord, RunSummary } from './run-record.ts';
+import { isOrphanedRun, type RunRecord, type RunSummary } from './run-record.ts';
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -15,12 +15,17 @@ export function formatDuration(ms: number | null): string {
   return minutes < 60 ? `${minutes}m${Math.round((ms % 60_000) / 1000)}s` : `${Math.floor(minutes / 60)}h${minutes % 60}m`;
 }
 
+/** "running" for a run whose process is gone says so: it will never finish; rerun to resume. */
+function statusText(run: Pick<RunRecord, 'status' | 'owner'>): string {
+  return isOrphanedRun(run) ? `interrupted (process ${run.owner.pid} is gone; rerun to resume)` : run.status;
+}
+
 /** One run: a header line, then a row per node (status, cache hit, attempts, duration, outputs or error). */
 export function formatRunStatus(run: RunRecord): string {
   const hits = run.nodes.filter((n) => n.cacheHit === true).length;
   const code = run.code.gitSha ? `${run.code.gitSha.slice(0, 10)}${run.code.dirty ? '+dirty' : ''}` : 'no git';
   const header =
-    `run ${run.runId}  DAG "${run.dagName}"  ${run.status}  ${formatDuration(run.durationMs)}  ` +
+    `run ${run.runId}  DAG "${run.dagName}"  ${statusText(run)}  ${formatDuration(run.durationMs)}  ` +
     `(${run.nodes.length} nodes, ${hits} cache hits; engine ${run.engine}; code ${code}; started ${run.startedAt})`;
   const rows = run.nodes.map((n) => [
     n.id,
@@ -44,7 +49,7 @@ export function formatRunList(runs: RunSummary[]): string {
   const rows = runs.map((r) => [
     r.runId,
     r.dagName,
-    r.status,
+    statusText(r),
     r.startedAt,
     formatDuration(r.durationMs),
     `${r.nodes} nodes, ${r.cacheHits} cached${r.failed ? `, ${r.failed} failed` : ''}`,

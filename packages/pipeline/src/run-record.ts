@@ -4,6 +4,7 @@
  * everything a recorded run produced. Either engine can save one (engine: "local" | "temporal").
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   NotFoundError,
   defineJsonSchema,
@@ -42,6 +43,8 @@ export interface RunRecord {
   endedAt: string | null;
   durationMs: number | null;
   code: CodeVersion;
+  /** The process driving the run, so a "running" record whose process died can be told apart. */
+  owner: { host: string; pid: number };
   dag: Dag;
   /** In execution (topological) order. */
   nodes: NodeRecord[];
@@ -59,6 +62,7 @@ export interface RunSummary {
   nodes: number;
   cacheHits: number;
   failed: number;
+  owner: RunRecord['owner'];
   record: ArtifactRef;
 }
 
@@ -88,6 +92,20 @@ export const runRecordSchema = defineJsonSchema<RunRecord>({
   },
 });
 
+/**
+ * Whether a run still marked "running" has lost its process (killed, machine rebooted). Only decidable
+ * for runs owned by this host; others are assumed alive.
+ */
+export function isOrphanedRun(run: Pick<RunRecord, 'status' | 'owner'>): boolean {
+  if (run.status !== 'running' || !run.owner || run.owner.host !== hostname()) return false;
+  try {
+    process.kill(run.owner.pid, 0); // signal 0: existence check only
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /** Sortable, readable and unique enough: 20261128-014502-3f9a1c. */
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -106,6 +124,7 @@ export function summarizeRun(record: RunRecord, ref: ArtifactRef): RunSummary {
     nodes: record.nodes.length,
     cacheHits: record.nodes.filter((n) => n.cacheHit === true).length,
     failed: record.nodes.filter((n) => n.status === 'failed').length,
+    owner: record.owner,
     record: ref,
   };
 }

@@ -55,6 +55,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
     endedAt: null,
     durationMs: null,
     code: codeVersion(),
+    owner: { host: os.hostname(), pid: process.pid },
     dag,
     nodes: plan.order.map((id) => ({
       id,

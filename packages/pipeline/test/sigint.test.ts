@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalArtifactStore, isTempName } from '@dro/artifacts';
-import { CACHE_NAMESPACE, loadRun, type RunRecord } from '../src/index.ts';
+import { CACHE_NAMESPACE, formatRunList, formatRunStatus, listRuns, loadRun, type RunRecord } from '../src/index.ts';
 import { collect, makeTempDir, spawnTsx } from './helpers.ts';
 import './fixtures/stages.ts'; // declares test-numbers/v1 for reading the result
 
@@ -64,5 +64,34 @@ describe('SIGINT', () => {
     ]);
     const scaled = await store.getJson<{ values: number[] }>(completed.nodes[2].outputs.scaled);
     expect(scaled.values).toEqual([0, 1, 2, 3].map((v) => (v + 200) * 3));
+  });
+
+  it('after SIGKILL the run shows as interrupted, nothing is corrupt, and a rerun resumes', async () => {
+    const store = new LocalArtifactStore({ root: path.join(temp.dir, 'killed') });
+    const child = spawnTsx(RUN_DAG, [store.root], { DRO_TEST_STEP_MS: '20' });
+    let killed = false;
+    const result = await collect(child, (line) => {
+      const event = JSON.parse(line) as { event: string; node?: string };
+      if (!killed && event.event === 'node-progress' && event.node === 'slow') {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    });
+    expect(result.signal).toBe('SIGKILL');
+
+    const [run] = await listRuns(store);
+    expect(run.status).toBe('running'); // never got to record an ending
+    expect(formatRunList([run])).toContain(`interrupted (process ${child.pid} is gone; rerun to resume)`);
+    const record = await loadRun(store, run.runId);
+    expect(formatRunStatus(record)).toMatch(/^numbers\s+numbers@1\s+succeeded\s+miss/m);
+    for (const digest of await store.list()) await store.verify(digest);
+
+    const resumed = await collect(spawnTsx(RUN_DAG, [store.root], { DRO_TEST_STEP_MS: '0' }));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resultOf(resumed.stdout).nodes.map((n) => [n.id, n.cacheHit])).toEqual([
+      ['numbers', true],
+      ['slow', false],
+      ['scale', false],
+    ]);
   });
 });
