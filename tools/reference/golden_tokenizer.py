@@ -71,6 +71,40 @@ CHATS = [
 ]
 
 
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "data")
+
+
+def project_data_cases(tok) -> dict:
+    """Every query and safety prompt of data/ (copied in, so later edits to data/ do not stale the golden):
+    ids of each query alone, and a sha256 over the ids of every (prompt or none) × query chat."""
+    import glob
+    import hashlib
+
+    queries = []
+    for path in sorted(glob.glob(os.path.join(DATA, "queries", "*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            queries += [json.loads(line)["query"] for line in f if line.strip()]
+    prompts = []
+    for path in sorted(glob.glob(os.path.join(DATA, "prompts", "*.txt"))):
+        with open(path, encoding="utf-8") as f:
+            prompts.append(f.read().strip())
+    chat_ids = []
+    for prompt in [None] + prompts:
+        for query in queries:
+            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [{"role": "user", "content": query}]
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            chat_ids.append(tok.encode(text, add_special_tokens=False))
+    digest = hashlib.sha256(json.dumps(chat_ids, separators=(",", ":")).encode()).hexdigest()
+    return {
+        "queries": queries,
+        "queryIds": [tok.encode(q, add_special_tokens=False) for q in queries],
+        "prompts": prompts,
+        "promptIds": [tok.encode(p, add_special_tokens=False) for p in prompts],
+        "chatIdsSha256": digest,
+        "chatCount": len(chat_ids),
+    }
+
+
 def main() -> None:
     if not os.path.exists(GGUF):
         sys.exit(f"{GGUF} is missing: run `npm run setup` first")
@@ -108,6 +142,7 @@ def main() -> None:
         "specialTokens": sorted(tok.all_special_tokens),
         "encodings": encodings,
         "chats": chats,
+        "projectData": project_data_cases(tok),
     }
     with open(OUT, "w", encoding="utf-8") as f:
         json.dump(golden, f, ensure_ascii=False, indent=1)

@@ -3,10 +3,12 @@
  * Digits+ByteLevel pre-tokenizer; goldens from tools/reference/golden_tokenizer.py), and the HF-directory
  * path (tokenizer.json + tokenizer_config.json) on the same vocabulary.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ChatTemplate, type ChatMessage } from '../src/template/chat-template.ts';
 import { tokenizerFilesFromGguf } from '../src/tokenizer/gguf-tokenizer.ts';
 import { loadTokenizer, Tokenizer } from '../src/tokenizer/tokenizer.ts';
 import { requireSmolLm2Gguf } from '../src/weights/assets.ts';
@@ -20,6 +22,7 @@ const golden = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'golden
   padTokenId: number;
   encodings: EncodingGolden[];
   chats: { text: string; ids: number[] }[];
+  projectData: { queries: string[]; queryIds: number[][]; prompts: string[]; promptIds: number[][]; chatIdsSha256: string; chatCount: number };
 };
 
 const file = requireSmolLm2Gguf();
@@ -42,6 +45,28 @@ describe('tokenizer from the SmolLM2 GGUF', () => {
   it('matches the reference token ids and decodes on varied text (unicode, emoji, code, whitespace, special tokens)', () => {
     expect(golden.encodings.length).toBeGreaterThanOrEqual(20);
     checkAgainstGolden(tokenizer);
+  });
+
+  it('matches the reference on every query and safety prompt of data/, alone and in every chat DRO renders', () => {
+    const { queries, queryIds, prompts, promptIds, chatIdsSha256, chatCount } = golden.projectData;
+    expect(queries.length).toBeGreaterThanOrEqual(300);
+    queries.forEach((q, i) => expect(tokenizer.encode(q), q).toEqual(queryIds[i]));
+    prompts.forEach((p, i) => expect(tokenizer.encode(p)).toEqual(promptIds[i]));
+    const chat = ChatTemplate.of(tokenizer);
+    const chatIds: number[][] = [];
+    for (const prompt of [null, ...prompts]) {
+      for (const query of queries) {
+        const messages: ChatMessage[] = [...(prompt ? [{ role: 'system' as const, content: prompt }] : []), { role: 'user', content: query }];
+        chatIds.push(chat.encode(messages, { addGenerationPrompt: true }));
+      }
+    }
+    expect(chatIds).toHaveLength(chatCount);
+    expect(crypto.createHash('sha256').update(JSON.stringify(chatIds)).digest('hex')).toBe(chatIdsSha256);
+    // The soft-prompt span exists for every prompt and holds exactly the prompt's own tokens.
+    prompts.forEach((prompt, i) => {
+      const span = chat.systemContentSpan([{ role: 'system', content: prompt }, { role: 'user', content: queries[0] }], { addGenerationPrompt: true });
+      expect(span.ids.slice(span.start, span.end)).toEqual(promptIds[i]);
+    });
   });
 
   it('has the reference vocabulary size and special token ids', () => {
