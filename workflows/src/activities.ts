@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ArtifactRef } from '@dro/artifacts';
-import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup } from '@dro/pipeline';
+import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup, lookupStage } from '@dro/pipeline';
 import { BAD_INPUT_ERROR_TYPE, type RunStageInput, type RunStageResult, type StageHeartbeat } from './shared.ts';
 import { planDag } from './plan.ts';
 
@@ -22,7 +22,9 @@ export interface NodeExecutionRequest {
   progress(event: ProgressEvent): void;
   log: StageLogger;
 }
-export type NodeExecutor = (req: NodeExecutionRequest) => Promise<{ outputs: Record<string, ArtifactRef>; cacheHit: boolean }>;
+export type NodeExecutor = (
+  req: NodeExecutionRequest,
+) => Promise<{ outputs: Record<string, ArtifactRef>; cacheHit: boolean; cacheKey: string }>;
 
 export interface ActivityDeps {
   stages: StageLookup;
@@ -77,7 +79,13 @@ export function createActivities(deps: ActivityDeps) {
             actx.heartbeat(last);
           },
         });
-        return { ...result, durationMs: Date.now() - started, worker: identity };
+        return {
+          ...result,
+          stageVersion: lookupStage(deps.stages, input.node.stage)?.version ?? '?',
+          attempt: actx.info.attempt,
+          durationMs: Date.now() - started,
+          worker: identity,
+        };
       } catch (err) {
         throw toActivityFailure(err);
       } finally {

@@ -5,7 +5,9 @@
  */
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { Dag } from '@dro/pipeline';
+import { LocalArtifactStore } from '@dro/artifacts';
+import { newRunId, type Dag } from '@dro/pipeline';
+import { saveTemporalRunRecord } from './run-record.ts';
 import type {
   DagRunStatus,
   DagWorkflowInput,
@@ -27,16 +29,11 @@ export async function connectClient(target: TemporalTarget = {}): Promise<Client
   return new Client({ connection, namespace: target.namespace ?? DEFAULT_NAMESPACE });
 }
 
-export function newRunId(dagName: string): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-  return `dro-${dagName}-${stamp}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
 export type StartDagOptions = Omit<DagWorkflowInput, 'dag' | 'runId'> & { runId?: string };
 
 /** Starts dagWorkflow; the run id is the workflow id. */
 export async function startDagRun(client: Client, dag: Dag, opts: StartDagOptions = {}): Promise<WorkflowHandle> {
-  const runId = opts.runId ?? newRunId(dag.name);
+  const runId = opts.runId ?? newRunId();
   return client.workflow.start('dagWorkflow', {
     taskQueue: WORKFLOW_TASK_QUEUE,
     workflowId: runId,
@@ -46,7 +43,7 @@ export async function startDagRun(client: Client, dag: Dag, opts: StartDagOption
 
 /** Starts experimentWorkflow: one child dagWorkflow per model. */
 export async function startExperimentRun(client: Client, input: ExperimentInput): Promise<WorkflowHandle> {
-  const runId = input.runId ?? newRunId('experiment');
+  const runId = input.runId ?? newRunId();
   return client.workflow.start('experimentWorkflow', {
     taskQueue: WORKFLOW_TASK_QUEUE,
     workflowId: runId,
@@ -83,8 +80,8 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
 export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions {
   dag: Dag;
   /**
-   * Store root the workers write to. Informational on the client (workers own the store); recorded
-   * in the workflow memo so `dro status` can say where the outputs are.
+   * The store root the workers share, as seen from this machine. When given, the run is recorded there
+   * (engine "temporal") at start and at the end, so `dro status` lists it and gc keeps its outputs.
    */
   storeRoot?: string;
   /** Called with the merged status every `pollMs` while the run is going (progress display). */
@@ -96,14 +93,17 @@ export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions
 export async function runDagOnTemporal(opts: RunDagOnTemporalOptions): Promise<DagWorkflowResult> {
   const { dag, address, namespace, storeRoot, onStatus, pollMs, ...start } = opts;
   const client = await connectClient({ address, namespace });
+  const store = storeRoot ? new LocalArtifactStore({ root: storeRoot }) : null;
+  const runId = start.runId ?? newRunId();
+  const startedAt = new Date();
   try {
-    const runId = start.runId ?? newRunId(dag.name);
     const handle = await client.workflow.start('dagWorkflow', {
       taskQueue: WORKFLOW_TASK_QUEUE,
       workflowId: runId,
       args: [{ ...start, dag, runId } satisfies DagWorkflowInput],
       ...(storeRoot ? { memo: { storeRoot } } : {}),
     });
+    if (store) await saveTemporalRunRecord(store, dag, { runId, state: 'running', nodes: [] }, { startedAt, endedAt: null });
     let timer: NodeJS.Timeout | undefined;
     if (onStatus) {
       const poll = async (): Promise<void> => {
@@ -116,13 +116,20 @@ export async function runDagOnTemporal(opts: RunDagOnTemporalOptions): Promise<D
       };
       timer = setTimeout(() => void poll(), pollMs ?? 1000);
     }
+    let outcome: { result: DagWorkflowResult } | { error: unknown };
     try {
-      return (await handle.result()) as DagWorkflowResult;
+      outcome = { result: (await handle.result()) as DagWorkflowResult };
     } catch (err) {
-      throw unwrapWorkflowError(err);
+      outcome = { error: unwrapWorkflowError(err) };
     } finally {
       clearTimeout(timer);
     }
+    if (store) {
+      const final = await queryDagStatus(client, runId);
+      await saveTemporalRunRecord(store, dag, final, { startedAt, endedAt: new Date() });
+    }
+    if ('error' in outcome) throw outcome.error;
+    return outcome.result;
   } finally {
     await client.connection.close();
   }

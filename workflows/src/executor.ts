@@ -8,7 +8,7 @@ import type { NodeExecutor } from './activities.ts';
 
 export function createNodeExecutor(deps: { store: CachingStore; stages: StageLookup }): NodeExecutor {
   return async (req) => {
-    const { outputs, cacheHit } = await executeNode({
+    const { outputs, cacheHit, cacheKey } = await executeNode({
       store: deps.store,
       stages: deps.stages,
       node: req.node,
@@ -17,6 +17,6 @@ export function createNodeExecutor(deps: { store: CachingStore; stages: StageLoo
       progress: req.progress,
       log: req.log,
     });
-    return { outputs, cacheHit };
+    return { outputs, cacheHit, cacheKey };
   };
 }

@@ -15,7 +15,6 @@ export {
   cancelTemporalRun,
   connectClient,
   getTemporalRunStatus,
-  newRunId,
   queryDagStatus,
   runDagOnTemporal,
   runExperimentOnTemporal,
@@ -26,4 +25,5 @@ export {
   type StartDagOptions,
   type TemporalTarget,
 } from './client.ts';
+export { runRecordFromStatus, saveTemporalRunRecord } from './run-record.ts';
 export { findTemporalServerBinary, startTemporalServer, freeLoopbackPort, type TemporalServerHandle } from './testing/server.ts';

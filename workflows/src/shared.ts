@@ -53,6 +53,11 @@ export interface RunStageInput {
 export interface RunStageResult {
   outputs: Record<string, ArtifactRef>;
   cacheHit: boolean;
+  /** The spine's cache key of the node (stage, version, params, input digests, model digest). */
+  cacheKey: string;
+  stageVersion: string;
+  /** Temporal attempt number that produced the result (1 = first try). */
+  attempt: number;
   /** Wall time of the attempt on the worker, ms. */
   durationMs: number;
   /** Worker identity that ran it (host:pid), for status views. */
@@ -82,8 +87,12 @@ export interface NodeStatus {
   queue: string | null;
   state: NodeState;
   cacheHit?: boolean;
+  cacheKey?: string;
+  stageVersion?: string;
   outputs?: Record<string, ArtifactRef>;
   error?: string;
+  /** Error type of a failed node ("BadInputError" for input errors). */
+  errorType?: string;
   /** Workflow time (deterministic clock) when the node was scheduled / finished, ISO strings. */
   startedAt?: string;
   finishedAt?: string;

@@ -131,6 +131,9 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
         state: 'succeeded',
         outputs: result.outputs,
         cacheHit: result.cacheHit,
+        cacheKey: result.cacheKey,
+        stageVersion: result.stageVersion,
+        attempt: result.attempt,
         durationMs: result.durationMs,
         worker: result.worker,
       });
@@ -141,6 +144,7 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
         cancellation ??= err;
       } else {
         status.state = 'failed';
+        status.errorType = innermostType(err) ?? 'Error';
         firstFailure ??= surfaceFailure(`node "${node.id}" (stage ${node.stage}) failed`, err);
       }
     } finally {

@@ -16,7 +16,7 @@ import { testStages, totalSchema } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
 import { runWithLocalRunner } from './fixtures/local.ts';
-import type { Dag } from '@dro/pipeline';
+import { loadRun, type Dag } from '@dro/pipeline';
 
 let server: TemporalServerHandle;
 let worker: DroWorker;
@@ -62,6 +62,7 @@ describe('dagWorkflow on a real Temporal server', () => {
       runId,
       address: server.address,
       namespace: server.namespace,
+      storeRoot: storeDir.dir,
       heartbeatTimeoutMs: 2_000,
       pollMs: 200,
       onStatus: (s) => seen.push(s),
@@ -90,6 +91,16 @@ describe('dagWorkflow on a real Temporal server', () => {
     const status = await queryDagStatus(client, runId);
     expect(status.state).toBe('succeeded');
     expect(status.done).toBe(3);
+
+    // Recorded in the store like a local run, so `dro status` and gc see it.
+    const record = await loadRun(store, runId);
+    expect(record).toMatchObject({ runId, engine: 'temporal', status: 'succeeded', dagName: 'digests' });
+    expect(Object.fromEntries(record.nodes.map((n) => [n.id, n.outputs]))).toEqual(result.outputs);
+    expect(record.nodes.map((n) => [n.status, n.cacheHit, n.attempts, n.stageVersion])).toEqual([
+      ['succeeded', false, 1, '1'],
+      ['succeeded', false, 1, '1'],
+      ['succeeded', false, 1, '1'],
+    ]);
     expect(status.nodes.every((n) => n.state === 'succeeded' && n.worker)).toBe(true);
   });
 
@@ -113,7 +124,9 @@ describe('dagWorkflow on a real Temporal server', () => {
       ],
     };
     const runId = `bad-input-${Date.now()}`;
-    const err = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialIntervalMs: 50 } }).catch((e: unknown) => e);
+    const err = await runDagOnTemporal({ dag, runId, address: server.address, storeRoot: storeDir.dir, retry: { initialIntervalMs: 50 } }).catch(
+      (e: unknown) => e,
+    );
     finishedRunIds.push(runId);
     expect(err).toBeInstanceOf(DagRunFailedError);
     expect((err as DagRunFailedError).type).toBe('BadInputError');
@@ -122,6 +135,9 @@ describe('dagWorkflow on a real Temporal server', () => {
     const status = await queryDagStatus(client, runId);
     expect(status.state).toBe('failed');
     expect(status.nodes.map((n) => n.state)).toEqual(['succeeded', 'failed']);
+    const record = await loadRun(store, runId);
+    expect(record.status).toBe('failed');
+    expect(record.nodes[1]!.error).toEqual({ name: 'BadInputError', message: (err as Error).message.replace(/^node "check" \(stage test-reject-input\) failed: /, '') });
   });
 
   it('retries transient errors with backoff until the stage succeeds', async () => {

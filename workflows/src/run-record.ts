@@ -1,0 +1,59 @@
+/**
+ * Temporal runs recorded in the store like local runs (engine "temporal"), so `dro status` lists both and
+ * gc keeps a Temporal run's outputs. The workflow's status view maps onto the spine's RunRecord.
+ */
+import os from 'node:os';
+import { codeVersion, type LocalArtifactStore } from '@dro/artifacts';
+import { saveRunRecord, type Dag, type NodeRecord, type RunRecord } from '@dro/pipeline';
+import type { DagRunStatus, NodeStatus } from './shared.ts';
+
+function nodeRecord(n: NodeStatus): NodeRecord {
+  const ran = n.state === 'succeeded' || n.state === 'failed' || n.state === 'running' || n.state === 'cancelled';
+  return {
+    id: n.id,
+    stage: n.stage,
+    stageVersion: n.stageVersion ?? '?',
+    status: n.state,
+    cacheHit: n.cacheHit ?? null,
+    cacheKey: n.cacheKey ?? null,
+    // Local-runner convention: a cache hit started the stage 0 times.
+    attempts: n.cacheHit ? 0 : ran ? (n.attempt ?? 1) : 0,
+    startedAt: n.startedAt ?? null,
+    endedAt: n.finishedAt ?? null,
+    durationMs: n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : null,
+    outputs: n.outputs ?? {},
+    error: n.error !== undefined ? { name: n.errorType ?? 'Error', message: n.error } : null,
+  };
+}
+
+export function runRecordFromStatus(
+  dag: Dag,
+  status: Pick<DagRunStatus, 'runId' | 'state' | 'nodes'>,
+  times: { startedAt: Date; endedAt: Date | null },
+): RunRecord {
+  const byId = new Map(status.nodes.map((n) => [n.id, n]));
+  const record = {
+    // The client that started the run; the run itself lives on the server and outlives this process.
+    owner: { host: os.hostname(), pid: process.pid },
+    runId: status.runId,
+    dagName: dag.name,
+    engine: 'temporal',
+    status: status.state,
+    startedAt: times.startedAt.toISOString(),
+    endedAt: times.endedAt?.toISOString() ?? null,
+    durationMs: times.endedAt ? times.endedAt.getTime() - times.startedAt.getTime() : null,
+    code: codeVersion(),
+    dag,
+    nodes: dag.nodes.map((node) => nodeRecord(byId.get(node.id) ?? { id: node.id, stage: node.stage, queue: null, state: 'pending' })),
+  };
+  return record as RunRecord;
+}
+
+export async function saveTemporalRunRecord(
+  store: LocalArtifactStore,
+  dag: Dag,
+  status: Pick<DagRunStatus, 'runId' | 'state' | 'nodes'>,
+  times: { startedAt: Date; endedAt: Date | null },
+): Promise<void> {
+  await saveRunRecord(store, runRecordFromStatus(dag, status, times));
+}
