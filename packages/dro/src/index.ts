@@ -8,3 +8,5 @@ export * from './nearest.ts';
 export * from './inputs.ts';
 export * from './params.ts';
 export { droTrainStage } from './stage.ts';
+export { promptTuningStage } from './prompt-tuning-stage.ts';
+export * from './prompt-tuning.ts';

@@ -181,3 +181,45 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
   }
   return params;
 }
+
+export interface PromptTuningParams extends CommonTrainParams {
+  weights: { likelihood: number; unlikelihood: number };
+  /** Responses are cut to this many tokens (memory: the loss needs logits at every response position). */
+  maxResponseTokens: number;
+  /** Use at most this many sampled responses per training query (null = all). */
+  samplesPerQuery: number | null;
+}
+
+/** Same optimiser protocol as DRO (the paper trains the baseline like its method). */
+export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
+  ...paperDroParams,
+  weights: { likelihood: 1, unlikelihood: 1 },
+  maxResponseTokens: 64,
+  samplesPerQuery: null,
+  microBatchSize: 5,
+};
+
+export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
+  ...quickDroParams,
+  weights: { likelihood: 1, unlikelihood: 1 },
+  maxResponseTokens: 24,
+  samplesPerQuery: 1,
+  microBatchSize: 4,
+};
+
+export function parsePromptTuningParams(raw: unknown): PromptTuningParams {
+  const r = ParamReader.of('prompt-tuning', raw);
+  const d = paperPromptTuningParams;
+  const common = readCommon(r, d);
+  const w = r.child('weights');
+  const weights = {
+    likelihood: w.number('likelihood', d.weights.likelihood, (v) => v >= 0, 'a number ≥ 0'),
+    unlikelihood: w.number('unlikelihood', d.weights.unlikelihood, (v) => v >= 0, 'a number ≥ 0'),
+  };
+  w.done();
+  const maxResponseTokens = r.int('maxResponseTokens', d.maxResponseTokens, 1);
+  const samplesPerQuery = r.nullableInt('samplesPerQuery', d.samplesPerQuery, 1);
+  r.done();
+  if (weights.likelihood === 0 && weights.unlikelihood === 0) fail('prompt-tuning', 'weights', 'at least one weight > 0', weights);
+  return { ...common, weights, maxResponseTokens, samplesPerQuery };
+}
