@@ -4,8 +4,8 @@
    (F32, Q4_1, Q8_0), dequantized by the `gguf` package (GGUF element order, before any reordering).
 2. HF layout: rows of weights as transformers loads them from the same GGUF (names in HF form, q/k rows
    un-permuted, [out, in] orientation), to check name mapping and the rotary reorder independently.
-3. Synthetic blocks for the other types: F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 quantized by
-   gguf.quants.quantize from seeded random data; Q4_K, Q5_K, Q6_K (which gguf-py cannot quantize) from
+3. Blocks for the other types: F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 quantized by
+   gguf.quants.quantize from real SmolLM2 weights (two rows of blk.0.ffn_gate, dequantized); Q4_K, Q5_K, Q6_K (which gguf-py cannot quantize) from
    seeded random block bytes with finite f16 scales. Raw bytes are stored (base64) with the expected floats.
 
 Floats are written as the shortest decimal that round-trips to the float32 value (compare after fround).
@@ -99,11 +99,14 @@ def hf_layout() -> list:
     return out
 
 
-def synthetic_blocks() -> list:
+def synthetic_blocks(reader: GGUFReader) -> list:
     rng = np.random.default_rng(20240131)
+    # Real weights as the source for the types gguf-py can quantize: a row of layer 0's gate projection.
+    gate = next(t for t in reader.tensors if t.name == "blk.0.ffn_gate.weight")
+    real_rows = dequantize(gate.data, gate.tensor_type).reshape(-1, int(gate.shape[0]))[:2, :64].astype(np.float32)
     out = []
     for qtype in [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]:
-        data = (rng.standard_normal((2, 64)) * 0.05).astype(np.float32)
+        data = real_rows.copy()
         data[0, :3] = [0.0, -0.125, 1e-4]
         raw = quantize(data, qtype)
         expected = dequantize(raw, qtype)
@@ -129,7 +132,7 @@ def main() -> None:
         "file": os.path.basename(GGUF),
         "realBlocks": real_blocks(reader),
         "hfLayout": hf_layout(),
-        "synthetic": synthetic_blocks(),
+        "synthetic": synthetic_blocks(reader),
     }
     with open(OUT, "w") as f:
         json.dump(golden, f, separators=(",", ":"))

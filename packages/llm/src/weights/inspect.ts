@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Architecture } from '../config.ts';
 import { loadWeights, type WeightFormat } from './load.ts';
+import { readJsonFile } from './safetensors-weights.ts';
 
 export interface ModelSummary {
   path: string;
@@ -42,7 +43,7 @@ export function inspectModel(modelPath: string): ModelSummary {
   } else {
     // Read the template's presence without building the tokenizer (no tokenizer.json is fine here).
     const configFile = path.join(modelPath, 'tokenizer_config.json');
-    const tokenizerConfig = fs.existsSync(configFile) ? (JSON.parse(fs.readFileSync(configFile, 'utf8')) as { chat_template?: unknown }) : {};
+    const tokenizerConfig = fs.existsSync(configFile) ? ((readJsonFile(configFile) ?? {}) as { chat_template?: unknown }) : {};
     chatTemplate = tokenizerConfig.chat_template != null || fs.existsSync(path.join(modelPath, 'chat_template.jinja'));
   }
   return {
