@@ -40,6 +40,8 @@ beforeAll(async () => {
     execute: createNodeExecutor({ store, stages: testStages }),
     handleSignals: false,
     shutdownGraceMs: 2_000,
+    // More than any test's DAG concurrency, so the workflow's limit is the one that binds.
+    concurrency: { cpu: 6 },
   });
   client = await connectClient({ address: server.address, namespace: server.namespace });
 });
@@ -102,6 +104,26 @@ describe('dagWorkflow on a real Temporal server', () => {
       ['succeeded', false, 1, '1'],
     ]);
     expect(status.nodes.every((n) => n.state === 'succeeded' && n.worker)).toBe(true);
+  });
+
+  it('never runs more nodes at once than the DAG concurrency limit, and does run that many', async () => {
+    const dag: Dag = {
+      name: 'parallel',
+      nodes: ['a', 'b', 'c', 'd', 'e'].map((tag) => ({ id: tag, stage: 'test-sleep', params: { ms: 400, tag: `${tag}-${Date.now()}` }, inputs: {} })),
+    };
+    const runId = `parallel-${Date.now()}`;
+    const result = await runDagOnTemporal({ dag, runId, address: server.address, concurrency: 2 });
+    finishedRunIds.push(runId);
+    // Node intervals in workflow time: from scheduling to the completion the workflow saw.
+    const events = result.nodes.flatMap((n) => [
+      { t: Date.parse(n.startedAt!), delta: 1 },
+      { t: Date.parse(n.finishedAt!), delta: -1 },
+    ]);
+    events.sort((x, y) => x.t - y.t || x.delta - y.delta); // an end at the same instant frees its slot first
+    let running = 0;
+    let peak = 0;
+    for (const e of events) peak = Math.max(peak, (running += e.delta));
+    expect(peak).toBe(2);
   });
 
   it('fails with a non-retryable BadInputError naming the field when params are bad (before running anything)', async () => {
