@@ -11,8 +11,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// Gradients are registered separately in tfjs-core; the DRO trainer differentiates through the model.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -58,12 +56,40 @@ function parseBackendName(name: string): BackendName {
 }
 
 async function activate(name: BackendName): Promise<BackendName> {
+  await registerAllGradients();
   if (name === 'wasm') await registerWasm();
   if (name === 'tensorflow') await registerNative();
   const ok = await tf.setBackend(name);
   if (!ok) throw new BackendError(`tfjs backend "${name}" failed to initialise`);
   await tf.ready();
   return name;
+}
+
+/**
+ * tfjs-core ships its gradients only as extensionless ESM (dist/register_all_gradients.js imports
+ * '../kernel_names') in a package without "type": "module", so plain Node loads it as CommonJS-that-is-
+ * ESM and fails to resolve the imports (bundlers and vitest cope). Loading it through require() with
+ * tsx's CommonJS hook (which transforms ESM syntax, and where CommonJS resolution probes '.js') works; the
+ * kernel/gradient registries and the engine live on globalThis, so that copy's gradients serve all.
+ */
+let gradientsRegistered: Promise<void> | null = null;
+
+/** Register every tfjs-core gradient (idempotent); the DRO trainer differentiates through the model. */
+export function registerAllGradients(): Promise<void> {
+  gradientsRegistered ??= (async () => {
+    const tsx = await import('tsx/cjs/api').catch(() => null);
+    if (tsx === null) {
+      await import('@tensorflow/tfjs-core/dist/register_all_gradients');
+      return;
+    }
+    const unregister = tsx.register();
+    try {
+      createRequire(import.meta.url)('@tensorflow/tfjs-core/dist/register_all_gradients');
+    } finally {
+      unregister();
+    }
+  })();
+  return gradientsRegistered;
 }
 
 let wasmRegistered = false;
