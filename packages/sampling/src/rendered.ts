@@ -11,6 +11,8 @@ export interface RenderedRow {
   label: 'harmful' | 'harmless';
   query: string;
   token_ids: number[];
+  /** Span of the safety prompt's own tokens in token_ids (null for "none"): where a soft prompt goes. */
+  prompt_span?: { start: number; end: number } | null;
 }
 
 export async function readRenderedRows(ctx: StageContext, ref: ArtifactRef, sets: readonly string[]): Promise<RenderedRow[]> {
@@ -25,6 +27,8 @@ export async function readRenderedRows(ctx: StageContext, ref: ArtifactRef, sets
   const labels = col<string>('label');
   const queries = col<string>('query');
   const tokens = table.getChild('token_ids')!;
+  const spanStarts = col<number | null>('prompt_token_start');
+  const spanCounts = col<number | null>('prompt_token_count');
   const rows: RenderedRow[] = [];
   ids.forEach((id, i) => {
     if (sets.length > 0 && !sets.includes(setCol[i])) return;
@@ -40,6 +44,7 @@ export async function readRenderedRows(ctx: StageContext, ref: ArtifactRef, sets
       label: labels[i] as RenderedRow['label'],
       query: queries[i],
       token_ids: tokenIds,
+      prompt_span: spanStarts[i] == null || spanCounts[i] == null ? null : { start: spanStarts[i]!, end: spanStarts[i]! + spanCounts[i]! },
     });
   });
   if (rows.length === 0) throw new BadInputError(`${name}: no rows${sets.length ? ` in sets ${sets.join(', ')}` : ''}`);

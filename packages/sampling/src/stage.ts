@@ -22,8 +22,8 @@ import {
   samplesSchema,
   tableForSchema,
 } from '@dro/artifacts';
-import { type ChatModel, loadModel } from '@dro/llm';
-import type { Stage, StageContext } from '@dro/pipeline';
+import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
+import { type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
 import { ChunkCheckpoints } from './checkpoint.ts';
 import { REFUSAL_PHRASES_HASH, defaultRefusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
@@ -71,7 +71,33 @@ class Models {
   }
 }
 
-async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void): Promise<SampleRow[]> {
+/**
+ * The optional soft prompt (one input "softPrompt:<key>", soft-prompt/v1 {"soft_prompt": [n, d]}): it
+ * replaces each row's safety-prompt span through inputsEmbeds, so a trained DRO / prompt-tuning prompt is
+ * sampled and judged exactly like a text prompt.
+ */
+async function readSoftPrompt(ctx: StageContext, inputs: Record<string, ArtifactRef>): Promise<{ values: Float32Array; shape: [number, number] } | null> {
+  const soft = variadicInputs(inputs, 'softPrompt');
+  if (soft.length === 0) return null;
+  if (soft.length > 1) throw new BadInputError(`sampling: at most one softPrompt:* input, got ${soft.map((s) => s.key).join(', ')}`);
+  const t = (await ctx.store.getTensors(soft[0].value)).soft_prompt;
+  if (!t || t.dtype !== 'F32' || t.shape.length !== 2) throw new BadInputError(`softPrompt:${soft[0].key}: expected an F32 tensor "soft_prompt" [n_tokens, d]`);
+  return { values: t.data as Float32Array, shape: [t.shape[0], t.shape[1]] };
+}
+
+function promptInput(model: ChatModel, row: RenderedRow, soft: { values: Float32Array; shape: [number, number] } | null) {
+  if (soft === null) return { inputIds: [row.token_ids] };
+  if (row.prompt_span == null) throw new BadInputError(`rendered: input "${row.input_id}" has no safety-prompt span for the soft prompt to replace`);
+  const softTensor = tf.tensor2d(soft.values, soft.shape);
+  try {
+    const { embeds, mask } = spliceSoftPrompt(model, [{ ids: row.token_ids, spanStart: row.prompt_span.start, spanEnd: row.prompt_span.end }], softTensor);
+    return { inputsEmbeds: embeds, attentionMask: mask };
+  } finally {
+    softTensor.dispose();
+  }
+}
+
+async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void, soft: { values: Float32Array; shape: [number, number] } | null = null): Promise<SampleRow[]> {
   const judge = defaultRefusalJudge();
   const model = await models.model();
   const llmJudge = await models.llmJudge();
@@ -79,8 +105,9 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
   for (const row of rows) {
     ctx.signal.throwIfAborted();
     const seed = params.seedOffset + row.query_index;
+    const prompt = promptInput(model, row, soft);
     const result = await model.generate({
-      inputIds: [row.token_ids],
+      ...prompt,
       samples: params.samples,
       temperature: params.temperature,
       topP: params.topP,
@@ -90,6 +117,7 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
       seed,
       signal: ctx.signal,
     });
+    prompt.inputsEmbeds?.dispose();
     const sequences = result.sequences[0];
     const verdicts = llmJudge ? (await llmJudge.judge(sequences.map((s) => ({ query: row.query, output: s.text })), ctx.signal)).unsafe : null;
     sequences.forEach((s, i) => {
@@ -161,11 +189,12 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
   const manifest = {
     producer: { stage: samplingStage.name, version: samplingStage.version },
     params,
-    inputs: { rendered: inputs.rendered.digest },
+    inputs: Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest])),
     modelDigest: ctx.modelDigest,
   };
   const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
   const models = new Models(ctx.modelPath, params);
+  let soft: Awaited<ReturnType<typeof readSoftPrompt>> = null;
   const tables: Table[] = [];
   let done = 0;
   const report = () => ctx.progress({ done, total: rows.length, message: `sampling ${params.samples}×` });
@@ -179,10 +208,11 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
         done += chunkRows.length;
         report();
       } else {
+        soft ??= await readSoftPrompt(ctx, inputs);
         const samples = await sampleChunk(ctx, models, chunkRows, params, () => {
           done++;
           report();
-        });
+        }, soft);
         ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples), { ...manifest, params: { ...params, chunk } });
         await checkpoints.remember(chunk, ref);
       }
@@ -202,6 +232,7 @@ export const samplingStage: Stage<SamplingParams> = {
   version: `1.phrases-${REFUSAL_PHRASES_HASH}`,
   needs: 'model',
   inputs: ['rendered'],
+  variadicInputs: ['softPrompt'],
   outputs: ['samples', 'scores'],
   parseParams: (raw) => parseSamplingParams(raw),
   run: runSampling,
