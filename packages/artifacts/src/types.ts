@@ -82,10 +82,19 @@ export interface ArtifactStore {
     metadata?: Record<string, string>,
   ): Promise<ArtifactRef>;
   getTensors(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<Record<string, TensorData>>;
+  /** getTensors plus the safetensors header's string metadata. */
+  getTensorsWithMetadata(
+    ref: ArtifactRef,
+    opts?: { verify?: boolean },
+  ): Promise<{ tensors: Record<string, TensorData>; metadata: Record<string, string> }>;
+  /** Open a stored safetensors artifact lazily (header now, one tensor at a time), for large files. */
+  openTensors(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<import('./safetensors.ts').SafetensorsFile>;
   putJson(schema: string, value: unknown, manifest: ManifestInput): Promise<ArtifactRef>;
   getJson<T = unknown>(ref: ArtifactRef, opts?: { verify?: boolean }): Promise<T>;
   manifest(digest: string): Promise<Manifest>;
   has(digest: string): Promise<boolean>;
+  /** Recompute the artifact's sha256; throws DigestMismatchError naming the digest and file. */
+  verify(digest: string): Promise<void>;
   /** Absolute path of the artifact's bytes (read-only; for tools such as pyarrow). */
   pathOf(ref: ArtifactRef): string;
 }
