@@ -25,5 +25,6 @@ export {
   type StartDagOptions,
   type TemporalTarget,
 } from './client.ts';
+export { formatTemporalStatus } from './status-format.ts';
 export { runRecordFromStatus, saveTemporalRunRecord } from './run-record.ts';
 export { findTemporalServerBinary, startTemporalServer, freeLoopbackPort, type TemporalServerHandle } from './testing/server.ts';

@@ -11,6 +11,7 @@ import { startTemporalServer, type TemporalServerHandle } from '../src/testing/s
 import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
 import { connectClient, queryDagStatus, runDagOnTemporal, DagRunFailedError, startDagRun, startExperimentRun } from '../src/client.ts';
 import { createNodeExecutor } from '../src/executor.ts';
+import { formatTemporalStatus } from '../src/status-format.ts';
 import type { DagRunStatus, DagWorkflowResult, ExperimentResult } from '../src/shared.ts';
 import { testStages, totalSchema } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
@@ -93,6 +94,12 @@ describe('dagWorkflow on a real Temporal server', () => {
     const status = await queryDagStatus(client, runId);
     expect(status.state).toBe('succeeded');
     expect(status.done).toBe(3);
+
+    const text = formatTemporalStatus(status);
+    expect(text.split('\n')[0]).toBe(`run ${runId}  DAG "digests"  succeeded  3/3 nodes done (engine temporal)`);
+    expect(text).toMatch(new RegExp(`square +test-slow-square +dro-model +succeeded +miss +\\S+ +squares=${result.outputs.square!.squares!.digest.slice(0, 12)}`));
+    const live = squareProgress.at(-1)!;
+    expect(formatTemporalStatus({ ...status, state: 'running', nodes: [live] })).toContain(`running ${live.progress!.done}/8 step ${live.progress!.done}/8`);
 
     // Recorded in the store like a local run, so `dro status` and gc see it.
     const record = await loadRun(store, runId);
