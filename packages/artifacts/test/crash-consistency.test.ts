@@ -7,14 +7,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalArtifactStore, defineTensorSchema, isTempName } from '../src/index.ts';
-import { makeTempDir, seededRandom, spawnTsx, waitForExit, waitForLine } from './helpers.ts';
+import { killLiveChildren, makeTempDir, seededRandom, spawnTsx, waitForExit, waitForLine } from './helpers.ts';
 
 const WRITER = fileURLToPath(new URL('./fixtures/write-artifact.ts', import.meta.url));
 const MEGABYTES = '12';
 defineTensorSchema({ name: 'test-blob/v1', tensors: { blob: { dtype: 'F32', rank: 1 } } });
 
 const temp = makeTempDir('crash');
-afterAll(temp.cleanup);
+afterAll(() => {
+  killLiveChildren();
+  temp.cleanup();
+});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -30,8 +30,18 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Start `script` (TypeScript) in a child node process through tsx, stdout/stderr piped. */
+const liveChildren = new Set<ChildProcess>();
+
 export function spawnTsx(script: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  return child;
+}
+
+/** SIGKILL every child still running (a failed or timed-out test must not leave writers behind). */
+export function killLiveChildren(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
 }
 
 /** Resolve when the child prints a line matching `pattern` (rejects if it exits first). */
