@@ -182,7 +182,8 @@ class TtyBars implements RunProgressReporter {
 
   /** Erase the bars drawn last time, print newly finished lines above, redraw the bars. */
   private render(): void {
-    const width = Math.max(40, this.stream.columns ?? 80);
+    // A pseudo-terminal without a size reports 0 columns: assume a classic 80.
+    const width = this.stream.columns ? Math.max(40, this.stream.columns) : 80;
     let out = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A\x1b[0J` : '';
     for (const line of this.finishedLines.splice(0)) out += `${line.slice(0, width - 1)}\n`;
     const bars = [...this.running].map(([nodeId, { event, since }]) => barLine(nodeId, event, since, width));
