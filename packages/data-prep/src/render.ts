@@ -23,6 +23,8 @@ export interface ChatMessageLike {
 export interface ChatRenderer {
   applyChatTemplate(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): string;
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Token span [start, end) of the system message's content in the rendered chat (throws if none is clean). */
+  systemContentSpan?(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): { start: number; end: number };
 }
 
 export type SystemPromptPlacement = 'auto' | 'system' | 'user-prefix';
@@ -96,9 +98,30 @@ export function renderInput(
   // Special tokens come from the template text itself, so no extra BOS is added here.
   const tokenIds = renderer.encode(rendered, { addSpecialTokens: false });
   if (promptText === null) return { rendered, tokenIds, promptTokenStart: null, promptTokenCount: null };
+  const span = promptSpan(renderer, promptText, query, placement, tokenIds);
+  return { rendered, tokenIds, promptTokenStart: span?.start ?? null, promptTokenCount: span ? span.end - span.start : null };
+}
+
+/**
+ * Where the prompt's tokens sit: the template's exact system-content span when the runtime offers it,
+ * else the first verbatim occurrence of the prompt tokenized alone. Null when neither is clean.
+ */
+function promptSpan(
+  renderer: ChatRenderer,
+  promptText: string,
+  query: string,
+  placement: 'system' | 'user-prefix',
+  tokenIds: number[],
+): { start: number; end: number } | null {
   const promptTokens = renderer.encode(promptText, { addSpecialTokens: false });
+  if (placement === 'system' && renderer.systemContentSpan) {
+    try {
+      const span = renderer.systemContentSpan(chatMessages(promptText, query, placement), { addGenerationPrompt: true });
+      if (span.end - span.start === promptTokens.length) return span;
+    } catch {
+      // No clean span (content tokens merge with the template's): fall back to the verbatim search.
+    }
+  }
   const start = findSubsequence(tokenIds, promptTokens);
-  return start < 0
-    ? { rendered, tokenIds, promptTokenStart: null, promptTokenCount: null }
-    : { rendered, tokenIds, promptTokenStart: start, promptTokenCount: promptTokens.length };
+  return start < 0 ? null : { start, end: start + promptTokens.length };
 }

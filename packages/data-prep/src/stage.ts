@@ -16,7 +16,7 @@ import {
   renderedInputsSchema,
   tableForSchema,
 } from '@dro/artifacts';
-import { chatTemplateOf, loadTokenizer } from '@dro/llm';
+import { ChatTemplate, loadTokenizer } from '@dro/llm';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { parseDataPrepParams, type DataPrepParams } from './params.ts';
 import { renderInput, resolvePlacement, type ChatRenderer } from './render.ts';
@@ -24,10 +24,11 @@ import { renderInput, resolvePlacement, type ChatRenderer } from './render.ts';
 /** The tokenizer + chat template of the model at `modelPath`, without loading its weights. */
 export function rendererFor(modelPath: string): ChatRenderer {
   const tokenizer = loadTokenizer(modelPath);
-  const template = chatTemplateOf(tokenizer);
+  const template = ChatTemplate.of(tokenizer);
   return {
-    applyChatTemplate: (messages, options) => template(messages, options),
+    applyChatTemplate: (messages, options) => template.applyChatTemplate(messages, options),
     encode: (text, options) => tokenizer.encode(text, options),
+    systemContentSpan: (messages, options) => template.systemContentSpan(messages, options),
   };
 }
 

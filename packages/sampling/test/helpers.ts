@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore, renderedInputsSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
-import { chatTemplateOf, loadTokenizer } from '@dro/llm';
+import { ChatTemplate, loadTokenizer } from '@dro/llm';
 import type { ProgressEvent, StageContext } from '@dro/pipeline';
 
 export function tempDir(prefix = 'dro-sampling-'): string {
@@ -36,11 +36,12 @@ export async function storeRenderedInputs(
   queries: { id: string; query: string; label: 'harmful' | 'harmless'; system?: string }[],
 ): Promise<ArtifactRef> {
   const tokenizer = loadTokenizer(modelPath);
-  const template = chatTemplateOf(tokenizer);
+  const template = ChatTemplate.of(tokenizer);
   const rendered = queries.map((q) =>
-    template(q.system ? [{ role: 'system', content: q.system }, { role: 'user', content: q.query }] : [{ role: 'user', content: q.query }], {
-      addGenerationPrompt: true,
-    }),
+    template.applyChatTemplate(
+      q.system ? [{ role: 'system', content: q.system }, { role: 'user', content: q.query }] : [{ role: 'user', content: q.query }],
+      { addGenerationPrompt: true },
+    ),
   );
   const table = tableForSchema(renderedInputsSchema, {
     input_id: queries.map((q) => `t/${q.id}/${q.system ? 'p' : 'none'}`),
