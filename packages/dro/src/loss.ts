@@ -14,8 +14,11 @@
  * it, while the hidden state is kept from wandering outside the top-k PCA subspace.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// Training differentiates through the model: tfjs-core ships its gradient functions separately.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { registerAllGradients } from '@dro/llm';
+
+// Training differentiates through the model: tfjs-core ships its gradient functions separately (as ESM
+// that plain Node cannot load directly; @dro/llm knows how).
+await registerAllGradients();
 
 /** The PCA space and the two logistic boundaries, as tensors (constants during training). */
 export interface DirectionTensors {
