@@ -120,7 +120,14 @@ async function registerWasm(): Promise<void> {
 }
 
 async function registerNative(): Promise<void> {
-  // Dynamic import by a computed name: the package is optional and absent from most installs.
+  // Preferred: the tfjs-node that tools/native-tf/setup-native-tf.mjs builds into $DRO_CACHE/native-tf
+  // (not a repo dependency, so imported by absolute path); it registers the backend on import.
+  const { resolveNativeTfjsNode, loadNativeTfjsNode, SETUP_HINT } = await import('../../../tools/native-tf/resolve.mjs');
+  if (resolveNativeTfjsNode() !== null) {
+    await loadNativeTfjsNode(tf);
+    return;
+  }
+  // Otherwise an installed @tensorflow/tfjs-node(-gpu); dynamic import by a computed name: both are optional.
   const candidates = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
   const failures: string[] = [];
   for (const pkg of candidates) {
@@ -132,7 +139,7 @@ async function registerNative(): Promise<void> {
     }
   }
   throw new BackendError(
-    `tfjs backend "tensorflow" needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu, and neither can be imported ` +
+    `tfjs backend "tensorflow" needs the native TensorFlow build (${SETUP_HINT}) or an installed @tensorflow/tfjs-node(-gpu) ` +
       `(${failures.join('; ')}). Use ${BACKEND_ENV}=wasm (default) or cpu instead.`,
   );
 }

@@ -27,10 +27,11 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 describe('backend', () => {
-  it('defaults to wasm with SIMD and names the active backend', async () => {
-    expect(model.backend).toBe('wasm');
-    expect(tf.getBackend()).toBe('wasm');
-    expect(await initBackend()).toBe('wasm');
+  it('uses $DRO_TFJS_BACKEND, default wasm, and names the active backend', async () => {
+    const expected = process.env.DRO_TFJS_BACKEND ?? 'wasm';
+    expect(model.backend).toBe(expected);
+    expect(tf.getBackend()).toBe(expected);
+    expect(await initBackend()).toBe(expected);
   });
 
   it('rejects an unknown backend name with the accepted names', async () => {
