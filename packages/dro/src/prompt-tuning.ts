@@ -7,6 +7,7 @@
  * Each term averages over its tokens per response, then over responses in the batch.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { registerAllGradients } from '@dro/llm';
 import { AdamW } from './adamw.ts';
 import { seededShuffle } from './shuffle.ts';
 import { spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
@@ -61,6 +62,7 @@ export async function trainPromptTuning(
   opt: OptimiserOptions,
   hooks: TrainingHooks = {},
 ): Promise<{ softPrompt: Float32Array; curve: CurvePoint[] }> {
+  await registerAllGradients(); // tfjs-core ships its gradient functions separately
   const initTensor = tf.tensor2d(init.values, [init.nTokens, init.d]);
   const soft = tf.variable(initTensor, true, `prompt_tuning_${Date.now()}_${Math.random().toString(36).slice(2)}`); // [n, d]
   initTensor.dispose();

@@ -7,6 +7,7 @@
  * are accumulated (same mathematics, bounded memory), then clipped and applied with AdamW.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { registerAllGradients } from '@dro/llm';
 import { AdamW } from './adamw.ts';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from './loss.ts';
 import { leftPad, spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
@@ -123,6 +124,7 @@ export async function trainDro(
   opt: OptimiserOptions,
   hooks: TrainingHooks = {},
 ): Promise<DroTrainingResult> {
+  await registerAllGradients(); // tfjs-core ships its gradient functions separately
   const d = directions.d;
   const dirs = directionTensors(directions);
   const initTensor = tf.tensor2d(init.values, [init.nTokens, d]);

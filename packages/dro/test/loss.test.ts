@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { registerAllGradients } from '@dro/llm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, PAPER_LOSS_WEIGHTS, type DirectionArrays, type LossWeights } from '../src/loss.ts';
 import { orthonormalRows, seededRandom } from './helpers.ts';
@@ -72,6 +73,7 @@ function tfLoss(f: ReturnType<typeof fixture>, dirs: ReturnType<typeof direction
 describe('DRO loss', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
+    await registerAllGradients();
   });
 
   it('equals the formula computed in float64', () => {

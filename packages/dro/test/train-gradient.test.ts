@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerAllGradients } from '@dro/llm';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from '../src/loss.ts';
 import { baseHiddenStates, softHiddenStates } from '../src/train-dro.ts';
 import type { PromptedInput } from '../src/soft-prompt.ts';
@@ -35,6 +36,7 @@ describe('DRO gradient through the tiny model', () => {
 
   beforeAll(async () => {
     model = (await loadTinyModel()).model;
+    await registerAllGradients();
     const rand = seededRandom(11);
     const d = model.config.hiddenSize;
     examples = inputs(rand, 250);
