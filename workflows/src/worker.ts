@@ -82,7 +82,14 @@ let runtimeInstalled = false;
  */
 export function installQuietRuntime(level: LogLevel = 'WARN'): void {
   if (runtimeInstalled) return;
-  Runtime.install({ logger: new DefaultLogger(level) });
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      // Activity-only Workers (dro-cpu, dro-model) do not poll workflow tasks by design.
+      if (entry.message.startsWith('No workflows registered') || entry.message.startsWith('No Nexus services')) return;
+      const meta = entry.meta ? ` ${JSON.stringify(entry.meta, (_k, v: unknown) => (v instanceof Error ? v.message : v))}` : '';
+      process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${meta}\n`);
+    }),
+  });
   runtimeInstalled = true;
 }
 

@@ -43,7 +43,7 @@ export function parseQueues(raw: string): QueueName[] {
 export const workerCommand: Command = {
   path: ['worker'],
   summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
-  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS]',
+  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
   options: {
     queues: { type: 'string', default: 'cpu,model' },
     backend: { type: 'string' },
@@ -51,13 +51,17 @@ export const workerCommand: Command = {
     namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE },
     store: { type: 'string' },
     grace: { type: 'string', default: '30' },
+    'log-level': { type: 'string', default: 'INFO' },
   },
   async run(args) {
     const queues = parseQueues(stringOpt(args, 'queues') ?? 'cpu,model');
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
     const stages = await droStageRegistry();
     const { initBackend } = await import('@dro/llm');
-    const { createNodeExecutor, startWorker } = await import('@dro/workflows');
+    const { createNodeExecutor, installQuietRuntime, startWorker } = await import('@dro/workflows');
+    const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
+    if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
+    installQuietRuntime(logLevel as 'INFO');
     const address = stringOpt(args, 'address') ?? DEFAULT_ADDRESS;
     const graceSeconds = numberOpt(args, 'grace') ?? 30;
     const started = Date.now();
