@@ -14,6 +14,7 @@ import type {
   DagWorkflowResult,
   ExperimentInput,
   ExperimentResult,
+  ExperimentStatus,
   StageHeartbeat,
 } from './shared.ts';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, WORKFLOW_TASK_QUEUE } from './shared.ts';
@@ -58,6 +59,7 @@ export async function startExperimentRun(client: Client, input: ExperimentInput)
 export async function queryDagStatus(client: Client, runId: string): Promise<DagRunStatus> {
   const handle = client.workflow.getHandle(runId);
   const description = await handle.describe();
+  if (description.type === 'experimentWorkflow') return queryExperimentAsDag(client, runId);
   let status: DagRunStatus;
   try {
     status = await handle.query<DagRunStatus>('dagStatus');
@@ -75,6 +77,36 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
     if (payload) node.progress = defaultPayloadConverter.fromPayload<StageHeartbeat>(payload);
   }
   return status;
+}
+
+/**
+ * A multi-model experiment seen as one DAG: every child's nodes (node ids are unique across models in
+ * the experiment DAG), the run failed/cancelled if any child did, succeeded when all did.
+ */
+async function queryExperimentAsDag(client: Client, runId: string): Promise<DagRunStatus> {
+  const experiment = await client.workflow.getHandle(runId).query<ExperimentStatus>('experimentStatus');
+  const children = await Promise.all(
+    experiment.models.map((m) => (m.state === 'pending' ? null : queryDagStatus(client, m.workflowId).catch(() => null))),
+  );
+  const nodes = children.flatMap((c) => c?.nodes ?? []);
+  const states = experiment.models.map((m) => m.state);
+  const state: DagRunStatus['state'] = states.includes('failed')
+    ? 'failed'
+    : states.includes('cancelled')
+      ? 'cancelled'
+      : states.every((s) => s === 'succeeded')
+        ? 'succeeded'
+        : 'running';
+  const failed = experiment.models.find((m) => m.error !== undefined);
+  return {
+    runId,
+    dag: `experiment (${experiment.models.map((m) => m.name).join(', ')})`,
+    state,
+    nodes,
+    done: children.reduce((n, c) => n + (c?.done ?? 0), 0),
+    total: children.reduce((n, c) => n + (c?.total ?? 0), 0),
+    ...(failed ? { error: `model "${failed.name}": ${failed.error}` } : {}),
+  };
 }
 
 export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions {

@@ -214,6 +214,10 @@ describe('dagWorkflow on a real Temporal server', () => {
     expect((await queryDagStatus(client, `${runId}.alpha`)).state).toBe('succeeded');
     const experiment = await handle.query<{ models: { name: string; state: string }[] }>('experimentStatus');
     expect(experiment.models.map((m) => [m.name, m.state])).toEqual([['alpha', 'succeeded'], ['beta', 'succeeded']]);
+    // Status by the experiment's run id: every model's nodes as one DAG.
+    const merged = await queryDagStatus(client, runId);
+    expect(merged).toMatchObject({ runId, state: 'succeeded', done: 6, total: 6 });
+    expect(merged.nodes.map((n) => n.outputs?.total?.digest).filter(Boolean)).toEqual([alpha.outputs.total!.total!.digest, beta.outputs.total!.total!.digest]);
   });
 
   it('recorded histories of every run above replay deterministically against the current workflow code', async () => {
