@@ -86,7 +86,7 @@ const reportInputs: DagNode['inputs'] = {
   [`nearestTokens:dro:${promptId}`]: { node: 'dro', output: 'nearestTokens' },
 };
 for (const c of conditions) {
-  const soft = c.soft ? { 'softPrompt:dro': { node: 'dro', output: 'softPrompt' } } : {};
+  const soft: DagNode['inputs'] = c.soft ? { 'softPrompt:dro': { node: 'dro', output: 'softPrompt' } } : {};
   nodes.push({
     id: `sample:${c.name}`,
     stage: 'sampling',
