@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BadInputError } from '@dro/pipeline';
+import { PARAM_ROLES } from './presets.ts';
 
 export type PresetName = 'quick' | 'paper';
 
@@ -175,6 +176,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   if (raw.overrides !== undefined) {
     if (!isObject(raw.overrides)) fail(file, 'overrides', 'an object { stageName: { param: value } }', raw.overrides);
     for (const [k, v] of Object.entries(raw.overrides)) {
+      if (!PARAM_ROLES.includes(k)) fail(file, `overrides.${k}`, `a stage or role name (${PARAM_ROLES.join(', ')})`);
       if (!isObject(v)) fail(file, `overrides.${k}`, 'an object of params', v);
     }
     overrides = raw.overrides as ExperimentConfig['overrides'];

@@ -1,1 +1,6 @@
 export * from './config.ts';
+export * from './presets.ts';
+export * from './dag.ts';
+export * from './stages.ts';
+export * from './summary.ts';
+export * from './run.ts';

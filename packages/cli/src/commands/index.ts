@@ -1,9 +1,13 @@
 /** Every `dro` subcommand. Add a module under commands/ and list it here. */
 import type { Command } from '../command.ts';
+import { gcCommand } from './gc.ts';
 import { judgeCommand } from './judge.ts';
 import { llmForwardCommand } from './llm-forward.ts';
 import { llmGenerateCommand } from './llm-generate.ts';
 import { llmInspectCommand } from './llm-inspect.ts';
+import { runCommand } from './run.ts';
+import { stageCommand, stagesCommand } from './stages.ts';
+import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 
-export const commands: Command[] = [judgeCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];
+export const commands: Command[] = [runCommand, stagesCommand, stageCommand, statusCommand, gcCommand, judgeCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];

@@ -1,0 +1,28 @@
+/** `dro gc`: delete artifacts no recorded run references (keeps the recent ones, see --grace). */
+import { flag, numberOpt, stringOpt, type Command } from '../command.ts';
+
+export const gcCommand: Command = {
+  path: ['gc'],
+  summary: 'Delete store artifacts that no recorded run references (--dry-run to only report)',
+  usage: '[--store DIR] [--dry-run] [--grace MINUTES] [--json]',
+  options: {
+    store: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    grace: { type: 'string', default: '15' },
+    json: { type: 'boolean', default: false },
+  },
+  async run(args) {
+    const { LocalArtifactStore } = await import('@dro/artifacts');
+    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    const report = await store.gc({ dryRun: flag(args, 'dry-run'), graceMs: (numberOpt(args, 'grace') ?? 15) * 60_000 });
+    if (flag(args, 'json')) process.stdout.write(JSON.stringify(report) + '\n');
+    else {
+      const verb = report.dryRun ? 'would delete' : 'deleted';
+      process.stdout.write(
+        `${store.root}: kept ${report.kept} artifacts; ${verb} ${report.deleted.length} (${(report.bytesFreed / 1e6).toFixed(1)} MB), ` +
+          `${report.recordsDeleted.length} stale records, ${report.strayFilesDeleted} stray files\n`,
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,81 @@
+/**
+ * `dro run`: the main job. With no arguments, the whole DRO DAG on SmolLM2-135M-Instruct with the project's
+ * data and the quick preset, on the embedded local engine (no server). `--engine temporal` submits the same
+ * DAG to a Temporal cluster whose workers (`dro worker`) share the store.
+ */
+import fs from 'node:fs';
+import { CliError, flag, numberOpt, stringOpt, type Command } from '../command.ts';
+
+export const runCommand: Command = {
+  path: ['run'],
+  summary: 'Run the DRO experiment DAG (default: SmolLM2, project data, quick preset, local engine)',
+  usage: '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR] [--concurrency N] [--force NODE,...] [--address HOST:PORT] [--namespace NS] [--json]',
+  options: {
+    config: { type: 'string' },
+    preset: { type: 'string' },
+    engine: { type: 'string', default: 'local' },
+    store: { type: 'string' },
+    concurrency: { type: 'string' },
+    force: { type: 'string' },
+    address: { type: 'string' },
+    namespace: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+  async run(args) {
+    const engine = stringOpt(args, 'engine') ?? 'local';
+    if (engine !== 'local' && engine !== 'temporal') throw new CliError(`--engine expects local or temporal, got "${engine}"`, 2);
+    const preset = stringOpt(args, 'preset');
+    if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const exp = await import('@dro/experiment');
+    const configFile = stringOpt(args, 'config');
+    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    if (preset) config.preset = preset;
+    if (!configFile) requireDefaultModel(config.models[0]!.path);
+
+    const started = performance.now();
+    process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);
+    const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
+    process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
+
+    let outcome: { status: string; runId: string; summary: import('@dro/experiment').SummaryRow[]; reportPath: string | null; error?: string };
+    if (engine === 'local') {
+      const { abortOnSigint } = await import('@dro/pipeline');
+      const sigint = abortOnSigint(() => process.stderr.write('\ndro run: stopping (Ctrl-C again to exit at once)…\n'));
+      try {
+        const force = stringOpt(args, 'force')?.split(',').filter(Boolean);
+        const r = await exp.runExperimentLocally(prepared, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency'), force });
+        const failed = r.record.nodes.find((n) => n.status === 'failed');
+        outcome = {
+          status: r.record.status, runId: r.record.runId, summary: r.summary, reportPath: r.reportPath,
+          error: failed?.error ? `${failed.id}: ${failed.error.message}` : undefined,
+        };
+        const hits = r.record.nodes.filter((n) => n.cacheHit).length;
+        process.stderr.write(`dro run: ${r.record.status} in ${((performance.now() - started) / 1000).toFixed(1)} s; ${hits}/${r.record.nodes.length} stages were cache hits (run ${r.record.runId}; \`dro status ${r.record.runId}\`)\n`);
+      } finally {
+        sigint.dispose();
+      }
+    } else {
+      const { runExperimentOnTemporal } = await import('./run-temporal.ts');
+      outcome = await runExperimentOnTemporal(prepared, { address: stringOpt(args, 'address'), namespace: stringOpt(args, 'namespace') });
+      process.stderr.write(`dro run: ${outcome.status} in ${((performance.now() - started) / 1000).toFixed(1)} s (workflow ${outcome.runId})\n`);
+    }
+
+    if (flag(args, 'json')) {
+      process.stdout.write(JSON.stringify(outcome) + '\n');
+    } else if (outcome.status === 'succeeded') {
+      process.stdout.write(`\n${exp.formatSummary(outcome.summary)}\nreport: ${outcome.reportPath}\n`);
+    }
+    if (outcome.status !== 'succeeded') {
+      process.stderr.write(`dro run: ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}\n`);
+      return outcome.status === 'cancelled' ? 130 : 1;
+    }
+    return 0;
+  },
+};
+
+function requireDefaultModel(modelPath: string): void {
+  // The embedded default needs the setup step's model; say so rather than failing inside a stage.
+  if (!fs.existsSync(modelPath)) {
+    throw new CliError(`the default model is not in the cache (${modelPath}); run \`node tools/setup/setup.mjs\` first`);
+  }
+}

@@ -1,0 +1,57 @@
+/** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
+import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
+
+export const stagesCommand: Command = {
+  path: ['stages'],
+  summary: 'List the pipeline stages (name, version, resource class, inputs → outputs)',
+  usage: '[--json]',
+  options: { json: { type: 'boolean', default: false } },
+  async run(args) {
+    const { droStageRegistry } = await import('@dro/experiment');
+    const stages = droStageRegistry().list();
+    if (args.values.json === true) {
+      process.stdout.write(JSON.stringify(stages.map((s) => ({ name: s.name, version: s.version, needs: s.needs, inputs: s.inputs, variadicInputs: s.variadicInputs ?? [], outputs: s.outputs }))) + '\n');
+      return 0;
+    }
+    const rows = stages.map((s) => {
+      const ins = [...s.inputs, ...(s.variadicInputs ?? []).map((v) => `${v}:*`)].join(', ') || '-';
+      return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}`;
+    });
+    process.stdout.write(`${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs\n${rows.join('\n')}\n`);
+    return 0;
+  },
+};
+
+export const stageCommand: Command = {
+  path: ['stage'],
+  summary: 'Run one stage (every node of it in the experiment DAG) and the stages it needs, locally',
+  usage: 'NAME [--config FILE] [--preset quick|paper] [--store DIR] [--concurrency N]',
+  allowPositionals: true,
+  options: { config: { type: 'string' }, preset: { type: 'string' }, store: { type: 'string' }, concurrency: { type: 'string' } },
+  async run(args) {
+    const target = args.positionals[0];
+    if (!target || args.positionals.length > 1) throw new CliError('expected exactly one stage name or node id (see `dro stages`)', 2);
+    const exp = await import('@dro/experiment');
+    const { abortOnSigint, formatRunStatus } = await import('@dro/pipeline');
+    const configFile = stringOpt(args, 'config');
+    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    const preset = stringOpt(args, 'preset');
+    if (preset === 'quick' || preset === 'paper') config.preset = preset;
+    else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
+    let dag;
+    try {
+      dag = exp.dagFor(prepared.dag, target);
+    } catch (err) {
+      throw new CliError((err as Error).message, 2);
+    }
+    const sigint = abortOnSigint();
+    try {
+      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency') });
+      process.stdout.write(formatRunStatus(r.record));
+      return r.record.status === 'succeeded' ? 0 : 1;
+    } finally {
+      sigint.dispose();
+    }
+  },
+};

@@ -1,0 +1,75 @@
+/**
+ * Stage params for an experiment: the preset's params for each DAG role, then the config's overrides.
+ *
+ * A role is a stage name, or "stage:role" where one stage plays two parts with different presets
+ * ("sampling:train" labels the training set, "sampling:eval" evaluates held-out sets). Overrides keyed by
+ * the plain stage name apply to every role of that stage; those keyed by the role apply after them.
+ *
+ * The "paper" preset is the paper's protocol; "quick" shrinks the work so `dro run` finishes on a 2-core
+ * CPU: fewer queries, fewer and shorter samples, fewer training steps.
+ */
+import { paperDataPrepParams, quickDataPrepParams } from '@dro/data-prep';
+import { paperDirectionsParams, quickDirectionsParams } from '@dro/directions';
+import { paperDroParams, paperPromptTuningParams, quickDroParams, quickPromptTuningParams } from '@dro/dro';
+import {
+  paperEvaluateParams,
+  paperReferenceParams,
+  paperReportParams,
+  quickEvaluateParams,
+  quickReferenceParams,
+  quickReportParams,
+} from '@dro/evaluate';
+import { paperExtractParams, quickExtractParams } from '@dro/extract';
+import { paperRefusalLogprobParams, paperSamplingParams, quickRefusalLogprobParams, quickSamplingParams } from '@dro/sampling';
+import type { ExperimentConfig, PresetName } from './config.ts';
+
+/**
+ * Quick-preset data sizes. Training: the first QUICK_TRAIN_PAIRS harmful/harmless pairs (every prompt
+ * variant); evaluation: the first QUICK_EVAL_PER_LABEL queries of each label of each held-out set.
+ */
+export const QUICK_TRAIN_PER_LABEL = 24;
+export const QUICK_EVAL_PER_LABEL = 12;
+
+type Params = Record<string, unknown>;
+
+const PRESETS: Record<string, Record<PresetName, Params>> = {
+  'data-prep:train': { paper: { ...paperDataPrepParams }, quick: { ...quickDataPrepParams, limitPerLabel: QUICK_TRAIN_PER_LABEL } },
+  'data-prep:eval': { paper: { ...paperDataPrepParams }, quick: { ...quickDataPrepParams, limitPerLabel: QUICK_EVAL_PER_LABEL } },
+  'sampling:train': { paper: { ...paperSamplingParams }, quick: { ...quickSamplingParams } },
+  'sampling:eval': { paper: { ...paperSamplingParams }, quick: { ...quickSamplingParams } },
+  'refusal-logprob': { paper: { ...paperRefusalLogprobParams }, quick: { ...quickRefusalLogprobParams } },
+  extract: { paper: { ...paperExtractParams }, quick: { ...quickExtractParams } },
+  directions: { paper: { ...paperDirectionsParams }, quick: { ...quickDirectionsParams } },
+  'dro-train': { paper: { ...paperDroParams }, quick: { ...quickDroParams } },
+  'prompt-tuning': { paper: { ...paperPromptTuningParams }, quick: { ...quickPromptTuningParams } },
+  'reference-answers': { paper: { ...paperReferenceParams }, quick: { ...quickReferenceParams } },
+  evaluate: { paper: { ...paperEvaluateParams }, quick: { ...quickEvaluateParams } },
+  report: { paper: { ...paperReportParams }, quick: { ...quickReportParams } },
+};
+
+/** Every role a config's overrides may name. */
+export const PARAM_ROLES = [...Object.keys(PRESETS), ...new Set(Object.keys(PRESETS).map((r) => r.split(':')[0]!))];
+
+function isPlainObject(v: unknown): v is Params {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects; arrays and scalars in `over` replace. */
+export function mergeParams(base: Params, over: Params): Params {
+  const outParams: Params = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    outParams[k] = isPlainObject(v) && isPlainObject(base[k]) ? mergeParams(base[k] as Params, v) : structuredClone(v);
+  }
+  return outParams;
+}
+
+/** Params of one DAG role: preset, then overrides by stage, then by role, then the DAG's own fields. */
+export function stageParams(config: ExperimentConfig, role: string, extra: Params = {}): Params {
+  const preset = PRESETS[role];
+  if (!preset) throw new Error(`no preset for DAG role "${role}"`);
+  const stage = role.split(':')[0]!;
+  let params = structuredClone(preset[config.preset]);
+  if (stage !== role && config.overrides[stage]) params = mergeParams(params, config.overrides[stage]!);
+  if (config.overrides[role]) params = mergeParams(params, config.overrides[role]!);
+  return mergeParams(params, extra);
+}
