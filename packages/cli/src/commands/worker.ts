@@ -4,32 +4,10 @@
  * SIGTERM/SIGINT drain: polling stops, running stages get the grace time to finish.
  */
 import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
-import { StageRegistry } from '@dro/pipeline';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
 import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
 
 const QUEUE_NAMES: readonly QueueName[] = ['cpu', 'model'];
-
-/**
- * Every DRO stage a worker can run (the same set the local runner resolves DAG nodes against). Loaded
- * lazily: the stage packages pull in tfjs, which other `dro` commands (and --help) must not pay for.
- */
-export async function droStageRegistry(): Promise<StageRegistry> {
-  const [dataPrep, sampling, extract, directions, dro] = await Promise.all([
-    import('@dro/data-prep'),
-    import('@dro/sampling'),
-    import('@dro/extract'),
-    import('@dro/directions'),
-    import('@dro/dro'),
-  ]);
-  return new StageRegistry([
-    dataPrep.dataPrepStage,
-    sampling.samplingStage,
-    extract.extractStage,
-    directions.directionsStage,
-    dro.droTrainStage,
-  ] as never[]);
-}
 
 export function parseQueues(raw: string): QueueName[] {
   const queues = raw.split(',').map((q) => q.trim()).filter((q) => q !== '');
@@ -56,7 +34,9 @@ export const workerCommand: Command = {
   async run(args) {
     const queues = parseQueues(stringOpt(args, 'queues') ?? 'cpu,model');
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
-    const stages = await droStageRegistry();
+    // The experiment's registry: the same stages the local runner resolves DAG nodes against. Loaded
+    // lazily: the stage packages pull in tfjs, which other `dro` commands (and --help) must not pay for.
+    const stages = (await import('@dro/experiment')).droStageRegistry();
     const { initBackend } = await import('@dro/llm');
     const { createNodeExecutor, installQuietRuntime, startWorker } = await import('@dro/workflows');
     const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
