@@ -65,7 +65,14 @@ async function summaryRows(store: ArtifactStore, refs: { key: string; value: Art
   return rows;
 }
 
-async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef>, queryText: Map<string, string>): Promise<PcaView[]> {
+/** What a "<kind>:<key>" input group describes, learnt from its points table: model, condition, query texts. */
+interface KeyInfo {
+  model: string;
+  condition: string;
+  queryText: Map<string, string>;
+}
+
+async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef>, keyInfo: Map<string, KeyInfo>): Promise<PcaView[]> {
   const directions = new Map<string, Awaited<ReturnType<typeof readDirections>>>();
   for (const { key, value } of variadicInputs(inputs, 'directions')) directions.set(key, await readDirections(store, value));
   const views = new Map<string, PcaView>();
@@ -77,9 +84,11 @@ async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef
     const labels = col<Label>('label');
     const queries = col<string>('query');
     const queryIds = col<string>('query_id');
+    const info: KeyInfo = { model: models[0] ?? '', condition: conditions[0] ?? key, queryText: new Map() };
+    keyInfo.set(key, info);
     for (let i = 0; i < t.numRows; i++) {
       const model = models[i]!;
-      queryText.set(`${conditions[i]}\u0000${queryIds[i]}`, queries[i]!);
+      info.queryText.set(queryIds[i]!, queries[i]!);
       const dirs = directions.get(model) ?? (directions.size === 1 ? [...directions.values()][0] : undefined);
       if (!dirs) continue; // no directions for this model: no PCA view (the summary still shows its numbers)
       let view = views.get(model);
@@ -150,18 +159,19 @@ async function shifts(store: ArtifactStore, inputs: Record<string, ArtifactRef>)
   return out;
 }
 
-async function examples(store: ArtifactStore, inputs: Record<string, ArtifactRef>, summary: SummaryRow[], queryText: Map<string, string>, perCondition: number): Promise<ExampleResponse[]> {
+async function examples(store: ArtifactStore, inputs: Record<string, ArtifactRef>, keyInfo: Map<string, KeyInfo>, perCondition: number): Promise<ExampleResponse[]> {
   const out: ExampleResponse[] = [];
   for (const { key, value } of variadicInputs(inputs, 'samples')) {
-    const metricsRow = summary.find((r) => r.condition === key);
+    // The points table with the same key says which model and condition these samples belong to.
+    const info = keyInfo.get(key);
     const samples = (await readSamples(store, value, null)).filter((s) => s.sampleIndex === 0);
     for (const label of ['harmful', 'harmless'] as const) {
       for (const s of samples.filter((x) => x.label === label).slice(0, perCondition)) {
         out.push({
-          model: metricsRow?.model ?? '',
-          condition: key,
+          model: info?.model ?? '',
+          condition: info?.condition ?? key,
           label,
-          query: queryText.get(`${key}\u0000${s.queryId}`) ?? s.queryId,
+          query: info?.queryText.get(s.queryId) ?? s.queryId,
           response: s.output,
           refused: s.refused,
         });
@@ -188,8 +198,8 @@ export async function reportHtmlPath(store: ArtifactStore, ref: ArtifactRef): Pr
 
 export async function buildReportData(store: ArtifactStore, inputs: Record<string, ArtifactRef>, params: ReportParams): Promise<ReportData> {
   const summary = await summaryRows(store, variadicInputs(inputs, 'metrics'));
-  const queryText = new Map<string, string>();
-  const pca = await pcaViews(store, inputs, queryText);
+  const keyInfo = new Map<string, KeyInfo>();
+  const pca = await pcaViews(store, inputs, keyInfo);
   return {
     title: params.title,
     generatedAt: new Date().toISOString(),
@@ -204,7 +214,7 @@ export async function buildReportData(store: ArtifactStore, inputs: Record<strin
     curves: await curves(store, inputs),
     nearestTokens: await nearest(store, inputs),
     trainingShifts: await shifts(store, inputs),
-    examples: await examples(store, inputs, summary, queryText, params.examplesPerCondition),
+    examples: await examples(store, inputs, keyInfo, params.examplesPerCondition),
   };
 }
 

@@ -133,9 +133,10 @@ describe('evaluate and report stages (tiny model)', () => {
     );
     const reportInputs: Record<string, ArtifactRef> = { 'directions:tiny': directions, 'curve:dro:basic': curve, 'shift:dro:basic': shift };
     for (const [c, r] of Object.entries({ none, 'basic:basic': basic, 'dro:basic': soft })) {
-      reportInputs[`metrics:${c}`] = r.metrics!;
-      reportInputs[`points:${c}`] = r.points!;
-      reportInputs[`samples:${c}`] = r.samples;
+      // Keys as the experiment DAG writes them: "<model>.<condition>".
+      reportInputs[`metrics:tiny.${c}`] = r.metrics!;
+      reportInputs[`points:tiny.${c}`] = r.points!;
+      reportInputs[`samples:tiny.${c}`] = r.samples;
     }
     const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2 }));
     const file = await reportHtmlPath(store, report!);
@@ -151,6 +152,9 @@ describe('evaluate and report stages (tiny model)', () => {
       expect(await page.locator('#pca-section svg[data-chart="scatter"]').first().locator('circle.point').count()).toBe(8);
       expect(await page.locator('#curves-section polyline.curve').count()).toBe(2);
       expect(await page.locator('.example').count()).toBe(3 * 2 * 2);
+      // Examples carry the query text and the condition's name (from the points table of the same key).
+      expect(await page.locator('.example').first().textContent()).toContain(HARMFUL[0]);
+      expect(await page.locator('details.examples summary').allTextContents()).toEqual(['tiny · basic:basic (4)', 'tiny · dro:basic (4)', 'tiny · none (4)']);
     } finally {
       await browser.close();
     }
