@@ -4,10 +4,11 @@
  * artifact manifests via `initBackend()`'s return value.
  *
  * Backends:
- *  - 'wasm' (default): XNNPACK kernels with SIMD. Under Node the threaded build does not engage (no
+ *  - 'wasm' (the portable default; 'auto' picks it when no native build is installed): XNNPACK kernels with SIMD. Under Node the threaded build does not engage (no
  *    SharedArrayBuffer workers), so it runs on one thread.
  *  - 'cpu': the pure-JS fallback (slow, ~30x below wasm on matmuls), always available.
- *  - 'tensorflow': native libtensorflow through @tensorflow/tfjs-node(-gpu), when that package is installed.
+ *  - 'tensorflow': native libtensorflow through @tensorflow/tfjs-node(-gpu), when that package is installed
+ *    ('auto', the default, picks it when tools/native-tf has built it).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -30,10 +31,12 @@ let initialisedName: BackendName | null = null;
 
 /**
  * Select and initialise the backend (idempotent for the same name). Name precedence: argument, then
- * $DRO_TFJS_BACKEND, then 'wasm'. Returns the active backend's name.
+ * $DRO_TFJS_BACKEND, then 'auto' (tensorflow when the native build is installed, else wasm). Returns the
+ * active backend's name.
  */
 export async function initBackend(name?: string): Promise<BackendName> {
-  const wanted = parseBackendName(name ?? process.env[BACKEND_ENV] ?? 'wasm');
+  const requested = name ?? process.env[BACKEND_ENV] ?? 'auto';
+  const wanted = requested === 'auto' ? await autoBackend() : parseBackendName(requested);
   if (initialised !== null && initialisedName === wanted) return initialised;
   initialisedName = wanted;
   initialised = activate(wanted).catch((err: unknown) => {
@@ -50,9 +53,18 @@ export function activeBackend(): BackendName {
   return initialisedName;
 }
 
+/**
+ * 'auto' (the default): the native TensorFlow backend where its build is installed (setup builds it on
+ * linux-x64), else the portable wasm backend. Explicit names always win.
+ */
+async function autoBackend(): Promise<BackendName> {
+  const { resolveNativeTfjsNode } = await import('../../../tools/native-tf/resolve.mjs');
+  return resolveNativeTfjsNode() !== null ? 'tensorflow' : 'wasm';
+}
+
 function parseBackendName(name: string): BackendName {
   if ((BACKEND_NAMES as readonly string[]).includes(name)) return name as BackendName;
-  throw new BackendError(`unknown tfjs backend "${name}" (from ${BACKEND_ENV} or --backend): expected one of ${BACKEND_NAMES.join(', ')}`);
+  throw new BackendError(`unknown tfjs backend "${name}" (from ${BACKEND_ENV} or --backend): expected auto or one of ${BACKEND_NAMES.join(', ')}`);
 }
 
 async function activate(name: BackendName): Promise<BackendName> {
