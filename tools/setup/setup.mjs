@@ -4,12 +4,15 @@
  * cache outside git ($DRO_CACHE, default ~/.cache/dro). Plain Node (no dependencies) so it runs on a
  * fresh clone before `npm ci`.
  *
- *   node tools/setup/setup.mjs            npm deps + the model (enough for `npx dro run`)
+ *   node tools/setup/setup.mjs            npm deps + the model + (linux-x64) the native TensorFlow backend
+ *                                         (enough for `npx dro run`)
  *   node tools/setup/setup.mjs --test     also what the test suite needs: Temporal server binaries,
  *                                         python3 read-back packages, headless Chromium
  *   node tools/setup/setup.mjs --check    report what is present, change nothing (exit 1 if incomplete)
- *   node tools/setup/setup.mjs --native-tf  also the native TensorFlow backend (tools/native-tf: tfjs-node
- *                                         built against the tensorflow-cpu wheel; DRO_TFJS_BACKEND=tensorflow)
+ *   --no-native-tf                        skip the native TensorFlow backend (tools/native-tf: tfjs-node built
+ *                                         against the tensorflow-cpu wheel, ~1 GB). Without it the tfjs backend
+ *                                         is wasm; with it 'auto' picks tensorflow (several times faster).
+ *                                         A failed native build only warns, unless --native-tf was given.
  *
  * Every asset is pinned (version + sha256). Downloads land in a temp dir and are renamed into place only
  * after their digest matches, so an interrupted run never leaves a file that passes as complete; a second
@@ -28,7 +31,8 @@ const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dr
 const args = new Set(process.argv.slice(2));
 const wantTest = args.has('--test');
 const checkOnly = args.has('--check');
-const wantNativeTf = args.has('--native-tf');
+const requireNativeTf = args.has('--native-tf');
+const wantNativeTf = requireNativeTf || (!args.has('--no-native-tf') && process.platform === 'linux' && process.arch === 'x64');
 
 if (args.has('--help') || args.has('-h')) {
   process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^[\s\S]*?\/\*\*/, ''));
@@ -244,7 +248,10 @@ function ensureTemporalCli() {
 function ensureNativeTf() {
   const script = path.join(repoRoot, 'tools', 'native-tf', 'setup-native-tf.mjs');
   const r = run(process.execPath, [script, ...(checkOnly ? ['--check'] : [])]);
-  if (r.status !== 0) throw new SetupError(`native TensorFlow backend: ${script} failed (see above)`);
+  if (r.status === 0) return;
+  const msg = `native TensorFlow backend: ${script} failed (see above)`;
+  if (requireNativeTf || checkOnly) throw new SetupError(msg);
+  log(`warn  ${msg}; the tfjs backend falls back to wasm (portable, slower)`);
 }
 
 function main() {
