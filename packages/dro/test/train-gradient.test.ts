@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAllGradients } from '@dro/llm';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from '../src/loss.ts';
-import { baseHiddenStates, softHiddenStates } from '../src/train-dro.ts';
+import { baseHiddenStates, softHiddenStates, trainDro } from '../src/train-dro.ts';
 import type { PromptedInput } from '../src/soft-prompt.ts';
 import { loadTinyModel, orthonormalRows, seededRandom } from './helpers.ts';
 
@@ -97,5 +97,27 @@ describe('DRO gradient through the tiny model', () => {
       expect(Math.abs(analytic - numeric)).toBeLessThan(0.02 * Math.abs(numeric) + 1e-4);
     }
     tf.dispose([grad, start, baseHidden, baseLogits.refusal, baseLogits.harmfulness, labels]);
+  });
+
+  it('accumulating micro-batch gradients equals one full-batch step', async () => {
+    const arrays: DirectionArrays = {
+      d: model.config.hiddenSize, k: 4, mean: new Float32Array(model.config.hiddenSize),
+      components: orthonormalRows(4, model.config.hiddenSize, seededRandom(4)),
+      refusalW: Float32Array.from([3, -2, 1.5, 1]), refusalB: 0.1, harmfulnessW: Float32Array.from([-1, 2, 0.5, -2]), harmfulnessB: 0,
+    };
+    const labelled = examples.map((x, i) => ({ ...x, queryId: `q${i}`, label: (i % 2) as 0 | 1 }));
+    const initValues = Float32Array.from(init.dataSync());
+    const train = (microBatchSize: number) =>
+      trainDro(model, labelled, arrays, { values: initValues, nTokens: N_SOFT }, { refusal: 1, harmfulness: 0.5, norm: 0.5 }, {
+        lr: 0.01, weightDecay: 0.01, maxGradNorm: 1, batchSize: 4, microBatchSize, epochs: 2, maxSteps: null, seed: 1,
+      });
+    const whole = await train(4);
+    const split = await train(1);
+    let worst = 0;
+    whole.softPrompt.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - split.softPrompt[i]!))));
+    expect(worst).toBeLessThan(1e-5);
+    expect(whole.curve.map((c) => c.terms.total)).toEqual(split.curve.map((c) => expect.closeTo(c.terms.total!, 5)));
+    // And the steps moved the prompt (the comparison is not between two untouched copies).
+    expect(whole.softPrompt.some((v, i) => Math.abs(v - initValues[i]!) > 1e-3)).toBe(true);
   });
 });
