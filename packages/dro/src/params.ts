@@ -86,6 +86,11 @@ export class ParamReader {
     return new ParamReader(stage, raw as Record<string, unknown>, prefix);
   }
 
+  /** Record `key` as known without reading it (fields handled by hand). */
+  mark(key: string): void {
+    this.seen.add(key);
+  }
+
   private field(key: string): string {
     this.seen.add(key);
     return this.prefix ? `${this.prefix}.${key}` : key;
@@ -153,7 +158,8 @@ export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'
     nearestTokens: r.int('nearestTokens', d.nearestTokens, 0),
     lr: r.number('lr', d.lr, (v) => v > 0, 'a positive number'),
     weightDecay: r.number('weightDecay', d.weightDecay, (v) => v >= 0, 'a number ≥ 0'),
-    maxGradNorm: r.raw.maxGradNorm === null ? (r.number('maxGradNorm', 1, () => true, ''), null) : r.number('maxGradNorm', d.maxGradNorm ?? 1, (v) => v > 0, 'a positive number or null'),
+    // null switches clipping off.
+    maxGradNorm: r.raw.maxGradNorm === null ? (r.mark('maxGradNorm'), null) : r.number('maxGradNorm', d.maxGradNorm ?? 1, (v) => v > 0, 'a positive number or null'),
     batchSize: r.int('batchSize', d.batchSize, 1),
     microBatchSize: r.int('microBatchSize', d.microBatchSize, 1),
     epochs: r.int('epochs', d.epochs, 1),

@@ -108,6 +108,10 @@ describe('dro-train stage (tiny model)', () => {
     expect(() => droTrainStage.parseParams!({ ...FAST, variant: 'nope' })).toThrow(/variant/);
     expect(() => droTrainStage.parseParams!({ ...FAST, bacthSize: 3 })).toThrow(/bacthSize/);
     expect(() => droTrainStage.parseParams!({ batchSize: 3 })).toThrow(/promptId/);
+    expect(droTrainStage.parseParams!({ ...FAST, maxGradNorm: null }).maxGradNorm).toBeNull();
+    expect(droTrainStage.parseParams!(FAST)).toMatchObject({ maxGradNorm: 1, weightDecay: 0.01, epochs: 3, variant: 'dro', lossWeights: { refusal: 1, harmfulness: 0.01, norm: 0.001 } });
+    expect(() => droTrainStage.parseParams!({ ...FAST, lossWeights: { refusal: 0, harmfulness: 0, norm: 0 } })).toThrow(/lossWeights/);
+    expect(() => droTrainStage.parseParams!({ ...FAST, lossWeights: { refusl: 1 } })).toThrow(/lossWeights.refusl/);
     const { ctx } = stageContext(store, dir);
     const err = await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, promptId: 'missing' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
