@@ -1,0 +1,131 @@
+/**
+ * The full DRO experiment DAG (data-prep → sampling → extract → directions → DRO training → evaluation →
+ * report) on the tiny random model, through Temporal on a real server, against the local runner:
+ *  - same artifact digests, node for node;
+ *  - SIGKILL of the model worker process during a model activity, a fresh worker → the run completes with
+ *    the same digests and the store holds nothing partial.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ArtifactRef } from '@dro/artifacts';
+import { droStageRegistry, prepareExperiment, runExperimentLocally, type ExperimentConfig } from '@dro/experiment';
+import { initBackend } from '@dro/llm';
+import { createProgressReporter } from '@dro/pipeline';
+import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
+import { installQuietRuntime, startWorker, workflowBundle } from '../src/worker.ts';
+import { connectClient, queryDagStatus, runDagOnTemporal, startDagRun } from '../src/client.ts';
+import { createNodeExecutor } from '../src/executor.ts';
+import type { DagWorkflowResult } from '../src/shared.ts';
+import { auditStore, tempDir } from './fixtures/env.ts';
+import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
+
+const workerMain = fileURLToPath(new URL('./fixtures/worker-dro-main.ts', import.meta.url));
+const scratch = tempDir('dro-e2e-');
+let server: TemporalServerHandle;
+let config: ExperimentConfig;
+let localOutputs: Record<string, Record<string, ArtifactRef>>;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  installQuietRuntime('ERROR');
+  config = tinyExperimentConfig(scratch.dir);
+  const [srv] = await Promise.all([startTemporalServer(), workflowBundle()]);
+  server = srv;
+  const local = await runExperimentLocally(await prepareExperiment(config, `${scratch.dir}/store-local`), {
+    progress: createProgressReporter({ mode: 'silent' }),
+  });
+  expect(local.record.status, JSON.stringify(local.record.nodes.map((n) => n.error).filter(Boolean))).toBe('succeeded');
+  localOutputs = Object.fromEntries(local.record.nodes.map((n) => [n.id, n.outputs]));
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await server?.stop();
+  scratch.remove();
+});
+
+describe('the DRO DAG on Temporal (tiny model)', () => {
+  it('produces the same artifact digests as the local runner, node for node', async () => {
+    const prepared = await prepareExperiment(config, `${scratch.dir}/store-temporal`);
+    const stages = droStageRegistry();
+    const worker = await startWorker({
+      queues: ['cpu', 'model'],
+      address: server.address,
+      stages,
+      initBackend,
+      execute: createNodeExecutor({ store: prepared.store, stages }),
+      handleSignals: false,
+    });
+    try {
+      const result = await runDagOnTemporal({ dag: prepared.dag, address: server.address, storeRoot: prepared.store.root });
+      expect(Object.keys(result.outputs).sort()).toEqual(Object.keys(localOutputs).sort());
+      expect(result.outputs).toEqual(localOutputs);
+      const queues = new Set(result.nodes.map((n) => n.queue));
+      expect(queues).toEqual(new Set(['dro-cpu', 'dro-model']));
+    } finally {
+      await worker.shutdown();
+    }
+  });
+
+  it('survives SIGKILL of the model worker mid-activity: same digests, nothing partial', async () => {
+    const prepared = await prepareExperiment(config, `${scratch.dir}/store-fault`);
+    const stages = droStageRegistry();
+    const cpuWorker = await startWorker({
+      queues: ['cpu'],
+      address: server.address,
+      stages,
+      execute: createNodeExecutor({ store: prepared.store, stages }),
+      handleSignals: false,
+    });
+    const client = await connectClient({ address: server.address });
+    try {
+      const first = await spawnWorker(prepared.store.root);
+      const handle = await startDagRun(client, prepared.dag, { heartbeatTimeoutMs: 3_000, retry: { initialIntervalMs: 200 } });
+      // A model node is running on the child and has heartbeated (so its activity really started there).
+      let victim = '';
+      await waitFor(async () => {
+        const status = await queryDagStatus(client, handle.workflowId);
+        victim = status.nodes.find((n) => n.queue === 'dro-model' && n.state === 'running' && n.progress)?.id ?? '';
+        return victim !== '';
+      });
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      await spawnWorker(prepared.store.root);
+      const result = (await handle.result()) as DagWorkflowResult;
+      expect(result.outputs).toEqual(localOutputs);
+      const retried = result.nodes.find((n) => n.id === victim)!;
+      expect(retried.attempt, `node ${victim} should have run again after the kill`).toBeGreaterThan(1);
+      const audit = auditStore(prepared.store.root);
+      expect(audit.corrupt).toEqual([]);
+      expect(audit.orphanManifests).toEqual([]);
+    } finally {
+      await client.connection.close();
+      await cpuWorker.shutdown();
+    }
+  });
+});
+
+async function spawnWorker(storeRoot: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', workerMain, server.address, storeRoot, 'model'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('ready')) resolve();
+    });
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before ready:\n${output}`)));
+  });
+  return child;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
