@@ -262,7 +262,7 @@ export function renderReport(data: ReportData): string {
     `<title>${escapeHtml(data.title)}</title>`,
     `<style>${CSS}</style></head><body>`,
     `<h1>${escapeHtml(data.title)}</h1>`,
-    `<p class="meta">generated ${escapeHtml(data.generatedAt)}</p>`,
+    data.generatedAt ? `<p class="meta">generated ${escapeHtml(data.generatedAt)}</p>` : '',
     notes,
     '<section id="summary-section"><h2>Summary</h2>',
     summaryTable(data.summary),

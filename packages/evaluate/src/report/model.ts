@@ -81,6 +81,7 @@ export interface TrainingShift {
 
 export interface ReportData {
   title: string;
+  /** When the data was gathered (shown under the title; empty = not shown). */
   generatedAt: string;
   /** Short protocol notes shown under the title (how metrics are defined). */
   notes: string[];
