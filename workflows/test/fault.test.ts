@@ -54,7 +54,7 @@ const exited = (child: ChildProcess): Promise<{ code: number | null; signal: Nod
     : new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 
 beforeAll(async () => {
-  installQuietRuntime();
+  installQuietRuntime('ERROR');
   server = await startTemporalServer();
   // This process drives workflows and cpu stages; model stages run only in child processes.
   cpuWorker = await startWorker({

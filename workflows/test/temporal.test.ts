@@ -28,7 +28,7 @@ const store = openStore(storeDir.dir);
 const finishedRunIds: string[] = [];
 
 beforeAll(async () => {
-  installQuietRuntime();
+  installQuietRuntime('ERROR');
   server = await startTemporalServer();
   const t0 = Date.now();
   await workflowBundle();
