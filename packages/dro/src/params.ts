@@ -196,9 +196,15 @@ export interface PromptTuningParams extends CommonTrainParams {
   samplesPerQuery: number | null;
 }
 
+/** The optimiser and data fields of a DRO preset (its loss settings do not apply to prompt tuning). */
+function trainingProtocol(p: Omit<DroTrainParams, 'promptId'>): Omit<CommonTrainParams, 'promptId'> {
+  const { variant: _variant, lossWeights: _lossWeights, ...rest } = p;
+  return rest;
+}
+
 /** Same optimiser protocol as DRO (the paper trains the baseline like its method). */
 export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...paperDroParams,
+  ...trainingProtocol(paperDroParams),
   weights: { likelihood: 1, unlikelihood: 1 },
   maxResponseTokens: 64,
   samplesPerQuery: null,
@@ -206,7 +212,7 @@ export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
 };
 
 export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...quickDroParams,
+  ...trainingProtocol(quickDroParams),
   weights: { likelihood: 1, unlikelihood: 1 },
   maxResponseTokens: 24,
   samplesPerQuery: 1,

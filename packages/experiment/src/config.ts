@@ -32,6 +32,12 @@ export interface ExperimentConfig {
   prompts: Record<string, string>;
   /** Prompt id the soft prompt is initialised from (and compared against). */
   basicPrompt: string;
+  /**
+   * Text prompts evaluated on the held-out sets besides "none" and the trained prompts. Default: every
+   * prompt with the paper preset, only the basic prompt with the quick preset (each condition costs a
+   * sampling pass). Every prompt still shapes the directions (PCA and boundaries see all variants).
+   */
+  evalPrompts?: string[];
   /** Where refusal-boundary labels come from: sampled responses + judge, or refusal log-probabilities. */
   labelSource: 'sampling' | 'logprob';
   /** Baselines and ablations trained besides DRO and evaluated beside it. */
@@ -76,7 +82,7 @@ export function defaultConfig(): ExperimentConfig {
 }
 
 const KEYS: Array<keyof ExperimentConfig> = [
-  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'labelSource', 'baselines', 'overrides', 'store',
+  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -156,6 +162,14 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   const basicPrompt = str('basicPrompt', raw.basicPrompt, raw.prompts === undefined ? d.basicPrompt : Object.keys(prompts)[0]!);
   if (!(basicPrompt in prompts)) fail(file, 'basicPrompt', `one of the prompt ids (${Object.keys(prompts).join(', ')})`, basicPrompt);
 
+  let evalPrompts: string[] | undefined;
+  if (raw.evalPrompts !== undefined) {
+    if (!Array.isArray(raw.evalPrompts) || raw.evalPrompts.some((p) => typeof p !== 'string' || !(p in prompts))) {
+      fail(file, 'evalPrompts', `an array of prompt ids (${Object.keys(prompts).join(', ')})`, raw.evalPrompts);
+    }
+    evalPrompts = raw.evalPrompts as string[];
+  }
+
   const labelSource = str('labelSource', raw.labelSource, d.labelSource);
   if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
 
@@ -183,7 +197,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   }
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
   return {
-    name, preset: preset as PresetName, models, queries, prompts, basicPrompt,
+    name, preset: preset as PresetName, models, queries, prompts, basicPrompt, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store,
   };
 }

@@ -62,8 +62,14 @@ export interface Condition {
   softFrom: string | null;
 }
 
+export function evalPromptsOf(config: ExperimentConfig): string[] {
+  if (config.evalPrompts) return config.evalPrompts;
+  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+}
+
 export function conditionsOf(config: ExperimentConfig): Condition[] {
-  const text: Condition[] = ['none', ...Object.keys(config.prompts)].map((id) => ({ id, promptId: id, softFrom: null }));
+  const textIds = ['none', ...new Set([config.basicPrompt, ...evalPromptsOf(config)])];
+  const text: Condition[] = textIds.map((id) => ({ id, promptId: id, softFrom: null }));
   const soft: Condition[] = [{ id: 'dro', promptId: config.basicPrompt, softFrom: 'dro' }];
   for (const a of config.baselines.ablations) soft.push({ id: `dro-${a}`, promptId: config.basicPrompt, softFrom: `dro-${a}` });
   if (config.baselines.promptTuning) soft.push({ id: 'prompt-tuning', promptId: config.basicPrompt, softFrom: 'prompt-tuning' });
