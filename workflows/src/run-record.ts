@@ -20,7 +20,8 @@ function nodeRecord(n: NodeStatus): NodeRecord {
     attempts: n.cacheHit ? 0 : ran ? (n.attempt ?? 1) : 0,
     startedAt: n.startedAt ?? null,
     endedAt: n.finishedAt ?? null,
-    durationMs: n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : null,
+    // The stage's own wall time on the worker when known (workflow timestamps include queueing).
+    durationMs: n.durationMs ?? (n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : null),
     outputs: n.outputs ?? {},
     error: n.error !== undefined ? { name: n.errorType ?? 'Error', message: n.error } : null,
   };
