@@ -28,8 +28,8 @@ const traceDir = tempDir('dro-fault-trace-');
 const children: ChildProcess[] = [];
 
 /** Starts a worker child process serving `queues`; resolves when it polls. */
-async function spawnWorker(queues: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerMain, server.address, storeDir.dir, queues], {
+async function spawnWorker(queues: string, graceMs = 5_000): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', workerMain, server.address, storeDir.dir, queues, '-', String(graceMs)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -130,6 +130,26 @@ describe('worker faults on a real Temporal server', () => {
     // The node completed on the draining worker (no other model worker exists), so the run can finish.
     const result = (await handle.result()) as DagWorkflowResult;
     expect(Object.keys(result.outputs).sort()).toEqual(['numbers', 'square', 'total']);
+  });
+});
+
+describe('worker shutdown beyond the grace time', () => {
+  it('a stage still running when the grace time ends is retried on another worker, not cancelled', async () => {
+    const square = { steps: 20, stepMs: 200, width: 64, traceDir: traceDir.dir };
+    const dag = squaresDag('grace', { seed: 6, square });
+    const impatient = await spawnWorker('model', 300);
+    const handle = await startDagRun(client, dag, { runId: `grace-${Date.now()}`, heartbeatTimeoutMs: 2_000, retry: { initialIntervalMs: 200 } });
+    await waitFor(async () => ((await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.progress?.done ?? 0) >= 2);
+    impatient.kill('SIGTERM');
+    expect(await exited(impatient)).toEqual({ code: 0, signal: null });
+    const patient = await spawnWorker('model');
+    const result = (await handle.result()) as DagWorkflowResult;
+    expect(result.nodes.map((n) => n.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(result.nodes.find((n) => n.id === 'square')!.worker).toContain(String(patient.pid));
+    const calls = readFileSync(path.join(traceDir.dir, 'slow-square.calls'), 'utf8').trim().split('\n');
+    expect(calls.slice(-2)).toEqual([String(impatient.pid), String(patient.pid)]);
+    patient.kill('SIGTERM');
+    await exited(patient);
   });
 });
 
