@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     prompt: { type: 'string', default: 'default' },
     steps: { type: 'string', default: '8' },
     samples: { type: 'string', default: '3' },
+    micro: { type: 'string', default: String(quickDroParams.microBatchSize) },
+    backend: { type: 'string' },
   },
 });
 
@@ -60,7 +62,7 @@ const nodes: DagNode[] = [
   {
     id: 'dro',
     stage: 'dro-train',
-    params: { ...quickDroParams, promptId, maxQueries: null, batchSize: 16, epochs: Math.ceil((Number(args.steps) * 16) / (2 * trainN)), maxSteps: Number(args.steps) },
+    params: { ...quickDroParams, promptId, maxQueries: null, batchSize: 16, epochs: Math.ceil((Number(args.steps) * 16) / (2 * trainN)), maxSteps: Number(args.steps), microBatchSize: Number(args.micro) },
     inputs: { rendered: { node: 'prep:train', output: 'rendered' }, directions: { node: 'directions', output: 'directions' } },
     model,
   },

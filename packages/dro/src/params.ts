@@ -44,7 +44,8 @@ export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
   weightDecay: 0.01,
   maxGradNorm: 1.0,
   batchSize: 50,
-  microBatchSize: 10,
+  // Bounded by the wasm backend's memory (~2 GB): 8 SmolLM2 sequences of ~110 tokens overflow it.
+  microBatchSize: 4,
   epochs: 40,
   maxSteps: null,
   seed: 42,
@@ -62,7 +63,7 @@ export const quickDroParams: Omit<DroTrainParams, 'promptId'> = {
   ...paperDroParams,
   lr: 1e-2,
   batchSize: 16,
-  microBatchSize: 8,
+  microBatchSize: 4,
   epochs: 2,
   maxQueries: 64,
 };
@@ -208,7 +209,8 @@ export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
   weights: { likelihood: 1, unlikelihood: 1 },
   maxResponseTokens: 64,
   samplesPerQuery: null,
-  microBatchSize: 5,
+  // Logits at every response position ([B, T, 49152] for SmolLM2) dominate memory.
+  microBatchSize: 2,
 };
 
 export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
@@ -216,7 +218,7 @@ export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
   weights: { likelihood: 1, unlikelihood: 1 },
   maxResponseTokens: 24,
   samplesPerQuery: 1,
-  microBatchSize: 4,
+  microBatchSize: 2,
 };
 
 export function parsePromptTuningParams(raw: unknown): PromptTuningParams {

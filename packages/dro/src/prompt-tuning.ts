@@ -11,7 +11,7 @@ import { registerAllGradients } from '@dro/llm';
 import { AdamW } from './adamw.ts';
 import { seededShuffle } from './shuffle.ts';
 import { spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
-import { AbortedError, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
+import { AbortedError, explainOutOfMemory, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
 
 export interface ResponseExample {
   /** The query rendered with the basic prompt, and the prompt's span. */
@@ -114,6 +114,8 @@ export async function trainPromptTuning(
       }
     }
     return { softPrompt: Float32Array.from(soft.dataSync()), curve };
+  } catch (err) {
+    throw explainOutOfMemory(err, opt.microBatchSize);
   } finally {
     optimiser.dispose();
     soft.dispose();

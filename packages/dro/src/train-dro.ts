@@ -7,6 +7,7 @@
  * are accumulated (same mathematics, bounded memory), then clipped and applied with AdamW.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { BadInputError } from '@dro/artifacts';
 import { registerAllGradients } from '@dro/llm';
 import { AdamW } from './adamw.ts';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from './loss.ts';
@@ -72,6 +73,20 @@ export interface DroTrainingResult {
 
 export class AbortedError extends Error {
   override name = 'AbortError';
+}
+
+/**
+ * The wasm backend has a fixed memory ceiling; a micro-batch too large for it surfaces as a wasm trap.
+ * Say what to change instead (and as a BadInputError: retrying the same params cannot succeed).
+ */
+export function explainOutOfMemory(err: unknown, microBatchSize: number): unknown {
+  const message = (err as Error)?.message ?? '';
+  if (!/memory access out of bounds|out of memory|Cannot enlarge memory/i.test(message)) return err;
+  return new BadInputError(
+    `training ran out of tfjs backend memory (${message}) with microBatchSize ${microBatchSize}; ` +
+      `lower microBatchSize (e.g. ${Math.max(1, Math.floor(microBatchSize / 2))}) — gradients are accumulated, so results do not change`,
+    { cause: err },
+  );
 }
 
 function lastHidden2d(lastHidden: tf.Tensor3D): tf.Tensor2D {
@@ -209,6 +224,8 @@ export async function trainDro(
       );
     }
     return { softPrompt: Float32Array.from(soft.dataSync()), curve, shifts };
+  } catch (err) {
+    throw explainOutOfMemory(err, opt.microBatchSize);
   } finally {
     optimiser.dispose();
     tf.dispose([soft, baseHidden, baseLogits.refusal, baseLogits.harmfulness, labels]);
