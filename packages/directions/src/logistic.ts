@@ -9,7 +9,11 @@
  * "harmlessness" for the harmfulness boundary (target 1 = harmless, 0 = harmful). A positive logit
  * therefore means "will comply" / "looks harmless".
  *
- * Details: weights and bias start at zero (the loss is convex, so the start only affects speed); weight
+ * Details: weights start at zero and the bias at the log-odds of the fold's mean training target, so a
+ * fold starts from the base rate. (Why not zero: with lr 1e-4 one epoch lowers the BCE by only ~1e-4 ×
+ * |gradient|; when labels are skewed — SmolLM2 complies with ~95% of samples — the first epochs improve by
+ * less than min improvement 1e-4, early stopping fires at epoch 3, and a zero-bias model would predict
+ * "refuse" (logit 0) for every row. Starting at the base rate makes that fallback the majority class.) Weight
  * decay is decoupled (AdamW) and applied to bias too, as torch's AdamW does with one parameter group;
  * each fold keeps the parameters of its best held-out epoch.
  */
@@ -97,6 +101,14 @@ export function evaluateBoundary(
   return { bce: loss / rows.length, accuracy: correct / rows.length };
 }
 
+/** log(p / (1 − p)) of the mean target over `rows`, p clamped to [1e-4, 1 − 1e-4]. */
+export function baseRateLogit(targets: ArrayLike<number>, rows: readonly number[]): number {
+  let sum = 0;
+  for (const row of rows) sum += targets[row];
+  const p = Math.min(1 - 1e-4, Math.max(1e-4, sum / rows.length));
+  return Math.log(p / (1 - p));
+}
+
 /** Train one fold with early stopping; returns the best-epoch model. */
 function trainFold(
   features: Float64Array,
@@ -107,6 +119,7 @@ function trainFold(
   options: LogisticTrainingOptions,
 ): { model: LogisticModel; epochs: number; bestEpoch: number; heldOutBce: number } {
   const params = new Float64Array(k + 1); // [w_0 … w_{k−1}, b]
+  params[k] = baseRateLogit(targets, trainRows);
   const firstMoment = new Float64Array(k + 1);
   const secondMoment = new Float64Array(k + 1);
   const gradient = new Float64Array(k + 1);

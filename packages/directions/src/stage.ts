@@ -148,7 +148,7 @@ async function runDirections(
 
 export const directionsStage: Stage<DirectionsParams> = {
   name: 'directions',
-  version: '1',
+  version: '2',
   needs: 'cpu',
   inputs: ['hiddenStates', 'scores'],
   outputs: ['directions', 'report'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PAPER_LOGISTIC_OPTIONS, evaluateBoundary, fitBoundary } from '../src/logistic.ts';
+import { PAPER_LOGISTIC_OPTIONS, baseRateLogit, evaluateBoundary, fitBoundary } from '../src/logistic.ts';
 import { gaussian, mulberry32 } from '../src/random.ts';
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -70,6 +70,21 @@ describe('fitBoundary', () => {
     expect(a).toEqual(b);
     const c = fitBoundary(features, targets, 2, { ...options, seed: 1 });
     expect(c.folds.map((f) => f.heldOutBce)).not.toEqual(a.folds.map((f) => f.heldOutBce));
+  });
+
+  it('with skewed soft labels and the paper options, an early stop falls back to the majority class', () => {
+    // Like SmolLM2's compliance scores: most inputs comply (0.75–1), a few are refused (0–0.25), weakly
+    // related to the features. lr 1e-4 improves the held-out BCE by < 1e-4 per epoch, so folds stop early.
+    const random = mulberry32(3);
+    const n = 60;
+    const features = Float64Array.from({ length: n * 4 }, () => 0.5 * gaussian(random));
+    const targets = Float64Array.from({ length: n }, (_, r) => (r % 10 === 0 ? 0.25 * random() : 0.75 + 0.25 * random()));
+    const fit = fitBoundary(features, targets, 4, PAPER_LOGISTIC_OPTIONS);
+    expect(fit.folds.every((f) => f.epochs < 50)).toBe(true);
+    expect(fit.meanHeldOutAccuracy).toBeCloseTo(0.9, 5); // the majority class, not "refuse everything"
+    expect(fit.model.bias).toBeGreaterThan(1);
+    expect(baseRateLogit([0.5, 1, 0, 1], [0, 1, 2, 3])).toBeCloseTo(Math.log(0.625 / 0.375), 12);
+    expect(baseRateLogit([1, 1], [0, 1])).toBeCloseTo(Math.log((1 - 1e-4) / 1e-4), 12);
   });
 
   it('evaluateBoundary counts a soft target ≥ 0.5 as positive', () => {
