@@ -23,6 +23,8 @@ import { droTrainStage, quickDroParams } from '../src/index.ts';
 import { evaluateStage, referenceAnswersStage, reportHtmlPath, reportStage } from '@dro/evaluate';
 import { modelDigest } from '@dro/llm';
 
+// Usage and options: see the header; --directions-lr and --lr are experiment knobs recorded in the report.
+
 const { values: args } = parseArgs({
   options: {
     store: { type: 'string', default: path.join(os.tmpdir(), 'dro-smollm2-quick') },
@@ -32,6 +34,10 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '8' },
     samples: { type: 'string', default: '3' },
     micro: { type: 'string', default: String(quickDroParams.microBatchSize) },
+    // The paper's boundary optimiser (AdamW lr 1e-4, stop when BCE improves < 1e-4 for 3 epochs) can stop
+    // at its zero initialisation when the labels barely vary; a larger step lets the boundary fit.
+    'directions-lr': { type: 'string' },
+    lr: { type: 'string', default: String(quickDroParams.lr) },
     backend: { type: 'string' },
   },
 });
@@ -56,13 +62,13 @@ const nodes: DagNode[] = [
   {
     id: 'directions',
     stage: 'directions',
-    params: {},
+    params: args['directions-lr'] ? { boundary: { learningRate: Number(args['directions-lr']) } } : {},
     inputs: { hiddenStates: { node: 'extract', output: 'hiddenStates' }, scores: { node: 'labels', output: 'scores' } },
   },
   {
     id: 'dro',
     stage: 'dro-train',
-    params: { ...quickDroParams, promptId, maxQueries: null, batchSize: 16, epochs: Math.ceil((Number(args.steps) * 16) / (2 * trainN)), maxSteps: Number(args.steps), microBatchSize: Number(args.micro) },
+    params: { ...quickDroParams, promptId, maxQueries: null, batchSize: 16, epochs: Math.ceil((Number(args.steps) * 16) / (2 * trainN)), maxSteps: Number(args.steps), microBatchSize: Number(args.micro), lr: Number(args.lr) },
     inputs: { rendered: { node: 'prep:train', output: 'rendered' }, directions: { node: 'directions', output: 'directions' } },
     model,
   },

@@ -197,9 +197,11 @@ export async function reportHtmlPath(store: ArtifactStore, ref: ArtifactRef): Pr
 }
 
 export async function buildReportData(store: ArtifactStore, inputs: Record<string, ArtifactRef>, params: ReportParams): Promise<ReportData> {
-  const summary = await summaryRows(store, variadicInputs(inputs, 'metrics'));
+  // "none" first (the reference every shift is measured from), then the run's own order.
+  const noneFirst = <T extends { condition: string }>(xs: T[]) => [...xs.filter((x) => x.condition === 'none'), ...xs.filter((x) => x.condition !== 'none')];
+  const summary = noneFirst(await summaryRows(store, variadicInputs(inputs, 'metrics')));
   const keyInfo = new Map<string, KeyInfo>();
-  const pca = await pcaViews(store, inputs, keyInfo);
+  const pca = (await pcaViews(store, inputs, keyInfo)).map((v) => ({ ...v, points: noneFirst(v.points) }));
   return {
     title: params.title,
     generatedAt: new Date().toISOString(),
@@ -214,7 +216,7 @@ export async function buildReportData(store: ArtifactStore, inputs: Record<strin
     curves: await curves(store, inputs),
     nearestTokens: await nearest(store, inputs),
     trainingShifts: await shifts(store, inputs),
-    examples: await examples(store, inputs, keyInfo, params.examplesPerCondition),
+    examples: noneFirst(await examples(store, inputs, keyInfo, params.examplesPerCondition)),
   };
 }
 

@@ -221,7 +221,7 @@ function shiftSection(data: ReportData): string {
         points: s.rows.filter((r) => r.label === label).map((r) => ({ x: r.baseRefusal, y: r.softRefusal })),
       })),
       boundaries: [{ label: 'no change (y = x)', wx: 1, wy: -1, b: 0, color: '#999' }],
-      width: 360,
+      width: 430,
     }),
   );
   return (

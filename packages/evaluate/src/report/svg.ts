@@ -297,15 +297,19 @@ export function lineChart(o: LineOptions): string {
       allY.push(tf(series.y[i]!));
     }
   }
-  const s = new Scales(frame, extent(allX, 0.02), extent(allY));
+  let yRange = extent(allY);
+  // On a log scale show at most 6 decades: float noise (a term that is 1e-12 at step 1) would flatten the rest.
+  if (o.logY && yRange.max - yRange.min > 6.5) yRange = { min: yRange.max - 6.5, max: yRange.max };
+  const s = new Scales(frame, extent(allX, 0.02), yRange);
   const yLabel = o.logY ? `log10 ${o.yLabel}` : o.yLabel;
   const parts = [svgOpen('line', frame, o.title), axes(s, o.title, o.xLabel, yLabel)];
   o.series.forEach((series, i) => {
     const color = series.color ?? PALETTE[i % PALETTE.length];
     const pts: string[] = [];
     for (let j = 0; j < series.x.length; j++) {
-      const y = tf(series.y[j]!);
-      if (!Number.isFinite(y) || !Number.isFinite(series.x[j]!)) continue;
+      const raw = tf(series.y[j]!);
+      if (!Number.isFinite(raw) || !Number.isFinite(series.x[j]!)) continue;
+      const y = Math.max(raw, s.y.min); // clipped to the bottom of the plot
       pts.push(`${fmt(s.px(series.x[j]!))},${fmt(s.py(y))}`);
     }
     const dash = series.dashed ? ' stroke-dasharray="4 3"' : '';
