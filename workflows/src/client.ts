@@ -39,6 +39,7 @@ export async function startDagRun(client: Client, dag: Dag, opts: StartDagOption
     taskQueue: WORKFLOW_TASK_QUEUE,
     workflowId: runId,
     args: [{ ...opts, dag, runId } satisfies DagWorkflowInput],
+    memo: { dagName: dag.name },
   });
 }
 
@@ -60,6 +61,13 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
   const handle = client.workflow.getHandle(runId);
   const description = await handle.describe();
   if (description.type === 'experimentWorkflow') return queryExperimentAsDag(client, runId);
+  if (description.status.name === 'COMPLETED') {
+    // The result holds every node's final status: no worker needs to be up to answer a query.
+    const result = (await handle.result()) as DagWorkflowResult;
+    const dagName = (description.memo?.dagName as string | undefined) ?? '?';
+    const done = result.nodes.filter((n) => n.state === 'succeeded').length;
+    return { runId, dag: dagName, state: 'succeeded', nodes: result.nodes, done, total: result.nodes.length };
+  }
   let status: DagRunStatus;
   try {
     status = await handle.query<DagRunStatus>('dagStatus');
@@ -133,7 +141,7 @@ export async function runDagOnTemporal(opts: RunDagOnTemporalOptions): Promise<D
       taskQueue: WORKFLOW_TASK_QUEUE,
       workflowId: runId,
       args: [{ ...start, dag, runId } satisfies DagWorkflowInput],
-      ...(storeRoot ? { memo: { storeRoot } } : {}),
+      memo: { dagName: dag.name, ...(storeRoot ? { storeRoot } : {}) },
     });
     if (store) await saveTemporalRunRecord(store, dag, { runId, state: 'running', nodes: [] }, { startedAt, endedAt: null });
     let timer: NodeJS.Timeout | undefined;

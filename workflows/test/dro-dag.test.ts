@@ -14,7 +14,8 @@ import { initBackend } from '@dro/llm';
 import { createProgressReporter } from '@dro/pipeline';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle } from '../src/worker.ts';
-import { connectClient, queryDagStatus, runDagOnTemporal, startDagRun } from '../src/client.ts';
+import { connectClient, getTemporalRunStatus, queryDagStatus, runDagOnTemporal, startDagRun } from '../src/client.ts';
+import { Worker } from '@temporalio/worker';
 import { createNodeExecutor } from '../src/executor.ts';
 import type { DagWorkflowResult } from '../src/shared.ts';
 import { auditStore, tempDir } from './fixtures/env.ts';
@@ -57,14 +58,27 @@ describe('the DRO DAG on Temporal (tiny model)', () => {
       execute: createNodeExecutor({ store: prepared.store, stages }),
       handleSignals: false,
     });
+    let runId: string;
     try {
       const result = await runDagOnTemporal({ dag: prepared.dag, address: server.address, storeRoot: prepared.store.root });
+      runId = result.runId;
       expect(Object.keys(result.outputs).sort()).toEqual(Object.keys(localOutputs).sort());
       expect(result.outputs).toEqual(localOutputs);
       const queues = new Set(result.nodes.map((n) => n.queue));
       expect(queues).toEqual(new Set(['dro-cpu', 'dro-model']));
     } finally {
       await worker.shutdown();
+    }
+    // With no worker left, a finished run's status still comes back (from its result), and its
+    // recorded history replays against the current workflow code.
+    const status = await getTemporalRunStatus({ address: server.address, runId });
+    expect(status).toMatchObject({ runId, dag: 'tiny-temporal', state: 'succeeded', done: 15, total: 15 });
+    const client = await connectClient({ address: server.address });
+    try {
+      const history = await client.workflow.getHandle(runId).fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, runId);
+    } finally {
+      await client.connection.close();
     }
   });
 
