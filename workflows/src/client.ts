@@ -81,6 +81,9 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
     const node = status.nodes.find((n) => n.id === pending.activityId);
     if (!node) continue;
     node.attempt = pending.attempt ?? 1;
+    // PendingActivityState: 1 scheduled, 2 started, 3 cancel requested.
+    const state = ({ 1: 'scheduled', 2: 'started', 3: 'cancel-requested' } as const)[Number(pending.state) as 1 | 2 | 3];
+    if (state) node.activityState = state;
     const payload = pending.heartbeatDetails?.payloads?.[0];
     if (payload) node.progress = defaultPayloadConverter.fromPayload<StageHeartbeat>(payload);
   }

@@ -101,6 +101,11 @@ export interface NodeStatus {
   /** Filled by the client from the pending activity's last heartbeat; the workflow cannot see heartbeats. */
   progress?: StageHeartbeat;
   attempt?: number;
+  /**
+   * For a running node, the server's view: "scheduled" = waiting for a worker of its queue to pick it up
+   * (none free, or none alive), "started" = a worker runs it. Filled by the client.
+   */
+  activityState?: 'scheduled' | 'started' | 'cancel-requested';
 }
 
 export interface DagRunStatus {

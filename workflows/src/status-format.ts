@@ -6,6 +6,7 @@ function progressText(n: NodeStatus): string {
   if (n.state !== 'running') return n.state;
   const p = n.progress;
   const attempt = n.attempt && n.attempt > 1 ? ` (attempt ${n.attempt})` : '';
+  if (n.activityState === 'scheduled') return `waiting for a ${n.queue ?? ''} worker${attempt}`;
   if (!p) return `running${attempt}`;
   const count = p.total !== undefined ? `${p.done}/${p.total}` : String(p.done);
   return `running ${count}${p.message ? ` ${p.message}` : ''}${attempt}`;

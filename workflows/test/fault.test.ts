@@ -13,6 +13,7 @@ import { startTemporalServer, type TemporalServerHandle } from '../src/testing/s
 import { installQuietRuntime, startWorker, type DroWorker } from '../src/worker.ts';
 import { connectClient, queryDagStatus, startDagRun } from '../src/client.ts';
 import { createNodeExecutor } from '../src/executor.ts';
+import { formatTemporalStatus } from '../src/status-format.ts';
 import type { DagWorkflowResult } from '../src/shared.ts';
 import { testStages } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
@@ -82,12 +83,16 @@ describe('worker faults on a real Temporal server', () => {
     // ~5 MB output per attempt so the kill can land while the stage computes or writes.
     const square = { steps: 12, stepMs: 250, width: 100_000, traceDir: traceDir.dir };
     const dag = squaresDag('fault', { seed: 42, square });
-    const first = await spawnWorker('model');
     const handle = await startDagRun(client, dag, {
       runId: `fault-${Date.now()}`,
       heartbeatTimeoutMs: 2_000,
       retry: { initialIntervalMs: 200 },
     });
+    // No model worker yet: the model node waits in its queue, and status says so.
+    await waitFor(async () => (await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.activityState === 'scheduled');
+    const waiting = await queryDagStatus(client, handle.workflowId);
+    expect(formatTemporalStatus(waiting)).toMatch(/square +test-slow-square +dro-model +waiting for a dro-model worker/);
+    const first = await spawnWorker('model');
     await waitFor(async () => ((await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.progress?.done ?? 0) >= 2);
     first.kill('SIGKILL');
     expect((await exited(first)).signal).toBe('SIGKILL');
