@@ -220,6 +220,30 @@ describe('dagWorkflow on a real Temporal server', () => {
     expect(merged.nodes.map((n) => n.outputs?.total?.digest).filter(Boolean)).toEqual([alpha.outputs.total!.total!.digest, beta.outputs.total!.total!.digest]);
   });
 
+  it('cancelling an experiment cancels every per-model child run', async () => {
+    const runId = `experiment-cancel-${Date.now()}`;
+    const slow = { steps: 100, stepMs: 100 };
+    const handle = await startExperimentRun(client, {
+      runId,
+      models: [
+        { name: 'alpha', dag: squaresDag('alpha', { seed: 11, square: slow }) },
+        { name: 'beta', dag: squaresDag('beta', { seed: 12, square: slow }) },
+      ],
+      child: { heartbeatTimeoutMs: 1_000 },
+    });
+    await waitFor(async () => (await queryDagStatus(client, runId)).nodes.some((n) => n.id === 'square' && n.state === 'running'));
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    finishedRunIds.push(runId, `${runId}.alpha`, `${runId}.beta`);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    for (const child of ['alpha', 'beta']) {
+      const status = await queryDagStatus(client, `${runId}.${child}`);
+      expect(status.state, child).toBe('cancelled');
+      expect(status.nodes.find((n) => n.id === 'square')!.state).toBe('cancelled');
+    }
+    expect((await queryDagStatus(client, runId)).state).toBe('cancelled');
+  });
+
   it('recorded histories of every run above replay deterministically against the current workflow code', async () => {
     expect(finishedRunIds.length).toBeGreaterThanOrEqual(8);
     const bundle = await workflowBundle();
