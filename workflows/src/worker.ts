@@ -17,7 +17,9 @@ import {
   type LogLevel,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
 import { createActivities, type NodeExecutor } from './activities.ts';
+import { createNodeExecutor } from './executor.ts';
 import type { StageLookup } from '@dro/pipeline';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
 
@@ -30,9 +32,15 @@ export interface StartWorkerOptions {
   backend?: string;
   /** The LLM runtime's initBackend; called once for workers that serve the model queue. */
   initBackend?(name?: string): Promise<string> | string;
+  /** The stage registry (a StageRegistry, a Map or a lookup function). */
   stages: StageLookup;
-  /** Runs one node (the spine's executor bound to this worker's store). */
-  execute: NodeExecutor;
+  /**
+   * Runs one node. Default: the spine's executeNode over a LocalArtifactStore at `storeRoot` (every
+   * worker of a cluster must point at the same shared store).
+   */
+  execute?: NodeExecutor;
+  /** Store root for the default executor ($DRO_STORE or .dro/store when omitted). */
+  storeRoot?: string;
   /** Serve the workflow queue too (default true). */
   serveWorkflows?: boolean;
   /** Activities of one queue running at once in this process (default cpu 2, model 1: one model in memory). */
@@ -103,7 +111,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
   const bundle = opts.serveWorkflows === false ? null : await workflowBundle();
   if (bundle) opts.onBundled?.(Date.now() - t0);
   const connection = await NativeConnection.connect({ address: opts.address ?? DEFAULT_ADDRESS });
-  const activities = createActivities({ stages: opts.stages, execute: opts.execute, workerIdentity: opts.identity });
+  const execute = opts.execute ?? createNodeExecutor({ store: new LocalArtifactStore({ root: opts.storeRoot ?? defaultStoreRoot() }), stages: opts.stages });
+  const activities = createActivities({ stages: opts.stages, execute, workerIdentity: opts.identity });
   const common = {
     connection,
     namespace: opts.namespace ?? DEFAULT_NAMESPACE,
