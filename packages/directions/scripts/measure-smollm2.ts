@@ -3,7 +3,7 @@
  * the training queries): refusal rate per prompt variant × label, refusal-logprob labels beside the
  * sampled ones, PCA explained variance and boundary accuracies. Prints tables and writes a JSON summary.
  *
- *   node --import tsx packages/directions/scripts/measure-smollm2.ts [--limit 6] [--samples 4] [--max-tokens 48] [--out FILE]
+ *   node --import tsx packages/directions/scripts/measure-smollm2.ts [--limit 6] [--samples 4] [--max-tokens 48] [--out FILE] [--logprob-only]
  *
  * Runs through the local runner on the default store (.dro/store or $DRO_STORE), so a rerun is cache hits.
  */
@@ -22,6 +22,8 @@ const { values } = parseArgs({
     samples: { type: 'string', default: String(quickSamplingParams.samples) },
     'max-tokens': { type: 'string', default: String(quickSamplingParams.maxNewTokens.harmful) },
     out: { type: 'string', default: 'smollm2-analysis.json' },
+    /** Labels from refusal log-probabilities only: no sampling (much faster on CPU). */
+    'logprob-only': { type: 'boolean', default: false },
   },
 });
 const cache = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
@@ -35,15 +37,17 @@ const dag = await chainDag(store, {
   prep: { limitPerLabel: Number(values.limit) },
   sampling: { ...quickSamplingParams, samples: Number(values.samples), maxNewTokens: { harmful: maxTokens, harmless: maxTokens } },
 });
+const logprobOnly = values['logprob-only'] === true;
+if (logprobOnly) dag.nodes = dag.nodes.filter((n) => n.id !== 'sampling' && n.id !== 'directions');
 const started = performance.now();
 const run = await runDag(dag, { store, stages: chainStages, concurrency: 1, progress: createProgressReporter({ mode: 'json', throttleMs: 30_000 }) });
 if (run.status !== 'succeeded') throw new Error(`chain ${run.status}: ${JSON.stringify(run.nodes.filter((n) => n.error).map((n) => [n.id, n.error]))}`);
 const outputs = (id: string) => run.nodes.find((n) => n.id === id)!.outputs;
 
-const samples = await store.getTable(outputs('sampling').samples);
-const sampled = await store.getTable(outputs('sampling').scores);
 const logprob = await store.getTable(outputs('refusal-logprob').scores);
-const col = <T,>(t: typeof samples, c: string) => columnValues<T>(t, c, c);
+const samples = logprobOnly ? null : await store.getTable(outputs('sampling').samples);
+const sampled = logprobOnly ? null : await store.getTable(outputs('sampling').scores);
+const col = <T,>(t: typeof logprob, c: string) => columnValues<T>(t, c, c);
 
 // Refusal rates per prompt × label: of all samples, and of queries with at least one refusal.
 const groups = new Map<string, { samples: number; refused: number; inputs: Set<string>; refusedInputs: Set<string>; logprob: number[]; sampledCompliance: number[] }>();
@@ -52,7 +56,9 @@ const group = (k: string) => {
   if (!groups.has(k)) groups.set(k, { samples: 0, refused: 0, inputs: new Set(), refusedInputs: new Set(), logprob: [], sampledCompliance: [] });
   return groups.get(k)!;
 };
-const [sPrompt, sLabel, sInput, sRefused] = [col<string>(samples, 'prompt_id'), col<string>(samples, 'label'), col<string>(samples, 'input_id'), col<boolean>(samples, 'refused')];
+const [sPrompt, sLabel, sInput, sRefused] = samples
+  ? [col<string>(samples, 'prompt_id'), col<string>(samples, 'label'), col<string>(samples, 'input_id'), col<boolean>(samples, 'refused')]
+  : [[], [], [], []];
 sInput.forEach((id, i) => {
   const g = group(keyOf(sPrompt[i], sLabel[i]));
   g.samples++;
@@ -63,7 +69,7 @@ sInput.forEach((id, i) => {
   }
 });
 const lpProb = col<number>(logprob, 'refusal_prob');
-const scCompliance = col<number>(sampled, 'compliance');
+const scCompliance = sampled ? col<number>(sampled, 'compliance') : lpProb.map(() => NaN);
 col<string>(logprob, 'input_id').forEach((_, i) => {
   const g = group(keyOf(col<string>(logprob, 'prompt_id')[i], col<string>(logprob, 'label')[i]));
   g.logprob.push(lpProb[i]);
@@ -101,7 +107,7 @@ const rows = [...groups.entries()].map(([k, g]) => {
   return {
     prompt,
     label,
-    inputs: g.inputs.size,
+    inputs: g.logprob.length,
     sampleRefusalRate: g.refused / g.samples,
     queriesWithAnyRefusal: g.refusedInputs.size / g.inputs.size,
     meanSampledCompliance: mean(g.sampledCompliance),
@@ -110,7 +116,7 @@ const rows = [...groups.entries()].map(([k, g]) => {
 });
 const directions = Object.fromEntries(
   await Promise.all(
-    ['directions', 'directions-logprob'].map(async (id) => {
+    (logprobOnly ? ['directions-logprob'] : ['directions', 'directions-logprob']).map(async (id) => {
       const r = await store.getJson<DirectionsReport>(outputs(id).report);
       const folds = (b: DirectionsReport['refusal']) => ({
         meanHeldOutAccuracy: b.meanHeldOutAccuracy,
@@ -129,10 +135,12 @@ const summary = {
   seconds: (performance.now() - started) / 1000,
   nodeSeconds: Object.fromEntries(run.nodes.map((n) => [n.id, (n.durationMs ?? 0) / 1000])),
   refusal: rows,
-  labelAgreement: {
-    pearsonSampledComplianceVsLogprobCompliance: pearson(scCompliance, refusalProbs.map((p) => 1 - p)),
-    spearman: pearson(rank(scCompliance), rank(refusalProbs.map((p) => 1 - p))),
-  },
+  labelAgreement: logprobOnly
+    ? null
+    : {
+        pearsonSampledComplianceVsLogprobCompliance: pearson(scCompliance, refusalProbs.map((p) => 1 - p)),
+        spearman: pearson(rank(scCompliance), rank(refusalProbs.map((p) => 1 - p))),
+      },
   directions,
 };
 writeFileSync(values.out!, JSON.stringify(summary, null, 2));
@@ -141,7 +149,8 @@ console.log(`\nSmolLM2 analysis chain: ${summary.seconds.toFixed(0)} s (${Object
 console.log('prompt    label     inputs  sample-refusal  any-refusal  mean-compliance  mean P(refusal opener)');
 for (const r of rows)
   console.log(`${r.prompt.padEnd(9)} ${r.label.padEnd(9)} ${String(r.inputs).padStart(6)}  ${pct(r.sampleRefusalRate).padStart(14)}  ${pct(r.queriesWithAnyRefusal).padStart(11)}  ${r.meanSampledCompliance.toFixed(3).padStart(15)}  ${r.meanLogprobRefusal.toExponential(2).padStart(22)}`);
-console.log(`label agreement (sampled vs logprob compliance): pearson ${summary.labelAgreement.pearsonSampledComplianceVsLogprobCompliance.toFixed(3)}, spearman ${summary.labelAgreement.spearman.toFixed(3)}`);
+if (summary.labelAgreement)
+  console.log(`label agreement (sampled vs logprob compliance): pearson ${summary.labelAgreement.pearsonSampledComplianceVsLogprobCompliance.toFixed(3)}, spearman ${summary.labelAgreement.spearman.toFixed(3)}`);
 for (const [id, d] of Object.entries(directions) as [string, (typeof directions)[string]][]) {
   console.log(`${id}: PCA ratios ${d.explainedVarianceRatio.map((x: number) => x.toFixed(3)).join(' ')}; refusal acc ${pct(d.refusal.meanHeldOutAccuracy)} (BCE ${d.refusal.meanHeldOutBce.toFixed(3)}); harmfulness acc ${pct(d.harmfulness.meanHeldOutAccuracy)} (BCE ${d.harmfulness.meanHeldOutBce.toFixed(3)})`);
 }
