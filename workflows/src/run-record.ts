@@ -2,7 +2,6 @@
  * Temporal runs recorded in the store like local runs (engine "temporal"), so `dro status` lists both and
  * gc keeps a Temporal run's outputs. The workflow's status view maps onto the spine's RunRecord.
  */
-import os from 'node:os';
 import { codeVersion, type LocalArtifactStore } from '@dro/artifacts';
 import { saveRunRecord, type Dag, type NodeRecord, type RunRecord } from '@dro/pipeline';
 import type { DagRunStatus, NodeStatus } from './shared.ts';
@@ -34,8 +33,9 @@ export function runRecordFromStatus(
 ): RunRecord {
   const byId = new Map(status.nodes.map((n) => [n.id, n]));
   const record = {
-    // The client that started the run; the run itself lives on the server and outlives this process.
-    owner: { host: os.hostname(), pid: process.pid },
+    // A Temporal run is driven by its workflow on the server, not by a local process: it outlives the
+    // client that started it, so no local pid may be used to call it "interrupted".
+    owner: { host: 'temporal', pid: 0 },
     runId: status.runId,
     dagName: dag.name,
     engine: 'temporal',
