@@ -96,12 +96,12 @@ describe('the DRO DAG on Temporal (tiny model)', () => {
     try {
       const first = await spawnWorker(prepared.store.root);
       const handle = await startDagRun(client, prepared.dag, { heartbeatTimeoutMs: 3_000, retry: { initialIntervalMs: 200 } });
-      // A model node is running on the child and has heartbeated (so its activity really started there).
-      let victim = '';
+      // The training-set sampling node (seconds long, on dro-model) has started on the child and
+      // heartbeated, so the kill lands inside it rather than after it.
+      const victim = 'sample-train@tiny';
       await waitFor(async () => {
-        const status = await queryDagStatus(client, handle.workflowId);
-        victim = status.nodes.find((n) => n.queue === 'dro-model' && n.state === 'running' && n.progress)?.id ?? '';
-        return victim !== '';
+        const node = (await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === victim);
+        return node?.state === 'running' && node.activityState === 'started' && node.progress !== undefined;
       });
       first.kill('SIGKILL');
       await new Promise((r) => first.once('exit', r));
