@@ -56,6 +56,6 @@ describe('dro llm forward', () => {
     expect([...logits].sort((a, b) => b - a)).toEqual(logits);
     expect(out.hiddenFirst8).toHaveLength(8);
     expect(out.hiddenNorm).toBeGreaterThan(0);
-    expect(out.backend).toBe('wasm');
+    expect(['wasm', 'tensorflow']).toContain(out.backend);
   });
 });

@@ -7,6 +7,7 @@ import { BadInputError } from '@dro/artifacts';
 import { tf, initBackend, loadModel, padBatch, lastTokenHidden, createChatModel, type ChatModel } from '../src/index.ts';
 import { attentionBias, MASKED, positionIds } from '../src/model/mask.ts';
 import { inverseFrequencies } from '../src/model/rope.ts';
+import { resolveNativeTfjsNode } from '../../../tools/native-tf/resolve.mjs';
 import { memoryWeightSource, randomWeights, tinyConfig, writeTinyHfModel } from '../src/testing/tiny-model.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-llm-model-'));
@@ -27,8 +28,9 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 describe('backend', () => {
-  it('uses $DRO_TFJS_BACKEND, default wasm, and names the active backend', async () => {
-    const expected = process.env.DRO_TFJS_BACKEND ?? 'wasm';
+  it('uses $DRO_TFJS_BACKEND (default auto: native TensorFlow when built, else wasm) and names it', async () => {
+    const requested = process.env.DRO_TFJS_BACKEND ?? 'auto';
+    const expected = requested === 'auto' ? (resolveNativeTfjsNode() !== null ? 'tensorflow' : 'wasm') : requested;
     expect(model.backend).toBe(expected);
     expect(tf.getBackend()).toBe(expected);
     expect(await initBackend()).toBe(expected);

@@ -122,7 +122,7 @@ export class ChatModel {
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
-        const out = runDecoder(this.config, w, x, ctx, null, input.allLayers ?? false);
+        const out = runDecoder(this.config, w, x, ctx, null, input.allLayers ?? false, false);
         const logits = this.logitsOf(out.hidden, input.logitsFor ?? 'all');
         const result: ForwardOutput = { logits, lastHidden: out.hidden };
         if (out.layers !== null) {

@@ -244,23 +244,40 @@ export interface DecoderOutput {
 }
 
 /**
- * Run every block over input embeddings x [b, t, d] (continuing `past` when given). Not wrapped in tidy:
- * callers (forward / generate) own the tidy scope so gradients can flow through.
+ * Run every block over input embeddings x [b, t, d] (continuing `past` when given). Each block runs in its
+ * own tidy, so only its outputs outlive it: peak memory is one block's intermediates, not the whole
+ * model's (tf.grad's tape keeps its own references to what backprop needs). Callers own the outer tidy.
  */
-export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache[] | null, collectLayers: boolean): DecoderOutput {
+export function runDecoder(
+  config: ModelConfig,
+  w: DecoderWeights,
+  x: tf.Tensor3D,
+  ctx: StepContext,
+  past: LayerCache[] | null,
+  collectLayers: boolean,
+  keepCache = true,
+): DecoderOutput {
   const layers: tf.Tensor3D[] | null = collectLayers ? [x] : null;
   const cache: LayerCache[] = [];
   let residual = x;
   for (let i = 0; i < w.blocks.length; i++) {
     const block = w.blocks[i];
-    const attn = attention(config, block, rmsNorm(residual, block.attentionNorm, config.rmsNormEps) as tf.Tensor3D, ctx, past?.[i] ?? null);
-    cache.push(attn.cache);
-    residual = tf.add(residual, attn.y);
-    residual = tf.add(residual, mlp(config, block, rmsNorm(residual, block.mlpNorm, config.rmsNormEps) as tf.Tensor3D));
+    const out = tf.tidy(() => {
+      const attn = attention(config, block, rmsNorm(residual, block.attentionNorm, config.rmsNormEps) as tf.Tensor3D, ctx, past?.[i] ?? null);
+      const afterAttention = tf.add(residual, attn.y);
+      const next = tf.add(afterAttention, mlp(config, block, rmsNorm(afterAttention, block.mlpNorm, config.rmsNormEps) as tf.Tensor3D)) as tf.Tensor3D;
+      return { next, keysT: attn.cache.keysT, values: attn.cache.values };
+    });
+    if (keepCache) cache.push({ keysT: out.keysT, values: out.values });
+    else tf.dispose([out.keysT, out.values]);
+    const previous = residual;
+    residual = out.next;
     if (layers !== null && i < w.blocks.length - 1) layers.push(residual);
+    if (previous !== x && layers === null) previous.dispose();
   }
   const hidden = rmsNorm(residual, w.finalNorm, config.rmsNormEps) as tf.Tensor3D;
   if (layers !== null) layers.push(hidden);
+  else if (residual !== x) residual.dispose();
   return { hidden, layers, cache };
 }
 

@@ -1,6 +1,6 @@
 /**
  * A minimal GGUF v3 writer for tiny test models: metadata as llama.cpp's converter writes it, matrices as
- * F32 / F16 / Q8_0 (norms always F32), q/k rows permuted into llama.cpp's rotary order.
+ * F32 / F16 / Q8_0 (norms always F32), q/k rows permuted into llama.cpp's rotary order for "llama".
  */
 import fs from 'node:fs';
 import { float32ToF16Bits } from '@dro/artifacts';
@@ -174,8 +174,9 @@ export function writeTinyGgufModel(file: string, type: TinyGgufType = 'F32', con
     let data = t.data;
     const rows = t.shape[0];
     const cols = t.shape.length === 2 ? t.shape[1] : 1;
-    if (/q_proj/.test(hf)) data = permuteRotaryRows(data, rows, cols, config.numHeads);
-    if (/k_proj/.test(hf)) data = permuteRotaryRows(data, rows, cols, config.numKvHeads);
+    // llama.cpp permutes q/k rows for its interleaved rope on "llama" GGUFs; qwen2 GGUFs keep HF order.
+    if (arch === 'llama' && /q_proj/.test(hf)) data = permuteRotaryRows(data, rows, cols, config.numHeads);
+    if (arch === 'llama' && /k_proj/.test(hf)) data = permuteRotaryRows(data, rows, cols, config.numKvHeads);
     const tensorType: TinyGgufType = t.shape.length === 1 ? 'F32' : type;
     const bytes = tensorType === 'F32' ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       : tensorType === 'F16' ? Buffer.from(float32ToF16Bits(data).buffer) : quantizeQ8_0(data);
