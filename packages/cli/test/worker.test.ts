@@ -63,5 +63,8 @@ describe('dro worker', () => {
     const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'dro.mjs'), 'worker', '--queues', 'cpu,gpu'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--queues: unknown queue "gpu" (expected cpu, model)');
+    const slots = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'dro.mjs'), 'worker', '--model-slots', '0'], { encoding: 'utf8', timeout: 60_000 });
+    expect(slots.status).toBe(2);
+    expect(slots.stderr).toContain('--model-slots expects a whole number ≥ 1, got 0');
   });
 });

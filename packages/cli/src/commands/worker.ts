@@ -5,7 +5,7 @@
  */
 import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
-import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, numberOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
 
 const QUEUE_NAMES: readonly QueueName[] = ['cpu', 'model'];
 
@@ -18,10 +18,22 @@ export function parseQueues(raw: string): QueueName[] {
   return [...new Set(queues)] as QueueName[];
 }
 
+function positiveInt(args: ParsedArgs, name: string, fallback: number): number {
+  const n = numberOpt(args, name) ?? fallback;
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} expects a whole number ≥ 1, got ${n}`, 2);
+  return n;
+}
+
+function nonNegative(args: ParsedArgs, name: string, fallback: number): number {
+  const n = numberOpt(args, name) ?? fallback;
+  if (n < 0) throw new CliError(`--${name} expects a number ≥ 0, got ${n}`, 2);
+  return n;
+}
+
 export const workerCommand: Command = {
   path: ['worker'],
   summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
-  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
+  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
   options: {
     queues: { type: 'string', default: 'cpu,model' },
     backend: { type: 'string' },
@@ -29,21 +41,25 @@ export const workerCommand: Command = {
     namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE },
     store: { type: 'string' },
     grace: { type: 'string', default: '30' },
+    'cpu-slots': { type: 'string', default: '2' },
+    'model-slots': { type: 'string', default: '1' },
     'log-level': { type: 'string', default: 'INFO' },
   },
   async run(args) {
     const queues = parseQueues(stringOpt(args, 'queues') ?? 'cpu,model');
+    const graceSeconds = nonNegative(args, 'grace', 30);
+    // Stages of a queue running at once in this process; each model stage holds a model in memory.
+    const concurrency = { cpu: positiveInt(args, 'cpu-slots', 2), model: positiveInt(args, 'model-slots', 1) };
+    const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
+    if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
     // The experiment's registry: the same stages the local runner resolves DAG nodes against. Loaded
     // lazily: the stage packages pull in tfjs, which other `dro` commands (and --help) must not pay for.
     const stages = (await import('@dro/experiment')).droStageRegistry();
     const { initBackend } = await import('@dro/llm');
     const { createNodeExecutor, installQuietRuntime, startWorker } = await import('@dro/workflows');
-    const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
-    if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
     installQuietRuntime(logLevel as 'INFO');
     const address = stringOpt(args, 'address') ?? DEFAULT_ADDRESS;
-    const graceSeconds = numberOpt(args, 'grace') ?? 30;
     const started = Date.now();
     const worker = await startWorker({
       queues,
@@ -54,6 +70,7 @@ export const workerCommand: Command = {
       stages,
       execute: createNodeExecutor({ store, stages }),
       shutdownGraceMs: graceSeconds * 1000,
+      concurrency,
       onBundled: (ms) => process.stderr.write(`dro worker: workflow code bundled in ${(ms / 1000).toFixed(1)} s\n`),
     });
     process.stderr.write(
