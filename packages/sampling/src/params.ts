@@ -143,10 +143,12 @@ export interface RefusalLogprobParams {
   openers: string[];
   /** Inputs per prefill batch (left-padded). */
   batchSize: number;
+  /** Inputs per checkpointed chunk (resume granularity). */
+  chunkSize: number;
   sets: string[];
 }
 
-export const paperRefusalLogprobParams: RefusalLogprobParams = { openers: [], batchSize: 8, sets: [] };
+export const paperRefusalLogprobParams: RefusalLogprobParams = { openers: [], batchSize: 8, chunkSize: 64, sets: [] };
 export const quickRefusalLogprobParams: RefusalLogprobParams = { ...paperRefusalLogprobParams };
 
 export function parseRefusalLogprobParams(raw: unknown): RefusalLogprobParams {
@@ -156,5 +158,10 @@ export function parseRefusalLogprobParams(raw: unknown): RefusalLogprobParams {
   if (!Array.isArray(openers) || openers.some((o) => typeof o !== 'string' || o.trim() === '')) fail('openers', 'an array of non-empty strings', openers);
   const sets = r.sets ?? [];
   if (!Array.isArray(sets) || sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', sets);
-  return { openers: openers as string[], batchSize: num(r, 'batchSize', 8, 'batchSize', int(1), 'an integer ≥ 1'), sets: sets as string[] };
+  return {
+    openers: openers as string[],
+    batchSize: num(r, 'batchSize', 8, 'batchSize', int(1), 'an integer ≥ 1'),
+    chunkSize: num(r, 'chunkSize', 64, 'chunkSize', int(1), 'an integer ≥ 1'),
+    sets: sets as string[],
+  };
 }

@@ -10,13 +10,16 @@
  * single-token step per inner trie node, reusing the parent's cache.
  *
  * Stage inputs: rendered (rendered-inputs/v1). Output: scores (compliance-scores/v1, source "logprob").
+ * Resumable: rows are scored in checkpointed chunks.
  */
+import type { Table } from 'apache-arrow';
 import { type ArtifactRef, BadInputError, complianceScoresSchema, tableForSchema } from '@dro/artifacts';
 import { type ChatModel, type ModelTokenizer, loadModel, padBatch, tf } from '@dro/llm';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
 import { parseRefusalLogprobParams, type RefusalLogprobParams } from './params.ts';
-import { readRenderedRows } from './rendered.ts';
+import { ChunkCheckpoints } from './checkpoint.ts';
+import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
 export interface OpenerTrieNode {
   token: number;
@@ -119,27 +122,8 @@ export async function refusalProbabilities(
   return result;
 }
 
-async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: RefusalLogprobParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('refusal-logprob needs a model: none configured');
-  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
-  const openers = params.openers.length > 0 ? params.openers : loadRefusalPhraseList().openers;
-  if (openers.length === 0) throw new BadInputError('refusal-logprob params: openers: none given and data/refusal-phrases.json has no "openers"');
-  const model = await loadModel(ctx.modelPath);
-  let probabilities: Float64Array;
-  try {
-    const trie = openerTrie(model.tokenizer, openers);
-    probabilities = await refusalProbabilities(
-      model,
-      rows.map((r) => r.token_ids),
-      trie,
-      params.batchSize,
-      (done) => ctx.progress({ done, total: rows.length, message: 'refusal log-probabilities' }),
-      ctx.signal,
-    );
-  } finally {
-    model.dispose();
-  }
-  const table = tableForSchema(complianceScoresSchema, {
+function scoresTable(rows: RenderedRow[], probabilities: Float64Array): Table {
+  return tableForSchema(complianceScoresSchema, {
     input_id: rows.map((r) => r.input_id),
     set: rows.map((r) => r.set),
     query_id: rows.map((r) => r.query_id),
@@ -150,14 +134,51 @@ async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, Artif
     source: rows.map(() => 'logprob'),
     refusal_prob: Array.from(probabilities),
   });
-  return {
-    scores: await ctx.store.putTable(complianceScoresSchema.name, table, {
-      producer: { stage: refusalLogprobStage.name, version: refusalLogprobStage.version },
-      params: { ...params, openers },
-      inputs: { rendered: inputs.rendered.digest },
-      modelDigest: ctx.modelDigest,
-    }),
+}
+
+/** Rows are scored in checkpointed chunks (resumable, see checkpoint.ts); the model loads only if needed. */
+async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: RefusalLogprobParams): Promise<Record<string, ArtifactRef>> {
+  if (!ctx.modelPath) throw new BadInputError('refusal-logprob needs a model: none configured');
+  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
+  const openers = params.openers.length > 0 ? params.openers : loadRefusalPhraseList().openers;
+  if (openers.length === 0) throw new BadInputError('refusal-logprob params: openers: none given and data/refusal-phrases.json has no "openers"');
+  const manifest = {
+    producer: { stage: refusalLogprobStage.name, version: refusalLogprobStage.version },
+    params: { ...params, openers },
+    inputs: { rendered: inputs.rendered.digest },
+    modelDigest: ctx.modelDigest,
   };
+  const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
+  let model: ChatModel | null = null;
+  const tables: Table[] = [];
+  try {
+    for (let chunk = 0; chunk * params.chunkSize < rows.length; chunk++) {
+      ctx.signal.throwIfAborted();
+      const offset = chunk * params.chunkSize;
+      const chunkRows = rows.slice(offset, offset + params.chunkSize);
+      let ref = await checkpoints.find(chunk);
+      if (ref !== null) ctx.log.info('chunk resumed from checkpoint', { chunk });
+      else {
+        model ??= await loadModel(ctx.modelPath);
+        const probabilities = await refusalProbabilities(
+          model,
+          chunkRows.map((r) => r.token_ids),
+          openerTrie(model.tokenizer, openers),
+          params.batchSize,
+          (done) => ctx.progress({ done: offset + done, total: rows.length, message: 'refusal log-probabilities' }),
+          ctx.signal,
+        );
+        ref = await ctx.store.putTable(complianceScoresSchema.name, scoresTable(chunkRows, probabilities), { ...manifest, params: { ...manifest.params, chunk } });
+        await checkpoints.remember(chunk, ref);
+      }
+      tables.push(await ctx.store.getTable(ref));
+      ctx.progress({ done: offset + chunkRows.length, total: rows.length, message: 'refusal log-probabilities' });
+    }
+  } finally {
+    model?.dispose();
+  }
+  const all = tables.slice(1).reduce((acc, t) => acc.concat(t), tables[0]);
+  return { scores: await ctx.store.putTable(complianceScoresSchema.name, all, manifest) };
 }
 
 export const refusalLogprobStage: Stage<RefusalLogprobParams> = {

@@ -84,4 +84,21 @@ describe('refusal log-probabilities (tiny model)', () => {
     expect(ctx.events.at(-1)).toMatchObject({ done: 3, total: 3 });
     expect(() => parseRefusalLogprobParams({ openers: [''] })).toThrow(/openers: expected an array of non-empty strings/);
   });
+
+  it('resumes after cancellation from finished chunks with the same artifact', async () => {
+    const modelPath = writeTinyHfModel(tempDir());
+    const first = testContext(modelPath);
+    const rendered = await storeRenderedInputs(first, modelPath, queries);
+    const params = parseRefusalLogprobParams({ batchSize: 1, chunkSize: 2 });
+    first.progress = (e) => {
+      if (e.done >= 2) first.abort.abort(new Error('cancelled by test'));
+    };
+    await expect(refusalLogprobStage.run(first, { rendered }, params)).rejects.toThrow('cancelled by test');
+    const second = testContext(modelPath, first.store);
+    const resumed = await refusalLogprobStage.run(second, { rendered }, params);
+    expect(second.logs.filter((l) => l === 'chunk resumed from checkpoint')).toHaveLength(1);
+    const fresh = testContext(modelPath);
+    const uninterrupted = await refusalLogprobStage.run(fresh, { rendered: await storeRenderedInputs(fresh, modelPath, queries) }, params);
+    expect(resumed.scores.digest).toBe(uninterrupted.scores.digest);
+  });
 });
