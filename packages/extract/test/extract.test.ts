@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { columnValues, vectorValues } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
@@ -99,5 +100,24 @@ describe('extract stage (tiny model)', () => {
     expect(() => parseExtractParams({ layers: true })).toThrow(/extract params: layers/);
     const ctx = testContext(null);
     await expect(extractStage.run(ctx, {}, parseExtractParams({}))).rejects.toThrow(/extract needs a model/);
+  });
+
+  it('matches `dro llm forward` (final hidden state norm and first values) for the same chat', async () => {
+    const modelPath = writeTinyHfModel(tempDir());
+    const ctx = testContext(modelPath);
+    const q = queries[3]; // with a system prompt
+    const rendered = await storeRenderedInputs(ctx, modelPath, [q]);
+    const { hiddenStates } = await extractStage.run(ctx, { rendered }, parseExtractParams({}));
+    const extracted = vectorValues(await ctx.store.getTable(hiddenStates), 'hidden').values;
+    const repoRoot = path.resolve(import.meta.dirname, '../../..');
+    const cli = spawnSync('node', ['bin/dro.mjs', 'llm', 'forward', '--model', modelPath, '--prompt', q.query, '--system', q.system!, '--json'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
+    expect(cli.status, cli.stderr).toBe(0);
+    const summary = JSON.parse(cli.stdout.trim().split('\n').at(-1)!) as { hiddenNorm: number; hiddenFirst8: number[] };
+    const norm = Math.sqrt(extracted.reduce((s, v) => s + v * v, 0));
+    expect(Math.abs(norm - summary.hiddenNorm) / summary.hiddenNorm).toBeLessThan(1e-4);
+    summary.hiddenFirst8.forEach((v, t) => expect(Math.abs(extracted[t] - v)).toBeLessThan(1e-4 * summary.hiddenNorm));
   });
 });
