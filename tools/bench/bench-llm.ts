@@ -32,6 +32,9 @@ interface SideResult {
   decode_b8_tokens_per_s: number;
   train_tokens_per_s: number;
   peak_rss_mb: number;
+  /** Ours only: fwd+bwd with activation checkpointing, and the peak RSS before plain fwd+bwd ran. */
+  train_checkpointed_tokens_per_s?: number;
+  peak_rss_checkpointed_mb?: number;
   /** Per CPU-second of the process (all threads): robust when other jobs share the cores. */
   prefill_tokens_per_cpu_s: number;
   train_tokens_per_cpu_s: number;
@@ -78,16 +81,20 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
   const d = model.config.hiddenSize;
   const direction = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => Math.sin(0.1 * (i + 1))));
   const embeds = model.embed(ids);
-  const train = await seconds(() => {
+  const trainStep = (checkpoint: boolean) => () => {
     const grad = tf.tidy(() =>
       tf.grad((x: tf.Tensor) => {
-        const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none' });
+        const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none', checkpoint });
         return tf.sum(tf.mul(tf.slice(out.lastHidden, [0, SEQ - 1, 0], [BATCH, 1, d]), direction));
       })(embeds),
     );
     grad.dataSync();
     grad.dispose();
-  }, 'train');
+  };
+  // Checkpointed first: the process's peak RSS is then recorded before plain backprop raises it.
+  const trainCheckpointed = await seconds(trainStep(true));
+  const peakBeforePlainTrain = process.resourceUsage().maxRSS / 1024;
+  const train = await seconds(trainStep(false), 'train');
   tf.dispose([direction, embeds]);
   return {
     threads,
@@ -96,6 +103,8 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
     decode_b8_tokens_per_s: decodeB8,
     train_tokens_per_s: (BATCH * SEQ) / train,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    train_checkpointed_tokens_per_s: (BATCH * SEQ) / trainCheckpointed,
+    peak_rss_checkpointed_mb: peakBeforePlainTrain,
     prefill_tokens_per_cpu_s: (BATCH * SEQ) / cpuSeconds.prefill,
     train_tokens_per_cpu_s: (BATCH * SEQ) / cpuSeconds.train,
   };
@@ -144,9 +153,11 @@ const rows: [string, string, string, string][] = [
   ['decode tok/s (batch 1)', ours.decode_b1_tokens_per_s.toFixed(1), torch.decode_b1_tokens_per_s.toFixed(1), summary.decode_ratio.toFixed(3)],
   [`decode tok/s (batch ${BATCH})`, ours.decode_b8_tokens_per_s.toFixed(1), torch.decode_b8_tokens_per_s.toFixed(1), summary.decode_b8_ratio.toFixed(3)],
   [`fwd+bwd tok/s (${BATCH}×${SEQ})`, ours.train_tokens_per_s.toFixed(1), torch.train_tokens_per_s.toFixed(1), summary.train_ratio.toFixed(3)],
+  ['fwd+bwd checkpointed tok/s', ours.train_checkpointed_tokens_per_s!.toFixed(1), '-', '-'],
   ['prefill tok/CPU-s', ours.prefill_tokens_per_cpu_s.toFixed(1), torch.prefill_tokens_per_cpu_s.toFixed(1), summary.prefill_cpu_ratio.toFixed(3)],
   ['fwd+bwd tok/CPU-s', ours.train_tokens_per_cpu_s.toFixed(1), torch.train_tokens_per_cpu_s.toFixed(1), summary.train_cpu_ratio.toFixed(3)],
   ['peak RSS MB', ours.peak_rss_mb.toFixed(0), torch.peak_rss_mb.toFixed(0), (ours.peak_rss_mb / torch.peak_rss_mb).toFixed(3)],
+  ['peak RSS MB, checkpointed training', ours.peak_rss_checkpointed_mb!.toFixed(0), '-', '-'],
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 const table = rows.map((r) => `| ${r.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`);

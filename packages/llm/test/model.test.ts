@@ -187,3 +187,25 @@ describe('lifecycle', () => {
     expect(() => m.forward({ inputIds: [[1]] })).toThrow(/after dispose/);
   });
 });
+
+describe('activation checkpointing', () => {
+  it('gives the same gradient as plain backprop and leaks nothing', () => {
+    const ids = [[261, 117, 115, 101, 114, 10, 104, 105], [261, 97, 98, 99, 100, 101, 102, 103]];
+    const embeds = model.embed(ids);
+    const numBefore = tf.memory().numTensors;
+    const gradOf = (checkpoint: boolean): tf.Tensor =>
+      tf.tidy(() =>
+        tf.grad((x: tf.Tensor) => {
+          const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none', checkpoint });
+          return tf.sum(tf.square(lastTokenHidden(out.lastHidden)));
+        })(embeds),
+      );
+    const plain = gradOf(false);
+    const checkpointed = gradOf(true);
+    expect(maxAbsDiff(plain, checkpointed) / tf.tidy(() => tf.max(tf.abs(plain)).dataSync()[0])).toBeLessThan(1e-5);
+    tf.dispose([plain, checkpointed]);
+    expect(tf.memory().numTensors).toBe(numBefore);
+    embeds.dispose();
+    expect(() => model.forward({ inputIds: ids, checkpoint: true, allLayers: true })).toThrow(/checkpoint and allLayers/);
+  });
+});

@@ -115,14 +115,14 @@ export function checkForward(model: ChatModel, golden: Golden, batched: boolean)
 }
 
 /** Cosine and norm ratio of our gradient of sum(lastHidden[-1] * sin(0.1 (i+1))) w.r.t. the input embeddings. */
-export function checkGradient(model: ChatModel, golden: Golden): { cosine: number; normRatio: number } {
+export function checkGradient(model: ChatModel, golden: Golden, checkpoint = false): { cosine: number; normRatio: number } {
   const ids = golden.prompts[golden.gradient.prompt].ids;
   const d = model.config.hiddenSize;
   const direction = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => Math.sin(0.1 * (i + 1))));
   const embeds = model.embed([ids]);
   const grad = tf.tidy(() =>
     tf.grad((x: tf.Tensor) => {
-      const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none' });
+      const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none', checkpoint });
       const last = tf.slice(out.lastHidden, [0, ids.length - 1, 0], [1, 1, d]);
       return tf.sum(tf.mul(last, direction));
     })(embeds),

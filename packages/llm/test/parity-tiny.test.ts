@@ -62,6 +62,12 @@ describe.each(['tiny-llama', 'tiny-mistral', 'tiny-qwen2'])('%s matches transfor
     expect(Math.abs(normRatio - 1)).toBeLessThan(1e-2);
   });
 
+  it('gradient with activation checkpointing: cosine >= 0.999', () => {
+    const { cosine, normRatio } = checkGradient(model, golden, true);
+    expect(cosine).toBeGreaterThanOrEqual(GRADIENT_MIN_COSINE);
+    expect(Math.abs(normRatio - 1)).toBeLessThan(1e-2);
+  });
+
   it('leaves no tensors behind', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });

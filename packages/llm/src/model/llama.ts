@@ -243,35 +243,86 @@ export interface DecoderOutput {
   cache: LayerCache[];
 }
 
+/** One decoder block: x [b, t, d] -> next residual stream [b, t, d], plus this block's cache entry. */
+function decoderBlock(config: ModelConfig, block: BlockWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache | null): { next: tf.Tensor3D; keysT: tf.Tensor4D; values: tf.Tensor4D } {
+  const attn = attention(config, block, rmsNorm(x, block.attentionNorm, config.rmsNormEps) as tf.Tensor3D, ctx, past);
+  const afterAttention = tf.add(x, attn.y);
+  const next = tf.add(afterAttention, mlp(config, block, rmsNorm(afterAttention, block.mlpNorm, config.rmsNormEps) as tf.Tensor3D)) as tf.Tensor3D;
+  return { next, keysT: attn.cache.keysT, values: attn.cache.values };
+}
+
+/**
+ * Run a tf.grad from inside a gradient function. tfjs's engine keeps one active tape: a tf.grad started
+ * during backprop replaces it and nulls it when done, and the outer tf.grad then fails cleaning up its
+ * own tape. Restoring the outer tape afterwards makes the nesting safe.
+ */
+function withNestedTape<T>(fn: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outerTape = state.activeTape;
+  try {
+    return fn();
+  } finally {
+    state.activeTape = outerTape;
+  }
+}
+
+/**
+ * A block with activation checkpointing: the forward keeps only the block's input; backprop recomputes the
+ * block and differentiates it w.r.t. that input (weights are constants, i.e. frozen). The step context's
+ * tensors are passed as inputs too, so the tape keeps them alive until backprop (the caller disposes its
+ * own references right after the forward).
+ */
+function checkpointedBlock(config: ModelConfig, block: BlockWeights): (x: tf.Tensor3D, ctx: StepContext) => tf.Tensor3D {
+  const run = (x: tf.Tensor, ctx: StepContext): tf.Tensor3D => decoderBlock(config, block, x as tf.Tensor3D, ctx, null).next;
+  // customGrad's typing is variadic (inputs..., save).
+  const customFn = ((x: tf.Tensor, cos: tf.Tensor4D, sin: tf.Tensor4D, bias: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x, cos, sin, bias]);
+    return {
+      value: tf.tidy(() => run(x, { cos, sin, bias })),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [savedX, savedCos, savedSin, savedBias] = saved;
+          const ctx: StepContext = { cos: savedCos as tf.Tensor4D, sin: savedSin as tf.Tensor4D, bias: savedBias };
+          const dx = withNestedTape(() => tf.grad((z: tf.Tensor) => run(z, ctx))(savedX, dy as tf.Tensor));
+          return [dx, tf.zerosLike(savedCos), tf.zerosLike(savedSin), tf.zerosLike(savedBias)];
+        }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0];
+  const fn = tf.customGrad(customFn);
+  return (x, ctx) => fn(x, ctx.cos, ctx.sin, ctx.bias) as tf.Tensor3D;
+}
+
+export interface RunOptions {
+  /** Return every layer's output (HF hidden_states layout). */
+  collectLayers?: boolean;
+  /** Return the KV cache (generation). */
+  keepCache?: boolean;
+  /** Activation checkpointing for tf.grad through the model (no cache, no layers). */
+  checkpoint?: boolean;
+}
+
 /**
  * Run every block over input embeddings x [b, t, d] (continuing `past` when given). Each block runs in its
  * own tidy, so only its outputs outlive it: peak memory is one block's intermediates, not the whole
  * model's (tf.grad's tape keeps its own references to what backprop needs). Callers own the outer tidy.
  */
-export function runDecoder(
-  config: ModelConfig,
-  w: DecoderWeights,
-  x: tf.Tensor3D,
-  ctx: StepContext,
-  past: LayerCache[] | null,
-  collectLayers: boolean,
-  keepCache = true,
-): DecoderOutput {
-  const layers: tf.Tensor3D[] | null = collectLayers ? [x] : null;
+export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache[] | null, options: RunOptions = {}): DecoderOutput {
+  const layers: tf.Tensor3D[] | null = options.collectLayers ? [x] : null;
   const cache: LayerCache[] = [];
   let residual = x;
   for (let i = 0; i < w.blocks.length; i++) {
     const block = w.blocks[i];
-    const out = tf.tidy(() => {
-      const attn = attention(config, block, rmsNorm(residual, block.attentionNorm, config.rmsNormEps) as tf.Tensor3D, ctx, past?.[i] ?? null);
-      const afterAttention = tf.add(residual, attn.y);
-      const next = tf.add(afterAttention, mlp(config, block, rmsNorm(afterAttention, block.mlpNorm, config.rmsNormEps) as tf.Tensor3D)) as tf.Tensor3D;
-      return { next, keysT: attn.cache.keysT, values: attn.cache.values };
-    });
-    if (keepCache) cache.push({ keysT: out.keysT, values: out.values });
-    else tf.dispose([out.keysT, out.values]);
+    let next: tf.Tensor3D;
+    if (options.checkpoint) {
+      next = checkpointedBlock(config, block)(residual, ctx);
+    } else {
+      const out = tf.tidy(() => decoderBlock(config, block, residual, ctx, past?.[i] ?? null));
+      if (options.keepCache) cache.push({ keysT: out.keysT, values: out.values });
+      else tf.dispose([out.keysT, out.values]);
+      next = out.next;
+    }
     const previous = residual;
-    residual = out.next;
+    residual = next;
     if (layers !== null && i < w.blocks.length - 1) layers.push(residual);
     if (previous !== x && layers === null) previous.dispose();
   }
