@@ -230,7 +230,7 @@ export function clipLine(line: Pick<BoundaryLine, 'wx' | 'wy' | 'b'>, x: Range, 
 }
 
 export function scatterChart(o: ScatterOptions): string {
-  const labels = [...o.series.map((x) => x.label), ...(o.boundaries ?? []).map((b) => b.label)];
+  const labels = [...o.series.map((x) => x.label), ...(o.boundaries ?? []).map((b) => `${b.label} (off-chart)`)];
   const frame = makeFrame(o.width, o.height, labels);
   const xs = o.series.flatMap((s) => s.points.map((p) => p.x));
   const ys = o.series.flatMap((s) => s.points.map((p) => p.y));
@@ -252,8 +252,9 @@ export function scatterChart(o: ScatterOptions): string {
   }));
   (o.boundaries ?? []).forEach((line, i) => {
     const color = line.color ?? '#333';
-    legendEntries.push({ label: line.label, color, dashed: i > 0 });
     const seg = clipLine(line, s.x, s.y);
+    // A boundary that misses the plotted range is still named, so its absence is not a mystery.
+    legendEntries.push({ label: seg ? line.label : `${line.label} (off-chart)`, color, dashed: i > 0 });
     if (!seg) return;
     const dash = i > 0 ? ' stroke-dasharray="4 3"' : '';
     parts.push(
