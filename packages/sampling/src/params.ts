@@ -22,7 +22,7 @@ export interface SamplingParams {
   maxNewTokens: { harmful: number; harmless: number };
   /** Seed of an input = seedOffset + its query_index (the paper: seed = query index). */
   seedOffset: number;
-  /** Inputs per checkpointed chunk (resume granularity). */
+  /** Inputs per checkpointed chunk (resume granularity); a chunk is decoded as one batch per label. */
   chunkSize: number;
   /** Only rows of these query sets; empty = all. */
   sets: string[];
@@ -143,7 +143,7 @@ export interface RefusalLogprobParams {
   openers: string[];
   /** Inputs per prefill batch (left-padded). */
   batchSize: number;
-  /** Inputs per checkpointed chunk (resume granularity). */
+  /** Inputs per checkpointed chunk (resume granularity); a chunk is decoded as one batch per label. */
   chunkSize: number;
   sets: string[];
 }

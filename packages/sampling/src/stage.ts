@@ -85,57 +85,75 @@ async function readSoftPrompt(ctx: StageContext, inputs: Record<string, Artifact
   return { values: t.data as Float32Array, shape: [t.shape[0], t.shape[1]] };
 }
 
-function promptInput(model: ChatModel, row: RenderedRow, soft: { values: Float32Array; shape: [number, number] } | null) {
-  if (soft === null) return { inputIds: [row.token_ids] };
-  if (row.prompt_span == null) throw new BadInputError(`rendered: input "${row.input_id}" has no safety-prompt span for the soft prompt to replace`);
+/** Generation input for a batch of rows: token ids, or embeddings with the soft prompt spliced in. */
+function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Float32Array; shape: [number, number] } | null) {
+  if (soft === null) return { inputIds: rows.map((r) => r.token_ids) };
+  for (const row of rows) {
+    if (row.prompt_span == null) throw new BadInputError(`rendered: input "${row.input_id}" has no safety-prompt span for the soft prompt to replace`);
+  }
   const softTensor = tf.tensor2d(soft.values, soft.shape);
   try {
-    const { embeds, mask } = spliceSoftPrompt(model, [{ ids: row.token_ids, spanStart: row.prompt_span.start, spanEnd: row.prompt_span.end }], softTensor);
+    const prompted = rows.map((row) => ({ ids: row.token_ids, spanStart: row.prompt_span!.start, spanEnd: row.prompt_span!.end }));
+    const { embeds, mask } = spliceSoftPrompt(model, prompted, softTensor);
     return { inputsEmbeds: embeds, attentionMask: mask };
   } finally {
     softTensor.dispose();
   }
 }
 
+/**
+ * Samples a chunk of inputs. Inputs with the same new-token cap are generated together (one batched
+ * decode over inputs × samples); per-input seeds keep each input's samples what a one-input call with
+ * seed = seedOffset + query_index draws.
+ */
 async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void, soft: { values: Float32Array; shape: [number, number] } | null = null): Promise<SampleRow[]> {
   const judge = defaultRefusalJudge();
   const model = await models.model();
   const llmJudge = await models.llmJudge();
-  const out: SampleRow[] = [];
-  for (const row of rows) {
+  const bySample = new Map<RenderedRow, SampleRow[]>();
+  for (const label of ['harmful', 'harmless'] as const) {
+    const group = rows.filter((r) => r.label === label);
+    if (group.length === 0) continue;
     ctx.signal.throwIfAborted();
-    const seed = params.seedOffset + row.query_index;
-    const prompt = promptInput(model, row, soft);
-    const result = await model.generate({
-      ...prompt,
-      samples: params.samples,
-      temperature: params.temperature,
-      topP: params.topP,
-      topK: params.topK,
-      minNewTokens: params.minNewTokens,
-      maxNewTokens: params.maxNewTokens[row.label],
-      seed,
-      signal: ctx.signal,
-    });
-    prompt.inputsEmbeds?.dispose();
-    const sequences = result.sequences[0];
-    const verdicts = llmJudge ? (await llmJudge.judge(sequences.map((s) => ({ query: row.query, output: s.text })), ctx.signal)).unsafe : null;
-    sequences.forEach((s, i) => {
-      const verdict = judge.judge(s.text);
-      out.push({
-        row,
-        sampleIndex: i,
-        seed,
-        output: s.text,
-        newTokens: s.tokenIds.length,
-        refused: verdict.refused,
-        matchedPhrase: verdict.matchedPhrase,
-        llmUnsafe: verdicts ? verdicts[i] : null,
+    const seeds = group.map((row) => params.seedOffset + row.query_index);
+    const prompt = promptInput(model, group, soft);
+    let result;
+    try {
+      result = await model.generate({
+        ...prompt,
+        samples: params.samples,
+        temperature: params.temperature,
+        topP: params.topP,
+        topK: params.topK,
+        minNewTokens: params.minNewTokens,
+        maxNewTokens: params.maxNewTokens[label],
+        seeds,
+        signal: ctx.signal,
       });
-    });
-    onInputDone();
+    } finally {
+      prompt.inputsEmbeds?.dispose();
+    }
+    for (const [g, row] of group.entries()) {
+      const sequences = result.sequences[g]!;
+      const verdicts = llmJudge ? (await llmJudge.judge(sequences.map((s) => ({ query: row.query, output: s.text })), ctx.signal)).unsafe : null;
+      bySample.set(row, sequences.map((s, i) => {
+        const verdict = judge.judge(s.text);
+        return {
+          row,
+          sampleIndex: i,
+          seed: seeds[g]!,
+          output: s.text,
+          newTokens: s.tokenIds.length,
+          refused: verdict.refused,
+          matchedPhrase: verdict.matchedPhrase,
+          llmUnsafe: verdicts ? verdicts[i] : null,
+        };
+      }));
+      onInputDone();
+    }
   }
-  return out;
+  // Rows keep their input order in the output table.
+  return rows.flatMap((row) => bySample.get(row) ?? []);
 }
 
 function samplesTable(samples: SampleRow[]): Table {
@@ -229,7 +247,7 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
 
 export const samplingStage: Stage<SamplingParams> = {
   name: 'sampling',
-  version: `1.phrases-${REFUSAL_PHRASES_HASH}`,
+  version: `2.phrases-${REFUSAL_PHRASES_HASH}`,
   needs: 'model',
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],

@@ -42,6 +42,12 @@ export interface GenerateOptions {
   stopTokenIds?: number[];
   stopStrings?: string[];
   seed?: number;
+  /**
+   * One seed per prompt (overrides `seed`). Prompt p's samples then draw exactly what a one-prompt call
+   * with `seed: seeds[p]` draws, so callers can batch prompts and keep per-prompt seeds (the paper's
+   * seed = query index).
+   */
+  seeds?: number[];
   /** Argmax decoding (ignores temperature/top-k/top-p/seed). */
   greedy?: boolean;
   onToken?: (event: TokenEvent) => void;
@@ -92,6 +98,7 @@ function checkOptions(o: GenerateOptions): Required<Pick<GenerateOptions, 'sampl
   if (!Number.isInteger(topK) || topK < 0) bad('topK', 'an integer >= 0 (0 = off)', topK);
   if (!(topP > 0 && topP <= 1)) bad('topP', 'in (0, 1]', topP);
   if (!Number.isInteger(seed)) bad('seed', 'an integer', seed);
+  if (o.seeds !== undefined && !o.seeds.every((x) => Number.isInteger(x))) bad('seeds', 'an array of integers', o.seeds);
   return { samples, maxNewTokens, minNewTokens, temperature, topK, topP, seed };
 }
 
@@ -118,11 +125,18 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
     promptMask = options.attentionMask ?? Array.from({ length: x.shape[0] }, () => new Array<number>(x.shape[1]).fill(1));
   }
   const numPrompts = promptEmbeds.shape[0];
+  if (options.seeds !== undefined && options.seeds.length !== numPrompts) {
+    promptEmbeds.dispose();
+    throw new BadInputError(`generate: seeds has ${options.seeds.length} entries for ${numPrompts} prompts`);
+  }
+  // A prompt's samples draw from mixSeed(seed, p, s); with per-prompt seeds, from mixSeed(seeds[p], 0, s).
+  const rngFor = (p: number, s: number) =>
+    mulberry32(options.seeds !== undefined ? mixSeed(options.seeds[p]!, 0, s) : mixSeed(opts.seed, p, s));
 
   const rows: RowState[] = [];
   for (let p = 0; p < numPrompts; p++) {
     for (let s = 0; s < opts.samples; s++) {
-      rows.push({ prompt: p, sample: s, rng: mulberry32(mixSeed(opts.seed, p, s)), tokens: [], text: '', streamed: '', done: null });
+      rows.push({ prompt: p, sample: s, rng: rngFor(p, s), tokens: [], text: '', streamed: '', done: null });
     }
   }
   const rowOfPrompt = tf.tensor1d(rows.map((r) => r.prompt), 'int32');
