@@ -115,7 +115,7 @@ export function checkForward(model: ChatModel, golden: Golden, batched: boolean)
 }
 
 /** Cosine and norm ratio of our gradient of sum(lastHidden[-1] * sin(0.1 (i+1))) w.r.t. the input embeddings. */
-export function checkGradient(model: ChatModel, golden: Golden, checkpoint = false): { cosine: number; normRatio: number } {
+export function checkGradient(model: ChatModel, golden: Golden, checkpoint?: boolean): { cosine: number; normRatio: number } {
   const ids = golden.prompts[golden.gradient.prompt].ids;
   const d = model.config.hiddenSize;
   const direction = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => Math.sin(0.1 * (i + 1))));

@@ -48,9 +48,10 @@ export interface ForwardInput {
   allLayers?: boolean;
   logitsFor?: LogitsFor;
   /**
-   * Activation checkpointing for tf.grad through the model: each block keeps only its input and is
-   * recomputed during backprop. Training memory drops from every intermediate of every block to one
-   * block's plus [b, t, d] per block, for ~1.3x the compute. Only matters under tf.grad.
+   * Activation checkpointing for tf.grad through the model (default: on, unless allLayers): each block
+   * keeps only its input and is recomputed during backprop. Training memory drops from every
+   * intermediate of every block to one block's plus [b, t, d] per block; on SmolLM2 8×128 it is also
+   * faster (fewer, smaller allocations). Costs nothing outside tf.grad. false = plain backprop.
    */
   checkpoint?: boolean;
 }
@@ -128,8 +129,11 @@ export class ChatModel {
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
-        if (input.checkpoint && input.allLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
-        const out = runDecoder(this.config, w, x, ctx, null, { collectLayers: input.allLayers ?? false, checkpoint: input.checkpoint ?? false });
+        const collectLayers = input.allLayers ?? false;
+        if (input.checkpoint === true && collectLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
+        // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
+        const checkpoint = input.checkpoint ?? !collectLayers;
+        const out = runDecoder(this.config, w, x, ctx, null, { collectLayers, checkpoint });
         const logits = this.logitsOf(out.hidden, input.logitsFor ?? 'all');
         const result: ForwardOutput = { logits, lastHidden: out.hidden };
         if (out.layers !== null) {
