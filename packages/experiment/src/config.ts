@@ -18,6 +18,12 @@ export interface ModelSpec {
   path: string;
 }
 
+export type EvalSetSpec = string | { file: string; label: 'harmful' | 'harmless' };
+
+export function evalSetFile(spec: EvalSetSpec): string {
+  return typeof spec === 'string' ? spec : spec.file;
+}
+
 export interface ExperimentConfig {
   name: string;
   preset: PresetName;
@@ -25,8 +31,11 @@ export interface ExperimentConfig {
   queries: {
     /** Training queries (harmful + harmless, labelled). */
     train: string;
-    /** Held-out evaluation sets; any query file works (jsonl, csv, txt, parquet). */
-    eval: string[];
+    /**
+     * Held-out evaluation sets; any query file works (jsonl, csv, txt, parquet). A file without a label
+     * column (e.g. a .txt list of harmful requests) is given as { file, label }.
+     */
+    eval: EvalSetSpec[];
   };
   /** Safety prompts by id → text file. The "none" variant (no safety prompt) is always included. */
   prompts: Record<string, string>;
@@ -143,7 +152,13 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
       if (!Array.isArray(raw.queries.eval) || raw.queries.eval.length === 0) {
         fail(file, 'queries.eval', 'a non-empty array of query files', raw.queries.eval);
       }
-      evalSets = raw.queries.eval.map((e, i) => mustExist(`queries.eval[${i}]`, abs(str(`queries.eval[${i}]`, e, ''))));
+      evalSets = raw.queries.eval.map((e, i): EvalSetSpec => {
+        const field = `queries.eval[${i}]`;
+        if (typeof e === 'string') return mustExist(field, abs(str(field, e, '')));
+        if (!isObject(e)) fail(file, field, 'a file path or { file, label }', e);
+        if (e.label !== 'harmful' && e.label !== 'harmless') fail(file, `${field}.label`, '"harmful" or "harmless"', e.label);
+        return { file: mustExist(`${field}.file`, abs(str(`${field}.file`, e.file, ''))), label: e.label };
+      });
     }
     queries = { train, eval: evalSets };
   }

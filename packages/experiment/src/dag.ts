@@ -19,7 +19,8 @@ import type { ArtifactRef, ArtifactStore } from '@dro/artifacts';
 import type { Dag, DagNode } from '@dro/pipeline';
 import { importPrompts, importQueries } from '@dro/data-prep';
 import { loadWeights } from '@dro/llm';
-import type { ExperimentConfig, ModelSpec } from './config.ts';
+import { BadInputError } from '@dro/pipeline';
+import { evalSetFile, type ExperimentConfig, type ModelSpec } from './config.ts';
 import { stageParams } from './presets.ts';
 
 /** Artifacts the DAG starts from, imported into the store before it runs (so the cache follows file content). */
@@ -34,11 +35,12 @@ export async function importExperimentInputs(store: ArtifactStore, config: Exper
   const train = await importQueries(store, config.queries.train, { set: 'train' });
   const evalSets = [];
   const seen = new Set<string>(['train']);
-  for (const file of config.queries.eval) {
+  for (const spec of config.queries.eval) {
+    const file = evalSetFile(spec);
     const set = path.basename(file, path.extname(file));
-    if (seen.has(set)) throw new Error(`eval query files must have distinct base names: "${set}" appears twice`);
+    if (seen.has(set)) throw new BadInputError(`queries.eval: query files must have distinct base names ("${set}" appears twice, or is "train")`);
     seen.add(set);
-    evalSets.push(await importQueries(store, file, { set }));
+    evalSets.push(await importQueries(store, file, { set, ...(typeof spec === 'string' ? {} : { label: spec.label }) }));
   }
   const prompts = await importPrompts(
     store,
@@ -107,7 +109,7 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
     add({ id: id(nodeName), stage: 'dro-train', params: p('dro-train', { promptId: config.basicPrompt, variant }), inputs: { rendered, directions } });
   }
   if (config.baselines.promptTuning) {
-    if (config.labelSource !== 'sampling') throw new Error('baselines.promptTuning needs labelSource "sampling" (it trains on sampled responses)');
+    if (config.labelSource !== 'sampling') throw new BadInputError('baselines.promptTuning needs labelSource "sampling" (it trains on sampled responses)');
     add({ id: id('prompt-tuning'), stage: 'prompt-tuning', params: p('prompt-tuning', { promptId: config.basicPrompt }), inputs: { rendered, samples: out(id('sample-train'), 'samples') } });
   }
 

@@ -39,10 +39,19 @@ describe('experiment config', () => {
     [{ baselines: { ablations: ['no-everything'] } }, 'field "baselines.ablations"'],
     [{ overrides: { sampling: 3 } }, 'field "overrides.sampling"'],
     [{ colour: 'blue' }, 'field "colour"'],
+    [{ queries: { eval: [{ file: 'x.txt' }] } }, 'field "queries.eval[0].label": expected "harmful" or "harmless"'],
+    [{ overrides: { samplnig: {} } }, 'field "overrides.samplnig": expected a stage or role name'],
   ])('rejects %j naming the field', (raw, message) => {
     const file = writeConfig(raw);
     expect(() => loadConfig(file)).toThrow(message);
     expect(() => loadConfig(file)).toThrow(file);
+  });
+
+  it('takes eval sets as paths or { file, label }', () => {
+    const d = defaultConfig();
+    const file = writeConfig({ queries: { eval: [d.queries.eval[0], { file: d.queries.train, label: 'harmful' }] } });
+    const c = loadConfig(file);
+    expect(c.queries.eval[1]).toEqual({ file: d.queries.train, label: 'harmful' });
   });
 
   it('rejects a file that is not JSON, naming the file', () => {
