@@ -19,7 +19,7 @@ import { dataPrepStage, importPrompts, importQueries } from '@dro/data-prep';
 import { refusalLogprobStage, samplingStage } from '@dro/sampling';
 import { extractStage } from '@dro/extract';
 import { directionsStage } from '@dro/directions';
-import { droTrainStage, quickDroParams } from '../src/index.ts';
+import { droTrainStage, promptTuningStage, quickDroParams, quickPromptTuningParams } from '../src/index.ts';
 import { evaluateStage, referenceAnswersStage, reportHtmlPath, reportStage } from '@dro/evaluate';
 import { modelDigest } from '@dro/llm';
 
@@ -38,6 +38,9 @@ const { values: args } = parseArgs({
     // at its zero initialisation when the labels barely vary; a larger step lets the boundary fit.
     'directions-lr': { type: 'string' },
     lr: { type: 'string', default: String(quickDroParams.lr) },
+    // Also train and evaluate the prompt-tuning baseline and these ablations (comma-separated variants).
+    'prompt-tuning': { type: 'boolean', default: false },
+    ablations: { type: 'string', default: '' },
     backend: { type: 'string' },
   },
 });
@@ -82,11 +85,29 @@ const nodes: DagNode[] = [
   })),
   { id: 'references', stage: 'reference-answers', params: { maxNewTokens: 24, maxQueries: evalN }, inputs: { rendered: { node: 'prep:eval:none', output: 'rendered' } }, model },
 ];
-const conditions = [
-  { name: 'none', promptId: 'none', soft: false },
-  { name: `basic:${promptId}`, promptId, soft: false },
-  { name: `dro:${promptId}`, promptId, soft: true },
+const droParams = (nodes.find((n) => n.id === 'dro')!.params ?? {}) as Record<string, unknown>;
+const conditions: { name: string; promptId: string; softFrom: string | null }[] = [
+  { name: 'none', promptId: 'none', softFrom: null },
+  { name: `basic:${promptId}`, promptId, softFrom: null },
+  { name: `dro:${promptId}`, promptId, softFrom: 'dro' },
 ];
+for (const variant of args.ablations!.split(',').filter(Boolean)) {
+  nodes.push({ id: `dro-${variant}`, stage: 'dro-train', params: { ...droParams, variant }, inputs: nodes.find((n) => n.id === 'dro')!.inputs, model });
+  conditions.push({ name: `dro-${variant}:${promptId}`, promptId, softFrom: `dro-${variant}` });
+}
+if (args['prompt-tuning']) {
+  // The baseline learns from the model's own judged responses to the training queries under the basic prompt.
+  nodes.push({ id: 'prep:train:basic', stage: 'data-prep', params: { limitPerLabel: trainN, promptVariants: [promptId] }, inputs: { queries: { ref: trainQueries }, prompts: { ref: prompts } }, model });
+  nodes.push({ id: 'sample:train', stage: 'sampling', params: { ...samplingParams, samples: 1 }, inputs: { rendered: { node: 'prep:train:basic', output: 'rendered' } }, model });
+  nodes.push({
+    id: 'pt',
+    stage: 'prompt-tuning',
+    params: { ...quickPromptTuningParams, promptId, batchSize: 16, epochs: Math.ceil((Number(args.steps) * 16) / (2 * trainN)), maxSteps: Number(args.steps), lr: Number(args.lr) },
+    inputs: { rendered: { node: 'prep:train:basic', output: 'rendered' }, samples: { node: 'sample:train', output: 'samples' } },
+    model,
+  });
+  conditions.push({ name: `prompt-tuning:${promptId}`, promptId, softFrom: 'pt' });
+}
 const reportInputs: DagNode['inputs'] = {
   'directions:smollm2': { node: 'directions', output: 'directions' },
   [`curve:dro:${promptId}`]: { node: 'dro', output: 'curve' },
@@ -94,7 +115,8 @@ const reportInputs: DagNode['inputs'] = {
   [`nearestTokens:dro:${promptId}`]: { node: 'dro', output: 'nearestTokens' },
 };
 for (const c of conditions) {
-  const soft: DagNode['inputs'] = c.soft ? { 'softPrompt:dro': { node: 'dro', output: 'softPrompt' } } : {};
+  const soft: DagNode['inputs'] = c.softFrom ? { [`softPrompt:${c.softFrom}`]: { node: c.softFrom, output: 'softPrompt' } } : {};
+  if (c.softFrom && c.softFrom !== 'dro') reportInputs[`curve:${c.name}`] = { node: c.softFrom, output: 'curve' };
   nodes.push({
     id: `sample:${c.name}`,
     stage: 'sampling',
@@ -123,7 +145,7 @@ nodes.push({ id: 'report', stage: 'report', params: { title: 'DRO on SmolLM2-135
 
 const dag: Dag = { name: 'smollm2-quick', nodes };
 const stages = new StageRegistry([
-  dataPrepStage, refusalLogprobStage, samplingStage, extractStage, directionsStage, droTrainStage, referenceAnswersStage, evaluateStage, reportStage,
+  dataPrepStage, refusalLogprobStage, samplingStage, extractStage, directionsStage, droTrainStage, promptTuningStage, referenceAnswersStage, evaluateStage, reportStage,
 ]);
 const started = performance.now();
 const record = await runDag(dag, { store, stages, concurrency: 1 });
