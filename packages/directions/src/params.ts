@@ -11,6 +11,15 @@ export interface DirectionsParams {
   pcaSeed: number;
   /** Training of both logistic boundaries. */
   boundary: LogisticTrainingOptions;
+  /**
+   * Targets of the refusal boundary. "compliance" (paper): the compliance scores as soft labels.
+   * "relative": the scores' log-odds min-max scaled over the fitted rows to [0, 1] (1 = the most compliant
+   * row, 0 = the most refusing). For a model that almost never refuses (SmolLM2: P(refusal opener) ≈ 1%
+   * everywhere) every raw label is ≈ 1, the boundary degenerates to its bias and DRO's refusal term has no
+   * direction to push along; relative labels keep the direction in which refusal grows, at the cost of
+   * the boundary's absolute calibration.
+   */
+  refusalLabels: 'compliance' | 'relative';
 }
 
 export const paperDirectionsParams: DirectionsParams = {
@@ -18,15 +27,19 @@ export const paperDirectionsParams: DirectionsParams = {
   sets: [],
   pcaSeed: 0,
   boundary: { ...PAPER_LOGISTIC_OPTIONS },
+  refusalLabels: 'compliance',
 };
 
 /**
- * Boundary training is cheap (k = 4 features, ~1000 rows), so the quick preset keeps the paper's
- * optimiser; only the epoch cap is lower, which matters only if a fold never stops early.
+ * The quick preset (small data, a model that rarely refuses): relative refusal labels (see refusalLabels)
+ * and a boundary learning rate of 1e-2. With the paper's 1e-4, early stopping (patience 3, min improvement
+ * 1e-4) fires within a few epochs on SmolLM2's nearly constant labels and the refusal weights stay at 0,
+ * which silently switches off DRO's main loss term.
  */
 export const quickDirectionsParams: DirectionsParams = {
   ...paperDirectionsParams,
-  boundary: { ...PAPER_LOGISTIC_OPTIONS, maxEpochs: 5000 },
+  boundary: { ...PAPER_LOGISTIC_OPTIONS, learningRate: 1e-2, maxEpochs: 5000 },
+  refusalLabels: 'relative',
 };
 
 function fail(field: string, expected: string, got: unknown): never {
@@ -47,7 +60,7 @@ function objectOf(raw: unknown, field: string): Record<string, unknown> {
 }
 
 const BOUNDARY_KEYS = Object.keys(PAPER_LOGISTIC_OPTIONS);
-const TOP_KEYS = ['k', 'sets', 'pcaSeed', 'boundary'];
+const TOP_KEYS = ['k', 'sets', 'pcaSeed', 'boundary', 'refusalLabels'];
 
 /** Validate raw params and fill defaults from the paper preset. */
 export function parseDirectionsParams(rawInput: unknown): DirectionsParams {
@@ -71,5 +84,7 @@ export function parseDirectionsParams(rawInput: unknown): DirectionsParams {
     folds: number(b, 'folds', d.folds, 'boundary.folds', (v) => integer(v) && v >= 2, 'an integer ≥ 2'),
     seed: number(b, 'seed', d.seed, 'boundary.seed', integer, 'an integer'),
   };
-  return { k, sets: sets as string[], pcaSeed, boundary };
+  const refusalLabels = raw.refusalLabels ?? defaults.refusalLabels;
+  if (refusalLabels !== 'compliance' && refusalLabels !== 'relative') fail('refusalLabels', '"compliance" or "relative"', refusalLabels);
+  return { k, sets: sets as string[], pcaSeed, boundary, refusalLabels };
 }

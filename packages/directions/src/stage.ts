@@ -46,6 +46,23 @@ function boundaryReport(target: string, fit: BoundaryFit): DirectionsReport['ref
   };
 }
 
+/**
+ * Relative refusal labels: compliance log-odds min-max scaled to [0, 1] over the rows (1 = most compliant,
+ * 0 = most refusing). Keeps the direction in which refusal grows when every raw label is close to 1.
+ */
+export function relativeLabels(compliance: Float64Array): Float64Array {
+  const eps = 1e-6;
+  const logOdds = Array.from(compliance, (c) => {
+    const p = Math.min(1 - eps, Math.max(eps, c));
+    return Math.log(p / (1 - p));
+  });
+  const lo = Math.min(...logOdds);
+  const hi = Math.max(...logOdds);
+  // No spread at all (every input scored alike): nothing to rescale.
+  if (hi - lo < 1e-12) return Float64Array.from(compliance);
+  return Float64Array.from(logOdds, (z) => (z - lo) / (hi - lo));
+}
+
 async function runDirections(
   ctx: StageContext,
   inputs: Record<string, ArtifactRef>,
@@ -94,7 +111,7 @@ async function runDirections(
   if (ctx.signal.aborted) throw ctx.signal.reason;
 
   ctx.progress({ done: 1, total: 3, message: 'refusal boundary (10-fold CV)' });
-  const refusal = fitBoundary(coordinates, refusalTargets, params.k, params.boundary);
+  const refusal = fitBoundary(coordinates, params.refusalLabels === 'relative' ? relativeLabels(refusalTargets) : refusalTargets, params.k, params.boundary);
   if (ctx.signal.aborted) throw ctx.signal.reason;
   ctx.progress({ done: 2, total: 3, message: 'harmfulness boundary (10-fold CV)' });
   const harmfulness = fitBoundary(coordinates, harmlessTargets, params.k, params.boundary);

@@ -47,7 +47,11 @@ export interface ExperimentConfig {
    * sampling pass). Every prompt still shapes the directions (PCA and boundaries see all variants).
    */
   evalPrompts?: string[];
-  /** Where refusal-boundary labels come from: sampled responses + judge, or refusal log-probabilities. */
+  /**
+   * Where refusal-boundary labels come from: sampled responses + judge (the paper), or refusal
+   * log-probabilities (one forward pass per input). Default: sampling with the paper preset, logprob with
+   * the quick preset — sampling every training input is most of the quick run's time on a 2-core CPU.
+   */
   labelSource: 'sampling' | 'logprob';
   /** Baselines and ablations trained besides DRO and evaluated beside it. */
   baselines: { promptTuning: boolean; ablations: Array<'no-norm' | 'no-refusal' | 'no-harmfulness'> };
@@ -84,7 +88,7 @@ export function defaultConfig(): ExperimentConfig {
       medium: path.join(data, 'prompts', 'medium.txt'),
     },
     basicPrompt: 'default',
-    labelSource: 'sampling',
+    labelSource: 'logprob',
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
   };
@@ -185,7 +189,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     evalPrompts = raw.evalPrompts as string[];
   }
 
-  const labelSource = str('labelSource', raw.labelSource, d.labelSource);
+  const labelSource = str('labelSource', raw.labelSource, preset === 'paper' ? 'sampling' : 'logprob');
   if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
 
   let baselines = d.baselines;
@@ -232,4 +236,22 @@ export function loadConfig(file: string): ExperimentConfig {
     throw new BadInputError(`${file}: not valid JSON (${(err as Error).message})`);
   }
   return validateConfig(raw, file, path.dirname(path.resolve(file)));
+}
+
+/**
+ * The embedded default (or a config) with its preset switched from the command line: the default's label
+ * source follows the preset (paper: sampling, quick: logprob) unless the config file set one.
+ */
+export function withPreset(config: ExperimentConfig, preset: PresetName, labelSourceFromFile: boolean): ExperimentConfig {
+  return { ...config, preset, labelSource: labelSourceFromFile ? config.labelSource : preset === 'paper' ? 'sampling' : 'logprob' };
+}
+
+/** Whether a config file sets labelSource itself (so a --preset switch must not override it). */
+export function configSetsLabelSource(file: string | undefined): boolean {
+  if (!file) return false;
+  try {
+    return 'labelSource' in (JSON.parse(fs.readFileSync(file, 'utf8')) as object);
+  } catch {
+    return false;
+  }
 }

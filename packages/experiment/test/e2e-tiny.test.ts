@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
-import { validateDag } from '@dro/pipeline';
+import { createProgressReporter, validateDag } from '@dro/pipeline';
 import { dagFor, defaultConfig, droStageRegistry, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
@@ -42,6 +42,7 @@ function tinyConfig(dir: string): ExperimentConfig {
       queries: { train: data.train, eval: [data.heldout] },
       prompts: { default: d.prompts.default, short: d.prompts.short },
       basicPrompt: 'default',
+      labelSource: 'sampling',
       baselines: { promptTuning: true, ablations: ['no-norm'] },
       overrides: {
         'data-prep': { limitPerLabel: null },
@@ -63,8 +64,9 @@ describe('DRO experiment end to end (tiny model)', () => {
   it('the paper and quick DAGs validate against the stage registry', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-exp-'));
     const config = tinyConfig(dir);
-    for (const preset of ['quick', 'paper'] as const) {
-      const prepared = await prepareExperiment({ ...config, preset });
+    for (const [preset, labelSource] of [['quick', 'logprob'], ['paper', 'sampling']] as const) {
+      const prepared = await prepareExperiment({ ...config, preset, labelSource, baselines: { promptTuning: false, ablations: [] } });
+      expect(prepared.dag.nodes.some((n) => n.stage === (labelSource === 'logprob' ? 'refusal-logprob' : 'sampling'))).toBe(true);
       const plan = validateDag(prepared.dag, droStageRegistry());
       expect(plan.order.length).toBe(prepared.dag.nodes.length);
       expect(plan.order.at(-1)).toBe('report');
@@ -75,7 +77,8 @@ describe('DRO experiment end to end (tiny model)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-exp-'));
     const config = tinyConfig(dir);
     const prepared = await prepareExperiment(config);
-    const first = await runExperimentLocally(prepared, { concurrency: 2 });
+    const quiet = { concurrency: 2, progress: createProgressReporter({ mode: 'silent' }) };
+    const first = await runExperimentLocally(prepared, quiet);
     const failed = first.record.nodes.filter((n) => n.status !== 'succeeded');
     expect(failed.map((n) => `${n.id}: ${n.error?.message}`)).toEqual([]);
     expect(first.record.status).toBe('succeeded');
@@ -91,7 +94,7 @@ describe('DRO experiment end to end (tiny model)', () => {
 
     const again = await prepareExperiment(config);
     expect(again.dag).toEqual(prepared.dag);
-    const second = await runExperimentLocally(again, { concurrency: 2 });
+    const second = await runExperimentLocally(again, quiet);
     expect(second.record.nodes.every((n) => n.cacheHit === true)).toBe(true);
     const outputs = (r: typeof first) => Object.fromEntries(r.record.nodes.map((n) => [n.id, n.outputs]));
     expect(outputs(second)).toEqual(outputs(first));

@@ -28,8 +28,8 @@ export const runCommand: Command = {
     if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
     const exp = await import('@dro/experiment');
     const configFile = stringOpt(args, 'config');
-    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    if (preset) config.preset = preset;
+    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    if (preset) config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
     if (!configFile) requireDefaultModel(config.models[0]!.path);
 
     const started = performance.now();

@@ -34,9 +34,9 @@ export const stageCommand: Command = {
     const exp = await import('@dro/experiment');
     const { abortOnSigint, formatRunStatus } = await import('@dro/pipeline');
     const configFile = stringOpt(args, 'config');
-    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
     const preset = stringOpt(args, 'preset');
-    if (preset === 'quick' || preset === 'paper') config.preset = preset;
+    if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
     else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
     const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
     let dag;
