@@ -1,3 +1,3 @@
 export * from './params.ts';
 export * from './stage.ts';
-export { ChunkCheckpoints } from './checkpoint.ts';
+export { ChunkCheckpoints } from '@dro/pipeline';

@@ -4,7 +4,7 @@ import { BadInputError } from '@dro/artifacts';
 export interface ExtractParams {
   /** Rows per forward pass (left-padded; rows are grouped by length inside a chunk to waste less). */
   batchSize: number;
-  /** Rows per checkpointed chunk (see checkpoint.ts). */
+  /** Rows per checkpointed chunk (see ChunkCheckpoints in @dro/pipeline). */
   chunkSize: number;
   /** Also store every layer's hidden state at the last position (hidden-states-all-layers/v1). */
   allLayers: boolean;

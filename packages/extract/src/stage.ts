@@ -4,7 +4,7 @@
  * With allLayers, also every layer's state at that position (HF hidden_states layout: embeddings, block
  * outputs 1..L−1, final normed state), layer-major in one [(L+1)·d] vector.
  *
- * Rows are processed in checkpointed chunks (resumable, see checkpoint.ts); inside a chunk rows are
+ * Rows are processed in checkpointed chunks (resumable, see ChunkCheckpoints in @dro/pipeline); inside a chunk rows are
  * grouped by token length into left-padded batches, then put back in input order.
  *
  * Inputs:  rendered (rendered-inputs/v1)
@@ -20,8 +20,7 @@ import {
   tableForSchema,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, padBatch, tf } from '@dro/llm';
-import type { Stage, StageContext } from '@dro/pipeline';
-import { ChunkCheckpoints } from './checkpoint.ts';
+import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
 import { parseExtractParams, type ExtractParams } from './params.ts';
 
 export interface ExtractedStates {

@@ -8,3 +8,4 @@ export * from './progress.ts';
 export * from './runner.ts';
 export * from './format.ts';
 export * from './sigint.ts';
+export * from './chunk-checkpoints.ts';

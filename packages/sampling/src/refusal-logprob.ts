@@ -15,10 +15,9 @@
 import type { Table } from 'apache-arrow';
 import { type ArtifactRef, BadInputError, complianceScoresSchema, tableForSchema } from '@dro/artifacts';
 import { type ChatModel, type ModelTokenizer, loadModel, padBatch, tf } from '@dro/llm';
-import type { Stage, StageContext } from '@dro/pipeline';
+import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
 import { parseRefusalLogprobParams, type RefusalLogprobParams } from './params.ts';
-import { ChunkCheckpoints } from './checkpoint.ts';
 import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
 export interface OpenerTrieNode {
@@ -136,7 +135,7 @@ function scoresTable(rows: RenderedRow[], probabilities: Float64Array): Table {
   });
 }
 
-/** Rows are scored in checkpointed chunks (resumable, see checkpoint.ts); the model loads only if needed. */
+/** Rows are scored in checkpointed chunks (resumable, see ChunkCheckpoints in @dro/pipeline); the model loads only if needed. */
 async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: RefusalLogprobParams): Promise<Record<string, ArtifactRef>> {
   if (!ctx.modelPath) throw new BadInputError('refusal-logprob needs a model: none configured');
   const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);

@@ -5,7 +5,7 @@
  * refused (for harmful inputs optionally also judged unsafe).
  *
  * Each input is generated alone with its own seed, so results do not depend on chunking or on the other
- * inputs. Inputs are processed in checkpointed chunks (resumable: see checkpoint.ts).
+ * inputs. Inputs are processed in checkpointed chunks (resumable: see ChunkCheckpoints in @dro/pipeline).
  *
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: samples (samples/v1: every response with its verdicts), scores (compliance-scores/v1)
@@ -23,8 +23,7 @@ import {
   tableForSchema,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
-import { type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
-import { ChunkCheckpoints } from './checkpoint.ts';
+import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, defaultRefusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
 import { parseSamplingParams, type SamplingParams } from './params.ts';

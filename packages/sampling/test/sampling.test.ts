@@ -132,7 +132,7 @@ describe('complianceScores', () => {
 describe('parseSamplingParams', () => {
   it('has the paper defaults and a quick preset, and names bad fields', () => {
     expect(parseSamplingParams({})).toMatchObject({ samples: 25, temperature: 1, topP: 0.9, topK: 50, minNewTokens: 10, maxNewTokens: { harmful: 300, harmless: 200 } });
-    expect(quickSamplingParams).toMatchObject({ samples: 4, maxNewTokens: { harmful: 48, harmless: 48 } });
+    expect(quickSamplingParams).toMatchObject({ samples: 4, maxNewTokens: { harmful: 40, harmless: 40 }, chunkSize: 24 });
     expect(() => parseSamplingParams({ topP: 1.5 })).toThrow('sampling params: topP: expected a number in (0, 1], got 1.5');
     expect(() => parseSamplingParams({ maxNewTokens: { harmful: 0 } })).toThrow(/maxNewTokens.harmful/);
     expect(() => parseSamplingParams({ minNewTokens: 400 })).toThrow(/minNewTokens: expected at most maxNewTokens/);
