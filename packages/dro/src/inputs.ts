@@ -2,13 +2,10 @@
 import {
   BadInputError,
   columnValues,
-  directionsSchema,
   renderedInputsSchema,
-  toFloat32,
   type ArtifactRef,
   type ArtifactStore,
 } from '@dro/artifacts';
-import type { DirectionArrays } from './loss.ts';
 import type { DroExample } from './train-dro.ts';
 import { seededShuffle } from './shuffle.ts';
 
@@ -86,23 +83,4 @@ export async function readTrainingInputs(
   return { examples, promptIds: promptTokens };
 }
 
-export interface DirectionsWithRatio extends DirectionArrays {
-  explainedVarianceRatio: Float32Array;
-}
-
-export async function readDirections(store: ArtifactStore, ref: ArtifactRef): Promise<DirectionsWithRatio> {
-  checkSchema(ref, directionsSchema.name, 'directions');
-  const t = await store.getTensors(ref);
-  const [k, d] = t.components!.shape as [number, number];
-  return {
-    k,
-    d,
-    mean: toFloat32(t.mean!),
-    components: toFloat32(t.components!),
-    refusalW: toFloat32(t.refusal_w!),
-    refusalB: toFloat32(t.refusal_b!)[0]!,
-    harmfulnessW: toFloat32(t.harmfulness_w!),
-    harmfulnessB: toFloat32(t.harmfulness_b!)[0]!,
-    explainedVarianceRatio: toFloat32(t.explained_variance_ratio!),
-  };
-}
+export { readDirections } from '@dro/artifacts';

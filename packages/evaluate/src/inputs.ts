@@ -2,7 +2,6 @@
 import {
   BadInputError,
   columnValues,
-  directionsSchema,
   REFERENCE_ANSWERS_SCHEMA,
   renderedInputsSchema,
   samplesSchema,
@@ -10,6 +9,7 @@ import {
   toFloat32,
   type ArtifactRef,
   type ArtifactStore,
+  type Directions,
   type LocalArtifactStore,
 } from '@dro/artifacts';
 import type { JudgedSample } from './metrics.ts';
@@ -98,35 +98,8 @@ export async function readSamples(store: ArtifactStore, ref: ArtifactRef, prompt
   return out;
 }
 
-export interface DirectionArrays {
-  k: number;
-  d: number;
-  mean: Float32Array;
-  /** [k, d] row-major. */
-  components: Float32Array;
-  explainedVarianceRatio: Float32Array;
-  refusalW: Float32Array;
-  refusalB: number;
-  harmfulnessW: Float32Array;
-  harmfulnessB: number;
-}
-
-export async function readDirections(store: ArtifactStore, ref: ArtifactRef): Promise<DirectionArrays> {
-  checkSchema(ref, directionsSchema.name, 'directions');
-  const t = await store.getTensors(ref);
-  const [k, d] = t.components!.shape as [number, number];
-  return {
-    k,
-    d,
-    mean: toFloat32(t.mean!),
-    components: toFloat32(t.components!),
-    explainedVarianceRatio: toFloat32(t.explained_variance_ratio!),
-    refusalW: toFloat32(t.refusal_w!),
-    refusalB: toFloat32(t.refusal_b!)[0]!,
-    harmfulnessW: toFloat32(t.harmfulness_w!),
-    harmfulnessB: toFloat32(t.harmfulness_b!)[0]!,
-  };
-}
+export { readDirections } from '@dro/artifacts';
+export type DirectionArrays = Directions;
 
 /** z = V_k (h − μ) for one hidden state h [d] → [k]; and the two boundary logits. */
 export function project(dirs: DirectionArrays, h: Float32Array, offset = 0): { z: number[]; refusal: number; harmfulness: number } {

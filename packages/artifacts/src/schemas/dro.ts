@@ -15,7 +15,9 @@
  * is the join key for every per-input table downstream.
  */
 import * as arrow from 'apache-arrow';
-import { SchemaError } from '../errors.ts';
+import { BadInputError, SchemaError } from '../errors.ts';
+import { toFloat32 } from '../safetensors.ts';
+import type { ArtifactRef, ArtifactStore } from '../types.ts';
 import {
   type ColumnType,
   type TableSchema,
@@ -277,4 +279,36 @@ export function columnValues<T = unknown>(table: arrow.Table, name: string, arti
   const column = table.getChild(name);
   if (!column) throw new SchemaError(`${artifact}: missing column "${name}"`);
   return Array.from({ length: table.numRows }, (_, i) => column.get(i) as T);
+}
+
+/** The directions artifact as plain arrays (what DRO training, evaluation and the report read). */
+export interface Directions {
+  k: number;
+  d: number;
+  mean: Float32Array; // [d]
+  /** [k, d] row-major. */
+  components: Float32Array;
+  explainedVarianceRatio: Float32Array; // [k]
+  refusalW: Float32Array; // [k]
+  refusalB: number;
+  harmfulnessW: Float32Array; // [k]
+  harmfulnessB: number;
+}
+
+/** Read a directions/v1 artifact; `input` names it in errors (e.g. "directions"). */
+export async function readDirections(store: ArtifactStore, ref: ArtifactRef, input = 'directions'): Promise<Directions> {
+  if (ref.schema !== directionsSchema.name) throw new BadInputError(`input "${input}": expected a ${directionsSchema.name} artifact, got ${ref.schema}`);
+  const t = await store.getTensors(ref);
+  const [k, d] = t.components!.shape as [number, number];
+  return {
+    k,
+    d,
+    mean: toFloat32(t.mean!),
+    components: toFloat32(t.components!),
+    explainedVarianceRatio: toFloat32(t.explained_variance_ratio!),
+    refusalW: toFloat32(t.refusal_w!),
+    refusalB: toFloat32(t.refusal_b!)[0]!,
+    harmfulnessW: toFloat32(t.harmfulness_w!),
+    harmfulnessB: toFloat32(t.harmfulness_b!)[0]!,
+  };
 }
