@@ -239,7 +239,7 @@ async function runReport(ctx: StageContext, inputs: Record<string, ArtifactRef>,
 
 export const reportStage: Stage<ReportParams> = {
   name: 'report',
-  version: '1',
+  version: '2',
   needs: 'cpu',
   inputs: [],
   variadicInputs: ['metrics', 'points', 'directions', 'samples', 'curve', 'nearestTokens', 'shift'],

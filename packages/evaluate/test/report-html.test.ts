@@ -160,6 +160,8 @@ describe('chart geometry', () => {
   it('nice ticks cover the range with 1-2-5 steps', () => {
     expect(niceTicks(0, 1, 5)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(-3.2, 7.9, 5)).toEqual([-2, 0, 2, 4, 6]);
+    // A running sum of 0.1 steps from -0.3 would put float noise (~8e-17) where 0 belongs.
+    expect(niceTicks(-0.35, 0.02, 4)).toEqual([-0.3, -0.2, -0.1, 0]);
   });
 
   it('clips a boundary line to the plot box, or reports a miss', () => {

@@ -38,9 +38,10 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   // Round to the nearest of 1, 2, 5, 10 on a log scale (thresholds at the geometric midpoints).
   const step = (fraction < Math.SQRT2 ? 1 : fraction < Math.sqrt(10) ? 2 : fraction < Math.sqrt(50) ? 5 : 10) * magnitude;
   const ticks: number[] = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) {
+  // Integer multiples of the step (not a running sum), so 0 is exactly 0 rather than 8e-17.
+  for (let i = Math.ceil(min / step); i * step <= max + step * 1e-9; i++) {
     // Snap away float noise such as 0.30000000000000004.
-    ticks.push(Number(t.toPrecision(12)) + 0); // + 0 turns -0 into 0
+    ticks.push(Number((i * step).toPrecision(12)) + 0); // + 0 turns -0 into 0
   }
   return ticks;
 }
