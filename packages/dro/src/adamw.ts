@@ -59,3 +59,11 @@ export class AdamW {
     this.v = null;
   }
 }
+
+/** Running sum of micro-batch gradients: takes ownership of both tensors and returns the new sum. */
+export function accumulateGradient(sum: tf.Tensor | null, g: tf.Tensor): tf.Tensor {
+  if (sum === null) return g;
+  const next = tf.add(sum, g);
+  tf.dispose([sum, g]);
+  return next;
+}

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { registerAllGradients } from '@dro/llm';
-import { AdamW } from './adamw.ts';
+import { AdamW, accumulateGradient } from './adamw.ts';
 import { seededShuffle } from './shuffle.ts';
 import { spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
 import { AbortedError, explainOutOfMemory, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
@@ -99,12 +99,7 @@ export async function trainPromptTuning(
           sums.unlikelihood += parts.unlikelihood;
           value.dispose();
           const g = grads[soft.name]!;
-          if (grad === null) grad = g;
-          else {
-            const next: tf.Tensor = tf.add(grad, g);
-            tf.dispose([grad, g]);
-            grad = next;
-          }
+          grad = accumulateGradient(grad, g);
         }
         const gradNorm = optimiser.step(soft, grad!);
         grad!.dispose();

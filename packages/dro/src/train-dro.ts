@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BadInputError } from '@dro/artifacts';
 import { registerAllGradients } from '@dro/llm';
-import { AdamW } from './adamw.ts';
+import { AdamW, accumulateGradient } from './adamw.ts';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from './loss.ts';
 import { leftPad, spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
 import { seededShuffle } from './shuffle.ts';
@@ -188,12 +188,7 @@ export async function trainDro(
           value.dispose();
           for (const [k, v] of Object.entries(terms)) sums[k]! += v * share;
           const g = grads[soft.name]!;
-          if (grad === null) grad = g;
-          else {
-            const next: tf.Tensor = tf.add(grad, g);
-            tf.dispose([grad, g]);
-            grad = next;
-          }
+          grad = accumulateGradient(grad, g);
         }
         const gradNorm = optimiser.step(soft, grad!);
         grad!.dispose();
