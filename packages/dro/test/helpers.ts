@@ -1,16 +1,7 @@
 /** Small deterministic helpers shared by the dro tests. */
 
-/** mulberry32: a seeded uniform [0, 1) generator, so fixtures are identical on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator (the runtime's mulberry32), so fixtures are identical on every run. */
+export { mulberry32 as seededRandom } from '@dro/llm';
 
 /** k random orthonormal rows of length d (Gram–Schmidt in float64): [k * d]. */
 export function orthonormalRows(k: number, d: number, rand: () => number): Float32Array {
