@@ -1,94 +1,16 @@
 /**
- * A minimal GGUF v3 writer for tiny test models: metadata as llama.cpp's converter writes it, matrices as
- * F32 / F16 / Q8_0 (norms always F32), q/k rows permuted into llama.cpp's rotary order for "llama".
+ * Tiny test models as GGUF files (through the fixture writer in weights/gguf-writer.ts): metadata as
+ * llama.cpp's converter writes it, matrices as F32 / F16 / Q8_0 (norms always F32), q/k rows permuted
+ * into llama.cpp's rotary order for "llama".
  */
 import fs from 'node:fs';
 import { float32ToF16Bits } from '@dro/artifacts';
 import type { ModelConfig } from '../config.ts';
+import { gguf, writeGguf, type GgufTypedValue } from '../weights/gguf-writer.ts';
 import { randomWeights, tinyConfig, tinyTokens, TINY_CHAT_TEMPLATE, type HostTensor, type TinyGgufType } from './tiny-model.ts';
 
 const ALIGNMENT = 32;
 const TYPE_ID: Record<TinyGgufType, number> = { F32: 0, F16: 1, Q8_0: 8 };
-type MetaValue =
-  | { u32: number }
-  | { i32: number }
-  | { f32: number }
-  | { str: string }
-  | { bool: boolean }
-  | { strs: string[] }
-  | { i32s: number[] };
-
-class ByteWriter {
-  private chunks: Buffer[] = [];
-  length = 0;
-  push(b: Buffer): void {
-    this.chunks.push(b);
-    this.length += b.length;
-  }
-  u32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    this.push(b);
-  }
-  i32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    this.push(b);
-  }
-  u64(v: number): void {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
-  }
-  f32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.push(b);
-  }
-  str(s: string): void {
-    const bytes = Buffer.from(s, 'utf8');
-    this.u64(bytes.length);
-    this.push(bytes);
-  }
-  pad(to: number): void {
-    const rem = this.length % to;
-    if (rem !== 0) this.push(Buffer.alloc(to - rem));
-  }
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-}
-
-function writeMeta(w: ByteWriter, key: string, value: MetaValue): void {
-  w.str(key);
-  if ('u32' in value) {
-    w.u32(4);
-    w.u32(value.u32);
-  } else if ('i32' in value) {
-    w.u32(5);
-    w.i32(value.i32);
-  } else if ('f32' in value) {
-    w.u32(6);
-    w.f32(value.f32);
-  } else if ('bool' in value) {
-    w.u32(7);
-    w.push(Buffer.from([value.bool ? 1 : 0]));
-  } else if ('str' in value) {
-    w.u32(8);
-    w.str(value.str);
-  } else if ('strs' in value) {
-    w.u32(9);
-    w.u32(8);
-    w.u64(value.strs.length);
-    for (const s of value.strs) w.str(s);
-  } else {
-    w.u32(9);
-    w.u32(5);
-    w.u64(value.i32s.length);
-    for (const v of value.i32s) w.i32(v);
-  }
-}
-
 /** HF q/k rows → llama.cpp's interleaved rotary order (inverse of the reader's unpermute). */
 function permuteRotaryRows(values: Float32Array, rows: number, cols: number, numHeads: number): Float32Array {
   const headDim = rows / numHeads;
@@ -144,31 +66,30 @@ export function writeTinyGgufModel(file: string, type: TinyGgufType = 'F32', con
   const tensors = weights ?? randomWeights(config, seed);
   const tokens = tinyTokens();
   const firstSpecial = tokens.length - 3;
-  const meta: [string, MetaValue][] = [
-    ['general.architecture', { str: arch }],
-    ['general.name', { str: 'tiny-random' }],
-    ['general.alignment', { u32: ALIGNMENT }],
-    [`${arch}.context_length`, { u32: config.maxPositionEmbeddings }],
-    [`${arch}.embedding_length`, { u32: config.hiddenSize }],
-    [`${arch}.block_count`, { u32: config.numLayers }],
-    [`${arch}.feed_forward_length`, { u32: config.intermediateSize }],
-    [`${arch}.attention.head_count`, { u32: config.numHeads }],
-    [`${arch}.attention.head_count_kv`, { u32: config.numKvHeads }],
-    [`${arch}.attention.key_length`, { u32: config.headDim }],
-    [`${arch}.attention.value_length`, { u32: config.headDim }],
-    [`${arch}.attention.layer_norm_rms_epsilon`, { f32: config.rmsNormEps }],
-    [`${arch}.rope.freq_base`, { f32: config.ropeTheta }],
-    [`${arch}.vocab_size`, { u32: config.vocabSize }],
-    ['tokenizer.ggml.model', { str: 'gpt2' }],
-    ['tokenizer.ggml.pre', { str: 'default' }],
-    ['tokenizer.ggml.tokens', { strs: tokens }],
-    ['tokenizer.ggml.token_type', { i32s: tokens.map((_, i) => (i >= firstSpecial ? 3 : 1)) }],
-    ['tokenizer.ggml.merges', { strs: ['Ġ t', 'h e', 'i n', 'Ġt he'] }],
-    ['tokenizer.ggml.bos_token_id', { u32: config.bosTokenId ?? firstSpecial + 1 }],
-    ['tokenizer.ggml.eos_token_id', { u32: config.eosTokenId ?? firstSpecial + 2 }],
-    ['tokenizer.ggml.padding_token_id', { u32: config.padTokenId ?? firstSpecial }],
-    ['tokenizer.ggml.add_bos_token', { bool: false }],
-    ['tokenizer.chat_template', { str: TINY_CHAT_TEMPLATE }],
+  const meta: [string, GgufTypedValue][] = [
+    ['general.architecture', gguf.str(arch)],
+    ['general.name', gguf.str('tiny-random')],
+    [`${arch}.context_length`, gguf.u32(config.maxPositionEmbeddings)],
+    [`${arch}.embedding_length`, gguf.u32(config.hiddenSize)],
+    [`${arch}.block_count`, gguf.u32(config.numLayers)],
+    [`${arch}.feed_forward_length`, gguf.u32(config.intermediateSize)],
+    [`${arch}.attention.head_count`, gguf.u32(config.numHeads)],
+    [`${arch}.attention.head_count_kv`, gguf.u32(config.numKvHeads)],
+    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
+    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, gguf.f32(config.rmsNormEps)],
+    [`${arch}.rope.freq_base`, gguf.f32(config.ropeTheta)],
+    [`${arch}.vocab_size`, gguf.u32(config.vocabSize)],
+    ['tokenizer.ggml.model', gguf.str('gpt2')],
+    ['tokenizer.ggml.pre', gguf.str('default')],
+    ['tokenizer.ggml.tokens', gguf.strings(tokens)],
+    ['tokenizer.ggml.token_type', gguf.i32s(tokens.map((_, i) => (i >= firstSpecial ? 3 : 1)))],
+    ['tokenizer.ggml.merges', gguf.strings(['Ġ t', 'h e', 'i n', 'Ġt he'])],
+    ['tokenizer.ggml.bos_token_id', gguf.u32(config.bosTokenId ?? firstSpecial + 1)],
+    ['tokenizer.ggml.eos_token_id', gguf.u32(config.eosTokenId ?? firstSpecial + 2)],
+    ['tokenizer.ggml.padding_token_id', gguf.u32(config.padTokenId ?? firstSpecial)],
+    ['tokenizer.ggml.add_bos_token', gguf.bool(false)],
+    ['tokenizer.chat_template', gguf.str(TINY_CHAT_TEMPLATE)],
   ];
   const entries = [...tensors].map(([hf, t]) => {
     let data = t.data;
@@ -180,28 +101,8 @@ export function writeTinyGgufModel(file: string, type: TinyGgufType = 'F32', con
     const tensorType: TinyGgufType = t.shape.length === 1 ? 'F32' : type;
     const bytes = tensorType === 'F32' ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       : tensorType === 'F16' ? Buffer.from(float32ToF16Bits(data).buffer) : quantizeQ8_0(data);
-    return { name: ggufName(hf), dims: [...t.shape].reverse(), type: TYPE_ID[tensorType], bytes };
+    return { name: ggufName(hf), dims: [...t.shape].reverse(), type: TYPE_ID[tensorType], data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   });
-  const header = new ByteWriter();
-  header.push(Buffer.from('GGUF', 'latin1'));
-  header.u32(3);
-  header.u64(entries.length);
-  header.u64(meta.length);
-  for (const [k, v] of meta) writeMeta(header, k, v);
-  let offset = 0;
-  for (const e of entries) {
-    header.str(e.name);
-    header.u32(e.dims.length);
-    for (const d of e.dims) header.u64(d);
-    header.u32(e.type);
-    header.u64(offset);
-    offset += Math.ceil(e.bytes.length / ALIGNMENT) * ALIGNMENT;
-  }
-  header.pad(ALIGNMENT);
-  for (const e of entries) {
-    header.push(e.bytes);
-    header.pad(ALIGNMENT);
-  }
-  fs.writeFileSync(file, header.bytes());
+  fs.writeFileSync(file, writeGguf({ metadata: Object.fromEntries(meta), tensors: entries, alignment: ALIGNMENT }));
   return file;
 }
