@@ -22,12 +22,12 @@
  * The repo never depends on tfjs-node: code finds the prefix through tools/native-tf/resolve.mjs.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sha256File } from '../setup/hash.mjs';
 import {
   MANIFEST_FILE,
   NATIVE_TF_DIR,
@@ -46,19 +46,6 @@ const args = new Set(process.argv.slice(2));
 class SetupError extends Error {}
 
 const log = (msg) => process.stderr.write(`[native-tf] ${msg}\n`);
-
-function sha256File(file) {
-  const hash = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    let n;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 function run(cmd, argv, opts = {}) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 64 << 20, stdio: 'pipe', ...opts });

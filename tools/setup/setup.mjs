@@ -19,11 +19,11 @@
  * run finds everything verified and does nothing.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sha256File } from './hash.mjs';
 import { ASSETS, PYTHON_TEST_PACKAGES, TEMPORAL_CLI } from './assets.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,19 +43,6 @@ class SetupError extends Error {}
 
 function log(msg) {
   process.stderr.write(`[setup] ${msg}\n`);
-}
-
-function sha256File(file) {
-  const hash = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let n;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 /**
