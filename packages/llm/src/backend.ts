@@ -15,6 +15,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { tuneNativeKernels } from './native-kernels.ts';
 
 export { tf };
 
@@ -70,7 +71,10 @@ function parseBackendName(name: string): BackendName {
 async function activate(name: BackendName): Promise<BackendName> {
   await registerAllGradients();
   if (name === 'wasm') await registerWasm();
-  if (name === 'tensorflow') await registerNative();
+  if (name === 'tensorflow') {
+    await registerNative();
+    tuneNativeKernels();
+  }
   const ok = await tf.setBackend(name);
   if (!ok) throw new BackendError(`tfjs backend "${name}" failed to initialise`);
   await tf.ready();

@@ -180,8 +180,8 @@ describe('lifecycle', () => {
       config, weights: memoryWeightSource(randomWeights(config, 5)), tokenizer: model.tokenizer,
       applyChatTemplate: () => '', digest: 'test',
     });
-    // 2 layers × (2 norms + qkv + qkv bias + out + out bias + gate/up + down) + final norm + lm head + embeddings
-    expect(tf.memory().numTensors - start).toBe(2 * 8 + 3);
+    // 2 layers × (qkv + qkv bias + out + out bias + gate + up + down; norms folded in) + final norm + mean column + lm head + embeddings
+    expect(tf.memory().numTensors - start).toBe(2 * 7 + 4);
     m.dispose();
     expect(tf.memory().numTensors).toBe(start);
     expect(() => m.forward({ inputIds: [[1]] })).toThrow(/after dispose/);

@@ -10,9 +10,18 @@
  * Notation: b batch, t new positions, s all positions (cache + new), d hidden size, h query heads,
  * kvh key/value heads, g = h / kvh query heads per kv head, hd head dim, ff MLP width, V vocabulary.
  *
- * Layout choices (measured on tfjs-wasm, where matMul with transposeB is ~10x slower than without):
- * every projection is stored transposed as [in, out] so x @ W needs no transpose flag; q/k/v and gate/up
- * are fused into one matmul each; the key cache is kept transposed ([.., hd, s]) so scores = q @ kT.
+ * Layout choices. Every tfjs op costs a fixed 5-30 µs of dispatch on top of its work (the native backend
+ * at the top of that range), so decoding one token is bound by the number of ops, and prefill/training by
+ * the memory traffic of the elementwise ones; both are kept few:
+ *  - every projection is stored transposed as [in, out] so x @ W needs no transpose flag (tfjs-wasm runs
+ *    transposeB ~10x slower); q/k/v share one matmul; gate and up are two matmuls (no slicing copies);
+ *  - each RMSNorm's weight is folded into the rows of the projection that follows it (x·w @ W = x @ diag(w)W),
+ *    so a block's norms are weightless; only the final norm keeps its weight;
+ *  - the residual stream is kept 2-D [b t, d] inside the decoder (no reshapes around every matmul);
+ *  - RoPE is one pass over all q/k/v heads: x cos + reverse_halves(x) sin±, with tables that also carry the
+ *    1/sqrt(hd) score scale on query heads and the identity (cos 1, sin 0) on value heads;
+ *  - the key cache is kept transposed ([.., hd, s]) so scores = q @ kT; the attention bias is built per query
+ *    row group on the host, so scores need no 5-D views.
  * With tied embeddings the only copy of the embedding matrix is lmHead [d, V]; embedding lookup gathers
  * its columns, so the model is held once.
  */
@@ -22,21 +31,22 @@ import type { WeightSource } from '../weights/source.ts';
 import { inverseFrequencies, rotaryTables } from './rope.ts';
 import { attentionBias, positionIds } from './mask.ts';
 
-/** One decoder block's weights, transposed to [in, out]. */
+/** One decoder block's weights, transposed to [in, out]; the input norms' weights are folded into qkv / gate / up. */
 interface BlockWeights {
-  attentionNorm: tf.Tensor1D; // [d]
-  qkv: tf.Tensor2D; // [d, (h + 2 kvh) hd]  q | k | v
+  qkv: tf.Tensor2D; // [d, (h + 2 kvh) hd]  q | k | v, rows scaled by input_layernorm.weight
   qkvBias: tf.Tensor1D | null; // [(h + 2 kvh) hd]  Qwen2
   attentionOut: tf.Tensor2D; // [h hd, d]
   attentionOutBias: tf.Tensor1D | null; // [d]
-  mlpNorm: tf.Tensor1D; // [d]
-  gateUp: tf.Tensor2D; // [d, 2 ff]  gate | up
+  gate: tf.Tensor2D; // [d, ff], rows scaled by post_attention_layernorm.weight
+  up: tf.Tensor2D; // [d, ff], rows scaled likewise
   down: tf.Tensor2D; // [ff, d]
 }
 
 export interface DecoderWeights {
   blocks: BlockWeights[];
   finalNorm: tf.Tensor1D; // [d]
+  /** [d, 1] filled with 1/d: mean over the hidden axis as a matmul (see rmsNormalizer). */
+  meanColumn: tf.Tensor2D;
   lmHead: tf.Tensor2D; // [d, V]
   /** [V, d] when embeddings are not tied; null when tied (rows are gathered from lmHead's columns). */
   embedTokens: tf.Tensor2D | null;
@@ -56,8 +66,11 @@ function transposeInto(src: Float32Array, rows: number, cols: number, out: Float
   }
 }
 
-/** Read HF [out_i, in] matrices, fuse them along `out` and upload as one [in, sum(out_i)] tensor. */
-function uploadFusedTransposed(weights: WeightSource, names: string[]): tf.Tensor2D {
+/**
+ * Read HF [out_i, in] matrices, fuse them along `out` and upload as one [in, sum(out_i)] tensor. With
+ * `rowScale` (a preceding RMSNorm's weight, [in]) row r of the result is multiplied by rowScale[r].
+ */
+function uploadFusedTransposed(weights: WeightSource, names: string[], rowScale: Float32Array | null = null): tf.Tensor2D {
   const shapes = names.map((n) => weights.info(n).shape);
   const inDim = shapes[0][1];
   const outTotal = shapes.reduce((sum, s) => sum + s[0], 0);
@@ -66,6 +79,13 @@ function uploadFusedTransposed(weights: WeightSource, names: string[]): tf.Tenso
   for (let i = 0; i < names.length; i++) {
     transposeInto(weights.read(names[i]), shapes[i][0], inDim, fused, outTotal, offset);
     offset += shapes[i][0];
+  }
+  if (rowScale !== null) {
+    if (rowScale.length !== inDim) throw new RangeError(`norm weight has ${rowScale.length} entries, projection ${names[0]} expects ${inDim}`);
+    for (let r = 0; r < inDim; r++) {
+      const scale = rowScale[r];
+      for (let c = r * outTotal, end = c + outTotal; c < end; c++) fused[c] *= scale;
+    }
   }
   return tf.tensor2d(fused, [inDim, outTotal]);
 }
@@ -96,18 +116,20 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
     for (let i = 0; i < config.numLayers; i++) {
       const p = `model.layers.${i}`;
       const qkvNames = ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`);
+      const attentionNorm = weights.read(`${p}.input_layernorm.weight`);
+      const mlpNorm = weights.read(`${p}.post_attention_layernorm.weight`);
       blocks.push({
-        attentionNorm: keep(uploadVector(weights, [`${p}.input_layernorm.weight`])),
-        qkv: keep(uploadFusedTransposed(weights, qkvNames.map((n) => `${n}.weight`))),
+        qkv: keep(uploadFusedTransposed(weights, qkvNames.map((n) => `${n}.weight`), attentionNorm)),
         qkvBias: config.attentionBias ? keep(uploadVector(weights, qkvNames.map((n) => `${n}.bias`))) : null,
         attentionOut: keep(uploadFusedTransposed(weights, [`${p}.self_attn.o_proj.weight`])),
         attentionOutBias: config.attentionOutputBias ? keep(uploadVector(weights, [`${p}.self_attn.o_proj.bias`])) : null,
-        mlpNorm: keep(uploadVector(weights, [`${p}.post_attention_layernorm.weight`])),
-        gateUp: keep(uploadFusedTransposed(weights, [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`])),
+        gate: keep(uploadFusedTransposed(weights, [`${p}.mlp.gate_proj.weight`], mlpNorm)),
+        up: keep(uploadFusedTransposed(weights, [`${p}.mlp.up_proj.weight`], mlpNorm)),
         down: keep(uploadFusedTransposed(weights, [`${p}.mlp.down_proj.weight`])),
       });
     }
     const finalNorm = keep(uploadVector(weights, ['model.norm.weight']));
+    const meanColumn = keep(tf.fill([config.hiddenSize, 1], 1 / config.hiddenSize) as tf.Tensor2D);
     const lmHeadName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const lmHead = keep(uploadFusedTransposed(weights, [lmHeadName]));
     let embedTokens: tf.Tensor2D | null = null;
@@ -115,7 +137,7 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
       const info = weights.info('model.embed_tokens.weight');
       embedTokens = keep(tf.tensor2d(weights.read('model.embed_tokens.weight'), info.shape as [number, number]));
     }
-    return { blocks, finalNorm, lmHead, embedTokens };
+    return { blocks, finalNorm, meanColumn, lmHead, embedTokens };
   } catch (err) {
     tf.dispose(created);
     throw err;
@@ -124,7 +146,7 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
 
 export function disposeWeights(w: DecoderWeights): void {
   for (const b of w.blocks) tf.dispose(Object.values(b).filter((t): t is tf.Tensor => t !== null));
-  tf.dispose([w.finalNorm, w.lmHead]);
+  tf.dispose([w.finalNorm, w.meanColumn, w.lmHead]);
   if (w.embedTokens !== null) w.embedTokens.dispose();
 }
 
@@ -142,10 +164,30 @@ export function embedTokens(config: ModelConfig, w: DecoderWeights, ids: number[
   });
 }
 
-/** RMSNorm: x / sqrt(mean(x^2) + eps) * weight, over the last axis. */
-function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
-  const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+/** Weightless RMSNorm of rows [n, d]: x / sqrt(mean(x^2) + eps). Block norms' weights live in the next projection. */
+type Normalizer = (x: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * RMSNorm with its gradient written out: y = x r, r = 1/sqrt(mean(x^2) + eps), dx = r (dy - y mean(dy y)).
+ * The mean over the hidden axis is a matmul with a [d, 1] column of 1/d (one small kernel; tfjs's mean
+ * costs two, and ~100 µs per call on the native backend). Autodiff of the plain formula takes about twice
+ * the elementwise passes in the backward.
+ */
+function rmsNormalizer(meanColumn: tf.Tensor2D, eps: number): Normalizer {
+  const customFn = ((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const r = tf.rsqrt(tf.add(frozenMatMul(tf.square(x) as tf.Tensor2D, meanColumn), eps)); // [n, 1]
+    const y = tf.mul(x, r);
+    save([y, r]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [savedY, savedR] = saved;
+        const projection = frozenMatMul(tf.mul(dy as tf.Tensor, savedY) as tf.Tensor2D, meanColumn); // mean(dy y) [n, 1]
+        return tf.mul(savedR, tf.sub(dy as tf.Tensor, tf.mul(savedY, projection)));
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0];
+  return tf.customGrad(customFn) as unknown as Normalizer;
 }
 
 /**
@@ -163,43 +205,70 @@ function frozenMatMul(a: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   return tf.customGrad(customFn)(a) as tf.Tensor2D;
 }
 
-/** x @ W (+ bias) over the last axis of x: [..., in] -> [..., out]. */
-function linear(x: tf.Tensor, weight: tf.Tensor2D, bias: tf.Tensor1D | null): tf.Tensor {
-  const inDim = weight.shape[0];
-  const lead = x.shape.slice(0, -1);
-  const flat = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
-  const product = frozenMatMul(flat, weight);
-  const y = bias === null ? product : tf.add(product, bias);
-  return tf.reshape(y, [...lead, weight.shape[1]]);
-}
-
-/** RoPE on x [b, t, heads, hd] with cos/sin [b, t, 1, hd]: x cos + rotate_half(x) sin. */
-function applyRotary(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
-  const [b, t, heads, hd] = x.shape;
-  const half = hd / 2;
-  const x1 = tf.slice(x, [0, 0, 0, 0], [b, t, heads, half]);
-  const x2 = tf.slice(x, [0, 0, 0, half], [b, t, heads, half]);
-  const rotated = tf.concat([tf.neg(x2), x1], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+/** x @ W (+ bias) for rows x [n, in] -> [n, out]. */
+function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D | null): tf.Tensor2D {
+  const product = frozenMatMul(x, weight);
+  return bias === null ? product : tf.add(product, bias);
 }
 
 /** Everything one decoder call shares across layers: rotary tables and the attention bias. */
 export interface StepContext {
-  cos: tf.Tensor4D; // [b, t, 1, hd]
-  sin: tf.Tensor4D; // [b, t, 1, hd]
-  bias: tf.Tensor; // [b, 1, 1, t, s]
+  /** RoPE tables over all q | k | v heads [b, t, h + 2 kvh, hd] (see rotaryHeadTables). */
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** Additive attention bias [b, 1, g t, s]: row j t + i is query position i (for each of the g query heads). */
+  bias: tf.Tensor4D;
+}
+
+/**
+ * RoPE as one elementwise pass over the fused q | k | v heads: y = x cos + swapHalves(x) sin, where
+ * swapHalves(x) = [x2, x1] and sin carries rotate_half's sign ([-sin, +sin] over the two halves), so
+ * y = x cos + rotate_half(x) sin as in HF. Query heads' tables are also scaled by 1/sqrt(hd) (the score
+ * scale, applied once here); value heads get cos 1, sin 0 (untouched). Tables: [rows, heads, hd] flattened.
+ */
+function rotaryHeadTables(config: ModelConfig, positions: Int32Array, invFreq: Float32Array): { cos: Float32Array; sin: Float32Array } {
+  const { numHeads: h, numKvHeads: kvh, headDim: hd } = config;
+  const heads = h + 2 * kvh;
+  const half = hd / 2;
+  const base = rotaryTables(positions, invFreq); // [rows, hd]
+  const cos = new Float32Array(positions.length * heads * hd);
+  const sin = new Float32Array(positions.length * heads * hd);
+  const queryScale = 1 / Math.sqrt(hd);
+  for (let r = 0; r < positions.length; r++) {
+    for (let head = 0; head < heads; head++) {
+      const out = (r * heads + head) * hd;
+      if (head >= h + kvh) {
+        cos.fill(1, out, out + hd); // value head: identity
+        continue;
+      }
+      const scale = head < h ? queryScale : 1;
+      for (let i = 0; i < hd; i++) {
+        cos[out + i] = base.cos[r * hd + i] * scale;
+        sin[out + i] = (i < half ? -1 : 1) * base.sin[r * hd + i] * scale;
+      }
+    }
+  }
+  return { cos, sin };
 }
 
 /** Rotary tables and attention bias for the last `newTokens` slots of rows with the given full mask. */
 export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: number[][], newTokens: number): StepContext {
   const b = mask.length;
   const s = mask[0].length;
-  const hd = config.headDim;
-  const { cos, sin } = rotaryTables(positionIds(mask, newTokens), invFreq);
+  const { numHeads: h, numKvHeads: kvh, headDim: hd } = config;
+  const g = h / kvh;
+  const { cos, sin } = rotaryHeadTables(config, positionIds(mask, newTokens), invFreq);
+  const perRow = attentionBias(mask, newTokens, config.slidingWindow); // [b, t, s]
+  const bias = new Float32Array(b * g * newTokens * s);
+  const rowBlock = newTokens * s;
+  for (let row = 0; row < b; row++) {
+    const src = perRow.subarray(row * rowBlock, (row + 1) * rowBlock);
+    for (let j = 0; j < g; j++) bias.set(src, (row * g + j) * rowBlock);
+  }
   return {
-    cos: tf.tensor4d(cos, [b, newTokens, 1, hd]),
-    sin: tf.tensor4d(sin, [b, newTokens, 1, hd]),
-    bias: tf.tensor(attentionBias(mask, newTokens, config.slidingWindow), [b, 1, 1, newTokens, s]),
+    cos: tf.tensor4d(cos, [b, newTokens, h + 2 * kvh, hd]),
+    sin: tf.tensor4d(sin, [b, newTokens, h + 2 * kvh, hd]),
+    bias: tf.tensor4d(bias, [b, 1, g * newTokens, s]),
   };
 }
 
@@ -207,47 +276,38 @@ export function disposeStepContext(ctx: StepContext): void {
   tf.dispose([ctx.cos, ctx.sin, ctx.bias]);
 }
 
-/** Causal grouped-query self-attention of one block. x [b, t, d] -> [b, t, d], plus the updated cache. */
-function attention(config: ModelConfig, w: BlockWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache | null): { y: tf.Tensor3D; cache: LayerCache } {
-  const [b, t] = x.shape;
-  const { numHeads: h, numKvHeads: kvh, headDim: hd } = config;
-  const g = h / kvh;
-  const qkv = tf.reshape(linear(x, w.qkv, w.qkvBias), [b, t, h + 2 * kvh, hd]); // [b, t, h + 2kvh, hd]
-  const qk = applyRotary(tf.slice(qkv, [0, 0, 0, 0], [b, t, h + kvh, hd]) as tf.Tensor4D, ctx.cos, ctx.sin);
-  const q = tf.mul(tf.slice(qk, [0, 0, 0, 0], [b, t, h, hd]), 1 / Math.sqrt(hd)); // scaled once here
-  const k = tf.slice(qk, [0, 0, h, 0], [b, t, kvh, hd]);
-  const v = tf.slice(qkv, [0, 0, h + kvh, 0], [b, t, kvh, hd]);
-  // Query head n uses kv head floor(n / g): group the g query heads of each kv head along the time axis.
-  const qGrouped = tf.transpose(tf.reshape(q, [b, t, kvh, g, hd]), [0, 2, 3, 1, 4]); // [b, kvh, g, t, hd]
-  const newKeysT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [b, kvh, hd, t]
-  const newValues = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [b, kvh, t, hd]
-  const keysT = past === null ? newKeysT : (tf.concat([past.keysT, newKeysT], 3) as tf.Tensor4D); // [b, kvh, hd, s]
-  const values = past === null ? newValues : (tf.concat([past.values, newValues], 2) as tf.Tensor4D); // [b, kvh, s, hd]
-  const s = keysT.shape[3];
-  const scores = tf.matMul(
-    tf.reshape(qGrouped, [b * kvh, g * t, hd]) as tf.Tensor3D,
-    tf.reshape(keysT, [b * kvh, hd, s]) as tf.Tensor3D,
-  ); // [b kvh, g t, s]
-  const masked = tf.add(tf.reshape(scores, [b, kvh, g, t, s]), ctx.bias); // bias [b, 1, 1, t, s]
-  const probs = tf.softmax(masked); // over s
-  const mixed = tf.matMul(
-    tf.reshape(probs, [b * kvh, g * t, s]) as tf.Tensor3D,
-    tf.reshape(values, [b * kvh, s, hd]) as tf.Tensor3D,
-  ); // [b kvh, g t, hd]
-  const heads = tf.reshape(tf.transpose(tf.reshape(mixed, [b, kvh, g, t, hd]), [0, 3, 1, 2, 4]), [b, t, h * hd]); // [b, t, h hd]
-  const y = linear(heads, w.attentionOut, w.attentionOutBias) as tf.Tensor3D; // [b, t, d]
-  return { y, cache: { keysT, values } };
+/** [b, t, heads, hd] -> [b, t, heads, hd] with each head's two halves swapped. */
+function swapHalves(x: tf.Tensor4D): tf.Tensor4D {
+  const [b, t, heads, hd] = x.shape;
+  return tf.reshape(tf.reverse(tf.reshape(x, [b, t, heads, 2, hd / 2]), 3), [b, t, heads, hd]);
 }
 
-/** SiLU-gated MLP: down(silu(x Wgate) * (x Wup)). [b, t, d] -> [b, t, d]. */
-function mlp(config: ModelConfig, w: BlockWeights, x: tf.Tensor3D): tf.Tensor3D {
-  const [b, t] = x.shape;
-  const ff = config.intermediateSize;
-  const gateUp = linear(x, w.gateUp, null); // [b, t, 2 ff]
-  const gate = tf.slice(gateUp, [0, 0, 0], [b, t, ff]);
-  const up = tf.slice(gateUp, [0, 0, ff], [b, t, ff]);
-  const activated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) * up
-  return linear(activated, w.down, null) as tf.Tensor3D;
+/** Causal grouped-query self-attention of one block over normed rows x [b t, d] -> [b t, d], plus the updated cache. */
+function attention(config: ModelConfig, w: BlockWeights, x: tf.Tensor2D, ctx: StepContext, past: LayerCache | null): { y: tf.Tensor2D; cache: LayerCache } {
+  const [b, t, heads, hd] = ctx.cos.shape;
+  const { numHeads: h, numKvHeads: kvh } = config;
+  const g = h / kvh;
+  const qkv = tf.reshape(linear(x, w.qkv, w.qkvBias), [b, t, heads, hd]) as tf.Tensor4D; // [b, t, h + 2kvh, hd]
+  const rotated = tf.add(tf.mul(qkv, ctx.cos), tf.mul(swapHalves(qkv), ctx.sin)); // RoPE on q, k; q scaled
+  const [q, k, v] = tf.split(tf.transpose(rotated, [0, 2, 1, 3]), [h, kvh, kvh], 1); // [b, h | kvh | kvh, t, hd]
+  const newKeysT = tf.transpose(k, [0, 1, 3, 2]) as tf.Tensor4D; // [b, kvh, hd, t]
+  const keysT = past === null ? newKeysT : (tf.concat([past.keysT, newKeysT], 3) as tf.Tensor4D); // [b, kvh, hd, s]
+  const values = past === null ? (v as tf.Tensor4D) : (tf.concat([past.values, v as tf.Tensor4D], 2) as tf.Tensor4D); // [b, kvh, s, hd]
+  // Query head n uses kv head floor(n / g): the g query heads of a kv head are stacked along the time axis.
+  const scores = tf.matMul(tf.reshape(q, [b, kvh, g * t, hd]) as tf.Tensor4D, keysT); // [b, kvh, g t, s]
+  const probs = tf.softmax(tf.add(scores, ctx.bias)) as tf.Tensor4D; // over s
+  const mixed = tf.matMul(probs, values); // [b, kvh, g t, hd]
+  const merged = t === 1 // [b t, h hd]; one new position (decoding) needs no transpose
+    ? tf.reshape(mixed, [b, h * hd])
+    : tf.reshape(tf.transpose(tf.reshape(mixed, [b, h, t, hd]), [0, 2, 1, 3]), [b * t, h * hd]);
+  return { y: linear(merged as tf.Tensor2D, w.attentionOut, w.attentionOutBias), cache: { keysT, values } };
+}
+
+/** SiLU-gated MLP over normed rows: down(silu(x Wgate) * (x Wup)). [b t, d] -> [b t, d]. */
+function mlp(w: BlockWeights, x: tf.Tensor2D): tf.Tensor2D {
+  const gate = linear(x, w.gate, null);
+  const activated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(x, w.up, null)); // silu(gate) * up
+  return linear(activated as tf.Tensor2D, w.down, null);
 }
 
 export interface DecoderOutput {
@@ -259,11 +319,11 @@ export interface DecoderOutput {
   cache: LayerCache[];
 }
 
-/** One decoder block: x [b, t, d] -> next residual stream [b, t, d], plus this block's cache entry. */
-function decoderBlock(config: ModelConfig, block: BlockWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache | null): { next: tf.Tensor3D; keysT: tf.Tensor4D; values: tf.Tensor4D } {
-  const attn = attention(config, block, rmsNorm(x, block.attentionNorm, config.rmsNormEps) as tf.Tensor3D, ctx, past);
-  const afterAttention = tf.add(x, attn.y);
-  const next = tf.add(afterAttention, mlp(config, block, rmsNorm(afterAttention, block.mlpNorm, config.rmsNormEps) as tf.Tensor3D)) as tf.Tensor3D;
+/** One decoder block over residual rows x [b t, d] -> the next residual rows, plus this block's cache entry. */
+function decoderBlock(config: ModelConfig, block: BlockWeights, normalize: Normalizer, x: tf.Tensor2D, ctx: StepContext, past: LayerCache | null): { next: tf.Tensor2D; keysT: tf.Tensor4D; values: tf.Tensor4D } {
+  const attn = attention(config, block, normalize(x), ctx, past);
+  const afterAttention = tf.add(x, attn.y) as tf.Tensor2D;
+  const next = tf.add(afterAttention, mlp(block, normalize(afterAttention))) as tf.Tensor2D;
   return { next, keysT: attn.cache.keysT, values: attn.cache.values };
 }
 
@@ -288,24 +348,24 @@ function withNestedTape<T>(fn: () => T): T {
  * tensors are passed as inputs too, so the tape keeps them alive until backprop (the caller disposes its
  * own references right after the forward).
  */
-function checkpointedBlock(config: ModelConfig, block: BlockWeights): (x: tf.Tensor3D, ctx: StepContext) => tf.Tensor3D {
-  const run = (x: tf.Tensor, ctx: StepContext): tf.Tensor3D => decoderBlock(config, block, x as tf.Tensor3D, ctx, null).next;
+function checkpointedBlock(config: ModelConfig, block: BlockWeights, normalize: Normalizer): (x: tf.Tensor2D, ctx: StepContext) => tf.Tensor2D {
+  const run = (x: tf.Tensor, ctx: StepContext): tf.Tensor2D => decoderBlock(config, block, normalize, x as tf.Tensor2D, ctx, null).next;
   // customGrad's typing is variadic (inputs..., save).
-  const customFn = ((x: tf.Tensor, cos: tf.Tensor4D, sin: tf.Tensor4D, bias: tf.Tensor, save: tf.GradSaveFunc) => {
+  const customFn = ((x: tf.Tensor, cos: tf.Tensor4D, sin: tf.Tensor4D, bias: tf.Tensor4D, save: tf.GradSaveFunc) => {
     save([x, cos, sin, bias]);
     return {
       value: tf.tidy(() => run(x, { cos, sin, bias })),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const [savedX, savedCos, savedSin, savedBias] = saved;
-          const ctx: StepContext = { cos: savedCos as tf.Tensor4D, sin: savedSin as tf.Tensor4D, bias: savedBias };
+          const ctx: StepContext = { cos: savedCos as tf.Tensor4D, sin: savedSin as tf.Tensor4D, bias: savedBias as tf.Tensor4D };
           const dx = withNestedTape(() => tf.grad((z: tf.Tensor) => run(z, ctx))(savedX, dy as tf.Tensor));
           return [dx, tf.zerosLike(savedCos), tf.zerosLike(savedSin), tf.zerosLike(savedBias)];
         }),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0];
   const fn = tf.customGrad(customFn);
-  return (x, ctx) => fn(x, ctx.cos, ctx.sin, ctx.bias) as tf.Tensor3D;
+  return (x, ctx) => fn(x, ctx.cos, ctx.sin, ctx.bias) as tf.Tensor2D;
 }
 
 export interface RunOptions {
@@ -318,39 +378,48 @@ export interface RunOptions {
 }
 
 /**
- * Run every block over input embeddings x [b, t, d] (continuing `past` when given). Each block runs in its
- * own tidy, so only its outputs outlive it: peak memory is one block's intermediates, not the whole
- * model's (tf.grad's tape keeps its own references to what backprop needs). Callers own the outer tidy.
+ * Run every block over input embeddings x [b, t, d] (continuing `past` when given). Inside, the residual
+ * stream is [b t, d] rows. Each block runs in its own tidy, so only its outputs outlive it: peak memory is
+ * one block's intermediates, not the whole model's (tf.grad's tape keeps its own references to what
+ * backprop needs). Callers own the outer tidy.
  */
 export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3D, ctx: StepContext, past: LayerCache[] | null, options: RunOptions = {}): DecoderOutput {
-  const layers: tf.Tensor3D[] | null = options.collectLayers ? [x] : null;
+  const [b, t, d] = x.shape;
+  const collected: tf.Tensor2D[] = [];
   const cache: LayerCache[] = [];
-  let residual = x;
+  const normalize = rmsNormalizer(w.meanColumn, config.rmsNormEps);
+  let residual = tf.reshape(x, [b * t, d]) as tf.Tensor2D;
   for (let i = 0; i < w.blocks.length; i++) {
     const block = w.blocks[i];
-    let next: tf.Tensor3D;
+    let next: tf.Tensor2D;
     if (options.checkpoint) {
-      next = checkpointedBlock(config, block)(residual, ctx);
+      next = checkpointedBlock(config, block, normalize)(residual, ctx);
     } else {
-      const out = tf.tidy(() => decoderBlock(config, block, residual, ctx, past?.[i] ?? null));
+      const input = residual;
+      const out = tf.tidy(() => decoderBlock(config, block, normalize, input, ctx, past?.[i] ?? null));
       if (options.keepCache) cache.push({ keysT: out.keysT, values: out.values });
       else tf.dispose([out.keysT, out.values]);
       next = out.next;
     }
     const previous = residual;
     residual = next;
-    if (layers !== null && i < w.blocks.length - 1) layers.push(residual);
-    if (previous !== x && layers === null) previous.dispose();
+    if (options.collectLayers && i < w.blocks.length - 1) collected.push(residual);
+    if (!collected.includes(previous)) previous.dispose();
   }
-  const hidden = rmsNorm(residual, w.finalNorm, config.rmsNormEps) as tf.Tensor3D;
-  if (layers !== null) layers.push(hidden);
-  else if (residual !== x) residual.dispose();
+  const hidden = tf.reshape(tf.mul(normalize(residual), w.finalNorm), [b, t, d]) as tf.Tensor3D;
+  if (!collected.includes(residual)) residual.dispose();
+  let layers: tf.Tensor3D[] | null = null;
+  if (options.collectLayers) {
+    layers = [x, ...collected.map((rows) => tf.reshape(rows, [b, t, d]) as tf.Tensor3D), hidden];
+    tf.dispose(collected);
+  }
   return { hidden, layers, cache };
 }
 
 /** Logits [b, t, V] from final hidden states [b, t, d]. */
 export function lmLogits(w: DecoderWeights, hidden: tf.Tensor3D): tf.Tensor3D {
-  return linear(hidden, w.lmHead, null) as tf.Tensor3D;
+  const [b, t, d] = hidden.shape;
+  return tf.reshape(linear(tf.reshape(hidden, [b * t, d]) as tf.Tensor2D, w.lmHead, null), [b, t, -1]) as tf.Tensor3D;
 }
 
 export function ropeFrequencies(config: ModelConfig): Float32Array {
