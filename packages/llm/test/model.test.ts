@@ -157,6 +157,25 @@ describe('forward', () => {
     tf.dispose([softPrompt, before, after]);
   });
 
+  // One cached decode step must match the uncached forward's last position. With ≤ 8 rows the step
+  // applies RoPE as per-head rotation matrices, with more rows elementwise; both paths are checked, with
+  // left padding so rows sit at different positions.
+  it.each([2, 10])('a cached one-token step equals the full forward (%i rows)', (rows) => {
+    const seqs = Array.from({ length: rows }, (_, r) => prompt.slice(r % 4));
+    const { ids, mask } = padBatch(seqs, model.padId);
+    const next = Array.from({ length: rows }, (_, r) => [100 + r]);
+    const prefixEmbeds = model.embed(ids);
+    const prefix = model.forwardWithCache(prefixEmbeds, mask, null);
+    const stepEmbeds = model.embed(next);
+    const fullMask = mask.map((m) => [...m, 1]);
+    const step = model.forwardWithCache(stepEmbeds, fullMask, prefix.cache);
+    const full = model.forward({ inputIds: ids.map((row, r) => [...row, next[r][0]]), attentionMask: fullMask, logitsFor: 'last' });
+    const fullLast = tf.reshape(full.logits, [rows, -1]);
+    expect(maxAbsDiff(step.lastLogits, fullLast)).toBeLessThan(1e-4);
+    for (const c of [...prefix.cache, ...step.cache]) tf.dispose([c.keysT, c.values]);
+    tf.dispose([prefix.lastLogits, step.lastLogits, prefixEmbeds, stepEmbeds, full.logits, full.lastHidden, fullLast]);
+  });
+
   it('rejects bad input with errors naming the problem', () => {
     expect(() => model.forward({})).toThrow(BadInputError);
     expect(() => model.forward({ inputIds: [[1, 2], [3]] })).toThrow(/row 1 has 1 tokens/);
@@ -180,8 +199,9 @@ describe('lifecycle', () => {
       config, weights: memoryWeightSource(randomWeights(config, 5)), tokenizer: model.tokenizer,
       applyChatTemplate: () => '', digest: 'test',
     });
-    // 2 layers × (qkv + qkv bias + out + out bias + gate + up + down; norms folded in) + final norm + mean column + lm head + embeddings
-    expect(tf.memory().numTensors - start).toBe(2 * 7 + 4);
+    // 2 layers × (qkv + qkv bias + out + out bias + gate + up + down; norms folded in)
+    // + final norm + mean column + norm epsilon + lm head + embeddings
+    expect(tf.memory().numTensors - start).toBe(2 * 7 + 5);
     m.dispose();
     expect(tf.memory().numTensors).toBe(start);
     expect(() => m.forward({ inputIds: [[1]] })).toThrow(/after dispose/);

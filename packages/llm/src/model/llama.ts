@@ -47,6 +47,8 @@ export interface DecoderWeights {
   finalNorm: tf.Tensor1D; // [d]
   /** [d, 1] filled with 1/d: mean over the hidden axis as a matmul (see rmsNormalizer). */
   meanColumn: tf.Tensor2D;
+  /** RMSNorm epsilon as a held scalar (a JS number would be uploaded as a new tensor on every call). */
+  normEps: tf.Scalar;
   lmHead: tf.Tensor2D; // [d, V]
   /** [V, d] when embeddings are not tied; null when tied (rows are gathered from lmHead's columns). */
   embedTokens: tf.Tensor2D | null;
@@ -130,6 +132,7 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
     }
     const finalNorm = keep(uploadVector(weights, ['model.norm.weight']));
     const meanColumn = keep(tf.fill([config.hiddenSize, 1], 1 / config.hiddenSize) as tf.Tensor2D);
+    const normEps = keep(tf.scalar(config.rmsNormEps));
     const lmHeadName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const lmHead = keep(uploadFusedTransposed(weights, [lmHeadName]));
     let embedTokens: tf.Tensor2D | null = null;
@@ -137,7 +140,7 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
       const info = weights.info('model.embed_tokens.weight');
       embedTokens = keep(tf.tensor2d(weights.read('model.embed_tokens.weight'), info.shape as [number, number]));
     }
-    return { blocks, finalNorm, meanColumn, lmHead, embedTokens };
+    return { blocks, finalNorm, meanColumn, normEps, lmHead, embedTokens };
   } catch (err) {
     tf.dispose(created);
     throw err;
@@ -146,7 +149,7 @@ export function uploadWeights(config: ModelConfig, weights: WeightSource): Decod
 
 export function disposeWeights(w: DecoderWeights): void {
   for (const b of w.blocks) tf.dispose(Object.values(b).filter((t): t is tf.Tensor => t !== null));
-  tf.dispose([w.finalNorm, w.meanColumn, w.lmHead]);
+  tf.dispose([w.finalNorm, w.meanColumn, w.normEps, w.lmHead]);
   if (w.embedTokens !== null) w.embedTokens.dispose();
 }
 
@@ -173,7 +176,7 @@ type Normalizer = (x: tf.Tensor2D) => tf.Tensor2D;
  * costs two, and ~100 µs per call on the native backend). Autodiff of the plain formula takes about twice
  * the elementwise passes in the backward.
  */
-function rmsNormalizer(meanColumn: tf.Tensor2D, eps: number): Normalizer {
+function rmsNormalizer(meanColumn: tf.Tensor2D, eps: tf.Scalar): Normalizer {
   const customFn = ((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
     const r = tf.rsqrt(tf.add(frozenMatMul(tf.square(x) as tf.Tensor2D, meanColumn), eps)); // [n, 1]
     const y = tf.mul(x, r);
@@ -218,6 +221,31 @@ export interface StepContext {
   sin: tf.Tensor4D;
   /** Additive attention bias [b, 1, g t, s]: row j t + i is query position i (for each of the g query heads). */
   bias: tf.Tensor4D;
+  /**
+   * Decoding (one new position, few rows): the same RoPE as per-head matrices [b, h + 2 kvh, hd, hd], so
+   * rotating, scaling and moving heads ahead of time take one batched matmul instead of eight ops.
+   */
+  rotation?: tf.Tensor4D;
+}
+
+/** Rows up to which a one-position step uses rotation matrices (b · heads · hd² floats, read by every layer). */
+const ROTATION_MATRIX_MAX_ROWS = 8;
+
+/**
+ * Per-(row, head) matrices R with x R = x cos + swapHalves(x) sin for one position: column i holds cos[i]
+ * at row i and sin[i] at row (i + hd/2) mod hd. Tables [rows, heads, hd] in, [rows, heads, hd, hd] out.
+ */
+function rotationMatrices(cos: Float32Array, sin: Float32Array, rowsTimesHeads: number, hd: number): Float32Array {
+  const half = hd / 2;
+  const out = new Float32Array(rowsTimesHeads * hd * hd);
+  for (let m = 0; m < rowsTimesHeads; m++) {
+    const base = m * hd * hd;
+    for (let i = 0; i < hd; i++) {
+      out[base + i * hd + i] = cos[m * hd + i];
+      out[base + ((i + half) % hd) * hd + i] = sin[m * hd + i];
+    }
+  }
+  return out;
 }
 
 /**
@@ -265,15 +293,21 @@ export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: nu
     const src = perRow.subarray(row * rowBlock, (row + 1) * rowBlock);
     for (let j = 0; j < g; j++) bias.set(src, (row * g + j) * rowBlock);
   }
-  return {
-    cos: tf.tensor4d(cos, [b, newTokens, h + 2 * kvh, hd]),
-    sin: tf.tensor4d(sin, [b, newTokens, h + 2 * kvh, hd]),
+  const heads = h + 2 * kvh;
+  const ctx: StepContext = {
+    cos: tf.tensor4d(cos, [b, newTokens, heads, hd]),
+    sin: tf.tensor4d(sin, [b, newTokens, heads, hd]),
     bias: tf.tensor4d(bias, [b, 1, g * newTokens, s]),
   };
+  if (newTokens === 1 && b <= ROTATION_MATRIX_MAX_ROWS) {
+    ctx.rotation = tf.tensor4d(rotationMatrices(cos, sin, b * heads, hd), [b, heads, hd, hd]);
+  }
+  return ctx;
 }
 
 export function disposeStepContext(ctx: StepContext): void {
   tf.dispose([ctx.cos, ctx.sin, ctx.bias]);
+  if (ctx.rotation !== undefined) ctx.rotation.dispose();
 }
 
 /** [b, t, heads, hd] -> [b, t, heads, hd] with each head's two halves swapped. */
@@ -287,9 +321,15 @@ function attention(config: ModelConfig, w: BlockWeights, x: tf.Tensor2D, ctx: St
   const [b, t, heads, hd] = ctx.cos.shape;
   const { numHeads: h, numKvHeads: kvh } = config;
   const g = h / kvh;
-  const qkv = tf.reshape(linear(x, w.qkv, w.qkvBias), [b, t, heads, hd]) as tf.Tensor4D; // [b, t, h + 2kvh, hd]
-  const rotated = tf.add(tf.mul(qkv, ctx.cos), tf.mul(swapHalves(qkv), ctx.sin)); // RoPE on q, k; q scaled
-  const [q, k, v] = tf.split(tf.transpose(rotated, [0, 2, 1, 3]), [h, kvh, kvh], 1); // [b, h | kvh | kvh, t, hd]
+  const qkvRows = linear(x, w.qkv, w.qkvBias); // [b t, (h + 2kvh) hd]
+  let rotated: tf.Tensor4D; // [b, h + 2kvh, t, hd]: RoPE on q and k, q scaled by 1/sqrt(hd)
+  if (ctx.rotation !== undefined) {
+    rotated = tf.matMul(tf.reshape(qkvRows, [b, heads, 1, hd]) as tf.Tensor4D, ctx.rotation);
+  } else {
+    const qkv = tf.reshape(qkvRows, [b, t, heads, hd]) as tf.Tensor4D;
+    rotated = tf.transpose(tf.add(tf.mul(qkv, ctx.cos), tf.mul(swapHalves(qkv), ctx.sin)), [0, 2, 1, 3]) as tf.Tensor4D;
+  }
+  const [q, k, v] = tf.split(rotated, [h, kvh, kvh], 1); // [b, h | kvh | kvh, t, hd]
   const newKeysT = tf.transpose(k, [0, 1, 3, 2]) as tf.Tensor4D; // [b, kvh, hd, t]
   const keysT = past === null ? newKeysT : (tf.concat([past.keysT, newKeysT], 3) as tf.Tensor4D); // [b, kvh, hd, s]
   const values = past === null ? (v as tf.Tensor4D) : (tf.concat([past.values, v as tf.Tensor4D], 2) as tf.Tensor4D); // [b, kvh, s, hd]
@@ -387,7 +427,7 @@ export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3
   const [b, t, d] = x.shape;
   const collected: tf.Tensor2D[] = [];
   const cache: LayerCache[] = [];
-  const normalize = rmsNormalizer(w.meanColumn, config.rmsNormEps);
+  const normalize = rmsNormalizer(w.meanColumn, w.normEps);
   let residual = tf.reshape(x, [b * t, d]) as tf.Tensor2D;
   for (let i = 0; i < w.blocks.length; i++) {
     const block = w.blocks[i];
