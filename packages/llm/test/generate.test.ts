@@ -150,6 +150,50 @@ describe('logits processors', () => {
     expect(draw({ temperature: 0.05, topK: 0, topP: 1 })[4]).toBeGreaterThan(0.999);
   });
 
+  // The spec sampleToken must match: sort every candidate, softmax in float64, cut top-k (ties kept) and
+  // top-p, draw. sampleToken avoids the full sort; it must draw the same tokens from the same RNG stream.
+  function referenceSample(l: Float32Array, params: { temperature: number; topK: number; topP: number }, rng: () => number): number {
+    let candidates = [...l.keys()].filter((i) => l[i] !== -Infinity);
+    if (params.topK > 0 && params.topK < candidates.length) {
+      const threshold = [...candidates.map((i) => l[i])].sort((a, b) => b - a)[params.topK - 1];
+      candidates = candidates.filter((i) => l[i] >= threshold);
+    }
+    candidates.sort((a, b) => l[b] - l[a] || a - b);
+    const weights = candidates.map((i) => Math.exp(l[i] / params.temperature - l[candidates[0]] / params.temperature));
+    const total = weights.reduce((a, b) => a + b, 0);
+    let keep = candidates.length;
+    let cumulative = 0;
+    for (let i = 0; params.topP < 1 && i < candidates.length; i++) {
+      cumulative += weights[i] / total;
+      if (cumulative >= params.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+    let u = rng() * weights.slice(0, keep).reduce((a, b) => a + b, 0);
+    for (let i = 0; i < keep; i++) if ((u -= weights[i]) < 0) return candidates[i];
+    return candidates[keep - 1];
+  }
+
+  it.each([
+    { temperature: 1, topK: 50, topP: 0.9 },
+    { temperature: 0.7, topK: 0, topP: 0.9 },
+    { temperature: 1.3, topK: 0, topP: 0.5 },
+    { temperature: 1, topK: 7, topP: 1 },
+    { temperature: 1, topK: 0, topP: 1 },
+  ])('draws the same tokens as the full-sort reference (%o)', (params) => {
+    const gen = mulberry32(5);
+    for (let trial = 0; trial < 40; trial++) {
+      // Peaked and flat rows, with ties (rounded logits) and masked tokens.
+      const spread = trial % 2 === 0 ? 3 : 12;
+      const l = Float32Array.from({ length: 3000 }, () => Math.round((gen() - 0.5) * spread * 4) / 4);
+      for (let m = 0; m < 30; m++) l[Math.floor(gen() * l.length)] = -Infinity;
+      const a = mulberry32(100 + trial);
+      const b = mulberry32(100 + trial);
+      for (let draw = 0; draw < 5; draw++) expect(sampleToken(l, params, a)).toBe(referenceSample(l, params, b));
+    }
+  });
+
   it('suppresses stop tokens before minNewTokens', () => {
     const l = Float32Array.from(logits);
     suppressStopTokens(l, [4], 0, 1);
