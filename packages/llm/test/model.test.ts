@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadInputError } from '@dro/artifacts';
 import { tf, initBackend, loadModel, padBatch, lastTokenHidden, createChatModel, type ChatModel } from '../src/index.ts';
+import { checkpointsByDefault, PLAIN_BACKPROP_MAX_TOKENS } from '../src/model/chat-model.ts';
 import { attentionBias, MASKED, positionIds } from '../src/model/mask.ts';
 import { inverseFrequencies } from '../src/model/rope.ts';
 import { resolveNativeTfjsNode } from '../../../tools/native-tf/resolve.mjs';
@@ -209,7 +210,7 @@ describe('lifecycle', () => {
 });
 
 describe('activation checkpointing', () => {
-  it('is on by default and gives the same gradient as plain backprop, leaking nothing', () => {
+  it('gives the same gradient as plain backprop, leaking nothing', () => {
     const ids = [[261, 117, 115, 101, 114, 10, 104, 105], [261, 97, 98, 99, 100, 101, 102, 103]];
     const embeds = model.embed(ids);
     const numBefore = tf.memory().numTensors;
@@ -221,11 +222,18 @@ describe('activation checkpointing', () => {
         })(embeds),
       );
     const plain = gradOf(false);
-    const checkpointed = gradOf(undefined); // the default
+    const checkpointed = gradOf(true);
     expect(maxAbsDiff(plain, checkpointed) / tf.tidy(() => tf.max(tf.abs(plain)).dataSync()[0])).toBeLessThan(1e-5);
     tf.dispose([plain, checkpointed]);
     expect(tf.memory().numTensors).toBe(numBefore);
     embeds.dispose();
     expect(() => model.forward({ inputIds: ids, checkpoint: true, allLayers: true })).toThrow(/checkpoint and allLayers/);
+  });
+
+  it('defaults to plain backprop on the native backend up to PLAIN_BACKPROP_MAX_TOKENS, else checkpoints', () => {
+    expect(checkpointsByDefault('tensorflow', PLAIN_BACKPROP_MAX_TOKENS)).toBe(false);
+    expect(checkpointsByDefault('tensorflow', PLAIN_BACKPROP_MAX_TOKENS + 1)).toBe(true);
+    expect(checkpointsByDefault('wasm', 8)).toBe(true);
+    expect(checkpointsByDefault('cpu', 8)).toBe(true);
   });
 });

@@ -37,6 +37,18 @@ export type ChatTemplateFn = (messages: ChatMessage[], options: { addGenerationP
 /** Which positions get logits: every position (default), only the last one, or none (hidden states only). */
 export type LogitsFor = 'all' | 'last' | 'none';
 
+/**
+ * Tokens (batch × time) up to which tf.grad through forward() keeps every intermediate by default on the
+ * native backend: ≈ 5 GB of activations per 1,024 tokens for SmolLM2-135M (30 layers, d 576), ~1.4× faster
+ * than recomputing each block. Larger inputs are checkpointed.
+ */
+export const PLAIN_BACKPROP_MAX_TOKENS = 1024;
+
+/** The default of ForwardInput.checkpoint for `tokens` (batch × time) inputs: plain backprop where memory allows. */
+export function checkpointsByDefault(backend: BackendName, tokens: number): boolean {
+  return backend !== 'tensorflow' || tokens > PLAIN_BACKPROP_MAX_TOKENS;
+}
+
 export interface ForwardInput {
   /** Token ids [b][t] (rectangular; left-pad with padBatch). Exactly one of inputIds / inputsEmbeds. */
   inputIds?: number[][];
@@ -48,10 +60,12 @@ export interface ForwardInput {
   allLayers?: boolean;
   logitsFor?: LogitsFor;
   /**
-   * Activation checkpointing for tf.grad through the model (default: on, unless allLayers): each block
-   * keeps only its input and is recomputed during backprop. Training memory drops from every
-   * intermediate of every block to one block's plus [b, t, d] per block; on SmolLM2 8×128 it is also
-   * faster (fewer, smaller allocations). Costs nothing outside tf.grad. false = plain backprop.
+   * Activation checkpointing for tf.grad through the model: each block keeps only its input and is
+   * recomputed during backprop, so training memory drops from every intermediate of every block to one
+   * block's plus [b, t, d] per block, for a second forward pass (SmolLM2 8×128 on the native backend:
+   * 2.1 instead of 7.3 GB peak RSS, 0.7× the speed). Default (undefined): plain backprop on the native
+   * backend up to PLAIN_BACKPROP_MAX_TOKENS (b·t) tokens, checkpointing beyond that and always on wasm /
+   * cpu (their heaps are small); off with allLayers. Costs nothing outside tf.grad.
    */
   checkpoint?: boolean;
 }
@@ -132,7 +146,7 @@ export class ChatModel {
         const collectLayers = input.allLayers ?? false;
         if (input.checkpoint === true && collectLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
         // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
-        const checkpoint = input.checkpoint ?? !collectLayers;
+        const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
         const out = runDecoder(this.config, w, x, ctx, null, { collectLayers, checkpoint });
         const logits = this.logitsOf(out.hidden, input.logitsFor ?? 'all');
         const result: ForwardOutput = { logits, lastHidden: out.hidden };
