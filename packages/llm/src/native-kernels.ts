@@ -9,14 +9,15 @@
  *    2-core machine) but costs ~100 µs of fixed overhead per call, which dominated decoding. BatchMatMulV3
  *    (same semantics, typed operands) is not rewritten to oneDNN and runs on Eigen: 14 µs instead of 123 µs
  *    for a decode-step attention product, ~230 µs instead of ~500 µs for a cold 1×576×1536 projection. So
- *    products with few rows take V3; the rest keep tfjs-node's kernel.
+ *    products with few rows or columns (decode steps, RMSNorm's mean column) take V3; the rest keep
+ *    tfjs-node's kernel.
  * 2. tfjs-node's Reshape, Transpose, Slice, Reverse, Concat and SplitV kernels upload their shape / perm /
  *    begin / axis arguments as fresh int32 tensors on every call (a tensor created, uploaded and deleted per
  *    op). Those arguments repeat from step to step, so they are kept here as constant tensors, uploaded once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Products whose left operand has at most this many rows (per batch entry) run on Eigen (BatchMatMulV3). */
+/** Products with at most this many rows or columns (per batch entry) run on Eigen (BatchMatMulV3). */
 export const SMALL_MATMUL_ROWS = 4;
 
 /** Distinct int32 argument tensors kept (shapes of a run repeat; beyond this, arguments are uploaded per call). */
@@ -106,7 +107,8 @@ export function tuneNativeKernels(): void {
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
     const rows = a.shape[a.shape.length - (transposeA ? 1 : 2)];
-    if (rows > SMALL_MATMUL_ROWS || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+    const cols = b.shape[b.shape.length - (transposeB ? 2 : 1)];
+    if (Math.min(rows, cols) > SMALL_MATMUL_ROWS || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
     const { TF_ATTR_BOOL, TF_ATTR_TYPE, TF_FLOAT } = backend.binding;
     return backend.executeSingleOutput('BatchMatMulV3', [
       { name: 'Ta', type: TF_ATTR_TYPE, value: TF_FLOAT },

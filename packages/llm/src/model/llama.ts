@@ -221,6 +221,8 @@ export interface StepContext {
   sin: tf.Tensor4D;
   /** Additive attention bias [b, 1, g t, s]: row j t + i is query position i (for each of the g query heads). */
   bias: tf.Tensor4D;
+  /** No position is masked (no padding, and a single query position sees the whole cache): the add is skipped. */
+  biasIsZero?: boolean;
   /**
    * Decoding (one new position, few rows): the same RoPE as per-head matrices [b, h + 2 kvh, hd, hd], so
    * rotating, scaling and moving heads ahead of time take one batched matmul instead of eight ops.
@@ -287,6 +289,7 @@ export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: nu
   const g = h / kvh;
   const { cos, sin } = rotaryHeadTables(config, positionIds(mask, newTokens), invFreq);
   const perRow = attentionBias(mask, newTokens, config.slidingWindow); // [b, t, s]
+  const biasIsZero = perRow.every((v) => v === 0);
   const bias = new Float32Array(b * g * newTokens * s);
   const rowBlock = newTokens * s;
   for (let row = 0; row < b; row++) {
@@ -298,6 +301,7 @@ export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: nu
     cos: tf.tensor4d(cos, [b, newTokens, heads, hd]),
     sin: tf.tensor4d(sin, [b, newTokens, heads, hd]),
     bias: tf.tensor4d(bias, [b, 1, g * newTokens, s]),
+    biasIsZero,
   };
   if (newTokens === 1 && b <= ROTATION_MATRIX_MAX_ROWS) {
     ctx.rotation = tf.tensor4d(rotationMatrices(cos, sin, b * heads, hd), [b, heads, hd, hd]);
@@ -335,7 +339,7 @@ function attention(config: ModelConfig, w: BlockWeights, x: tf.Tensor2D, ctx: St
   const values = past === null ? (v as tf.Tensor4D) : (tf.concat([past.values, v as tf.Tensor4D], 2) as tf.Tensor4D); // [b, kvh, s, hd]
   // Query head n uses kv head floor(n / g): the g query heads of a kv head are stacked along the time axis.
   const scores = tf.matMul(tf.reshape(q, [b, kvh, g * t, hd]) as tf.Tensor4D, keysT); // [b, kvh, g t, s]
-  const probs = tf.softmax(tf.add(scores, ctx.bias)) as tf.Tensor4D; // over s
+  const probs = tf.softmax(ctx.biasIsZero === true ? scores : tf.add(scores, ctx.bias)) as tf.Tensor4D; // over s
   const mixed = tf.matMul(probs, values); // [b, kvh, g t, hd]
   const merged = t === 1 // [b t, h hd]; one new position (decoding) needs no transpose
     ? tf.reshape(mixed, [b, h * hd])
