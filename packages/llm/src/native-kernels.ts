@@ -119,38 +119,24 @@ export function tuneNativeKernels(): void {
     ], [a, b]);
   });
 
-  override(tf.Reshape, ({ inputs, attrs, backend }) => {
-    const { x } = inputs;
-    const t = typeAttr(backend, 'T', x.dtype);
-    if (t === null) return null;
-    const { shape } = attrs as unknown as tf.ReshapeAttrs;
-    return withConstants(backend, [{ values: shape }], ([s]) => backend.executeSingleOutput('Reshape', [t, int32Attr(backend, 'Tshape')], [x, s]));
-  });
-
-  override(tf.Transpose, ({ inputs, attrs, backend }) => {
-    const { x } = inputs;
-    const t = typeAttr(backend, 'T', x.dtype);
-    if (t === null) return null;
-    const { perm } = attrs as unknown as tf.TransposeAttrs;
-    return withConstants(backend, [{ values: perm }], ([p]) => backend.executeSingleOutput('Transpose', [t, int32Attr(backend, 'Tperm')], [x, p]));
-  });
-
-  override(tf.Slice, ({ inputs, attrs, backend }) => {
-    const { x } = inputs;
-    const t = typeAttr(backend, 'T', x.dtype);
-    if (t === null) return null;
+  /**
+   * Ops of one tensor `x` plus int32 vector arguments (TensorFlow takes them as inputs, tfjs as attrs):
+   * `argsOf` maps the tfjs attrs to the vectors, `indexAttr` names TensorFlow's int type attribute.
+   */
+  const withVectorArguments = (kernel: string, op: string, indexAttr: string, argsOf: (x: tf.TensorInfo, attrs: tf.NamedAttrMap) => number[][]): void =>
+    override(kernel, ({ inputs, attrs, backend }) => {
+      const { x } = inputs;
+      const t = typeAttr(backend, 'T', x.dtype);
+      if (t === null) return null;
+      const args = argsOf(x, attrs).map((values) => ({ values }));
+      return withConstants(backend, args, (tensors) => backend.executeSingleOutput(op, [t, int32Attr(backend, indexAttr)], [x, ...tensors]));
+    });
+  withVectorArguments(tf.Reshape, 'Reshape', 'Tshape', (_, attrs) => [(attrs as unknown as tf.ReshapeAttrs).shape]);
+  withVectorArguments(tf.Transpose, 'Transpose', 'Tperm', (_, attrs) => [(attrs as unknown as tf.TransposeAttrs).perm]);
+  withVectorArguments(tf.Reverse, 'ReverseV2', 'Tidx', (x, attrs) => [tf.util.parseAxisParam((attrs as unknown as tf.ReverseAttrs).dims, x.shape)]);
+  withVectorArguments(tf.Slice, 'Slice', 'Index', (x, attrs) => {
     const { begin, size } = attrs as unknown as tf.SliceAttrs;
-    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
-    return withConstants(backend, [{ values: b }, { values: s }], ([bt, st]) =>
-      backend.executeSingleOutput('Slice', [t, int32Attr(backend, 'Index')], [x, bt, st]));
-  });
-
-  override(tf.Reverse, ({ inputs, attrs, backend }) => {
-    const { x } = inputs;
-    const t = typeAttr(backend, 'T', x.dtype);
-    if (t === null) return null;
-    const axes = tf.util.parseAxisParam((attrs as unknown as tf.ReverseAttrs).dims, x.shape);
-    return withConstants(backend, [{ values: axes }], ([a]) => backend.executeSingleOutput('ReverseV2', [int32Attr(backend, 'Tidx'), t], [x, a]));
+    return tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
   });
 
   override(tf.Concat, ({ inputs, attrs, backend }) => {
