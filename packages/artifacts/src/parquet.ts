@@ -25,3 +25,9 @@ export function parquetToTable(bytes: Uint8Array, label: string): arrow.Table {
   }
   return arrow.tableFromIPC(ipc);
 }
+
+/** Row-wise concatenation, in order, of tables with one schema (a chunked stage's chunk outputs). */
+export function concatTables(tables: arrow.Table[]): arrow.Table {
+  if (tables.length === 0) throw new RangeError('concatTables: no tables to concatenate');
+  return tables[0].concat(...tables.slice(1));
+}

@@ -15,6 +15,7 @@ import {
   type ArtifactRef,
   BadInputError,
   columnValues,
+  concatTables,
   hiddenStatesAllLayersSchema,
   hiddenStatesSchema,
   tableForSchema,
@@ -141,7 +142,7 @@ async function runExtract(ctx: StageContext, inputs: Record<string, ArtifactRef>
   } finally {
     model?.dispose();
   }
-  const all = tables.slice(1).reduce((acc, t) => acc.concat(t), tables[0]);
+  const all = concatTables(tables);
   return { hiddenStates: await ctx.store.putTable(schema.name, all, manifest) };
 }
 

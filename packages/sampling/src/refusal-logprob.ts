@@ -13,7 +13,7 @@
  * Resumable: rows are scored in checkpointed chunks.
  */
 import type { Table } from 'apache-arrow';
-import { type ArtifactRef, BadInputError, complianceScoresSchema, tableForSchema } from '@dro/artifacts';
+import { type ArtifactRef, BadInputError, complianceScoresSchema, concatTables, tableForSchema } from '@dro/artifacts';
 import { type ChatModel, type ModelTokenizer, loadModel, padBatch, tf } from '@dro/llm';
 import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
@@ -176,7 +176,7 @@ async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, Artif
   } finally {
     model?.dispose();
   }
-  const all = tables.slice(1).reduce((acc, t) => acc.concat(t), tables[0]);
+  const all = concatTables(tables);
   return { scores: await ctx.store.putTable(complianceScoresSchema.name, all, manifest) };
 }
 

@@ -18,6 +18,7 @@ import {
   type ArtifactRef,
   BadInputError,
   columnValues,
+  concatTables,
   complianceScoresSchema,
   samplesSchema,
   tableForSchema,
@@ -238,7 +239,7 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
   } finally {
     models.dispose();
   }
-  const all = tables.slice(1).reduce((acc, t) => acc.concat(t), tables[0]);
+  const all = concatTables(tables);
   const samplesRef = await ctx.store.putTable(samplesSchema.name, all, manifest);
   const scores = complianceScores(rows, all, params.requireUnsafeForCompliance);
   return { samples: samplesRef, scores: await ctx.store.putTable(complianceScoresSchema.name, scores, manifest) };
