@@ -19,13 +19,17 @@ export interface JudgedSample {
 }
 
 export interface SetMetrics {
+  /** Query set name (e.g. "heldout-harmful"). */
   set: string;
   label: 'harmful' | 'harmless';
   queries: number;
   /** Samples per query (the largest count, if they differ). */
   samplesPerQuery: number;
+  /** Queries with at least one complying sample (the paper's protocol for harmful sets). */
   queriesAnyComplied: number;
+  /** Queries with at least one refusing sample. */
   queriesAnyRefused: number;
+  /** Mean over queries of the fraction of samples that comply. */
   meanCompliance: number;
 }
 

@@ -3,21 +3,12 @@
  * it into one self-contained HTML page. Keeping this separate lets the renderer be tested without a store.
  */
 
+import type { SetMetrics } from '../metrics.ts';
+
 /** One row of the summary table: one model under one prompt condition on one query set. */
-export interface SummaryRow {
+export interface SummaryRow extends SetMetrics {
   model: string;
   condition: string;
-  /** Query set name (e.g. "heldout-harmful"). */
-  set: string;
-  label: 'harmful' | 'harmless';
-  queries: number;
-  samplesPerQuery: number;
-  /** Queries with at least one complying sample (the paper's protocol for harmful sets). */
-  queriesAnyComplied: number;
-  /** Queries with at least one refusing sample. */
-  queriesAnyRefused: number;
-  /** Mean over queries of the fraction of samples that comply. */
-  meanCompliance: number;
   /** Mean refusal-boundary logit r(h) (higher = more compliant), null when not measured. */
   meanRefusalLogit: number | null;
   /** Mean harmfulness-boundary logit a(h) (higher = judged more harmless), null when not measured. */
