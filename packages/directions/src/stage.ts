@@ -18,7 +18,7 @@ import {
   type DirectionsReport,
   complianceScoresSchema,
   directionsReportSchema,
-  directionsSchema,
+  writeDirections,
   hiddenStatesSchema,
   vectorValues,
 } from '@dro/artifacts';
@@ -131,21 +131,15 @@ async function runDirections(
     params,
     inputs: { hiddenStates: inputs.hiddenStates.digest, scores: inputs.scores.digest },
   };
-  const f32 = (data: ArrayLike<number>, shape: number[]) => ({ dtype: 'F32' as const, shape, data: Float32Array.from(data) });
-  const directions = await ctx.store.putTensors(
-    directionsSchema.name,
-    {
-      mean: f32(pca.mean, [dim]),
-      components: f32(pca.components, [params.k, dim]),
-      explained_variance_ratio: f32(pca.explainedVarianceRatio, [params.k]),
-      refusal_w: f32(refusal.model.weights, [params.k]),
-      refusal_b: f32([refusal.model.bias], [1]),
-      harmfulness_w: f32(harmfulness.model.weights, [params.k]),
-      harmfulness_b: f32([harmfulness.model.bias], [1]),
-    },
-    manifest,
-    { conventions: 'logit = w·((h − mean)·componentsᵀ) + b; positive = compliance (refusal_*) / harmless (harmfulness_*)' },
-  );
+  const directions = await writeDirections(ctx.store, {
+    mean: pca.mean,
+    components: pca.components,
+    explainedVarianceRatio: pca.explainedVarianceRatio,
+    refusalW: refusal.model.weights,
+    refusalB: refusal.model.bias,
+    harmfulnessW: harmfulness.model.weights,
+    harmfulnessB: harmfulness.model.bias,
+  }, manifest);
   const report: DirectionsReport = {
     rows: n,
     dim,

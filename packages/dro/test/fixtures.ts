@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   LocalArtifactStore,
-  directionsSchema,
+  writeDirections,
   renderedInputsSchema,
   tableForSchema,
   type ArtifactRef,
@@ -62,19 +62,13 @@ export async function putRendered(store: LocalArtifactStore, model: ChatModel, p
 
 /** Random PCA directions and boundaries in the model's hidden space (k = 4). */
 export async function putDirections(store: LocalArtifactStore, d: number, seed = 2): Promise<ArtifactRef> {
-  const rand = seededRandom(seed);
-  const f32 = (data: ArrayLike<number>, shape: number[]) => ({ dtype: 'F32' as const, shape, data: Float32Array.from(data) });
-  return store.putTensors(
-    directionsSchema.name,
-    {
-      mean: f32(new Float32Array(d), [d]),
-      components: f32(orthonormalRows(4, d, rand), [4, d]),
-      explained_variance_ratio: f32([0.4, 0.2, 0.1, 0.05], [4]),
-      refusal_w: f32([2, -1, 1, 0.5], [4]),
-      refusal_b: f32([0.2], [1]),
-      harmfulness_w: f32([-1, 1.5, 0.5, -0.5], [4]),
-      harmfulness_b: f32([0], [1]),
-    },
-    USER,
-  );
+  return writeDirections(store, {
+    mean: new Float32Array(d),
+    components: orthonormalRows(4, d, seededRandom(seed)),
+    explainedVarianceRatio: [0.4, 0.2, 0.1, 0.05],
+    refusalW: [2, -1, 1, 0.5],
+    refusalB: 0.2,
+    harmfulnessW: [-1, 1.5, 0.5, -0.5],
+    harmfulnessB: 0,
+  }, USER);
 }

@@ -2,7 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { LocalArtifactStore, directionsSchema, renderedInputsSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
+import { LocalArtifactStore, renderedInputsSchema, writeDirections, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import type { ChatModel } from '@dro/llm';
 import type { StageContext } from '@dro/pipeline';
 import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
@@ -59,18 +59,13 @@ export async function putDirections(store: LocalArtifactStore, d: number): Promi
   // Components: the first four unit axes (orthonormal by construction); boundaries with fixed weights.
   const components = new Float32Array(4 * d);
   for (let j = 0; j < 4; j++) components[j * d + j] = 1;
-  const f32 = (data: ArrayLike<number>, shape: number[]) => ({ dtype: 'F32' as const, shape, data: Float32Array.from(data) });
-  return store.putTensors(
-    directionsSchema.name,
-    {
-      mean: f32(new Float32Array(d), [d]),
-      components: f32(components, [4, d]),
-      explained_variance_ratio: f32([0.4, 0.2, 0.1, 0.05], [4]),
-      refusal_w: f32([2, -1, 1, 0.5], [4]),
-      refusal_b: f32([0.2], [1]),
-      harmfulness_w: f32([-1, 1.5, 0.5, -0.5], [4]),
-      harmfulness_b: f32([0], [1]),
-    },
-    USER,
-  );
+  return writeDirections(store, {
+    mean: new Float32Array(d),
+    components: components,
+    explainedVarianceRatio: [0.4, 0.2, 0.1, 0.05],
+    refusalW: [2, -1, 1, 0.5],
+    refusalB: 0.2,
+    harmfulnessW: [-1, 1.5, 0.5, -0.5],
+    harmfulnessB: 0,
+  }, USER);
 }

@@ -17,7 +17,7 @@
 import * as arrow from 'apache-arrow';
 import { BadInputError, SchemaError } from '../errors.ts';
 import { toFloat32 } from '../safetensors.ts';
-import type { ArtifactRef, ArtifactStore } from '../types.ts';
+import type { ArtifactRef, ArtifactStore, ManifestInput } from '../types.ts';
 import {
   type ColumnType,
   type TableSchema,
@@ -311,4 +311,30 @@ export async function readDirections(store: ArtifactStore, ref: ArtifactRef, inp
     harmfulnessW: toFloat32(t.harmfulness_w!),
     harmfulnessB: toFloat32(t.harmfulness_b!)[0]!,
   };
+}
+
+/** The directions artifact's values, as written (k and d follow from the array lengths). */
+export type DirectionsValues = Omit<Directions, 'k' | 'd' | 'explainedVarianceRatio' | 'mean' | 'components' | 'refusalW' | 'harmfulnessW'> & {
+  [K in 'mean' | 'components' | 'explainedVarianceRatio' | 'refusalW' | 'harmfulnessW']: ArrayLike<number>;
+};
+
+/** Write a directions/v1 artifact (the inverse of readDirections); components are [k, d] row-major. */
+export function writeDirections(store: ArtifactStore, v: DirectionsValues, manifest: ManifestInput): Promise<ArtifactRef> {
+  const k = v.explainedVarianceRatio.length;
+  const d = v.mean.length;
+  const f32 = (data: ArrayLike<number>, shape: number[]) => ({ dtype: 'F32' as const, shape, data: Float32Array.from(data) });
+  return store.putTensors(
+    directionsSchema.name,
+    {
+      mean: f32(v.mean, [d]),
+      components: f32(v.components, [k, d]),
+      explained_variance_ratio: f32(v.explainedVarianceRatio, [k]),
+      refusal_w: f32(v.refusalW, [k]),
+      refusal_b: f32([v.refusalB], [1]),
+      harmfulness_w: f32(v.harmfulnessW, [k]),
+      harmfulness_b: f32([v.harmfulnessB], [1]),
+    },
+    manifest,
+    { conventions: 'logit = w·((h − mean)·componentsᵀ) + b; positive = compliance (refusal_*) / harmless (harmfulness_*)' },
+  );
 }
