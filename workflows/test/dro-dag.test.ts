@@ -5,7 +5,7 @@
  *  - SIGKILL of the model worker process during a model activity, a fresh worker → the run completes with
  *    the same digests and the store holds nothing partial.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArtifactRef } from '@dro/artifacts';
@@ -20,6 +20,7 @@ import { createNodeExecutor } from '../src/executor.ts';
 import type { DagWorkflowResult } from '../src/shared.ts';
 import { auditStore, tempDir } from './fixtures/env.ts';
 import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
+import { spawnWorkerChild } from './fixtures/child-worker.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-dro-main.ts', import.meta.url));
 const scratch = tempDir('dro-e2e-');
@@ -121,17 +122,8 @@ describe('the DRO DAG on Temporal (tiny model)', () => {
 });
 
 async function spawnWorker(storeRoot: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerMain, server.address, storeRoot, 'model'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = await spawnWorkerChild(workerMain, [server.address, storeRoot, 'model']);
   children.push(child);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      output += d.toString();
-      if (output.includes('ready')) resolve();
-    });
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before ready:\n${output}`)));
-  });
   return child;
 }
 

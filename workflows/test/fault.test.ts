@@ -3,7 +3,7 @@
  * worker picks the node up after the heartbeat timeout; the run completes with the same artifacts as an
  * undisturbed run, and the store holds nothing partial. Also: SIGTERM drains a worker gracefully.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { testStages } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
 import { runWithLocalRunner } from './fixtures/local.ts';
+import { spawnWorkerChild, type WorkerChild } from './fixtures/child-worker.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-main.ts', import.meta.url));
 let server: TemporalServerHandle;
@@ -29,23 +30,9 @@ const traceDir = tempDir('dro-fault-trace-');
 const children: ChildProcess[] = [];
 
 /** Starts a worker child process serving `queues`; resolves when it polls. */
-async function spawnWorker(queues: string, graceMs = 5_000): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerMain, server.address, storeDir.dir, queues, '-', String(graceMs)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+async function spawnWorker(queues: string, graceMs = 5_000): Promise<WorkerChild> {
+  const child = await spawnWorkerChild(workerMain, [server.address, storeDir.dir, queues, '-', String(graceMs)]);
   children.push(child);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      output += d.toString();
-      if (output.includes('ready')) resolve();
-    });
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('exit', (code) => reject(new Error(`worker child exited (${code}) before ready:\n${output}`)));
-  });
-  child.stdout!.removeAllListeners('data');
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  Object.defineProperty(child, 'output', { get: () => output });
   return child;
 }
 
@@ -131,7 +118,7 @@ describe('worker faults on a real Temporal server', () => {
     await waitFor(async () => (await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.state === 'running');
     worker.kill('SIGTERM');
     expect(await exited(worker)).toEqual({ code: 0, signal: null });
-    expect((worker as ChildProcess & { output: string }).output).toContain('drained');
+    expect(worker.output).toContain('drained');
     // The node completed on the draining worker (no other model worker exists), so the run can finish.
     const result = (await handle.result()) as DagWorkflowResult;
     expect(Object.keys(result.outputs).sort()).toEqual(['numbers', 'square', 'total']);
