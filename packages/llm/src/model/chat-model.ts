@@ -8,6 +8,7 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
+import { ForwardGraph, forwardGraphUsable } from './forward-graph.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -99,6 +100,8 @@ export class ChatModel {
   private readonly template: ChatTemplate | null;
   private weights: DecoderWeights | null;
   private readonly invFreq: Float32Array;
+  /** The forward as one TensorFlow graph (native backend, no gradient recorded), built on first use. */
+  private graph: ForwardGraph | null = null;
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -140,15 +143,23 @@ export class ChatModel {
   forward(input: ForwardInput): ForwardOutput {
     const w = this.live();
     const { x, ownsX, mask } = this.prepareInput(input);
+    const collectLayers = input.allLayers ?? false;
+    const graph = collectLayers ? null : this.forwardGraph();
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
-        const collectLayers = input.allLayers ?? false;
         if (input.checkpoint === true && collectLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
+        const logitsFor = input.logitsFor ?? 'all';
+        if (graph !== null) {
+          const out = graph.run(x, ctx, null, { hidden: true, lastLogits: logitsFor === 'last', allLogits: logitsFor === 'all' });
+          const [b] = x.shape;
+          const logits = logitsFor === 'all' ? out.allLogits! : logitsFor === 'last' ? tf.reshape(out.lastLogits!, [b, 1, -1]) as tf.Tensor3D : tf.zeros([b, 0, this.config.vocabSize]) as tf.Tensor3D;
+          return { logits, lastHidden: out.hidden! } as unknown as tf.TensorContainer;
+        }
         // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
         const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
         const out = runDecoder(this.config, w, x, ctx, null, { collectLayers, checkpoint });
-        const logits = this.logitsOf(out.hidden, input.logitsFor ?? 'all');
+        const logits = this.logitsOf(out.hidden, logitsFor);
         const result: ForwardOutput = { logits, lastHidden: out.hidden };
         if (out.layers !== null) {
           // Distinct tensors so a caller may dispose layers and lastHidden independently.
@@ -168,8 +179,13 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
-    const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1]);
+    const graph = this.forwardGraph();
+    const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
+      if (graph !== null) {
+        const out = graph.run(x, ctx, past, { lastLogits: true, cache: true });
+        return { lastLogits: out.lastLogits!, cache: out.cache! };
+      }
       return tf.tidy(() => {
         const out = runDecoder(this.config, w, x, ctx, past, { keepCache: true });
         const [b, t, d] = out.hidden.shape;
@@ -188,6 +204,8 @@ export class ChatModel {
   }
 
   dispose(): void {
+    this.graph?.dispose();
+    this.graph = null;
     if (this.weights !== null) disposeWeights(this.weights);
     this.weights = null;
   }
@@ -240,6 +258,16 @@ export class ChatModel {
         }
       }
     }
+  }
+
+  /**
+   * The graph forward when it may run now (native backend, no tf.grad recording; see forward-graph.ts),
+   * else null: the eager decoder.
+   */
+  private forwardGraph(): ForwardGraph | null {
+    if (!forwardGraphUsable()) return null;
+    this.graph ??= ForwardGraph.create(this.config, this.live());
+    return this.graph;
   }
 
   private live(): DecoderWeights {

@@ -281,8 +281,11 @@ function rotaryHeadTables(config: ModelConfig, positions: Int32Array, invFreq: F
   return { cos, sin };
 }
 
-/** Rotary tables and attention bias for the last `newTokens` slots of rows with the given full mask. */
-export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: number[][], newTokens: number): StepContext {
+/**
+ * Rotary tables and attention bias for the last `newTokens` slots of rows with the given full mask.
+ * `rotationMatrices: false` skips the decode-step rotation matrices (the decode graph uses the tables).
+ */
+export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: number[][], newTokens: number, options: { rotationMatrices?: boolean } = {}): StepContext {
   const b = mask.length;
   const s = mask[0].length;
   const { numHeads: h, numKvHeads: kvh, headDim: hd } = config;
@@ -303,7 +306,7 @@ export function stepContext(config: ModelConfig, invFreq: Float32Array, mask: nu
     bias: tf.tensor4d(bias, [b, 1, g * newTokens, s]),
     biasIsZero,
   };
-  if (newTokens === 1 && b <= ROTATION_MATRIX_MAX_ROWS) {
+  if (newTokens === 1 && b <= ROTATION_MATRIX_MAX_ROWS && options.rotationMatrices !== false) {
     ctx.rotation = tf.tensor4d(rotationMatrices(cos, sin, b * heads, hd), [b, heads, hd, hd]);
   }
   return ctx;
