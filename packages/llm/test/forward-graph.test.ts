@@ -1,8 +1,8 @@
 /**
  * The graph forward (native backend): it must compute what the eager decoder computes — logits, hidden
- * states, KV caches, generated tokens — for GQA and biased (Qwen2-style) models, with left padding, and
- * mixed with eager calls on one cache; tf.grad must keep running eagerly. On other backends the graph is
- * never used and these tests are skipped.
+ * states, KV caches, generated tokens, and under tf.grad the gradient w.r.t. the input embeddings — for
+ * GQA and biased (Qwen2-style) models, with left padding, and mixed with eager calls on one cache. On
+ * other backends the graph is never used and these tests are skipped.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -89,6 +89,30 @@ describe.each(['llama', 'qwen2'])('graph forward (%s)', (name) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('under tf.grad, its hand-written backward gives eager backprop\'s gradient (hidden and logits losses)', ({ skip }) => {
+    if (!native()) skip();
+    const model = models[name];
+    const { ids, mask } = padBatch(prompts, model.padId);
+    const embeds = model.embed(ids);
+    const direction = tf.randomNormal([model.config.hiddenSize], 0, 1, 'float32', 3);
+    const before = tf.memory().numTensors;
+    for (const logitsFor of ['none', 'all'] as const) {
+      const gradient = () => tf.grad((x: tf.Tensor) => {
+        const out = model.forward({ inputsEmbeds: x as tf.Tensor3D, attentionMask: mask, logitsFor, checkpoint: false });
+        const hiddenLoss = tf.sum(tf.mul(out.lastHidden, direction));
+        return logitsFor === 'all' ? tf.add(hiddenLoss, tf.mean(out.logits)) : hiddenLoss;
+      })(embeds);
+      const graph = gradient();
+      const eager = eagerly(gradient);
+      const scale = tf.tidy(() => tf.max(tf.abs(eager)).dataSync()[0]);
+      expect(scale).toBeGreaterThan(1);
+      expect(maxAbsDiff(graph, eager) / scale).toBeLessThan(1e-5);
+      tf.dispose([graph, eager]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([embeds, direction]);
+  });
+
   it('generates the same tokens as eager decoding (greedy and sampled, several samples)', async ({ skip }) => {
     if (!native()) skip();
     const model = models[name];
@@ -107,19 +131,18 @@ describe.each(['llama', 'qwen2'])('graph forward (%s)', (name) => {
 });
 
 describe('graph forward gating', () => {
-  it('is not used while tf.grad records (the gradient needs the eager tape)', ({ skip }) => {
+  it('a plain graph call is not used while tf.grad records', ({ skip }) => {
     if (!native()) skip();
     expect(forwardGraphUsable()).toBe(true);
-    const model = models.llama;
-    const embeds = model.embed([prompts[0]]);
     let usableInside: boolean | null = null;
-    const grad = tf.grad((x: tf.Tensor) => {
+    const x = tf.scalar(2);
+    const grad = tf.grad((v: tf.Tensor) => {
       usableInside = forwardGraphUsable();
-      return tf.sum(model.forward({ inputsEmbeds: x as tf.Tensor3D, logitsFor: 'none' }).lastHidden);
-    })(embeds);
+      return tf.square(v);
+    })(x);
     expect(usableInside).toBe(false);
-    expect(tf.tidy(() => tf.sum(tf.abs(grad)).dataSync()[0])).toBeGreaterThan(0);
-    tf.dispose([embeds, grad]);
+    expect(grad.dataSync()[0]).toBe(4);
+    tf.dispose([x, grad]);
   });
 
   it('is off with DRO_FORWARD_GRAPH=0 and on the other backends', () => {

@@ -8,7 +8,7 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
-import { ForwardGraph, forwardGraphUsable } from './forward-graph.ts';
+import { ForwardGraph, forwardGraphAvailable, recordingGradients } from './forward-graph.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -39,9 +39,10 @@ export type ChatTemplateFn = (messages: ChatMessage[], options: { addGenerationP
 export type LogitsFor = 'all' | 'last' | 'none';
 
 /**
- * Tokens (batch × time) up to which tf.grad through forward() keeps every intermediate by default on the
- * native backend: ≈ 5 GB of activations per 1,024 tokens for SmolLM2-135M (30 layers, d 576), ~1.4× faster
- * than recomputing each block. Larger inputs are checkpointed.
+ * Tokens (batch × time) up to which tf.grad through forward() uses plain backprop by default on the native
+ * backend (the graph forward saves each block's activations, ≈ 0.8 GB per 1,024 tokens for SmolLM2-135M at
+ * t = 128, and its hand-written backward graph runs on them: ~1.5× faster than recomputing each block).
+ * Larger inputs are checkpointed.
  */
 export const PLAIN_BACKPROP_MAX_TOKENS = 1024;
 
@@ -64,7 +65,8 @@ export interface ForwardInput {
    * Activation checkpointing for tf.grad through the model: each block keeps only its input and is
    * recomputed during backprop, so training memory drops from every intermediate of every block to one
    * block's plus [b, t, d] per block, for a second forward pass (SmolLM2 8×128 on the native backend:
-   * 2.1 instead of 7.3 GB peak RSS, 0.7× the speed). Default (undefined): plain backprop on the native
+   * 2.2 instead of 2.8 GB peak RSS with the graph backward (7.3 GB with the eager tape), 0.65× the speed).
+   * Default (undefined): plain backprop on the native
    * backend up to PLAIN_BACKPROP_MAX_TOKENS (b·t) tokens, checkpointing beyond that and always on wasm /
    * cpu (their heaps are small); off with allLayers. Costs nothing outside tf.grad.
    */
@@ -144,20 +146,27 @@ export class ChatModel {
     const w = this.live();
     const { x, ownsX, mask } = this.prepareInput(input);
     const collectLayers = input.allLayers ?? false;
-    const graph = collectLayers ? null : this.forwardGraph();
+    // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
+    const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
+    // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
+    // (plain backprop); the eager decoder for all layers, checkpointing, and the other backends.
+    const mode = collectLayers || !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint ? 'eager' : 'graph-backprop';
+    const graph = mode === 'eager' ? null : this.forwardGraph();
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
         if (input.checkpoint === true && collectLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
         const logitsFor = input.logitsFor ?? 'all';
-        if (graph !== null) {
+        if (graph !== null && mode === 'graph') {
           const out = graph.run(x, ctx, null, { hidden: true, lastLogits: logitsFor === 'last', allLogits: logitsFor === 'all' });
           const [b] = x.shape;
           const logits = logitsFor === 'all' ? out.allLogits! : logitsFor === 'last' ? tf.reshape(out.lastLogits!, [b, 1, -1]) as tf.Tensor3D : tf.zeros([b, 0, this.config.vocabSize]) as tf.Tensor3D;
           return { logits, lastHidden: out.hidden! } as unknown as tf.TensorContainer;
         }
-        // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
-        const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
+        if (graph !== null) {
+          const hidden = graph.differentiableHidden(x, ctx);
+          return { logits: this.logitsOf(hidden, logitsFor), lastHidden: hidden } as unknown as tf.TensorContainer;
+        }
         const out = runDecoder(this.config, w, x, ctx, null, { collectLayers, checkpoint });
         const logits = this.logitsOf(out.hidden, logitsFor);
         const result: ForwardOutput = { logits, lastHidden: out.hidden };
@@ -179,7 +188,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
-    const graph = this.forwardGraph();
+    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
       if (graph !== null) {
@@ -260,12 +269,8 @@ export class ChatModel {
     }
   }
 
-  /**
-   * The graph forward when it may run now (native backend, no tf.grad recording; see forward-graph.ts),
-   * else null: the eager decoder.
-   */
-  private forwardGraph(): ForwardGraph | null {
-    if (!forwardGraphUsable()) return null;
+  /** The model's graph forward (native backend; see forward-graph.ts), built on first use. */
+  private forwardGraph(): ForwardGraph {
     this.graph ??= ForwardGraph.create(this.config, this.live());
     return this.graph;
   }

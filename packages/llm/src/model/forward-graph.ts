@@ -25,10 +25,19 @@ import type { DecoderWeights, LayerCache, StepContext } from './llama.ts';
 /** Set to 0 to run the forward eagerly on the native backend too (A/B and debugging). */
 export const FORWARD_GRAPH_ENV = 'DRO_FORWARD_GRAPH';
 
-/** Whether a forward may run as a graph now: native backend, not disabled, no tf.grad recording. */
+/** Whether the graph is available: native backend and not disabled. */
+export function forwardGraphAvailable(): boolean {
+  return tf.getBackend() === 'tensorflow' && process.env[FORWARD_GRAPH_ENV] !== '0';
+}
+
+/** Whether a tf.grad / tf.variableGrads is recording right now (ops called now need a gradient). */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+/** Whether a forward may run as a plain graph call now: available and no gradient recording. */
 export function forwardGraphUsable(): boolean {
-  if (tf.getBackend() !== 'tensorflow' || process.env[FORWARD_GRAPH_ENV] === '0') return false;
-  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth === 0;
+  return forwardGraphAvailable() && !recordingGradients();
 }
 
 const F32: Attr = { type: DT_FLOAT };
@@ -44,8 +53,14 @@ function ops(g: GraphBuilder) {
     matMul: (a: string, b: string) => g.op('BatchMatMulV3', [a, b], { Ta: F32, Tb: F32, Tout: F32, adj_x: bool(false), adj_y: bool(false) }),
     /** Rows times a weight matrix: TensorFlow's MatMul, which the graph optimizer hands to oneDNN. */
     project: (a: string, w: string) => g.op('MatMul', [a, w], { T: F32, transpose_a: bool(false), transpose_b: bool(false) }),
+    /** a @ bᵀ / aᵀ @ b for activations. */
+    matMulT: (a: string, b: string, adjA: boolean, adjB: boolean) => g.op('BatchMatMulV3', [a, b], { Ta: F32, Tb: F32, Tout: F32, adj_x: bool(adjA), adj_y: bool(adjB) }),
+    /** Rows times a weight matrix transposed (the backward of project). */
+    projectT: (a: string, w: string) => g.op('MatMul', [a, w], { T: F32, transpose_a: bool(false), transpose_b: bool(true) }),
     add: binary('AddV2'),
+    sub: binary('Sub'),
     mul: binary('Mul'),
+    sumLast: (a: string) => g.op('Sum', [a, g.constInt32([-1])], { T: F32, Tidx: I32, keep_dims: bool(true) }),
     square: unary('Square'),
     rsqrt: unary('Rsqrt'),
     sigmoid: unary('Sigmoid'),
@@ -81,6 +96,8 @@ export interface ForwardFetches {
   hidden?: boolean;
   /** Every layer's cache including this call's positions. */
   cache?: boolean;
+  /** What backward() needs (activations of every layer; only without a past cache). */
+  saved?: boolean;
 }
 
 export interface ForwardGraphOutput {
@@ -88,13 +105,21 @@ export interface ForwardGraphOutput {
   allLogits?: tf.Tensor3D;
   hidden?: tf.Tensor3D;
   cache?: LayerCache[];
+  saved?: tf.Tensor[];
 }
+
+/**
+ * Activations one block's backward reads, by placeholder suffix: the two norms' outputs y and 1/rms r,
+ * grouped queries, transposed keys, values, attention probabilities, and the MLP's gate and up products.
+ */
+const SAVED_PER_BLOCK = ['y1', 'r1', 'queries', 'keysT', 'values', 'probs', 'y2', 'r2', 'gate', 'up'] as const;
+type SavedName = (typeof SAVED_PER_BLOCK)[number];
 
 export class ForwardGraph {
   private constructor(
     private readonly session: GraphSession,
     private readonly weightFeeds: Feed[],
-    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[] },
+    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; inputGrad: string },
     private readonly config: ModelConfig,
   ) {}
 
@@ -113,7 +138,12 @@ export class ForwardGraph {
 
     const meanColumn = g.constFloat(new Float32Array(d).fill(1 / d), [d, 1]);
     const eps = g.constFloat(Float32Array.of(config.rmsNormEps), []);
-    const normalize = (x: string) => o.mul(x, o.rsqrt(o.add(o.matMul(o.square(x), meanColumn), eps)));
+    /** RMSNorm without weight: y = x r, r = 1/sqrt(mean(x^2) + eps) [n, 1]. */
+    const rmsNorm = (x: string) => {
+      const r = o.rsqrt(o.add(o.matMul(o.square(x), meanColumn), eps));
+      return { y: o.mul(x, r), r };
+    };
+    const normalize = (x: string) => rmsNorm(x).y;
 
     const input = g.placeholder('x', DT_FLOAT, [-1, -1, d]); // [b, t, d]
     const cos = g.placeholder('cos', DT_FLOAT, [-1, -1, heads, hd]); // [b, t, heads, hd]
@@ -130,6 +160,8 @@ export class ForwardGraph {
 
     let x = o.reshape(input, rowsShape); // residual rows [b t, d]
     const cache: string[] = [];
+    const saved: Record<SavedName, string>[] = [];
+    const weights: Partial<Record<(typeof BLOCK_TENSORS)[number], string>>[] = [];
     for (let i = 0; i < w.blocks.length; i++) {
       const block = w.blocks[i];
       const p: Partial<Record<(typeof BLOCK_TENSORS)[number], string>> = {};
@@ -137,26 +169,34 @@ export class ForwardGraph {
         const t = block[key];
         if (t !== null) p[key] = weight(`block${i}_${key}`, t);
       }
+      weights.push(p);
       // Attention: q|k|v rows, RoPE (x cos + swap_halves(x) sin), cache append, grouped-query attention.
-      let qkv = o.project(normalize(x), p.qkv!);
+      const norm1 = rmsNorm(x);
+      let qkv = o.project(norm1.y, p.qkv!);
       if (p.qkvBias !== undefined) qkv = o.add(qkv, p.qkvBias);
       const qkv4 = o.reshape(qkv, shape); // [b, t, heads, hd]
       const rotated = o.transpose(o.add(o.mul(qkv4, cos), o.mul(o.roll(qkv4, hd / 2, 3), sin)), [0, 2, 1, 3]); // [b, heads, t, hd]
       const [q, k, v] = o.splitV(rotated, [h, kvh, kvh], 1);
       const keysT = o.concat([g.placeholder(`past${i}_keysT`, DT_FLOAT, [-1, kvh, hd, -1]), o.transpose(k, [0, 1, 3, 2])], 3); // [b, kvh, hd, s]
       const values = o.concat([g.placeholder(`past${i}_values`, DT_FLOAT, [-1, kvh, -1, hd]), v], 2); // [b, kvh, s, hd]
-      const scores = o.matMul(o.reshape(q, groupedShape), keysT); // [b, kvh, g t, s]
-      const mixed = o.reshape(o.matMul(o.softmax(o.add(scores, bias)), values), headsShape); // [b, h, t, hd]
+      const queries = o.reshape(q, groupedShape);
+      const scores = o.matMul(queries, keysT); // [b, kvh, g t, s]
+      const probs = o.softmax(o.add(scores, bias));
+      const mixed = o.reshape(o.matMul(probs, values), headsShape); // [b, h, t, hd]
       let attended = o.project(o.reshape(o.transpose(mixed, [0, 2, 1, 3]), rowsShape), p.attentionOut!);
       if (p.attentionOutBias !== undefined) attended = o.add(attended, p.attentionOutBias);
       x = o.add(x, attended);
       // SiLU-gated MLP.
-      const normed = normalize(x);
-      const gate = o.project(normed, p.gate!);
-      x = o.add(x, o.project(o.mul(o.mul(gate, o.sigmoid(gate)), o.project(normed, p.up!)), p.down!));
+      const norm2 = rmsNorm(x);
+      const gate = o.project(norm2.y, p.gate!);
+      const up = o.project(norm2.y, p.up!);
+      x = o.add(x, o.project(o.mul(o.mul(gate, o.sigmoid(gate)), up), p.down!));
       cache.push(keysT, values);
+      saved.push({ y1: norm1.y, r1: norm1.r, queries, keysT, values, probs, y2: norm2.y, r2: norm2.r, gate, up });
     }
-    const hiddenRows = o.mul(normalize(x), weight('finalNorm', w.finalNorm)); // [b t, d]
+    const finalNorm = weight('finalNorm', w.finalNorm);
+    const normF = rmsNorm(x);
+    const hiddenRows = o.mul(normF.y, finalNorm); // [b t, d]
     const hidden = o.reshape(hiddenRows, hiddenShape);
     const lmHead = weight('lmHead', w.lmHead);
     // The last position of every row: [b, d] (begin [0, -1, 0], axis 1 shrunk, axes 0 and 2 whole).
@@ -165,7 +205,45 @@ export class ForwardGraph {
     });
     const lastLogits = o.project(last, lmHead);
     const allLogits = o.reshape(o.project(hiddenRows, lmHead), o.concat([bDim, tDim, constDims(vocab)], 0, I32));
-    return new ForwardGraph(GraphSession.load(g), weightFeeds, { lastLogits, allLogits, hidden, cache }, config);
+
+    // Backward w.r.t. the input embeddings (weights frozen, no past cache), from the saved activations fed
+    // back as placeholders: the forward's ops differentiated by hand, block by block in reverse.
+    const savedInputs = saved.map((_, i) => Object.fromEntries(SAVED_PER_BLOCK.map((k) => [k, g.placeholder(`saved${i}_${k}`, DT_FLOAT, null)])) as Record<SavedName, string>);
+    const savedFinal = { y: g.placeholder('savedF_y', DT_FLOAT, null), r: g.placeholder('savedF_r', DT_FLOAT, null) };
+    /** RMSNorm backward: dx = r (dy - y mean(dy y)). */
+    const rmsNormGrad = (y: string, r: string, dy: string) => o.mul(r, o.sub(dy, o.mul(y, o.matMul(o.mul(dy, y), meanColumn))));
+    const one = g.constFloat(Float32Array.of(1), []);
+    const qHeadsShape = o.concat([bDim, tDim, constDims(h), constDims(hd)], 0, I32); // [b, t, h, hd]
+    let dx = rmsNormGrad(savedFinal.y, savedFinal.r, o.mul(o.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), rowsShape), finalNorm));
+    for (let i = saved.length - 1; i >= 0; i--) {
+      const sv = savedInputs[i];
+      const p = weights[i];
+      // MLP: x2 = x1 + down(silu(gate) * up); silu'(z) = s (1 + z (1 - s)), s = sigmoid(z).
+      const dAct = o.projectT(dx, p.down!);
+      const s = o.sigmoid(sv.gate);
+      const dGate = o.mul(o.mul(dAct, sv.up), o.mul(s, o.add(one, o.mul(sv.gate, o.sub(one, s)))));
+      const dUp = o.mul(dAct, o.mul(sv.gate, s));
+      const dY2 = o.add(o.projectT(dGate, p.gate!), o.projectT(dUp, p.up!));
+      dx = o.add(dx, rmsNormGrad(sv.y2, sv.r2, dY2));
+      // Attention: x1 = x0 + out(merge(softmax(q kT + bias) v)).
+      const dMixed = o.reshape(o.transpose(o.reshape(o.projectT(dx, p.attentionOut!), qHeadsShape), [0, 2, 1, 3]), groupedShape); // [b, kvh, g t, hd]
+      const dProbs = o.matMulT(dMixed, sv.values, false, true); // [b, kvh, g t, s]
+      const dValues = o.matMulT(sv.probs, dMixed, true, false); // [b, kvh, s, hd]
+      const dScores = o.mul(sv.probs, o.sub(dProbs, o.sumLast(o.mul(dProbs, sv.probs))));
+      const dQueries = o.reshape(o.matMulT(dScores, sv.keysT, false, true), headsShape); // [b, h, t, hd]
+      const dKeys = o.transpose(o.matMulT(sv.queries, dScores, true, false), [0, 1, 3, 2]); // [b, kvh, t, hd]
+      const dRotated = o.transpose(o.concat([dQueries, dKeys, dValues], 1), [0, 2, 1, 3]); // [b, t, heads, hd]
+      // RoPE is x cos + R x sin with R (swap halves) its own transpose: dx = dy cos + R (dy sin).
+      const dQkv = o.add(o.mul(dRotated, cos), o.roll(o.mul(dRotated, sin), hd / 2, 3));
+      const dY1 = o.projectT(o.reshape(dQkv, constDims(-1, heads * hd)), p.qkv!);
+      dx = o.add(dx, rmsNormGrad(sv.y1, sv.r1, dY1));
+    }
+    const inputGrad = o.reshape(dx, hiddenShape);
+    const outputs = {
+      lastLogits, allLogits, hidden, cache, inputGrad,
+      saved: [...saved.flatMap((sv) => SAVED_PER_BLOCK.map((k) => sv[k])), normF.y, normF.r],
+    };
+    return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
   }
 
   /**
@@ -181,8 +259,9 @@ export class ForwardGraph {
     for (let i = 0; i < numLayers; i++) {
       feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
     }
-    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache'] as const).filter((k) => fetch[k] === true);
-    const fetches = names.flatMap((k) => (k === 'cache' ? this.outputs.cache : [this.outputs[k]]));
+    if (fetch.saved === true && past !== null) throw new Error('ForwardGraph.run: saved activations are for calls without a past cache');
+    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved'] as const).filter((k) => fetch[k] === true);
+    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
     try {
       results = this.session.run(feeds, fetches);
@@ -194,11 +273,45 @@ export class ForwardGraph {
       if (k === 'cache') {
         const flat = results.splice(0, 2 * numLayers);
         out.cache = Array.from({ length: numLayers }, (_, i) => ({ keysT: flat[2 * i] as tf.Tensor4D, values: flat[2 * i + 1] as tf.Tensor4D }));
+      } else if (k === 'saved') {
+        out.saved = results.splice(0, this.outputs.saved.length);
       } else {
         (out as Record<string, tf.Tensor>)[k] = results.shift()!;
       }
     }
     return out;
+  }
+
+  /**
+   * Gradient w.r.t. the input embeddings [b, t, d] of a forward run with `saved: true` (no past), given
+   * the gradient of its final hidden states dHidden [b, t, d] and the same step context.
+   */
+  backward(dHidden: tf.Tensor, saved: readonly tf.Tensor[], rope: { cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor3D {
+    if (saved.length !== this.outputs.saved.length) throw new Error(`ForwardGraph.backward: ${saved.length} saved tensors, expected ${this.outputs.saved.length}`);
+    const feeds: Feed[] = [...this.weightFeeds, { name: 'dHidden', tensor: dHidden }, { name: 'cos', tensor: rope.cos }, { name: 'sin', tensor: rope.sin }];
+    const names = [...Array.from({ length: this.config.numLayers }, (_, i) => SAVED_PER_BLOCK.map((k) => `saved${i}_${k}`)).flat(), 'savedF_y', 'savedF_r'];
+    names.forEach((name, j) => feeds.push({ name, tensor: saved[j] }));
+    return this.session.run(feeds, [this.outputs.inputGrad])[0] as tf.Tensor3D;
+  }
+
+  /**
+   * Final hidden states [b, t, d] of input embeddings x, differentiable w.r.t. x for the recording
+   * tf.grad: the forward graph saves every block's activations, backward() runs the hand-written gradient
+   * graph on them (as much activation memory as plain backprop's minimum, a fraction of the eager tape's).
+   */
+  differentiableHidden(x: tf.Tensor3D, ctx: StepContext): tf.Tensor3D {
+    const customFn = ((input: tf.Tensor3D, save: tf.GradSaveFunc) => {
+      const out = this.run(input, ctx, null, { hidden: true, saved: true });
+      save([ctx.cos, ctx.sin, ...out.saved!]);
+      return {
+        value: out.hidden!,
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [cos, sin, ...activations] = saved;
+          return this.backward(dy as tf.Tensor, activations, { cos, sin });
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0];
+    return tf.customGrad(customFn)(x) as tf.Tensor3D;
   }
 
   dispose(): void {
