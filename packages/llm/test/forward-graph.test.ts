@@ -46,7 +46,7 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 const prompts = [[261, 117, 115, 101, 114, 10, 104, 105], [104, 105, 33], [72, 101, 108, 108, 111, 44]];
 
 describe.each(['llama', 'qwen2'])('graph forward (%s)', (name) => {
-  it('equals the eager forward: all / last / no logits, hidden states, left padding', ({ skip }) => {
+  it('equals the eager forward: all / last / no logits, hidden states, all layers, left padding', ({ skip }) => {
     if (!native()) skip();
     const model = models[name];
     const { ids, mask } = padBatch(prompts, model.padId);
@@ -58,6 +58,11 @@ describe.each(['llama', 'qwen2'])('graph forward (%s)', (name) => {
       expect(maxAbsDiff(graph.lastHidden, eager.lastHidden)).toBeLessThan(1e-4);
       tf.dispose([graph.logits, graph.lastHidden, eager.logits, eager.lastHidden]);
     }
+    const graph = model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'none', allLayers: true });
+    const eager = eagerly(() => model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'none', allLayers: true }));
+    expect(graph.layers).toHaveLength(model.config.numLayers + 1);
+    graph.layers!.forEach((layer, i) => expect(maxAbsDiff(layer, eager.layers![i])).toBeLessThan(1e-4));
+    tf.dispose([graph.logits, graph.lastHidden, eager.logits, eager.lastHidden, ...graph.layers!, ...eager.layers!]);
     expect(tf.memory().numTensors).toBe(before);
   });
 

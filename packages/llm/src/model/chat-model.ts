@@ -149,8 +149,8 @@ export class ChatModel {
     // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
     const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
     // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
-    // (plain backprop); the eager decoder for all layers, checkpointing, and the other backends.
-    const mode = collectLayers || !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint ? 'eager' : 'graph-backprop';
+    // (plain backprop); the eager decoder for checkpointing, all layers under tf.grad, and the other backends.
+    const mode = !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint || collectLayers ? 'eager' : 'graph-backprop';
     const graph = mode === 'eager' ? null : this.forwardGraph();
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
@@ -158,10 +158,12 @@ export class ChatModel {
         if (input.checkpoint === true && collectLayers) throw new BadInputError('forward: checkpoint and allLayers cannot be combined');
         const logitsFor = input.logitsFor ?? 'all';
         if (graph !== null && mode === 'graph') {
-          const out = graph.run(x, ctx, null, { hidden: true, lastLogits: logitsFor === 'last', allLogits: logitsFor === 'all' });
+          const out = graph.run(x, ctx, null, { hidden: true, lastLogits: logitsFor === 'last', allLogits: logitsFor === 'all', layers: collectLayers });
           const [b] = x.shape;
           const logits = logitsFor === 'all' ? out.allLogits! : logitsFor === 'last' ? tf.reshape(out.lastLogits!, [b, 1, -1]) as tf.Tensor3D : tf.zeros([b, 0, this.config.vocabSize]) as tf.Tensor3D;
-          return { logits, lastHidden: out.hidden! } as unknown as tf.TensorContainer;
+          const result: ForwardOutput = { logits, lastHidden: out.hidden! };
+          if (collectLayers) result.layers = [tf.clone(x), ...out.layers!, tf.clone(out.hidden!)];
+          return result as unknown as tf.TensorContainer;
         }
         if (graph !== null) {
           const hidden = graph.differentiableHidden(x, ctx);

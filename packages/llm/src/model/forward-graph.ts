@@ -98,6 +98,8 @@ export interface ForwardFetches {
   cache?: boolean;
   /** What backward() needs (activations of every layer; only without a past cache). */
   saved?: boolean;
+  /** The residual stream after blocks 1 .. L-1, [b, t, d] each (HF hidden_states between embeddings and final). */
+  layers?: boolean;
 }
 
 export interface ForwardGraphOutput {
@@ -106,6 +108,7 @@ export interface ForwardGraphOutput {
   hidden?: tf.Tensor3D;
   cache?: LayerCache[];
   saved?: tf.Tensor[];
+  layers?: tf.Tensor3D[];
 }
 
 /**
@@ -119,7 +122,7 @@ export class ForwardGraph {
   private constructor(
     private readonly session: GraphSession,
     private readonly weightFeeds: Feed[],
-    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; inputGrad: string },
+    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
     private readonly config: ModelConfig,
   ) {}
 
@@ -161,6 +164,7 @@ export class ForwardGraph {
     let x = o.reshape(input, rowsShape); // residual rows [b t, d]
     const cache: string[] = [];
     const saved: Record<SavedName, string>[] = [];
+    const layers: string[] = [];
     const weights: Partial<Record<(typeof BLOCK_TENSORS)[number], string>>[] = [];
     for (let i = 0; i < w.blocks.length; i++) {
       const block = w.blocks[i];
@@ -192,6 +196,7 @@ export class ForwardGraph {
       const up = o.project(norm2.y, p.up!);
       x = o.add(x, o.project(o.mul(o.mul(gate, o.sigmoid(gate)), up), p.down!));
       cache.push(keysT, values);
+      if (i < w.blocks.length - 1) layers.push(o.reshape(x, hiddenShape));
       saved.push({ y1: norm1.y, r1: norm1.r, queries, keysT, values, probs, y2: norm2.y, r2: norm2.r, gate, up });
     }
     const finalNorm = weight('finalNorm', w.finalNorm);
@@ -240,7 +245,7 @@ export class ForwardGraph {
     }
     const inputGrad = o.reshape(dx, hiddenShape);
     const outputs = {
-      lastLogits, allLogits, hidden, cache, inputGrad,
+      lastLogits, allLogits, hidden, cache, layers, inputGrad,
       saved: [...saved.flatMap((sv) => SAVED_PER_BLOCK.map((k) => sv[k])), normF.y, normF.r],
     };
     return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
@@ -260,8 +265,8 @@ export class ForwardGraph {
       feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
     }
     if (fetch.saved === true && past !== null) throw new Error('ForwardGraph.run: saved activations are for calls without a past cache');
-    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved'] as const).filter((k) => fetch[k] === true);
-    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' ? this.outputs[k] : [this.outputs[k]]));
+    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) => fetch[k] === true);
+    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
     try {
       results = this.session.run(feeds, fetches);
@@ -273,8 +278,8 @@ export class ForwardGraph {
       if (k === 'cache') {
         const flat = results.splice(0, 2 * numLayers);
         out.cache = Array.from({ length: numLayers }, (_, i) => ({ keysT: flat[2 * i] as tf.Tensor4D, values: flat[2 * i + 1] as tf.Tensor4D }));
-      } else if (k === 'saved') {
-        out.saved = results.splice(0, this.outputs.saved.length);
+      } else if (k === 'saved' || k === 'layers') {
+        (out as Record<string, tf.Tensor[]>)[k] = results.splice(0, this.outputs[k].length);
       } else {
         (out as Record<string, tf.Tensor>)[k] = results.shift()!;
       }
