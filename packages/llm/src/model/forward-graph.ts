@@ -146,7 +146,6 @@ export class ForwardGraph {
       const r = o.rsqrt(o.add(o.matMul(o.square(x), meanColumn), eps));
       return { y: o.mul(x, r), r };
     };
-    const normalize = (x: string) => rmsNorm(x).y;
 
     const input = g.placeholder('x', DT_FLOAT, [-1, -1, d]); // [b, t, d]
     const cos = g.placeholder('cos', DT_FLOAT, [-1, -1, heads, hd]); // [b, t, heads, hd]
