@@ -102,8 +102,8 @@ export class ChatModel {
   private readonly template: ChatTemplate | null;
   private weights: DecoderWeights | null;
   private readonly invFreq: Float32Array;
-  /** The forward as one TensorFlow graph (native backend, no gradient recorded), built on first use. */
-  private graph: ForwardGraph | null = null;
+  /** The forward as TensorFlow graphs (native backend), built on first use: for one-position steps and for sequences. */
+  private graphs: { step: ForwardGraph | null; sequence: ForwardGraph | null } = { step: null, sequence: null };
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -151,7 +151,7 @@ export class ChatModel {
     // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
     // (plain backprop); the eager decoder for checkpointing, all layers under tf.grad, and the other backends.
     const mode = !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint || collectLayers ? 'eager' : 'graph-backprop';
-    const graph = mode === 'eager' ? null : this.forwardGraph();
+    const graph = mode === 'eager' ? null : this.forwardGraph(x.shape[1]);
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
@@ -190,7 +190,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
-    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph() : null;
+    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph(x.shape[1]) : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
       if (graph !== null) {
@@ -215,8 +215,9 @@ export class ChatModel {
   }
 
   dispose(): void {
-    this.graph?.dispose();
-    this.graph = null;
+    this.graphs.step?.dispose();
+    this.graphs.sequence?.dispose();
+    this.graphs = { step: null, sequence: null };
     if (this.weights !== null) disposeWeights(this.weights);
     this.weights = null;
   }
@@ -271,10 +272,14 @@ export class ChatModel {
     }
   }
 
-  /** The model's graph forward (native backend; see forward-graph.ts), built on first use. */
-  private forwardGraph(): ForwardGraph {
-    this.graph ??= ForwardGraph.create(this.config, this.live());
-    return this.graph;
+  /**
+   * The model's graph forward for calls with `newPositions` positions per row (native backend; see
+   * forward-graph.ts), built on first use: decoding steps use Eigen for the tiny attention products,
+   * sequences oneDNN.
+   */
+  private forwardGraph(newPositions: number): ForwardGraph {
+    if (newPositions === 1) return (this.graphs.step ??= ForwardGraph.create(this.config, this.live(), 'eigen'));
+    return (this.graphs.sequence ??= ForwardGraph.create(this.config, this.live(), 'onednn'));
   }
 
   private live(): DecoderWeights {
