@@ -10,7 +10,9 @@
  * cannot hold plain backprop's intermediates — and both variants get their own rows), peak RSS. Prefill and fwd+bwd are the
  * median of REPEATS runs on both sides (the machine is shared; single runs vary by ±15 %). Ratios are
  * ours / PyTorch (> 1 = we are faster). The two sides run one after the other so they do not compete
- * for the cores.
+ * for the cores. On the native backend ours is what the runtime does by default: forwards as TensorFlow
+ * graphs, plain backprop as the graph forward plus its hand-written backward graph; DRO_FORWARD_GRAPH=0
+ * measures the eager ops instead.
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -117,7 +119,8 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
   // (checkpoint: false, every intermediate kept) raises it.
   const trainCheckpointed = await medianSeconds(trainStep(true), 'train_checkpointed');
   const peakBeforePlainTrain = process.resourceUsage().maxRSS / 1024;
-  // Plain backprop keeps every intermediate (~6 GB here): beyond the wasm heap's 4 GB, so wasm skips it.
+  // Plain backprop keeps every intermediate (~6 GB on the eager tape at 8×128; the native backend's graph
+  // backward keeps ~0.8 GB): beyond the wasm heap's 4 GB, so wasm skips it.
   const trainPlain = model.backend === 'wasm' ? Number.NaN : await medianSeconds(trainStep(false), 'train_plain');
   const checkpointedByDefault = checkpointsByDefault(model.backend, BATCH * SEQ);
   tf.dispose([direction, embeds]);
