@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tf, loadModel, padBatch, generate, type ChatModel } from '../src/index.ts';
 import { FORWARD_GRAPH_ENV, forwardGraphUsable } from '../src/model/forward-graph.ts';
 import { GraphBuilder, DT_FLOAT } from '../src/native/graph-def.ts';
@@ -148,6 +148,33 @@ describe('graph forward gating', () => {
     expect(usableInside).toBe(false);
     expect(grad.dataSync()[0]).toBe(4);
     tf.dispose([x, grad]);
+  });
+
+  it('falls back to eager ops, with one warning, when TensorFlow refuses the graph', async ({ skip }) => {
+    if (!native()) skip();
+    // A libtensorflow without one of the graph's ops refuses it at load time; simulate that refusal.
+    const model = await loadModel(writeTinyHfModel(path.join(tmp, 'refused')));
+    const load = vi.spyOn(GraphSession, 'load').mockImplementation(() => {
+      throw new GraphSessionError('TensorFlow could not load the graph (1 nodes): Op type not registered');
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const { ids, mask } = padBatch(prompts, model.padId);
+      const first = model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'last' });
+      const second = model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'last' });
+      const eager = eagerly(() => model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'last' }));
+      expect(maxAbsDiff(first.logits, eager.logits)).toBe(0);
+      expect(load).toHaveBeenCalledTimes(1);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.filter((m) => m.includes('running the model eagerly'))).toHaveLength(1);
+      tf.dispose([first.logits, first.lastHidden, second.logits, second.lastHidden, eager.logits, eager.lastHidden]);
+    } finally {
+      process.off('warning', onWarning);
+      load.mockRestore();
+      model.dispose();
+    }
   });
 
   it('is off with DRO_FORWARD_GRAPH=0 and on the other backends', () => {

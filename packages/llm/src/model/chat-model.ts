@@ -9,6 +9,7 @@ import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import { ForwardGraph, forwardGraphAvailable, recordingGradients } from './forward-graph.ts';
+import { GraphSessionError } from '../native/graph-session.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -104,6 +105,8 @@ export class ChatModel {
   private readonly invFreq: Float32Array;
   /** The forward as TensorFlow graphs (native backend), built on first use: for one-position steps and for sequences. */
   private graphs: { step: ForwardGraph | null; sequence: ForwardGraph | null } = { step: null, sequence: null };
+  /** Why TensorFlow refused the graph, once it has (the model then runs eagerly). */
+  private graphFailure: string | null = null;
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -151,7 +154,7 @@ export class ChatModel {
     // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
     // (plain backprop); the eager decoder for checkpointing, all layers under tf.grad, and the other backends.
     const mode = !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint || collectLayers ? 'eager' : 'graph-backprop';
-    const graph = mode === 'eager' ? null : this.forwardGraph(x.shape[1]);
+    const graph = mode === 'eager' ? null : this.forwardGraph(x.shape[1]); // null: eager after all
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
@@ -275,11 +278,21 @@ export class ChatModel {
   /**
    * The model's graph forward for calls with `newPositions` positions per row (native backend; see
    * forward-graph.ts), built on first use: decoding steps use Eigen for the tiny attention products,
-   * sequences oneDNN.
+   * sequences oneDNN. If TensorFlow cannot load the graph (e.g. a libtensorflow without one of its ops),
+   * the model warns once and runs eagerly from then on: null.
    */
-  private forwardGraph(newPositions: number): ForwardGraph {
-    if (newPositions === 1) return (this.graphs.step ??= ForwardGraph.create(this.config, this.live(), 'eigen'));
-    return (this.graphs.sequence ??= ForwardGraph.create(this.config, this.live(), 'onednn'));
+  private forwardGraph(newPositions: number): ForwardGraph | null {
+    if (this.graphFailure !== null) return null;
+    const which = newPositions === 1 ? 'step' : 'sequence';
+    try {
+      this.graphs[which] ??= ForwardGraph.create(this.config, this.live(), which === 'step' ? 'eigen' : 'onednn');
+      return this.graphs[which];
+    } catch (err) {
+      if (!(err instanceof GraphSessionError)) throw err;
+      this.graphFailure = err.message;
+      process.emitWarning(`${err.message}; running the model eagerly instead (slower)`, { code: 'DRO_FORWARD_GRAPH' });
+      return null;
+    }
   }
 
   private live(): DecoderWeights {
