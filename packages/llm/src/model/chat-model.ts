@@ -103,8 +103,8 @@ export class ChatModel {
   private readonly template: ChatTemplate | null;
   private weights: DecoderWeights | null;
   private readonly invFreq: Float32Array;
-  /** The forward as TensorFlow graphs (native backend), built on first use: for one-position steps and for sequences. */
-  private graphs: { step: ForwardGraph | null; sequence: ForwardGraph | null } = { step: null, sequence: null };
+  /** The forward as a TensorFlow graph (native backend), built on first use. */
+  private graph: ForwardGraph | null = null;
   /** Why TensorFlow refused the graph, once it has (the model then runs eagerly). */
   private graphFailure: string | null = null;
 
@@ -154,7 +154,7 @@ export class ChatModel {
     // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
     // (plain backprop); the eager decoder for checkpointing, all layers under tf.grad, and the other backends.
     const mode = !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint || collectLayers ? 'eager' : 'graph-backprop';
-    const graph = mode === 'eager' ? null : this.forwardGraph(x.shape[1]); // null: eager after all
+    const graph = mode === 'eager' ? null : this.forwardGraph(); // null: eager after all
     const ctx = stepContext(this.config, this.invFreq, mask, x.shape[1]);
     try {
       return tf.tidy(() => {
@@ -193,7 +193,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
-    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph(x.shape[1]) : null;
+    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
       if (graph !== null) {
@@ -218,9 +218,8 @@ export class ChatModel {
   }
 
   dispose(): void {
-    this.graphs.step?.dispose();
-    this.graphs.sequence?.dispose();
-    this.graphs = { step: null, sequence: null };
+    this.graph?.dispose();
+    this.graph = null;
     if (this.weights !== null) disposeWeights(this.weights);
     this.weights = null;
   }
@@ -276,17 +275,15 @@ export class ChatModel {
   }
 
   /**
-   * The model's graph forward for calls with `newPositions` positions per row (native backend; see
-   * forward-graph.ts), built on first use: decoding steps use Eigen for the tiny attention products,
-   * sequences oneDNN. If TensorFlow cannot load the graph (e.g. a libtensorflow without one of its ops),
-   * the model warns once and runs eagerly from then on: null.
+   * The model's graph forward (native backend; see forward-graph.ts), built on first use. If TensorFlow
+   * cannot load the graph (e.g. a libtensorflow without one of its ops), the model warns once and runs
+   * eagerly from then on: null.
    */
-  private forwardGraph(newPositions: number): ForwardGraph | null {
+  private forwardGraph(): ForwardGraph | null {
     if (this.graphFailure !== null) return null;
-    const which = newPositions === 1 ? 'step' : 'sequence';
     try {
-      this.graphs[which] ??= ForwardGraph.create(this.config, this.live(), which === 'step' ? 'eigen' : 'onednn');
-      return this.graphs[which];
+      this.graph ??= ForwardGraph.create(this.config, this.live());
+      return this.graph;
     } catch (err) {
       if (!(err instanceof GraphSessionError)) throw err;
       this.graphFailure = err.message;
