@@ -66,7 +66,7 @@ export interface ForwardInput {
    * Activation checkpointing for tf.grad through the model: each block keeps only its input and is
    * recomputed during backprop, so training memory drops from every intermediate of every block to one
    * block's plus [b, t, d] per block, for a second forward pass (SmolLM2 8×128 on the native backend:
-   * 2.2 instead of 2.8 GB peak RSS with the graph backward (7.3 GB with the eager tape), 0.65× the speed).
+   * 2.2 instead of 2.7 GB peak RSS with the graph backward (7.3 GB with the eager tape), 0.6× the speed).
    * Default (undefined): plain backprop on the native
    * backend up to PLAIN_BACKPROP_MAX_TOKENS (b·t) tokens, checkpointing beyond that and always on wasm /
    * cpu (their heaps are small); off with allLayers. Costs nothing outside tf.grad.
