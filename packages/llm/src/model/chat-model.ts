@@ -8,7 +8,7 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
-import { ForwardGraph, forwardGraphAvailable, recordingGradients } from './forward-graph.ts';
+import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
 import {
   disposeStepContext,
@@ -105,8 +105,8 @@ export class ChatModel {
   private readonly invFreq: Float32Array;
   /** The forward as a TensorFlow graph (native backend), built on first use. */
   private graph: ForwardGraph | null = null;
-  /** Why TensorFlow refused the graph, once it has (the model then runs eagerly). */
-  private graphFailure: string | null = null;
+  /** Set once TensorFlow has refused the graph: the model then runs eagerly. */
+  private graphRefused = false;
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -193,7 +193,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
-    const graph = forwardGraphAvailable() && !recordingGradients() ? this.forwardGraph() : null;
+    const graph = forwardGraphUsable() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
       if (graph !== null) {
@@ -280,13 +280,13 @@ export class ChatModel {
    * eagerly from then on: null.
    */
   private forwardGraph(): ForwardGraph | null {
-    if (this.graphFailure !== null) return null;
+    if (this.graphRefused) return null;
     try {
       this.graph ??= ForwardGraph.create(this.config, this.live());
       return this.graph;
     } catch (err) {
       if (!(err instanceof GraphSessionError)) throw err;
-      this.graphFailure = err.message;
+      this.graphRefused = true;
       process.emitWarning(`${err.message}; running the model eagerly instead (slower)`, { code: 'DRO_FORWARD_GRAPH' });
       return null;
     }

@@ -1,6 +1,7 @@
 /**
  * The decoder forward (any number of new positions, optionally continuing a KV cache) as one TensorFlow
- * graph, for the native 'tensorflow' backend when no gradient is being recorded.
+ * graph, and its gradient w.r.t. the input embeddings as a second, hand-written one, for the native
+ * 'tensorflow' backend.
  *
  * Why: eagerly, every tfjs op goes through TensorFlow's eager runtime at 15-35 µs of dispatch apiece; a
  * SmolLM2 decoding step is ~1,000 ops, so a third of it was dispatch, and prefill's elementwise tails ran
@@ -9,12 +10,13 @@
  * appends) concurrently on its inter-op threads, and its optimizer (grappler, oneDNN rewrites) sees the
  * whole computation. The math is exactly llama.ts's (same weight layout: folded norms, fused q|k|v, RoPE
  * tables carrying the score scale and identity value heads, transposed key cache), so eager and graph calls
- * interoperate on one cache and agree to float rounding (tested). Training still runs eagerly: tf.grad
- * needs the tfjs tape.
+ * interoperate on one cache and agree to float rounding (tested). Under tf.grad, differentiableHidden()
+ * wraps the forward in a tf.customGrad whose gradient is the backward graph, fed the activations the
+ * forward saved (weights are frozen: no weight gradients).
  *
  * The graph holds no weights: they are fed from the model's tfjs tensors on every call (shared, not
  * copied), so the model is in memory once. Shapes are dynamic (rows, new positions, cache length), so one
- * graph serves prefill, decoding and scoring; TensorFlow runs only the part a call's fetches need.
+ * graph serves prefill, decoding, scoring and training; TensorFlow runs only the part a call's fetches need.
  */
 import { tf } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
