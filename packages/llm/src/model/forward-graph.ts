@@ -271,13 +271,13 @@ export class ForwardGraph {
   run(x: tf.Tensor3D, ctx: StepContext, past: LayerCache[] | null, fetch: ForwardFetches): ForwardGraphOutput {
     const { numLayers, numKvHeads: kvh, headDim: hd } = this.config;
     if (past !== null && past.length !== numLayers) throw new Error(`ForwardGraph.run: ${past.length} cache entries for ${numLayers} layers`);
+    if (fetch.saved === true && past !== null) throw new Error('ForwardGraph.run: saved activations are for calls without a past cache');
     const b = x.shape[0];
     const feeds: Feed[] = [...this.weightFeeds, { name: 'x', tensor: x }, { name: 'cos', tensor: ctx.cos }, { name: 'sin', tensor: ctx.sin }, { name: 'bias', tensor: ctx.bias }];
     const empty = past === null ? [tf.zeros([b, kvh, hd, 0]), tf.zeros([b, kvh, 0, hd])] : [];
     for (let i = 0; i < numLayers; i++) {
       feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
     }
-    if (fetch.saved === true && past !== null) throw new Error('ForwardGraph.run: saved activations are for calls without a past cache');
     const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) => fetch[k] === true);
     const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
