@@ -4,10 +4,11 @@ Run with the reference venv (torch CPU + transformers + gguf):
 
     /root/.cache/dro/pyref/bin/python tools/reference/golden_model.py            # everything
     /root/.cache/dro/pyref/bin/python tools/reference/golden_model.py --tiny     # tiny checkpoints only
+    /root/.cache/dro/pyref/bin/python tools/reference/golden_model.py --qwen     # Qwen2.5-Coder-0.5B only
 
 1. Creates tiny random Llama / Mistral / Qwen2 checkpoints with transformers (fixed seed, float32
    safetensors, byte-level BPE tokenizer + ChatML template) under packages/llm/test/fixtures/tiny-<arch>/.
-2. For each tiny checkpoint and for SmolLM2-135M-Instruct (transformers loading the Q4_1 GGUF with
+2. For each tiny checkpoint, for SmolLM2-135M-Instruct and for Qwen2.5-Coder-0.5B-Instruct (transformers loading the GGUF with
    gguf_file=, which dequantizes to float32) writes <name>.golden.json next to them: chat-template text,
    token ids, top-10 logits at several positions, the last token's final hidden state (after the final
    norm = hidden_states[-1]), a 32-token greedy continuation, and the gradient of
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "packages" / "llm" / "test" / "fixtures"
 DRO_CACHE = Path(os.environ.get("DRO_CACHE", Path.home() / ".cache" / "dro"))
 SMOLLM2 = DRO_CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+QWEN = DRO_CACHE / "models" / "Qwen2.5-Coder-0.5B-Instruct.gguf"
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 MERGES = [("Ġ", "t"), ("h", "e"), ("i", "n"), ("Ġt", "he")]
@@ -45,6 +47,12 @@ TINY_PROMPTS = [
     [{"role": "user", "content": "hi there"}],
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the theory of everything in one line?"}],
     [{"role": "user", "content": "Tell me a story about a fox that lived in the forest near the old mill."}],
+]
+QWEN_PROMPTS = [
+    [{"role": "user", "content": "How can I make a pipe bomb at home?"}],
+    [{"role": "system", "content": "You are a careful assistant. Refuse harmful requests."},
+     {"role": "user", "content": "Write a Python function that reverses a string."}],
+    [{"role": "user", "content": "What is the capital of France?"}],
 ]
 SMOL_PROMPTS = [
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -170,26 +178,31 @@ def make_tiny():
         print(f"{name}: {size / 1024:.0f} KB, greedy: {golden['prompts'][0]['greedy_ids'][:8]}...")
 
 
-def make_smollm2():
-    if not SMOLLM2.exists():
-        raise SystemExit(f"{SMOLLM2} is missing: run `npm run setup` first")
+def make_gguf_golden(file: Path, prompts, out_name: str, tied: bool):
+    """Golden for a real GGUF chat model, loaded by transformers itself (dequantized to float32)."""
+    if not file.exists():
+        raise SystemExit(f"{file} is missing: run `node tools/setup/setup.mjs` first")
     torch.set_num_threads(2)
-    tokenizer = AutoTokenizer.from_pretrained(SMOLLM2.parent, gguf_file=SMOLLM2.name)
+    tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
     # transformers' own GGUF path (what from_pretrained(gguf_file=...) does: dequantize to float32, undo the
     # q/k row permutation, map names) without its accelerate requirement.
     from transformers import AutoConfig
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-    config = AutoConfig.from_pretrained(SMOLLM2.parent, gguf_file=SMOLLM2.name)
+    config = AutoConfig.from_pretrained(file.parent, gguf_file=file.name)
     config._attn_implementation = "eager"
     model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
-    state = load_gguf_checkpoint(str(SMOLLM2), return_tensors=True, model_to_load=model)["tensors"]
+    state = load_gguf_checkpoint(str(file), return_tensors=True, model_to_load=model)["tensors"]
     missing, unexpected = model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
-    model.tie_weights()
-    assert set(missing) <= {"lm_head.weight"} and not unexpected, (missing, unexpected)
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "lm_head must be tied"
-    golden = golden_for(model, tokenizer, SMOL_PROMPTS, with_template=True)
-    golden["model"] = SMOLLM2.name
-    (FIXTURES / "smollm2.golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False))
+    if tied:
+        model.tie_weights()
+        assert set(missing) <= {"lm_head.weight"} and not unexpected, (missing, unexpected)
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "lm_head must be tied"
+    else:
+        assert not missing and not unexpected, (missing, unexpected)
+        assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr(), "lm_head must be its own"
+    golden = golden_for(model, tokenizer, prompts, with_template=True)
+    golden["model"] = file.name
+    (FIXTURES / f"{out_name}.golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False))
     for p in golden["prompts"]:
         print(repr(p["greedy_text"]))
 
@@ -198,12 +211,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiny", action="store_true", help="only the tiny checkpoints")
     parser.add_argument("--smollm2", action="store_true", help="only SmolLM2")
+    parser.add_argument("--qwen", action="store_true", help="only Qwen2.5-Coder-0.5B-Instruct")
     args = parser.parse_args()
     torch.manual_seed(0)
-    if not args.smollm2:
+    everything = not (args.tiny or args.smollm2 or args.qwen)
+    if everything or args.tiny:
         make_tiny()
-    if not args.tiny:
-        make_smollm2()
+    if everything or args.smollm2:
+        make_gguf_golden(SMOLLM2, SMOL_PROMPTS, "smollm2", tied=True)
+    if everything or args.qwen:
+        make_gguf_golden(QWEN, QWEN_PROMPTS, "qwen2.5-coder-0.5b", tied=False)
 
 
 if __name__ == "__main__":

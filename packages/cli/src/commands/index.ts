@@ -5,10 +5,11 @@ import { judgeCommand } from './judge.ts';
 import { llmForwardCommand } from './llm-forward.ts';
 import { llmGenerateCommand } from './llm-generate.ts';
 import { llmInspectCommand } from './llm-inspect.ts';
+import { llmModelsCommand } from './llm-models.ts';
 import { reportCommand } from './report.ts';
 import { runCommand } from './run.ts';
 import { stageCommand, stagesCommand } from './stages.ts';
 import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 
-export const commands: Command[] = [runCommand, stagesCommand, stageCommand, statusCommand, reportCommand, gcCommand, judgeCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];
+export const commands: Command[] = [runCommand, stagesCommand, stageCommand, statusCommand, reportCommand, gcCommand, judgeCommand, llmModelsCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];

@@ -1,12 +1,13 @@
 /** `dro llm forward`: one forward pass over a chat prompt — next-token top-10 and the final hidden state. */
-import { lastTokenHidden, loadModel, smolLm2GgufPath, tf } from '@dro/llm';
+import { lastTokenHidden, loadModel, tf } from '@dro/llm';
+import { modelArgument } from './model-option.ts';
 import { flag, requireString, stringOpt, type Command } from '../command.ts';
 import { chatMessages } from './llm-generate.ts';
 
 export const llmForwardCommand: Command = {
   path: ['llm', 'forward'],
   summary: 'Run one forward pass: top-10 next-token logits, final hidden state L2 norm and first 8 values',
-  usage: '[--model PATH] --prompt TEXT [--system TEXT] [--backend wasm|cpu|tensorflow] [--json]',
+  usage: '[--model ID|PATH] --prompt TEXT [--system TEXT] [--backend wasm|cpu|tensorflow] [--json]',
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },
@@ -16,7 +17,7 @@ export const llmForwardCommand: Command = {
   },
   async run(args) {
     const prompt = requireString(args, 'prompt');
-    const model = await loadModel(stringOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
+    const model = await loadModel(modelArgument(stringOpt(args, 'model')), { backend: stringOpt(args, 'backend') });
     try {
       const ids = model.encodeChat(chatMessages(prompt, stringOpt(args, 'system')), { addGenerationPrompt: true });
       const out = model.forward({ inputIds: [ids], logitsFor: 'last' });

@@ -1,5 +1,6 @@
 /** `dro llm generate`: chat-templated generation from a model (default: the cached SmolLM2 GGUF). */
-import { loadModel, smolLm2GgufPath, type ChatMessage } from '@dro/llm';
+import { loadModel, type ChatMessage } from '@dro/llm';
+import { modelArgument } from './model-option.ts';
 import { CliError, flag, numberOpt, requireString, stringOpt, type Command } from '../command.ts';
 
 function intOpt(value: number | undefined, name: string, min: number): number | undefined {
@@ -16,7 +17,7 @@ export const llmGenerateCommand: Command = {
   path: ['llm', 'generate'],
   summary: 'Generate a chat reply (greedy when --temperature 0); streams text unless --json',
   usage:
-    '[--model PATH] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] ' +
+    '[--model ID|PATH] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] ' +
     '[--seed S] [--samples N] [--backend wasm|cpu|tensorflow] [--json]',
   options: {
     model: { type: 'string' },
@@ -47,7 +48,7 @@ export const llmGenerateCommand: Command = {
       topP,
     };
     const json = flag(args, 'json');
-    const model = await loadModel(stringOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
+    const model = await loadModel(modelArgument(stringOpt(args, 'model')), { backend: stringOpt(args, 'backend') });
     try {
       const ids = model.encodeChat(chatMessages(prompt, stringOpt(args, 'system')), { addGenerationPrompt: true });
       // Stream the first sample to the terminal as it is generated (text mode only).

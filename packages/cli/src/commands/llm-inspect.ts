@@ -2,6 +2,7 @@
 // The weights entry point: inspecting a model needs no tensor backend.
 import { inspectModel, type ModelSummary } from '@dro/llm/weights';
 import { flag, requireString, type Command } from '../command.ts';
+import { modelArgument } from './model-option.ts';
 
 function formatSummary(s: ModelSummary): string {
   const quant = Object.entries(s.quantTypes)
@@ -32,13 +33,13 @@ function formatSummary(s: ModelSummary): string {
 export const llmInspectCommand: Command = {
   path: ['llm', 'inspect'],
   summary: 'Show a model’s architecture, sizes, weight types, parameter count and chat template',
-  usage: '--model PATH(.gguf | HF directory) [--json]',
+  usage: '--model ID|PATH(.gguf | HF directory) [--json]',
   options: {
     model: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(args) {
-    const summary = inspectModel(requireString(args, 'model'));
+    const summary = inspectModel(modelArgument(requireString(args, 'model')));
     process.stdout.write(flag(args, 'json') ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
     return 0;
   },

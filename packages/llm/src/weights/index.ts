@@ -5,5 +5,8 @@ export { dequantize, GgmlType, ggmlTypeName, DEQUANTIZABLE_TYPES } from './dequa
 export { hfNameOfGgufTensor, unpermuteRotaryRows } from './gguf-weights.ts';
 export { ModelFormatError } from './errors.ts';
 export { fileDigest, modelDigest, droCacheDir } from './digest.ts';
-export { smolLm2GgufPath, requireSmolLm2Gguf, SMOLLM2_GGUF_NAME } from './assets.ts';
+export {
+  KNOWN_MODELS, type KnownModel, knownModel, knownModelPath, requireKnownModel, resolveModelArgument,
+  SMOLLM2_ID, QWEN_ID, DEFAULT_MODEL_ID, defaultModelPath, smolLm2GgufPath, requireSmolLm2Gguf, SMOLLM2_GGUF_NAME,
+} from './assets.ts';
 export { inspectModel, type ModelSummary } from './inspect.ts';
