@@ -12,3 +12,4 @@ export * from './gc.ts';
 export * from './store.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';
+export * from './schemas/training-objective.ts';

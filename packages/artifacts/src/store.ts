@@ -129,6 +129,7 @@ export class LocalArtifactStore implements ArtifactStore {
         createdAt: new Date().toISOString(),
         rows,
         bytes: bytes.byteLength,
+        ...(input.summary ? { summary: input.summary } : {}),
       };
       for (const [name, inputDigest] of Object.entries(manifest.inputs)) assertDigest(inputDigest, `manifest input "${name}"`);
       await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);

@@ -38,11 +38,16 @@ export interface Manifest {
   /** Row count for tables, tensor count for safetensors, null for JSON. */
   rows: number | null;
   bytes: number;
+  /**
+   * What the producing stage measured about its result, for people and tools reading the manifest (e.g.
+   * dro-train's training objective). Informational: not part of the digest or the cache key.
+   */
+  summary?: Record<string, unknown>;
 }
 
 /** What a producer supplies when writing; the store fills digest, format, schema, bytes, rows, createdAt, code. */
 export type ManifestInput = Pick<Manifest, 'producer' | 'params' | 'inputs'> &
-  Partial<Pick<Manifest, 'modelDigest' | 'backend'>>;
+  Partial<Pick<Manifest, 'modelDigest' | 'backend' | 'summary'>>;
 
 /**
  * Element types of the safetensors format. F16/BF16 are held as raw 16-bit patterns (Uint16Array) and

@@ -3,8 +3,9 @@
  * "paper" and "quick" presets.
  */
 import { BadInputError } from '@dro/artifacts';
+import { DEFAULT_OBJECTIVE_MIN_SHARE } from '@dro/artifacts';
 import { PAPER_LOSS_WEIGHTS, type LossWeights } from './loss.ts';
-import type { OptimiserOptions } from './train-dro.ts';
+import { LR_UNITS, type OptimiserOptions } from './train-dro.ts';
 
 /** The full method and its ablations (each switches one loss term off). */
 export const DRO_VARIANTS = ['dro', 'no-norm', 'no-refusal', 'no-harmfulness'] as const;
@@ -25,6 +26,12 @@ export interface DroTrainParams extends CommonTrainParams {
   variant: DroVariant;
   /** Term weights before the variant switches one off (paper: 1, 1e-2, 1e-3). */
   lossWeights: LossWeights;
+  /**
+   * The training objective's bar (see trainingObjective in @dro/artifacts): the share of each label's
+   * training queries that must move the intended way. Recorded in the manifest and the report; a prompt
+   * that misses it is flagged, not presented as a result.
+   */
+  objectiveMinShare: number;
 }
 
 /** The weights actually used: the variant's term set to 0. */
@@ -40,7 +47,9 @@ export function effectiveWeights(p: Pick<DroTrainParams, 'variant' | 'lossWeight
 export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
   variant: 'dro',
   lossWeights: { ...PAPER_LOSS_WEIGHTS },
+  objectiveMinShare: DEFAULT_OBJECTIVE_MIN_SHARE,
   lr: 1e-3,
+  lrUnit: 'absolute',
   weightDecay: 0.01,
   maxGradNorm: 1.0,
   batchSize: 50,
@@ -158,6 +167,7 @@ export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'
     maxQueries: r.nullableInt('maxQueries', d.maxQueries, 2),
     nearestTokens: r.int('nearestTokens', d.nearestTokens, 0),
     lr: r.number('lr', d.lr, (v) => v > 0, 'a positive number'),
+    lrUnit: r.oneOf('lrUnit', d.lrUnit, LR_UNITS),
     weightDecay: r.number('weightDecay', d.weightDecay, (v) => v >= 0, 'a number ≥ 0'),
     // null switches clipping off.
     maxGradNorm: r.raw.maxGradNorm === null ? (r.mark('maxGradNorm'), null) : r.number('maxGradNorm', d.maxGradNorm ?? 1, (v) => v > 0, 'a positive number or null'),
@@ -180,8 +190,9 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
   const weight = (key: keyof LossWeights) => w.number(key, d.lossWeights[key], (v) => v >= 0, 'a number ≥ 0');
   const lossWeights = { refusal: weight('refusal'), harmfulness: weight('harmfulness'), norm: weight('norm') };
   w.done();
+  const objectiveMinShare = r.number('objectiveMinShare', d.objectiveMinShare, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
   r.done();
-  const params: DroTrainParams = { ...common, variant, lossWeights };
+  const params: DroTrainParams = { ...common, variant, lossWeights, objectiveMinShare };
   const eff = effectiveWeights(params);
   if (eff.refusal === 0 && eff.harmfulness === 0 && eff.norm === 0) {
     fail('dro-train', 'lossWeights', 'at least one loss term with a weight > 0 after the variant', { variant, lossWeights });
@@ -199,7 +210,7 @@ export interface PromptTuningParams extends CommonTrainParams {
 
 /** The optimiser and data fields of a DRO preset (its loss settings do not apply to prompt tuning). */
 function trainingProtocol(p: Omit<DroTrainParams, 'promptId'>): Omit<CommonTrainParams, 'promptId'> {
-  const { variant: _variant, lossWeights: _lossWeights, ...rest } = p;
+  const { variant: _variant, lossWeights: _lossWeights, objectiveMinShare: _objectiveMinShare, ...rest } = p;
   return rest;
 }
 

@@ -11,7 +11,7 @@ import { registerAllGradients } from '@dro/llm';
 import { AdamW, accumulateGradient } from './adamw.ts';
 import { seededShuffle } from './shuffle.ts';
 import { spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
-import { AbortedError, explainOutOfMemory, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
+import { AbortedError, effectiveLearningRate, explainOutOfMemory, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
 
 export interface ResponseExample {
   /** The query rendered with the basic prompt, and the prompt's span. */
@@ -66,7 +66,7 @@ export async function trainPromptTuning(
   const initTensor = tf.tensor2d(init.values, [init.nTokens, init.d]);
   const soft = tf.variable(initTensor, true, `prompt_tuning_${Date.now()}_${Math.random().toString(36).slice(2)}`); // [n, d]
   initTensor.dispose();
-  const optimiser = new AdamW({ lr: opt.lr, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
+  const optimiser = new AdamW({ lr: effectiveLearningRate(opt, init.values), weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
   const curve: CurvePoint[] = [];
   try {
     const totalSteps = Math.min(Math.ceil(examples.length / opt.batchSize) * opt.epochs, opt.maxSteps ?? Infinity);

@@ -14,7 +14,9 @@ import {
   SOFT_PROMPT_SCHEMA,
   TRAINING_CURVE_SCHEMA,
   TRAINING_SHIFT_SCHEMA,
+  formatObjective,
   tableForSchema,
+  trainingObjective,
   type ArtifactRef,
   type ManifestInput,
 } from '@dro/artifacts';
@@ -121,12 +123,18 @@ async function runDroTrain(ctx: StageContext, inputs: Record<string, ArtifactRef
       signal: ctx.signal,
       progress: (done, total, message) => ctx.progress({ done, total, message }),
     });
+    const objective = trainingObjective(
+      result.shifts.map((s) => ({ ...s, label: s.label === 1 ? 'harmless' : 'harmful' })),
+      params.objectiveMinShare,
+    );
+    (objective.met ? ctx.log.info : ctx.log.warn).call(ctx.log, `dro-train: training objective ${formatObjective(objective)}`, { variant: params.variant });
     const manifest: ManifestInput = {
       producer: { stage: droTrainStage.name, version: droTrainStage.version },
       params,
       inputs: { rendered: inputs.rendered!.digest, directions: inputs.directions!.digest },
       modelDigest: ctx.modelDigest,
       backend: model.backend,
+      summary: { objective, effectiveLr: result.effectiveLr },
     };
     const method = params.variant === 'dro' ? 'dro' : `dro:${params.variant}`;
     const outputs = await writeSoftPromptOutputs(ctx, model, manifest, method, params, training, result.softPrompt, result.curve);
@@ -138,7 +146,8 @@ async function runDroTrain(ctx: StageContext, inputs: Record<string, ArtifactRef
 
 export const droTrainStage: Stage<DroTrainParams> = {
   name: 'dro-train',
-  version: '1',
+  // 2: lrUnit (step size relative to the prompt's scale) and the training objective in the manifest.
+  version: '2',
   needs: 'model',
   inputs: ['rendered', 'directions'],
   outputs: ['softPrompt', 'curve', 'nearestTokens', 'shift'],

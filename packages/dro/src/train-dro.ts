@@ -30,8 +30,20 @@ export interface DroExample extends PromptedInput {
   label: 0 | 1;
 }
 
+/**
+ * How `lr` is read. "absolute": AdamW's step size, as in the paper. "prompt-rms": in units of the initial
+ * soft prompt's root-mean-square value, so the step is the same fraction of the embedding scale on every
+ * model. Adam moves each coordinate by ≈ lr per step whatever the gradient's scale, so an absolute lr means
+ * very different things on different models: token embeddings have RMS 0.136 in SmolLM2-135M and 0.0173
+ * in Qwen2.5-0.5B (measured on the GGUFs), and the quick preset's former lr 1e-2 — about 7 % of SmolLM2's
+ * scale per step — was 58 % of Qwen's and pushed its harmful queries toward compliance.
+ */
+export const LR_UNITS = ['absolute', 'prompt-rms'] as const;
+export type LrUnit = (typeof LR_UNITS)[number];
+
 export interface OptimiserOptions {
   lr: number;
+  lrUnit: LrUnit;
   weightDecay: number;
   maxGradNorm: number | null;
   batchSize: number;
@@ -67,6 +79,8 @@ export interface LogitShift {
 export interface DroTrainingResult {
   /** [n, d] row-major. */
   softPrompt: Float32Array;
+  /** The AdamW step size used (lr, scaled by the initial prompt's RMS when lrUnit is "prompt-rms"). */
+  effectiveLr: number;
   curve: CurvePoint[];
   shifts: LogitShift[];
 }
@@ -123,6 +137,18 @@ export function softHiddenStates(model: TrainableModel, examples: PromptedInput[
   });
 }
 
+/** Root mean square of the values (the soft prompt's scale). */
+export function rootMeanSquare(values: Float32Array): number {
+  let sum = 0;
+  for (const v of values) sum += v * v;
+  return values.length ? Math.sqrt(sum / values.length) : 0;
+}
+
+/** AdamW's step size for `opt` when the soft prompt starts at `init`. */
+export function effectiveLearningRate(opt: Pick<OptimiserOptions, 'lr' | 'lrUnit'>, init: Float32Array): number {
+  return opt.lrUnit === 'prompt-rms' ? opt.lr * rootMeanSquare(init) : opt.lr;
+}
+
 /** Let timers and signal handlers run between steps (SIGINT → ctx.signal, heartbeats). */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -145,7 +171,8 @@ export async function trainDro(
   const initTensor = tf.tensor2d(init.values, [init.nTokens, d]);
   const soft = tf.variable(initTensor, true, `soft_prompt_${++variableCounter}`); // [n, d]
   initTensor.dispose(); // the variable holds its own reference to the data
-  const optimiser = new AdamW({ lr: opt.lr, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
+  const effectiveLr = effectiveLearningRate(opt, init.values);
+  const optimiser = new AdamW({ lr: effectiveLr, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
   // Base quantities, computed once: h_b [N, d] and its boundary logits [N].
   const baseHidden = baseHiddenStates(model, examples, opt.microBatchSize);
   const baseLogits = boundaryLogits(baseHidden, dirs);
@@ -218,7 +245,7 @@ export async function trainDro(
         }),
       );
     }
-    return { softPrompt: Float32Array.from(soft.dataSync()), curve, shifts };
+    return { softPrompt: Float32Array.from(soft.dataSync()), effectiveLr, curve, shifts };
   } catch (err) {
     throw explainOutOfMemory(err, opt.microBatchSize);
   } finally {

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BadInputError, columnValues, type ArtifactRef } from '@dro/artifacts';
+import { BadInputError, columnValues, type ArtifactRef, type TrainingObjective } from '@dro/artifacts';
 import { loadModel, type ChatModel } from '@dro/llm';
 import { droTrainStage } from '../src/stage.ts';
 import { loadTinyModel } from './helpers.ts';
@@ -79,6 +79,29 @@ describe('dro-train stage (tiny model)', () => {
 
     const nearest = await store.getTable(out.nearestTokens!);
     expect(nearest.numRows).toBe(nTokens * 3);
+  });
+
+  it('records its training objective in the manifest: met when it trains, not met when the prompt cannot move', async () => {
+    const { ctx } = stageContext(store, dir);
+    const objectiveOf = async (out: Record<string, ArtifactRef>) =>
+      ((await store.manifest(out.shift!.digest)).summary as { objective: TrainingObjective; effectiveLr: number });
+    const trained = await objectiveOf(await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, epochs: 20 })));
+    expect(trained.objective.met, trained.objective.shortfalls.join('; ')).toBe(true);
+    expect(trained.objective.harmful.meanShift).toBeLessThan(-trained.objective.minMeanShift);
+    expect(trained.objective.harmless.meanShift).toBeGreaterThan(trained.objective.minMeanShift);
+    expect(trained.effectiveLr).toBe(FAST.lr);
+
+    // A step size far too small to move the prompt: every shift is ~1e-9, so the objective is not met.
+    const stuck = await objectiveOf(await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, lr: 1e-9 })));
+    expect(stuck.objective.met).toBe(false);
+    expect(stuck.objective.shortfalls.join('; ')).toMatch(/harmful queries (barely moved|did not move)/);
+
+    // lrUnit "prompt-rms" scales the step by the initial prompt's RMS.
+    const relative = await objectiveOf(await droTrainStage.run(ctx, { rendered, directions }, droTrainStage.parseParams!({ ...FAST, epochs: 1, lr: 0.5, lrUnit: 'prompt-rms' })));
+    const ids = model.tokenizer.encode(PROMPT, { addSpecialTokens: false });
+    const init = tf.tidy(() => model.embed([ids]).dataSync());
+    const rms = Math.sqrt(Array.from(init).reduce((s, v) => s + v * v, 0) / init.length);
+    expect(relative.effectiveLr).toBeCloseTo(0.5 * rms, 6);
   });
 
   it('ablations switch their term off and are recorded in the metadata', async () => {

@@ -109,7 +109,7 @@ describe('DRO gradient through the tiny model', () => {
     const initValues = Float32Array.from(init.dataSync());
     const train = (microBatchSize: number) =>
       trainDro(model, labelled, arrays, { values: initValues, nTokens: N_SOFT }, { refusal: 1, harmfulness: 0.5, norm: 0.5 }, {
-        lr: 0.01, weightDecay: 0.01, maxGradNorm: 1, batchSize: 4, microBatchSize, epochs: 2, maxSteps: null, seed: 1,
+        lr: 0.01, lrUnit: 'absolute', weightDecay: 0.01, maxGradNorm: 1, batchSize: 4, microBatchSize, epochs: 2, maxSteps: null, seed: 1,
       });
     const whole = await train(4);
     const split = await train(1);
