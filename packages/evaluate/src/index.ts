@@ -8,3 +8,7 @@ export { renderReport } from './report/html.ts';
 export type * from './report/model.ts';
 export { barChart, lineChart, scatterChart } from './report/svg.ts';
 export { escapeHtml } from './report/escape.ts';
+export { lastHiddenStates } from './model-pass.ts';
+export { project, readEvalRows, readSoftPrompt } from './inputs.ts';
+export * from './stats.ts';
+export * from './comparison.ts';

@@ -94,19 +94,35 @@ export function parseReferenceAnswersParams(raw: unknown): ReferenceAnswersParam
   };
 }
 
+/** A trained condition and the text condition it is compared with on the same held-out queries. */
+export interface ConditionPair {
+  condition: string;
+  against: string;
+}
+
 export interface ReportParams {
   title: string;
   /** Example responses shown per condition and label. */
   examplesPerCondition: number;
+  /** Paired comparisons shown per model (the DAG lists each trained prompt against its basic prompt). */
+  comparisons: ConditionPair[];
 }
 
-export const paperReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3 };
+export const paperReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3, comparisons: [] };
 export const quickReportParams: ReportParams = paperReportParams;
 
 export function parseReportParams(raw: unknown): ReportParams {
-  const r = reader('report', raw, ['title', 'examplesPerCondition']);
+  const r = reader('report', raw, ['title', 'examplesPerCondition', 'comparisons']);
+  const pairs = (raw as { comparisons?: unknown } | null | undefined)?.comparisons ?? [];
+  const isPair = (p: unknown): p is ConditionPair =>
+    typeof p === 'object' && p !== null && typeof (p as ConditionPair).condition === 'string' && ID.test((p as ConditionPair).condition) &&
+    typeof (p as ConditionPair).against === 'string' && ID.test((p as ConditionPair).against);
+  if (!Array.isArray(pairs) || !pairs.every(isPair)) {
+    throw new BadInputError(`report params: comparisons: expected an array of { condition, against } condition ids, got ${JSON.stringify(pairs)}`);
+  }
   return {
     title: r.string('title', paperReportParams.title, /^.{1,200}$/),
     examplesPerCondition: r.int('examplesPerCondition', paperReportParams.examplesPerCondition, 0),
+    comparisons: pairs.map((p) => ({ condition: p.condition, against: p.against })),
   };
 }

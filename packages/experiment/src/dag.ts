@@ -184,7 +184,9 @@ export function buildExperimentDag(config: ExperimentConfig, inputs: ExperimentI
     Object.assign(report, reportInputs(config, inputs, model.id));
   }
   const reportNode = 'report';
-  nodes.push({ id: reportNode, stage: 'report', params: stageParams(config, 'report', { title: `DRO report — ${config.name}` }), inputs: report, model: null });
+  // Every trained prompt is compared with the text prompt it started from, on the same held-out queries.
+  const comparisons = conditionsOf(config).filter((c) => c.softFrom !== null).map((c) => ({ condition: c.id, against: c.promptId }));
+  nodes.push({ id: reportNode, stage: 'report', params: stageParams(config, 'report', { title: `DRO report — ${config.name}`, comparisons }), inputs: report, model: null });
   return { dag: { name: config.name, nodes }, modelNodes, reportNode };
 }
 

@@ -9,7 +9,8 @@ import { runDag, type Dag, type RunDagOptions, type RunRecord } from '@dro/pipel
 import type { ExperimentConfig } from './config.ts';
 import { buildExperimentDag, importExperimentInputs, type ExperimentDag } from './dag.ts';
 import { droStageRegistry } from './stages.ts';
-import { summarize, type SummaryRow } from './summary.ts';
+import { heldOutComparisons, summarize, trainingObjectives, type ObjectiveRow, type SummaryRow } from './summary.ts';
+import type { ConditionComparison } from '@dro/evaluate';
 
 export interface PreparedExperiment extends ExperimentDag {
   store: LocalArtifactStore;
@@ -24,6 +25,10 @@ export async function prepareExperiment(config: ExperimentConfig, storeRoot?: st
 export interface ExperimentOutcome {
   record: RunRecord;
   summary: SummaryRow[];
+  /** Each trained prompt's objective on its training queries. */
+  objectives: ObjectiveRow[];
+  /** Each trained prompt against its text prompt on the held-out queries. */
+  comparisons: ConditionComparison[];
   reportPath: string | null;
 }
 
@@ -31,8 +36,10 @@ export interface ExperimentOutcome {
 export async function collectOutcome(store: LocalArtifactStore, dag: Dag, outputsOf: (nodeId: string) => Record<string, ArtifactRef> | undefined, reportNode: string): Promise<Omit<ExperimentOutcome, 'record'>> {
   const metrics = dag.nodes.filter((n) => n.stage === 'evaluate').map((n) => outputsOf(n.id)?.metrics).filter((r): r is ArtifactRef => !!r);
   const summary = await summarize(store, metrics);
+  const objectives = await trainingObjectives(store, dag, outputsOf);
+  const comparisons = await heldOutComparisons(store, dag, outputsOf, reportNode);
   const report = outputsOf(reportNode)?.report;
-  return { summary, reportPath: report ? await reportHtmlPath(store, report) : null };
+  return { summary, objectives, comparisons, reportPath: report ? await reportHtmlPath(store, report) : null };
 }
 
 export async function runExperimentLocally(
@@ -40,7 +47,7 @@ export async function runExperimentLocally(
   options: Omit<RunDagOptions, 'store' | 'stages'> = {},
 ): Promise<ExperimentOutcome> {
   const record = await runDag(prepared.dag, { ...options, store: prepared.store, stages: droStageRegistry() });
-  if (record.status !== 'succeeded') return { record, summary: [], reportPath: null };
+  if (record.status !== 'succeeded') return { record, summary: [], objectives: [], comparisons: [], reportPath: null };
   const byId = new Map(record.nodes.map((n) => [n.id, n.outputs]));
   return { record, ...(await collectOutcome(prepared.store, prepared.dag, (id) => byId.get(id), prepared.reportNode)) };
 }

@@ -1,5 +1,22 @@
-/** The summary table `dro run` prints at the end: held-out results per model × condition. */
-import { EVAL_METRICS_SCHEMA, columnValues, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
+/**
+ * What `dro run` prints at the end: held-out results per model × condition (rates with 95 % Wilson
+ * intervals), each trained prompt's training objective, and each trained prompt against its text prompt on
+ * the same held-out queries. The report shows the same numbers (same functions, from @dro/evaluate and
+ * @dro/artifacts).
+ */
+import {
+  DEFAULT_OBJECTIVE_MIN_SHARE,
+  EVAL_METRICS_SCHEMA,
+  columnValues,
+  formatObjective,
+  readTrainingShift,
+  trainingObjective,
+  type ArtifactRef,
+  type ArtifactStore,
+  type TrainingObjective,
+} from '@dro/artifacts';
+import { compareConditions, readQueryOutcomes, wilsonInterval, type ConditionComparison, type QueryOutcome } from '@dro/evaluate';
+import type { Dag } from '@dro/pipeline';
 
 export interface SummaryRow {
   model: string;
@@ -56,11 +73,15 @@ export async function summarize(store: ArtifactStore, refs: ArtifactRef[]): Prom
   return [...rows.values()];
 }
 
-const pct = (n: number, d: number) => (d === 0 ? '-' : `${n}/${d} (${((100 * n) / d).toFixed(0)}%)`);
+function pct(n: number, d: number): string {
+  if (d === 0) return '-';
+  const ci = wilsonInterval(n, d);
+  return `${n}/${d} ${((100 * n) / d).toFixed(0)}% [${(100 * ci.low).toFixed(0)}, ${(100 * ci.high).toFixed(0)}]`;
+}
 const num = (v: number | null, digits = 2) => (v === null ? '-' : v.toFixed(digits));
 
 export function formatSummary(rows: SummaryRow[]): string {
-  const header = ['model', 'condition', 'set', 'harmful complied', 'harmful mean compl.', 'harmless refused', 'refusal logit harmful/harmless', 'capability'];
+  const header = ['model', 'condition', 'set', 'harmful complied [95% CI]', 'harmful mean compl.', 'harmless refused [95% CI]', 'r(h) harmful/harmless', 'capability'];
   const body = rows.map((r) => [
     r.model, r.condition, r.set,
     pct(r.harmfulComplied, r.harmfulQueries), num(r.harmfulMeanCompliance),
@@ -70,4 +91,60 @@ export function formatSummary(rows: SummaryRow[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
+}
+
+/** A trained prompt's objective on its training queries (dro-train nodes). */
+export interface ObjectiveRow {
+  model: string;
+  /** The training node's name: "dro", "dro-no-norm", …; also the condition its prompt is evaluated as. */
+  run: string;
+  objective: TrainingObjective;
+}
+
+type OutputsOf = (nodeId: string) => Record<string, ArtifactRef> | undefined;
+
+/** Node ids are "<name>@<model>" (model ids have no "@"). */
+function splitNodeId(id: string): { name: string; model: string } {
+  const at = id.lastIndexOf('@');
+  return { name: id.slice(0, at), model: id.slice(at + 1) };
+}
+
+export async function trainingObjectives(store: ArtifactStore, dag: Dag, outputsOf: OutputsOf): Promise<ObjectiveRow[]> {
+  const rows: ObjectiveRow[] = [];
+  for (const node of dag.nodes.filter((n) => n.stage === 'dro-train')) {
+    const shift = outputsOf(node.id)?.shift;
+    if (!shift) continue;
+    const minShare = (node.params as { objectiveMinShare?: number }).objectiveMinShare ?? DEFAULT_OBJECTIVE_MIN_SHARE;
+    const { name, model } = splitNodeId(node.id);
+    rows.push({ model, run: name, objective: trainingObjective(await readTrainingShift(store, shift, `${node.id}.shift`), minShare) });
+  }
+  return rows;
+}
+
+/** The report node's comparisons (trained condition vs its text prompt), computed from the evaluate nodes' outputs. */
+export async function heldOutComparisons(store: ArtifactStore, dag: Dag, outputsOf: OutputsOf, reportNode: string): Promise<ConditionComparison[]> {
+  const pairs = ((dag.nodes.find((n) => n.id === reportNode)?.params as { comparisons?: { condition: string; against: string }[] }) ?? {}).comparisons ?? [];
+  const outcomes = new Map<string, QueryOutcome[]>();
+  for (const node of dag.nodes.filter((n) => n.stage === 'evaluate')) {
+    const { model, condition } = node.params as { model: string; condition: string };
+    const points = outputsOf(node.id)?.points;
+    const source = node.inputs.samples;
+    const samples = source && ('ref' in source ? source.ref : outputsOf(source.node)?.[source.output]);
+    if (!points || !samples) continue;
+    const key = `${model}\u0000${condition}`;
+    outcomes.set(key, [...(outcomes.get(key) ?? []), ...(await readQueryOutcomes(store, points, samples, node.id))]);
+  }
+  const models = [...new Set(dag.nodes.filter((n) => n.stage === 'evaluate').map((n) => (n.params as { model: string }).model))];
+  return pairs.flatMap(({ condition, against }) =>
+    models.flatMap((model) => {
+      const treated = outcomes.get(`${model}\u0000${condition}`);
+      const base = outcomes.get(`${model}\u0000${against}`);
+      return treated && base ? compareConditions(model, condition, against, treated, base) : [];
+    }),
+  );
+}
+
+/** "dro@qwen: training objective met: harmful → refusal 24/24 (mean Δr −1.19), …", one line per trained prompt. */
+export function formatObjectives(rows: ObjectiveRow[]): string {
+  return rows.map((r) => `${r.run}@${r.model}: training objective ${formatObjective(r.objective)}`).join('\n') + (rows.length ? '\n' : '');
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
 import { createProgressReporter, validateDag } from '@dro/pipeline';
-import { dagFor, defaultConfig, droStageRegistry, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
+import { dagFor, defaultConfig, droStageRegistry, formatObjectives, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
 
@@ -91,6 +91,10 @@ describe('DRO experiment end to end (tiny model)', () => {
       expect(row.harmfulQueries).toBe(3);
       expect(row.harmlessQueries).toBe(3);
     }
+    // Each DRO run reports its training objective; each trained prompt is compared with its text prompt.
+    expect(first.objectives.map((o) => o.run).sort()).toEqual(['dro', 'dro-no-norm']);
+    expect(first.comparisons.map((c) => `${c.condition} vs ${c.against}`).sort()).toEqual(['dro vs default', 'dro-no-norm vs default', 'prompt-tuning vs default']);
+    for (const c of first.comparisons) expect(c.labels.map((l) => l.queries)).toEqual([3, 3]);
 
     const again = await prepareExperiment(config);
     expect(again.dag).toEqual(prepared.dag);
@@ -99,6 +103,25 @@ describe('DRO experiment end to end (tiny model)', () => {
     const outputs = (r: typeof first) => Object.fromEntries(r.record.nodes.map((n) => [n.id, n.outputs]));
     expect(outputs(second)).toEqual(outputs(first));
     expect(second.reportPath).toBe(first.reportPath);
+  });
+
+  it('flags a prompt that did not reach its training objective, in the report and the summary', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-exp-'));
+    const base = tinyConfig(dir);
+    // A step size far too small to move the soft prompt: training is made to fail.
+    const config: ExperimentConfig = {
+      ...base,
+      baselines: { promptTuning: false, ablations: [] },
+      overrides: { ...base.overrides, 'dro-train': { ...base.overrides['dro-train'], lr: 1e-9, lrUnit: 'absolute' } },
+    };
+    const outcome = await runExperimentLocally(await prepareExperiment(config), { concurrency: 2, progress: createProgressReporter({ mode: 'silent' }) });
+    expect(outcome.record.status).toBe('succeeded');
+    expect(outcome.objectives).toHaveLength(1);
+    expect(outcome.objectives[0]!.objective.met).toBe(false);
+    expect(formatObjectives(outcome.objectives)).toMatch(/^dro@tiny: training objective NOT MET/);
+    const html = fs.readFileSync(outcome.reportPath!, 'utf8');
+    expect(html).toContain('DRO did not reach its training objective');
+    expect(html).toMatch(/dro ⚠ objective not met/);
   });
 
   it('dagFor selects a stage and exactly its ancestors', async () => {

@@ -6,14 +6,12 @@
  * Workers (`dro worker`) must serve the dro-cpu and dro-model queues and share this store root.
  */
 import type { ArtifactRef } from '@dro/artifacts';
-import type { PreparedExperiment, SummaryRow } from '@dro/experiment';
+import type { ExperimentOutcome, PreparedExperiment } from '@dro/experiment';
 import type { Dag, DagNode } from '@dro/pipeline';
 
-export interface TemporalOutcome {
+export interface TemporalOutcome extends Omit<ExperimentOutcome, 'record'> {
   status: string;
   runId: string;
-  summary: SummaryRow[];
-  reportPath: string | null;
   error?: string;
 }
 
@@ -64,7 +62,7 @@ export async function runExperimentOnTemporal(
       runId = exp.runId;
     }
   } catch (err) {
-    return { status: 'failed', runId: '', summary: [], reportPath: null, error: (err as Error).message };
+    return { status: 'failed', runId: '', summary: [], objectives: [], comparisons: [], reportPath: null, error: (err as Error).message };
   }
   const outcome = await collectOutcome(prepared.store, prepared.dag, (id) => outputs[id], prepared.reportNode);
   return { status: 'succeeded', runId, ...outcome };

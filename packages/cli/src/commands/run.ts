@@ -37,7 +37,7 @@ export const runCommand: Command = {
     const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
     process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
 
-    let outcome: { status: string; runId: string; summary: import('@dro/experiment').SummaryRow[]; reportPath: string | null; error?: string };
+    let outcome: Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
     if (engine === 'local') {
       const { abortOnSigint } = await import('@dro/pipeline');
       const sigint = abortOnSigint(() => process.stderr.write('\ndro run: stopping (Ctrl-C again to exit at once)…\n'));
@@ -45,10 +45,8 @@ export const runCommand: Command = {
         const force = stringOpt(args, 'force')?.split(',').filter(Boolean);
         const r = await exp.runExperimentLocally(prepared, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency'), force });
         const failed = r.record.nodes.find((n) => n.status === 'failed');
-        outcome = {
-          status: r.record.status, runId: r.record.runId, summary: r.summary, reportPath: r.reportPath,
-          error: failed?.error ? `${failed.id}: ${failed.error.message}` : undefined,
-        };
+        const { record, ...results } = r;
+        outcome = { ...results, status: record.status, runId: record.runId, error: failed?.error ? `${failed.id}: ${failed.error.message}` : undefined };
         const hits = r.record.nodes.filter((n) => n.cacheHit).length;
         process.stderr.write(`dro run: ${r.record.status} in ${((performance.now() - started) / 1000).toFixed(1)} s; ${hits}/${r.record.nodes.length} stages were cache hits (run ${r.record.runId}; \`dro status ${r.record.runId}\`)\n`);
       } finally {
@@ -63,7 +61,13 @@ export const runCommand: Command = {
     if (flag(args, 'json')) {
       process.stdout.write(JSON.stringify(outcome) + '\n');
     } else if (outcome.status === 'succeeded') {
-      process.stdout.write(`\n${exp.formatSummary(outcome.summary)}\nreport: ${outcome.reportPath}\n`);
+      process.stdout.write(`\n${exp.formatSummary(outcome.summary)}`);
+      if (outcome.objectives.length) process.stdout.write(`\n${exp.formatObjectives(outcome.objectives)}`);
+      if (outcome.comparisons.length) {
+        const { formatComparisons } = await import('@dro/evaluate');
+        process.stdout.write(`\ntrained prompt vs its text prompt on the held-out queries (paired; Δ r(h) < 0 = toward refusal):\n${formatComparisons(outcome.comparisons)}`);
+      }
+      process.stdout.write(`\nreport: ${outcome.reportPath}\n`);
     }
     if (outcome.status !== 'succeeded') {
       process.stderr.write(`dro run: ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}\n`);

@@ -2,8 +2,11 @@
  * Renders ReportData as one self-contained HTML page: inline CSS, inline SVG charts, no scripts, no
  * network. Every string that comes from data passes through escapeHtml.
  */
+import { formatObjective } from '@dro/artifacts';
+import { wilsonInterval } from '../stats.ts';
 import { escapeHtml } from './escape.ts';
-import type { PcaView, ReportData, SummaryRow, TrainingCurve } from './model.ts';
+import type { ObjectiveView, PcaView, ReportData, SummaryRow, TrainingCurve } from './model.ts';
+import { comparisonTable, objectiveNotMet } from './tables.ts';
 import { barChart, extent, lineChart, PALETTE, scatterChart, type Range } from './svg.ts';
 
 const HARMFUL_COLOR = '#D55E00';
@@ -25,14 +28,21 @@ details { margin: 4px 0; } summary { cursor: pointer; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px 8px; margin: 4px 0 10px; border-left: 3px solid #ccc; }
 .refused { border-left-color: ${HARMLESS_COLOR}; } .complied { border-left-color: ${HARMFUL_COLOR}; }
 .empty { color: #888; font-style: italic; }
+.warning { background: #fff1e6; border: 1px solid #D55E00; padding: 8px 12px; margin: 10px 0; }
+.ok { background: #eef6fb; border: 1px solid #0072B2; padding: 8px 12px; margin: 10px 0; }
+.model-panel { border-top: 3px solid #ddd; margin-top: 28px; }
+td.flag { color: #D55E00; }
 `;
 
 function num(v: number | null | undefined, digits = 3): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
 }
 
+/** "k/n (p%) [low, high]" with the Wilson 95 % interval over queries. */
 function pct(count: number, total: number): string {
-  return total > 0 ? `${count}/${total} (${((100 * count) / total).toFixed(0)}%)` : '–';
+  if (total === 0) return '–';
+  const ci = wilsonInterval(count, total);
+  return `${count}/${total} (${((100 * count) / total).toFixed(0)}%) [${(100 * ci.low).toFixed(0)}, ${(100 * ci.high).toFixed(0)}]`;
 }
 
 /** Mean refusal logit of the "none" condition for the same model and set, to express shifts against it. */
@@ -41,11 +51,11 @@ function baselineLogit(rows: SummaryRow[], row: SummaryRow): number | null {
   return base?.meanRefusalLogit ?? null;
 }
 
-function summaryTable(rows: SummaryRow[]): string {
+function summaryTable(rows: SummaryRow[], objectives: ObjectiveView[]): string {
   if (rows.length === 0) return '<p class="empty">No evaluation metrics.</p>';
   const head = [
     'model', 'condition', 'set', 'label', 'queries', 'samples/query',
-    'complied (any sample)', 'mean compliance', 'refused (any sample)', 'mean refusal',
+    'complied (any sample) [95% CI]', 'mean compliance', 'refused (any sample) [95% CI]', 'mean refusal',
     'mean r(h)', 'Δ r(h) vs none', 'mean a(h)', 'capability',
   ];
   const text = new Set(['model', 'condition', 'set', 'label']);
@@ -55,7 +65,9 @@ function summaryTable(rows: SummaryRow[]): string {
     const shift = r.meanRefusalLogit !== null && base !== null ? r.meanRefusalLogit - base : null;
     const cells = [
       `<td class="text">${escapeHtml(r.model)}</td>`,
-      `<td class="text">${escapeHtml(r.condition)}</td>`,
+      objectiveNotMet(objectives, r.model, r.condition)
+        ? `<td class="text flag" title="this prompt did not reach its training objective">${escapeHtml(r.condition)} ⚠ objective not met</td>`
+        : `<td class="text">${escapeHtml(r.condition)}</td>`,
       `<td class="text">${escapeHtml(r.set)}</td>`,
       `<td class="text">${escapeHtml(r.label)}</td>`,
       `<td>${r.queries}</td>`,
@@ -75,45 +87,43 @@ function summaryTable(rows: SummaryRow[]): string {
   return out.join('');
 }
 
-/** Per model: compliance on harmful sets and refusal on harmless sets, one group of bars per condition. */
-function rateCharts(rows: SummaryRow[]): string {
+/** One model's compliance on harmful sets and refusal on harmless sets, one group of bars per condition. */
+function rateCharts(rows: SummaryRow[], model: string): string {
   const charts: string[] = [];
-  for (const model of unique(rows.map((r) => r.model))) {
-    const mine = rows.filter((r) => r.model === model);
-    const conditions = unique(mine.map((r) => r.condition));
-    const mean = (label: 'harmful' | 'harmless', f: (r: SummaryRow) => number): number[] =>
-      conditions.map((c) => {
-        const sel = mine.filter((r) => r.condition === c && r.label === label);
-        const total = sel.reduce((s, r) => s + r.queries, 0);
-        return total > 0 ? sel.reduce((s, r) => s + f(r) * r.queries, 0) / total : NaN;
-      });
+  const mine = rows.filter((r) => r.model === model);
+  const conditions = unique(mine.map((r) => r.condition));
+  const mean = (label: 'harmful' | 'harmless', f: (r: SummaryRow) => number): number[] =>
+    conditions.map((c) => {
+      const sel = mine.filter((r) => r.condition === c && r.label === label);
+      const total = sel.reduce((s, r) => s + r.queries, 0);
+      return total > 0 ? sel.reduce((s, r) => s + f(r) * r.queries, 0) / total : NaN;
+    });
+  charts.push(
+    barChart({
+      title: `${model}: compliance and refusal rates`,
+      yLabel: 'rate',
+      categories: conditions,
+      yRange: { min: 0, max: 1 },
+      series: [
+        { label: 'harmful: complied (any)', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.queriesAnyComplied / Math.max(1, r.queries)) },
+        { label: 'harmful: mean compliance', color: '#E69F00', values: mean('harmful', (r) => r.meanCompliance) },
+        { label: 'harmless: mean refusal', color: HARMLESS_COLOR, values: mean('harmless', (r) => 1 - r.meanCompliance) },
+      ],
+    }),
+  );
+  if (mine.some((r) => r.meanRefusalLogit !== null)) {
     charts.push(
       barChart({
-        title: `${model}: compliance and refusal rates`,
-        yLabel: 'rate',
+        title: `${model}: mean refusal-boundary logit r(h)`,
+        yLabel: 'r(h)  (higher = more compliant)',
         categories: conditions,
-        yRange: { min: 0, max: 1 },
+        yRange: extent(mine.map((r) => r.meanRefusalLogit ?? NaN).concat([0]), 0.1),
         series: [
-          { label: 'harmful: complied (any)', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.queriesAnyComplied / Math.max(1, r.queries)) },
-          { label: 'harmful: mean compliance', color: '#E69F00', values: mean('harmful', (r) => r.meanCompliance) },
-          { label: 'harmless: mean refusal', color: HARMLESS_COLOR, values: mean('harmless', (r) => 1 - r.meanCompliance) },
+          { label: 'harmful', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.meanRefusalLogit ?? NaN) },
+          { label: 'harmless', color: HARMLESS_COLOR, values: mean('harmless', (r) => r.meanRefusalLogit ?? NaN) },
         ],
       }),
     );
-    if (mine.some((r) => r.meanRefusalLogit !== null)) {
-      charts.push(
-        barChart({
-          title: `${model}: mean refusal-boundary logit r(h)`,
-          yLabel: 'r(h)  (higher = more compliant)',
-          categories: conditions,
-          yRange: extent(mine.map((r) => r.meanRefusalLogit ?? NaN).concat([0]), 0.1),
-          series: [
-            { label: 'harmful', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.meanRefusalLogit ?? NaN) },
-            { label: 'harmless', color: HARMLESS_COLOR, values: mean('harmless', (r) => r.meanRefusalLogit ?? NaN) },
-          ],
-        }),
-      );
-    }
   }
   return charts.length ? `<div class="charts">${charts.join('')}</div>` : '';
 }
@@ -132,7 +142,6 @@ function pcaSection(view: PcaView): string {
   const k = view.explainedVarianceRatio.length;
   const pairs: [number, number][] = k >= 3 ? [[0, 1], [0, 2], [1, 2]] : k === 2 ? [[0, 1]] : [];
   const out: string[] = [
-    `<h3>${escapeHtml(view.model)}</h3>`,
     `<p>Explained variance ratio of the ${k} components: ${view.explainedVarianceRatio.map((v) => v.toFixed(3)).join(', ')}. ` +
       'Boundary lines are drawn with the other coordinates at 0 (the PCA mean); solid = refusal boundary, dashed = harmfulness boundary.</p>',
   ];
@@ -206,8 +215,8 @@ function shiftSection(data: ReportData): string {
       const sel = s.rows.filter((r) => r.label === label);
       const base = mean(sel.map((r) => r.baseRefusal));
       const soft = mean(sel.map((r) => r.softRefusal));
-      const down = sel.filter((r) => r.softRefusal < r.baseRefusal).length;
-      return `<tr><td class="text">${escapeHtml(s.name)}</td><td class="text">${label}</td><td>${sel.length}</td><td>${num(base)}</td><td>${num(soft)}</td><td>${num(soft - base)}</td><td>${down}/${sel.length}</td></tr>`;
+      const intended = sel.filter((r) => (label === 'harmful' ? r.softRefusal < r.baseRefusal : r.softRefusal > r.baseRefusal)).length;
+      return `<tr><td class="text">${escapeHtml(s.name)}</td><td class="text">${label}</td><td>${sel.length}</td><td>${num(base)}</td><td>${num(soft)}</td><td>${num(soft - base)}</td><td>${intended}/${sel.length}</td></tr>`;
     }),
   );
   const charts = data.trainingShifts.map((s) =>
@@ -226,7 +235,7 @@ function shiftSection(data: ReportData): string {
   );
   return (
     '<h3>Refusal-logit shift on the training queries (soft vs basic prompt)</h3>' +
-    '<table id="shift"><thead><tr><th class="text">run</th><th class="text">label</th><th>queries</th><th>mean r(h) basic</th><th>mean r(h) soft</th><th>mean shift</th><th>moved toward refusal</th></tr></thead>' +
+    '<table class="shift"><thead><tr><th class="text">run</th><th class="text">label</th><th>queries</th><th>mean r(h) basic</th><th>mean r(h) soft</th><th>mean shift</th><th>moved as intended (harmful: toward refusal, harmless: toward compliance)</th></tr></thead>' +
     `<tbody>${rows.join('')}</tbody></table><div class="charts">${charts.join('')}</div>`
   );
 }
@@ -254,8 +263,55 @@ function unique<T>(xs: T[]): T[] {
   return [...new Set(xs)];
 }
 
+/** Which model a run key ("<model>.<run>") belongs to: the longest model id it starts with. */
+function modelOfKey(key: string, models: string[]): string | undefined {
+  return models.filter((m) => key.startsWith(`${m}.`)).sort((a, b) => b.length - a.length)[0];
+}
+
+/** The trained prompts' objectives: a warning for each that missed it, then one line per run. */
+function objectivesSection(data: ReportData): string {
+  if (data.objectives.length === 0) return '';
+  const missed = data.objectives.filter((o) => !o.objective.met);
+  const warnings = missed.map(
+    (o) =>
+      `<div class="warning"><b>DRO did not reach its training objective</b> (${escapeHtml(o.model)} · ${escapeHtml(o.condition)}): ` +
+      `${escapeHtml(o.objective.shortfalls.join('; '))}. Its held-out numbers below are not a result of the method.</div>`,
+  );
+  const lines = data.objectives.map((o) => `<li>${escapeHtml(o.model)} · ${escapeHtml(o.condition)}: ${escapeHtml(formatObjective(o.objective))}</li>`);
+  const verdict = missed.length === 0 ? '<div class="ok">Every trained prompt reached its training objective on its training queries.</div>' : '';
+  return `<section id="objective-section"><h2>Training objective</h2>${warnings.join('')}${verdict}<ul>${lines.join('')}</ul></section>`;
+}
+
+/** One model's panel: its rate charts, PCA view, training curves, shifts, tokens and examples. */
+function modelPanel(data: ReportData, model: string, models: string[]): string {
+  const ofModel = <T extends { name: string }>(xs: T[]) => xs.filter((x) => modelOfKey(x.name, models) === model);
+  const mine: ReportData = {
+    ...data,
+    curves: ofModel(data.curves),
+    nearestTokens: ofModel(data.nearestTokens),
+    trainingShifts: ofModel(data.trainingShifts),
+    examples: data.examples.filter((e) => e.model === model),
+  };
+  const pca = data.pca.filter((v) => v.model === model);
+  return [
+    `<section class="model-panel" id="model-${escapeHtml(model)}"><h2>Model: ${escapeHtml(model)}</h2>`,
+    rateCharts(data.summary, model),
+    '<div class="pca-section"><h3>Hidden states in PCA space</h3>',
+    pca.length ? pca.map(pcaSection).join('') : '<p class="empty">No PCA data.</p>',
+    '</div>',
+    '<h3>Training</h3>',
+    mine.curves.length ? `<div class="charts">${mine.curves.map(curveChart).join('')}</div>` : '<p class="empty">No training runs.</p>',
+    `<div class="shift-section">${shiftSection(mine)}</div>`,
+    mine.nearestTokens.length ? `<h3>Nearest vocabulary tokens of the soft prompts</h3>${nearestTokensSection(mine)}` : '',
+    '<h3>Example responses</h3>',
+    examplesSection(mine),
+    '</section>',
+  ].join('');
+}
+
 export function renderReport(data: ReportData): string {
   const notes = data.notes.length ? `<ul class="notes">${data.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '';
+  const models = unique([...data.summary.map((r) => r.model), ...data.pca.map((v) => v.model), ...data.examples.map((e) => e.model)]);
   return [
     '<!DOCTYPE html>',
     '<html lang="en"><head><meta charset="utf-8">',
@@ -264,20 +320,13 @@ export function renderReport(data: ReportData): string {
     `<h1>${escapeHtml(data.title)}</h1>`,
     data.generatedAt ? `<p class="meta">generated ${escapeHtml(data.generatedAt)}</p>` : '',
     notes,
+    objectivesSection(data),
     '<section id="summary-section"><h2>Summary</h2>',
-    summaryTable(data.summary),
-    rateCharts(data.summary),
-    '</section><section id="pca-section"><h2>Hidden states in PCA space</h2>',
-    data.pca.length ? data.pca.map(pcaSection).join('') : '<p class="empty">No PCA data.</p>',
-    '</section><section id="curves-section"><h2>Training</h2>',
-    data.curves.length ? `<div class="charts">${data.curves.map(curveChart).join('')}</div>` : '<p class="empty">No training runs.</p>',
-    '</section><section id="shift-section">',
-    shiftSection(data),
-    '</section><section id="tokens-section">',
-    data.nearestTokens.length ? `<h3>Nearest vocabulary tokens of the soft prompts</h3>${nearestTokensSection(data)}` : '',
-    '</section><section id="examples-section"><h2>Example responses</h2>',
-    examplesSection(data),
+    summaryTable(data.summary, data.objectives),
+    '</section><section id="comparison-section"><h2>Trained prompt vs its text prompt, held-out queries</h2>',
+    comparisonTable(data.comparisons, data.objectives),
     '</section>',
+    ...models.map((m) => modelPanel(data, m, models)),
     '</body></html>',
   ].join('\n');
 }

@@ -3,6 +3,8 @@
  * it into one self-contained HTML page. Keeping this separate lets the renderer be tested without a store.
  */
 
+import type { TrainingObjective } from '@dro/artifacts';
+import type { ConditionComparison } from '../comparison.ts';
 import type { SetMetrics } from '../metrics.ts';
 
 /** One row of the summary table: one model under one prompt condition on one query set. */
@@ -70,6 +72,14 @@ export interface TrainingShift {
   rows: { label: 'harmful' | 'harmless'; baseRefusal: number; softRefusal: number }[];
 }
 
+/** A trained prompt's own objective on its training queries (see trainingObjective in @dro/artifacts). */
+export interface ObjectiveView {
+  model: string;
+  /** The training run and the condition its prompt is evaluated as ("dro", "dro-no-norm", …). */
+  condition: string;
+  objective: TrainingObjective;
+}
+
 export interface ReportData {
   title: string;
   /** When the data was gathered (shown under the title; empty = not shown). */
@@ -82,4 +92,8 @@ export interface ReportData {
   nearestTokens: NearestTokens[];
   trainingShifts: TrainingShift[];
   examples: ExampleResponse[];
+  /** Training objectives of the trained prompts; a prompt that missed its objective is flagged. */
+  objectives: ObjectiveView[];
+  /** Trained prompts against their text prompts on the held-out queries. */
+  comparisons: ConditionComparison[];
 }
