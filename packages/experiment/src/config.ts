@@ -4,17 +4,17 @@
  * per-stage overrides. Every field is validated with an error that names it.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, droCacheDir as llmCacheDir, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError } from '@dro/pipeline';
 import { PARAM_ROLES } from './presets.ts';
 
 export type PresetName = 'quick' | 'paper';
 
 export interface ModelSpec {
-  /** Short id used in node ids and the report ("smollm2"). */
+  /** Short id used in node ids and the report ("qwen2.5-coder-0.5b"). */
   id: string;
-  /** GGUF file or HF directory. */
+  /** GGUF file or HF directory; in a config file also a known model's id (`dro llm models`). */
   path: string;
 }
 
@@ -62,11 +62,12 @@ export interface ExperimentConfig {
 }
 
 export function droCacheDir(): string {
-  return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+  return llmCacheDir();
 }
 
+/** The embedded default's model: the known model that refuses (see @dro/llm's known models). */
 export function defaultModelPath(): string {
-  return path.join(droCacheDir(), 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf');
+  return defaultModelFile();
 }
 
 /** The repository's data/ directory (configs' relative paths resolve against the config file instead). */
@@ -74,13 +75,16 @@ export function repoDataDir(): string {
   return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'data');
 }
 
-/** The embedded default: SmolLM2-135M-Instruct, the project's data, the quick preset. */
+/**
+ * The embedded default: Qwen2.5-Coder-0.5B-Instruct (a model that refuses, so DRO has something to move),
+ * the project's data, the quick preset.
+ */
 export function defaultConfig(): ExperimentConfig {
   const data = repoDataDir();
   return {
-    name: 'smollm2-quick',
+    name: 'quick',
     preset: 'quick',
-    models: [{ id: 'smollm2', path: defaultModelPath() }],
+    models: [{ id: DEFAULT_MODEL_ID, path: defaultModelPath() }],
     queries: { train: path.join(data, 'queries', 'train.jsonl'), eval: [path.join(data, 'queries', 'heldout.jsonl')] },
     prompts: {
       default: path.join(data, 'prompts', 'default.txt'),
@@ -143,7 +147,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
       if (!/^[A-Za-z0-9._-]+$/.test(id)) fail(file, `models[${i}].id`, 'letters, digits, ".", "_" or "-"', id);
       if (seen.has(id)) fail(file, `models[${i}].id`, 'a unique id', id);
       seen.add(id);
-      return { id, path: mustExist(`models[${i}].path`, abs(str(`models[${i}].path`, m.path, ''))) };
+      return { id, path: mustExist(`models[${i}].path`, abs(resolveModelArgument(str(`models[${i}].path`, m.path, '')))) };
     });
   }
 

@@ -1,14 +1,14 @@
 /**
- * `dro run`: the main job. With no arguments, the whole DRO DAG on SmolLM2-135M-Instruct with the project's
- * data and the quick preset, on the embedded local engine (no server). `--engine temporal` submits the same
- * DAG to a Temporal cluster whose workers (`dro worker`) share the store.
+ * `dro run`: the main job. With no arguments, the whole DRO DAG on Qwen2.5-Coder-0.5B-Instruct (a model that
+ * refuses) with the project's data and the quick preset, on the embedded local engine (no server).
+ * `--engine temporal` submits the same DAG to a Temporal cluster whose workers (`dro worker`) share the store.
  */
 import fs from 'node:fs';
 import { CliError, flag, numberOpt, stringOpt, type Command } from '../command.ts';
 
 export const runCommand: Command = {
   path: ['run'],
-  summary: 'Run the DRO experiment DAG (default: SmolLM2, project data, quick preset, local engine)',
+  summary: 'Run the DRO experiment DAG (default: Qwen2.5-Coder-0.5B-Instruct, project data, quick preset, local engine)',
   usage: '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR] [--concurrency N] [--force NODE,...] [--address HOST:PORT] [--namespace NS] [--json]',
   options: {
     config: { type: 'string' },
