@@ -12,3 +12,7 @@ export * from './gc.ts';
 export * from './store.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';
+export * from './fs-errors.ts';
+export * from './store-files.ts';
+export * from './store-marker.ts';
+export * from './verify.ts';
