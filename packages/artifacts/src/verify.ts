@@ -8,9 +8,10 @@
  * followed) and only in a marked or pre-marker store: a foreign directory is refused, so verify never
  * reports a git repository's objects as "corrupt artifacts".
  *
- * Cost: one sequential read of every object. On the 2-core development machine sha256 streams at about
- * 1.9 GB/s from the page cache, and a quick-preset store of the main job (about 30 MB) verifies in well
- * under a second.
+ * Cost: one sequential read of every object. Measured on the 2-core development machine (page cache
+ * warm): a 31.6 MB store of 60 objects (8, 6, 4, 3, 2 and 3×1 MB plus 52 small ones) verifies in
+ * 80–170 ms. The quick preset's store should be of that order or smaller (an estimate: its largest
+ * table, the hidden states of a few hundred inputs × 576 floats, is under 1 MB).
  */
 import { lstat } from 'node:fs/promises';
 import { NotAStoreError } from './errors.ts';
