@@ -6,7 +6,7 @@
  *
  *   missing      the root does not exist          writers create it with the marker
  *   empty        exists, holds nothing (or only   writers add the marker
- *                our temp files)
+ *                our temp files, lost+found)
  *   store        marker of this format, version   read, written, collected
  *                this code knows
  *   legacy       no marker, but exactly the       read only; `dro verify --adopt` re-hashes it and
@@ -134,7 +134,8 @@ export async function inspectStoreRoot(root: string): Promise<StoreKind> {
     throw describeFsError(error, 'inspect store', root);
   }
   if (names.includes(STORE_MARKER)) return readMarker(path.join(root, STORE_MARKER));
-  const kept = names.filter((name) => !isTempName(name));
+  // lost+found: the root of a freshly made filesystem (a new shared mount) holds it and nothing else.
+  const kept = names.filter((name) => !isTempName(name) && name !== 'lost+found');
   if (kept.length === 0) return { kind: 'empty' };
   const problems = await legacyLayoutProblems(root, kept);
   if (problems.length === 0 && kept.some((name) => name !== 'reports')) return { kind: 'legacy' };

@@ -235,8 +235,14 @@ export class LocalArtifactStore implements ArtifactStore {
    */
   async openTensors(ref: ArtifactRef, options: ReadOptions = {}): Promise<SafetensorsFile> {
     this.checkRef(ref, 'safetensors');
+    const file = this.pathOf(ref);
     if (options.verify !== false) await this.verify(ref.digest);
-    return SafetensorsFile.open(this.pathOf(ref));
+    else {
+      // Unverified, but still never through a link: the same checks a verified read makes, without the read.
+      await this.files.assertConfined(path.dirname(file));
+      if (!(await this.files.isRegularFile(file))) throw new NotFoundError(`artifact ${ref.digest} is not in store ${this.root} (no regular file ${file})`);
+    }
+    return SafetensorsFile.open(file);
   }
 
   async putJson(schemaName: string, value: unknown, input: ManifestInput): Promise<ArtifactRef> {

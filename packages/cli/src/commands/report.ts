@@ -34,7 +34,14 @@ export const reportCommand: Command = {
       process.stdout.write(`${file}\n`);
       return 0;
     }
-    process.stdout.write(`${await reportHtmlPath(store, ref)}\n`);
+    try {
+      process.stdout.write(`${await reportHtmlPath(store, ref)}\n`);
+    } catch (error) {
+      // The page is written into the store on first use; a store this process cannot write still has --out.
+      const code = (error as { code?: string }).code;
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new CliError(`${(error as Error).message}; use --out FILE to write the report elsewhere`);
+      throw error;
+    }
     return 0;
   },
 };
