@@ -1,12 +1,12 @@
 /**
- * Stopping a long run from outside: the first SIGINT (Ctrl-C) or SIGTERM (kill, systemd, a container
- * runtime) aborts cleanly — stages stop between batches, the run record is saved as cancelled — and a
- * second one exits at once, since every write is atomic anyway. Exit codes follow the shell's 128 + signal
- * number: 130 for SIGINT, 143 for SIGTERM.
+ * Stopping a long run from outside: the first SIGINT (Ctrl-C), SIGTERM (kill, systemd, a container
+ * runtime) or SIGHUP (the terminal went away) aborts cleanly — stages stop between batches, the run record
+ * is saved as cancelled — and a second one exits at once, since every write is atomic anyway. Exit codes
+ * follow the shell's 128 + signal number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
  */
 import os from 'node:os';
 
-export type StopSignal = 'SIGINT' | 'SIGTERM';
+export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 
 export interface StopSignalHandle {
   signal: AbortSignal;
@@ -22,7 +22,7 @@ export function signalExitCode(signal: StopSignal): number {
   return 128 + os.constants.signals[signal];
 }
 
-export function abortOnSignals(onFirst?: (signal: StopSignal) => void, signals: readonly StopSignal[] = ['SIGINT', 'SIGTERM']): StopSignalHandle {
+export function abortOnSignals(onFirst?: (signal: StopSignal) => void, signals: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): StopSignalHandle {
   const controller = new AbortController();
   let received: StopSignal | null = null;
   const handlers = signals.map((name) => {

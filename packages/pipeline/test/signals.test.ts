@@ -74,20 +74,20 @@ describe('stop signals', () => {
     expect(scaled.values).toEqual([0, 1, 2, 3].map((v) => (v + 200) * 3));
   });
 
-  it('SIGTERM stops a run like SIGINT: a cancelled record, exit 143, and the next run resumes', async () => {
-    const store = new LocalArtifactStore({ root: path.join(temp.dir, 'terminated') });
+  it.each([['SIGTERM', 143], ['SIGHUP', 129]] as const)('%s stops a run like SIGINT: a cancelled record, exit %i, and the next run resumes', async (signal, exitCode) => {
+    const store = new LocalArtifactStore({ root: path.join(temp.dir, `stopped-by-${signal}`) });
     const child = spawnTsx(RUN_DAG, [store.root], { DRO_TEST_STEP_MS: '20' });
     let terminated = false;
     const result = await collect(child, (line) => {
       const event = JSON.parse(line) as { event: string; node?: string };
       if (!terminated && event.event === 'node-progress' && event.node === 'slow') {
         terminated = true;
-        child.kill('SIGTERM');
+        child.kill(signal);
       }
     });
     expect(terminated).toBe(true);
     expect(result.signal).toBeNull(); // handled, not killed by the default action
-    expect(result.code, result.stderr).toBe(143);
+    expect(result.code, result.stderr).toBe(exitCode);
     expect(resultOf(result.stdout).status).toBe('cancelled');
     const [run] = await listRuns(store);
     expect(run.status).toBe('cancelled');

@@ -43,7 +43,7 @@ export const runCommand: Command = {
       return finish(args, exp, outcome, 130);
     }
 
-    // SIGINT and SIGTERM stop a local run cleanly (the record is saved as cancelled). Installed before the
+    // SIGINT, SIGTERM and SIGHUP stop a local run cleanly (the record is saved as cancelled). Installed before the
     // data import, so a signal at any moment ends with a message, a terminal record and 128 + signal.
     const { abortOnSignals } = await import('@dro/pipeline');
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro run: stopping on ${signal} (send it again to exit at once)…\n`));
