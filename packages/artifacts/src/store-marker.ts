@@ -153,6 +153,7 @@ export function notAStoreError(root: string, found: StoreKind, action: string): 
           `If it is the store you meant, run \`dro verify --store ${root} --adopt\` (re-hashes every artifact, then writes the marker).`,
       );
     case 'foreign':
+      if (found.examples[0] === root) return new NotAStoreError(root, 'foreign', `${root} is not a directory, so it is not a DRO store; dro will not ${action} it`);
       return new NotAStoreError(
         root,
         'foreign',

@@ -66,6 +66,10 @@ describe('store marker', () => {
       await expect(store.verifyAll({ remove: true })).rejects.toThrow(NotAStoreError);
       expect(snapshot(repo)).toEqual(before);
     }
+    const aFile = new LocalArtifactStore({ root: path.join(repo, 'file-0.txt') });
+    await expect(aFile.putJson('test-n/v1', { n: 1 }, made)).rejects.toThrow(/file-0\.txt is not a directory, so it is not a DRO store/);
+    await expect(aFile.gc()).rejects.toThrow(NotAStoreError);
+    expect(readFileSync(path.join(repo, 'file-0.txt'), 'utf8')).toBe('content 0\n');
     execFileSync('git', ['fsck', '--strict'], { cwd: repo, stdio: 'pipe' });
   });
 
