@@ -45,3 +45,58 @@ export class InvalidNameError extends BadInputError {
 export class NotFoundError extends BadInputError {
   override name = 'NotFoundError';
 }
+
+/**
+ * A filesystem call on the store failed. The message names the action, the path and the real cause (the
+ * errno code with its plain meaning), so "read-only file system" is never reported as "not found".
+ * Not a BadInputError: a full disk may be freed and a retry can succeed.
+ */
+export class StoreIOError extends Error {
+  override name = 'StoreIOError';
+  constructor(
+    readonly action: string,
+    readonly path: string,
+    readonly code: string,
+    cause: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot ${action} ${path}: ${cause} (${code})`, options);
+  }
+}
+
+/**
+ * An entry inside the store that the store never creates — a symbolic link, a FIFO, a device — found
+ * where an object, manifest, record or report should be. The store never follows or reads it.
+ */
+export class UnsafeStoreEntryError extends BadInputError {
+  override name = 'UnsafeStoreEntryError';
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
+    super(`${path} ${what}; the store never follows links or reads non-regular files (remove it, then rerun)`);
+  }
+}
+
+/** A record or manifest (JSON under records/ or manifests/) that cannot be parsed: torn, truncated or edited. */
+export class CorruptRecordError extends BadInputError {
+  override name = 'CorruptRecordError';
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path} is not a valid record (${reason}); it is ignored — delete it or run \`dro verify --remove\``);
+  }
+}
+
+/** A directory that is not a DRO store (or one this version must not write), refused before anything is written. */
+export class NotAStoreError extends BadInputError {
+  override name = 'NotAStoreError';
+  constructor(
+    readonly root: string,
+    readonly kind: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

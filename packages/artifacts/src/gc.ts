@@ -1,14 +1,28 @@
 /**
  * Garbage collection: keep every artifact a pinned record (a recorded run) refers to, plus everything
  * those artifacts were made from (manifest inputs, transitively); delete the rest, along with orphan
- * bytes from interrupted writes, stale temp files, and unpinned records (cache entries) left dangling.
+ * bytes from interrupted writes, stale temp files, report pages of deleted reports, and unpinned records
+ * (cache entries) left dangling.
+ *
+ * gc deletes only what the store itself made, in a directory marked as a DRO store (store-marker.ts):
+ * - a directory without the marker (a mistyped --store, a git repository, a store from before markers)
+ *   is refused with NotAStoreError before anything is read for deletion;
+ * - only regular files with the names the store gives are candidates: `<digest>` in the shard of its
+ *   first two hex digits, `<digest>.json`, `.tmp-<pid>-<hex>-…` temp files, `reports/<digest>.html`;
+ *   an artifact is deleted only when its manifest parses and names it. Everything else — links (never
+ *   followed: a linked shard or namespace is not descended into), foreign names, unreadable manifests —
+ *   is left alone and listed in `skipped`;
+ * - while any record cannot be parsed, no artifact is deleted: the bad record might be the run that pins
+ *   them (it is listed in `badRecords`; `dro verify --remove` clears it).
  *
  * A grace period protects files written in the last `graceMs`: a run in flight has written outputs its
  * run record does not pin yet.
  */
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { isTempName } from './atomic-fs.ts';
+import { isOwnTempName } from './atomic-fs.ts';
+import { assertMarkedStore } from './store-marker.ts';
+import type { StoreEntry } from './store-files.ts';
 import type { LocalArtifactStore } from './store.ts';
 
 export interface GcOptions {
@@ -27,50 +41,90 @@ export interface GcReport {
   bytesFreed: number;
   /** "namespace/key" of unpinned records dropped because an artifact they refer to is gone. */
   recordsDeleted: string[];
-  /** Orphan objects/manifests (one half of an interrupted write) and stale temp files removed. */
+  /** Orphan objects/manifests (one half of an interrupted write), stale temp files and orphan report pages removed. */
   strayFilesDeleted: number;
+  /** Paths gc did not create and left alone: links, other file types, foreign names, unreadable manifests. */
+  skipped: string[];
+  /** Record files that cannot be parsed; while there are any, no artifact is deleted. */
+  badRecords: string[];
 }
 
-const DIGEST_FILE = /^[0-9a-f]{64}(\.json)?$/;
+const DIGEST = /^[0-9a-f]{64}$/;
+const SHARD = /^[0-9a-f]{2}$/;
+/** Report pages, and the temp names the report writer used before it wrote through the store. */
+const REPORT_FILE = /^([0-9a-f]{64})\.html(\.\d+\.tmp)?$/;
 
-async function listFiles(dir: string): Promise<{ file: string; name: string }[]> {
-  const out: { file: string; name: string }[] = [];
-  for (const shard of await readdir(dir).catch(() => [] as string[])) {
-    const shardDir = path.join(dir, shard);
-    for (const name of await readdir(shardDir).catch(() => [] as string[])) out.push({ file: path.join(shardDir, name), name });
+export interface ShardFile {
+  file: string;
+  digest: string | null;
+  temp: boolean;
+}
+
+/** The digest-named and temp files of objects/ or manifests/; every other entry goes to `skipped`. */
+export async function listShardFiles(store: LocalArtifactStore, top: 'objects' | 'manifests', skipped: string[]): Promise<ShardFile[]> {
+  const dir = path.join(store.root, top);
+  const info = await lstat(dir).catch(() => null);
+  if (!info) return [];
+  if (!info.isDirectory()) {
+    skipped.push(dir);
+    return [];
+  }
+  const suffix = top === 'manifests' ? '.json' : '';
+  const out: ShardFile[] = [];
+  for (const shard of await store.files.list(dir)) {
+    if (shard.type !== 'dir' || !SHARD.test(shard.name)) {
+      skipped.push(shard.file);
+      continue;
+    }
+    for (const entry of await store.files.list(shard.file)) {
+      const base = entry.name.endsWith(suffix) ? entry.name.slice(0, entry.name.length - suffix.length) : '';
+      if (entry.type === 'file' && isOwnTempName(entry.name)) out.push({ file: entry.file, digest: null, temp: true });
+      else if (entry.type === 'file' && DIGEST.test(base) && base.startsWith(shard.name)) out.push({ file: entry.file, digest: base, temp: false });
+      else skipped.push(entry.file);
+    }
   }
   return out;
 }
 
-function digestOf(name: string): string {
-  return name.endsWith('.json') ? name.slice(0, -5) : name;
-}
-
+/** Digests whose object and manifest are both present as regular files with store names. */
 export async function listCommitted(store: LocalArtifactStore): Promise<string[]> {
-  const objects = new Set((await listFiles(path.join(store.root, 'objects'))).map((f) => f.name).filter((n) => DIGEST_FILE.test(n)));
-  const manifests = (await listFiles(path.join(store.root, 'manifests'))).map((f) => f.name).filter((n) => DIGEST_FILE.test(n));
-  return manifests.map(digestOf).filter((digest) => objects.has(digest)).sort();
+  const ignored: string[] = [];
+  const objects = new Set((await listShardFiles(store, 'objects', ignored)).map((f) => f.digest).filter((d) => d !== null));
+  const manifests = (await listShardFiles(store, 'manifests', ignored)).map((f) => f.digest).filter((d) => d !== null);
+  return manifests.filter((digest) => objects.has(digest)).sort();
 }
 
 export async function collectGarbage(store: LocalArtifactStore, options: GcOptions = {}): Promise<GcReport> {
+  await assertMarkedStore(store.root, 'garbage-collect');
   const dryRun = options.dryRun ?? false;
   const cutoff = Date.now() - (options.graceMs ?? 15 * 60_000);
-  const report: GcReport = { dryRun, kept: 0, deleted: [], bytesFreed: 0, recordsDeleted: [], strayFilesDeleted: 0 };
+  const report: GcReport = { dryRun, kept: 0, deleted: [], bytesFreed: 0, recordsDeleted: [], strayFilesDeleted: 0, skipped: [], badRecords: [] };
   const remove = async (file: string) => {
-    if (!dryRun) await unlink(file).catch(() => undefined);
+    if (!dryRun) await store.files.remove(file);
   };
-  const isYoung = async (file: string) => ((await stat(file).catch(() => null))?.mtimeMs ?? 0) > cutoff;
+  const isYoung = async (file: string) => ((await lstat(file).catch(() => null))?.mtimeMs ?? 0) > cutoff;
 
   // Roots: refs of pinned records; then the inputs their manifests name, transitively.
   const live = new Set<string>();
   const pending: string[] = [];
   const recordRefs: { id: string; namespace: string; key: string; refs: string[] }[] = [];
+  const recordTemps: StoreEntry[] = [];
+  for (const top of ['records', 'reports']) {
+    const info = await lstat(path.join(store.root, top)).catch(() => null);
+    if (info && !info.isDirectory()) report.skipped.push(path.join(store.root, top));
+  }
+  for (const entry of await store.files.listIfDirectory(store.records.dir)) {
+    if (entry.type !== 'dir') report.skipped.push(entry.file);
+  }
   for (const namespace of await store.records.namespaces()) {
-    for (const key of await store.records.list(namespace)) {
-      const record = await store.records.getRecord(namespace, key);
-      if (!record) continue;
-      if (record.pin) pending.push(...record.refs);
-      else recordRefs.push({ id: `${namespace}/${key}`, namespace, key, refs: record.refs });
+    for (const scanned of await store.records.scan(namespace)) {
+      if ('error' in scanned) report.badRecords.push(scanned.file);
+      else if (scanned.record.pin) pending.push(...scanned.record.refs);
+      else recordRefs.push({ id: `${namespace}/${scanned.key}`, namespace, key: scanned.key, refs: scanned.record.refs });
+    }
+    for (const entry of await store.files.list(path.join(store.records.dir, namespace))) {
+      if (entry.type === 'file' && isOwnTempName(entry.name)) recordTemps.push(entry);
+      else if (entry.type !== 'file' || !entry.name.endsWith('.json')) report.skipped.push(entry.file);
     }
   }
   while (pending.length > 0) {
@@ -81,16 +135,23 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
     if (manifest) pending.push(...Object.values(manifest.inputs));
   }
 
-  const objects = await listFiles(path.join(store.root, 'objects'));
-  const manifests = await listFiles(path.join(store.root, 'manifests'));
-  const committed = new Set(await listCommitted(store));
+  const objects = await listShardFiles(store, 'objects', report.skipped);
+  const manifests = await listShardFiles(store, 'manifests', report.skipped);
+  const objectDigests = new Set(objects.map((f) => f.digest).filter((d) => d !== null));
+  const committed = new Set(manifests.map((f) => f.digest).filter((d): d is string => d !== null && objectDigests.has(d)));
   const gone = new Set<string>();
-  for (const digest of committed) {
-    if (live.has(digest) || (await isYoung(store.objectPath(digest)))) {
+  for (const digest of [...committed].sort()) {
+    if (live.has(digest) || report.badRecords.length > 0 || (await isYoung(store.objectPath(digest)))) {
       report.kept++;
       continue;
     }
-    const { size } = await stat(store.objectPath(digest));
+    // Only what the store made: a manifest that does not parse or names another artifact is not ours to judge.
+    if (!(await store.manifest(digest).catch(() => null))) {
+      report.skipped.push(store.manifestPath(digest));
+      report.kept++;
+      continue;
+    }
+    const size = (await lstat(store.objectPath(digest)).catch(() => null))?.size ?? 0;
     // Manifest first: it is the commit point, so a crash mid-gc leaves an orphan, never a manifest without bytes.
     await remove(store.manifestPath(digest));
     await remove(store.objectPath(digest));
@@ -98,29 +159,38 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
     report.bytesFreed += size;
     gone.add(digest);
   }
-  for (const { file, name } of [...objects, ...manifests]) {
-    const isStray = isTempName(name) || !DIGEST_FILE.test(name) || !committed.has(digestOf(name));
+  for (const { file, digest, temp } of [...objects, ...manifests]) {
+    const isStray = temp || (digest !== null && !committed.has(digest));
     if (isStray && !(await isYoung(file))) {
       await remove(file);
       report.strayFilesDeleted++;
     }
   }
-  for (const namespace of await store.records.namespaces()) {
-    for (const name of await readdir(path.join(store.records.dir, namespace)).catch(() => [] as string[])) {
-      const file = path.join(store.records.dir, namespace, name);
-      if (isTempName(name) && !(await isYoung(file))) {
-        await remove(file);
-        report.strayFilesDeleted++;
-      }
+  for (const { file } of recordTemps) {
+    if (!(await isYoung(file))) {
+      await remove(file);
+      report.strayFilesDeleted++;
+    }
+  }
+  // Report pages are derived from report artifacts: one whose artifact is gone (or a leftover temp) goes too.
+  for (const entry of await store.files.listIfDirectory(path.join(store.root, 'reports'))) {
+    const match = REPORT_FILE.exec(entry.name);
+    const orphan = entry.type === 'file' && ((match && (match[2] !== undefined || gone.has(match[1]!) || !committed.has(match[1]!))) || isOwnTempName(entry.name));
+    if (orphan && !(await isYoung(entry.file))) {
+      await remove(entry.file);
+      report.strayFilesDeleted++;
+    } else if (!orphan && !(entry.type === 'file' && match)) {
+      report.skipped.push(entry.file);
     }
   }
   for (const { id, namespace, key, refs } of recordRefs) {
     const dangling = refs.some((digest) => gone.has(digest) || !committed.has(digest));
-    if (dangling) {
+    if (dangling && report.badRecords.length === 0) {
       if (!dryRun) await store.records.delete(namespace, key);
       report.recordsDeleted.push(id);
     }
   }
   report.deleted.sort();
+  report.skipped.sort();
   return report;
 }

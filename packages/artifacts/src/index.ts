@@ -13,3 +13,7 @@ export * from './store.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';
 export * from './schemas/training-objective.ts';
+export * from './fs-errors.ts';
+export * from './store-files.ts';
+export * from './store-marker.ts';
+export * from './verify.ts';

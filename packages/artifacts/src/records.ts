@@ -5,11 +5,18 @@
  *
  * A record lists the artifact digests it refers to. `pin: true` records are gc roots (recorded runs);
  * unpinned ones (cache entries) keep nothing alive and are dropped by gc when their artifacts go.
+ *
+ * A record file can still be damaged from outside (a copy cut short, an editor, a failing disk). Reading
+ * one then throws CorruptRecordError naming the file — a BadInputError, so never retried — and `scan`
+ * returns it as a bad entry, so listings report it by path and carry on.
  */
-import { readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidNameError } from './errors.ts';
-import { isTempName, writeFileAtomic } from './atomic-fs.ts';
+import { CorruptRecordError, InvalidNameError } from './errors.ts';
+import { isTempName } from './atomic-fs.ts';
+import { describeFsError } from './fs-errors.ts';
+import type { StoreFiles } from './store-files.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
@@ -22,6 +29,11 @@ export interface StoredRecord<T = unknown> {
   updatedAt: string;
 }
 
+/** One entry of `scan`: a readable record, or the path of one that is not and why. */
+export type ScannedRecord<T = unknown> =
+  | { key: string; file: string; mtimeMs: number; record: StoredRecord<T> }
+  | { key: string; file: string; mtimeMs: number; error: CorruptRecordError };
+
 /** Reject names that could leave the records directory ("..", "a/b", absolute paths, empty). */
 export function assertSafeName(name: unknown, what: string): asserts name is string {
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -29,8 +41,27 @@ export function assertSafeName(name: unknown, what: string): asserts name is str
   }
 }
 
+function parseRecord<T>(bytes: Uint8Array, file: string): StoredRecord<T> {
+  let record: StoredRecord<T>;
+  try {
+    record = JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredRecord<T>;
+  } catch (error) {
+    throw new CorruptRecordError(file, (error as Error).message);
+  }
+  if (typeof record !== 'object' || record === null || !Array.isArray(record.refs) || !('value' in record)) {
+    throw new CorruptRecordError(file, 'expected { value, refs, pin, updatedAt }');
+  }
+  if (!record.refs.every((ref) => typeof ref === 'string' && /^[0-9a-f]{64}$/.test(ref))) {
+    throw new CorruptRecordError(file, 'refs: expected sha256 digests');
+  }
+  return record;
+}
+
 export class RecordIndex {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly files: StoreFiles,
+  ) {}
 
   private fileOf(namespace: string, key: string): string {
     assertSafeName(namespace, 'record namespace');
@@ -43,45 +74,89 @@ export class RecordIndex {
 
   async put<T>(namespace: string, key: string, value: T, options: { refs?: string[]; pin?: boolean } = {}): Promise<void> {
     const record: StoredRecord<T> = { value, refs: options.refs ?? [], pin: options.pin ?? false, updatedAt: new Date().toISOString() };
-    await writeFileAtomic(this.fileOf(namespace, key), `${JSON.stringify(record)}\n`);
+    await this.files.write(this.fileOf(namespace, key), `${JSON.stringify(record)}\n`);
   }
 
-  async getRecord<T>(namespace: string, key: string): Promise<StoredRecord<T> | null> {
-    let text: string;
+  /**
+   * Rewrite an existing record in place instead of through a temp file. Only for the last word on a run
+   * when the atomic write failed (a full disk has no room for a temp file, but the record's own block is
+   * already allocated): not atomic, so a crash mid-write can tear it — which readers report and skip.
+   * Returns false when the record does not exist.
+   */
+  async overwriteInPlace<T>(namespace: string, key: string, value: T, options: { refs?: string[]; pin?: boolean } = {}): Promise<boolean> {
+    const file = this.fileOf(namespace, key);
+    await this.files.ensureWritable();
+    await this.files.assertConfined(path.dirname(file));
+    const record: StoredRecord<T> = { value, refs: options.refs ?? [], pin: options.pin ?? false, updatedAt: new Date().toISOString() };
+    const text = Buffer.from(`${JSON.stringify(record)}\n`);
+    let handle;
     try {
-      text = await readFile(this.fileOf(namespace, key), 'utf8');
+      handle = await open(file, constants.O_WRONLY | constants.O_NOFOLLOW);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw describeFsError(error, 'rewrite', file);
     }
-    return JSON.parse(text) as StoredRecord<T>;
+    try {
+      await handle.write(text, 0, text.length, 0);
+      await handle.truncate(text.length);
+      await handle.sync();
+    } catch (error) {
+      throw describeFsError(error, 'rewrite', file);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
+  /** The record, or null if there is none; CorruptRecordError (naming the file) if it cannot be parsed. */
+  async getRecord<T>(namespace: string, key: string): Promise<StoredRecord<T> | null> {
+    const file = this.fileOf(namespace, key);
+    const bytes = await this.files.read(file);
+    return bytes === null ? null : parseRecord<T>(bytes, file);
   }
 
   async get<T>(namespace: string, key: string): Promise<T | null> {
     return (await this.getRecord<T>(namespace, key))?.value ?? null;
   }
 
-  /** Keys in `namespace`, oldest first by last update (so the last one is the most recent). */
-  async list(namespace: string): Promise<string[]> {
+  /**
+   * Every record file in `namespace`, oldest first by last update, each read or reported as bad. Entries
+   * that are not regular record files (links, temp files, other names) are not records and are left out.
+   */
+  async scan<T>(namespace: string): Promise<ScannedRecord<T>[]> {
     assertSafeName(namespace, 'record namespace');
-    const dir = path.join(this.dir, namespace);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    const entries = await Promise.all(
-      names
-        .filter((name) => name.endsWith('.json') && !isTempName(name))
-        .map(async (name) => ({ key: name.slice(0, -'.json'.length), mtime: (await stat(path.join(dir, name))).mtimeMs })),
-    );
-    return entries.sort((a, b) => a.mtime - b.mtime || (a.key < b.key ? -1 : 1)).map((e) => e.key);
+    const entries = await this.files.listIfDirectory(path.join(this.dir, namespace));
+    const out: ScannedRecord<T>[] = [];
+    for (const entry of entries) {
+      if (entry.type !== 'file' || !entry.name.endsWith('.json') || isTempName(entry.name)) continue;
+      const key = entry.name.slice(0, -'.json'.length);
+      if (!NAME.test(key)) continue;
+      const mtimeMs = (await lstat(entry.file).catch(() => null))?.mtimeMs;
+      if (mtimeMs === undefined) continue; // deleted since listed
+      try {
+        const bytes = await this.files.read(entry.file);
+        if (bytes === null) continue;
+        out.push({ key, file: entry.file, mtimeMs, record: parseRecord<T>(bytes, entry.file) });
+      } catch (error) {
+        if (!(error instanceof CorruptRecordError)) throw error;
+        out.push({ key, file: entry.file, mtimeMs, error });
+      }
+    }
+    return out.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.key < b.key ? -1 : 1));
   }
 
+  /** Keys in `namespace`, oldest first by last update (so the last one is the most recent). */
+  async list(namespace: string): Promise<string[]> {
+    return (await this.scan(namespace)).map((entry) => entry.key);
+  }
+
+  /** Namespaces: real directories with valid names (a link in records/ is not one). */
   async namespaces(): Promise<string[]> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
-    return names.filter((name) => NAME.test(name)).sort();
+    const entries = await this.files.listIfDirectory(this.dir);
+    return entries.filter((entry) => entry.type === 'dir' && NAME.test(entry.name)).map((entry) => entry.name);
   }
 
   async delete(namespace: string, key: string): Promise<void> {
-    await unlink(this.fileOf(namespace, key)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
+    await this.files.remove(this.fileOf(namespace, key));
   }
 }

@@ -5,20 +5,21 @@
  *   manifests/<d[0:2]>/<d>.json   its manifest; written after the bytes, so it is the commit point:
  *                                 an artifact "exists" (has()) only once both are there
  *   records/<namespace>/<key>.json small mutable pointers (pipeline cache index, run index), see records.ts
+ *   reports/<digest>.html         files derived from an artifact for tools to open (materialize)
+ *   dro-store.json                the marker that makes the directory a DRO store (store-marker.ts)
  *
  * Every file is written atomically (atomic-fs.ts), so a process killed at any moment leaves only complete
  * files plus temp files that gc removes. Two processes writing the same artifact write identical bytes
- * and both succeed; the first manifest to land is kept.
+ * and both succeed; the first manifest to land is kept. Every access below the root goes through
+ * StoreFiles (store-files.ts): no link is followed out of the root, errors name the path and the real
+ * cause, and only a directory marked as a DRO store (or a new one) is written to.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type * as arrow from 'apache-arrow';
 import type { ArtifactFormat, ArtifactRef, ArtifactStore, Manifest, ManifestInput, TensorData } from './types.ts';
-import { DigestMismatchError, InvalidNameError, NotFoundError } from './errors.ts';
-import { writeFileAtomic } from './atomic-fs.ts';
+import { CorruptRecordError, DigestMismatchError, InvalidNameError, NotFoundError } from './errors.ts';
+import { StoreFiles } from './store-files.ts';
 import { canonicalJson, sha256Hex } from './canonical-json.ts';
 import { codeVersion } from './code-version.ts';
 import { getSchema, validateJson, validateTable, validateTensors } from './schemas.ts';
@@ -26,6 +27,7 @@ import { parquetToTable, tableToParquet } from './parquet.ts';
 import { SafetensorsFile, readSafetensors, writeSafetensors } from './safetensors.ts';
 import { RecordIndex } from './records.ts';
 import { collectGarbage, listCommitted, type GcOptions, type GcReport } from './gc.ts';
+import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.ts';
 
 const DIGEST = /^[0-9a-f]{64}$/;
 
@@ -45,14 +47,9 @@ export function assertDigest(digest: unknown, what = 'digest'): asserts digest i
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Kinds of files derived from artifacts and kept beside the store, by directory: name suffix. */
+const DERIVED_KINDS = { reports: '.html' } as const;
+export type DerivedKind = keyof typeof DERIVED_KINDS;
 
 export interface ReadOptions {
   /** Recompute the sha256 of the bytes and fail on mismatch (default true: hashing is cheap next to IO). */
@@ -61,12 +58,15 @@ export interface ReadOptions {
 
 export class LocalArtifactStore implements ArtifactStore {
   readonly root: string;
+  /** Every file access below the root (confined, honest errors, writes only to a marked store). */
+  readonly files: StoreFiles;
   /** Small mutable named records (cache index, run index) kept beside the artifacts. */
   readonly records: RecordIndex;
 
   constructor(options: { root?: string } = {}) {
     this.root = path.resolve(options.root ?? defaultStoreRoot());
-    this.records = new RecordIndex(path.join(this.root, 'records'));
+    this.files = new StoreFiles(this.root);
+    this.records = new RecordIndex(path.join(this.root, 'records'), this.files);
   }
 
   objectPath(digest: string): string {
@@ -83,24 +83,33 @@ export class LocalArtifactStore implements ArtifactStore {
     return this.objectPath(ref.digest);
   }
 
+  /**
+   * Check that the root is a DRO store, creating a new one (with its marker) if it is missing or empty;
+   * refuses anything else (NotAStoreError). Every write does this first; call it to fail early.
+   */
+  ensureWritable(): Promise<void> {
+    return this.files.ensureWritable();
+  }
+
+  /** Whether the artifact is committed: manifest and bytes both present as regular files (not checked for content). */
   async has(digest: string): Promise<boolean> {
-    return (await exists(this.manifestPath(digest))) && (await exists(this.objectPath(digest)));
+    return (await this.files.isRegularFile(this.manifestPath(digest))) && (await this.files.isRegularFile(this.objectPath(digest)));
   }
 
   async manifest(digest: string): Promise<Manifest> {
     const file = this.manifestPath(digest);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch {
-      throw new NotFoundError(`artifact ${digest} has no manifest in store ${this.root}`);
-    }
-    return JSON.parse(text) as Manifest;
+    const bytes = await this.files.read(file);
+    if (!bytes) throw new NotFoundError(`artifact ${digest} has no manifest in store ${this.root}`);
+    return parseManifest(bytes, file, digest);
   }
 
   /**
    * Store `bytes` (already encoded in `format`) with a manifest; idempotent. Most callers want putTable /
    * putTensors / putJson, which validate against the schema first.
+   *
+   * An existing object is kept only if its bytes are exactly these (compared, not just sized): a corrupt
+   * or tampered object, or a link planted under the digest's name, is replaced, so recomputing an artifact
+   * repairs the store. The comparison reads the old file once, which costs less than the fsync of a rewrite.
    */
   async putBytes(
     format: ArtifactFormat,
@@ -110,12 +119,20 @@ export class LocalArtifactStore implements ArtifactStore {
     rows: number | null,
   ): Promise<ArtifactRef> {
     const digest = sha256Hex(bytes);
+    for (const [name, inputDigest] of Object.entries(input.inputs ?? {})) assertDigest(inputDigest, `manifest input "${name}"`);
     const objectFile = this.objectPath(digest);
-    // An object of the right size is the same object (its name is its hash); anything else is rewritten.
-    const present = await stat(objectFile).catch(() => null);
-    if (!present || present.size !== bytes.byteLength) await writeFileAtomic(objectFile, bytes);
+    await this.files.ensureWritable();
+    const present = await this.files.read(objectFile).catch(() => null);
+    if (!present || !Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(present)) await this.files.write(objectFile, bytes);
     const manifestFile = this.manifestPath(digest);
-    if (!(await exists(manifestFile))) {
+    const existing = await this.files.read(manifestFile).catch(() => null);
+    let keep = false;
+    try {
+      keep = existing !== null && parseManifest(existing, manifestFile, digest).digest === digest;
+    } catch {
+      keep = false; // torn or foreign manifest: rewritten below
+    }
+    if (!keep) {
       const manifest: Manifest = {
         digest,
         format,
@@ -131,8 +148,7 @@ export class LocalArtifactStore implements ArtifactStore {
         bytes: bytes.byteLength,
         ...(input.summary ? { summary: input.summary } : {}),
       };
-      for (const [name, inputDigest] of Object.entries(manifest.inputs)) assertDigest(inputDigest, `manifest input "${name}"`);
-      await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+      await this.files.write(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
     }
     return { digest, format, schema };
   }
@@ -141,12 +157,8 @@ export class LocalArtifactStore implements ArtifactStore {
   async getBytes(ref: ArtifactRef | string, options: ReadOptions = {}): Promise<Uint8Array> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const file = this.objectPath(digest);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(file);
-    } catch {
-      throw new NotFoundError(`artifact ${digest} is not in store ${this.root} (no file ${file})`);
-    }
+    const bytes = await this.files.read(file);
+    if (!bytes) throw new NotFoundError(`artifact ${digest} is not in store ${this.root} (no file ${file})`);
     if (options.verify !== false) {
       const actual = sha256Hex(bytes);
       if (actual !== digest) throw new DigestMismatchError(digest, actual, file);
@@ -154,14 +166,30 @@ export class LocalArtifactStore implements ArtifactStore {
     return bytes;
   }
 
-  /** Recompute the digest of a stored artifact by streaming it; throws DigestMismatchError naming the file. */
+  /**
+   * Recompute the digest of a stored artifact by streaming it; throws DigestMismatchError naming the file
+   * (NotFoundError when missing, UnsafeStoreEntryError for a link or non-regular file).
+   */
   async verify(digest: string): Promise<void> {
     const file = this.objectPath(digest);
-    if (!(await exists(file))) throw new NotFoundError(`artifact ${digest} is not in store ${this.root} (no file ${file})`);
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    const actual = hash.digest('hex');
+    const actual = await this.files.sha256(file);
+    if (actual === null) throw new NotFoundError(`artifact ${digest} is not in store ${this.root} (no file ${file})`);
     if (actual !== digest) throw new DigestMismatchError(digest, actual, file);
+  }
+
+  /**
+   * A file derived from artifact `digest` (e.g. reports/<digest>.html for a report's page), holding exactly
+   * `bytes`; returns its path. An existing file is served only if its content matches (a stale, tampered or
+   * linked one is rewritten), and a matching one needs no write, so this works on a read-only store once
+   * the file exists.
+   */
+  async materialize(kind: DerivedKind, digest: string, bytes: Uint8Array | string): Promise<string> {
+    assertDigest(digest);
+    const file = path.join(this.root, kind, `${digest}${DERIVED_KINDS[kind]}`);
+    const wanted = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const present = await this.files.read(file).catch(() => null);
+    if (!present?.equals(wanted)) await this.files.write(file, wanted);
+    return file;
   }
 
   async putTable(schemaName: string, table: arrow.Table, input: ManifestInput): Promise<ArtifactRef> {
@@ -208,8 +236,14 @@ export class LocalArtifactStore implements ArtifactStore {
    */
   async openTensors(ref: ArtifactRef, options: ReadOptions = {}): Promise<SafetensorsFile> {
     this.checkRef(ref, 'safetensors');
+    const file = this.pathOf(ref);
     if (options.verify !== false) await this.verify(ref.digest);
-    return SafetensorsFile.open(this.pathOf(ref));
+    else {
+      // Unverified, but still never through a link: the same checks a verified read makes, without the read.
+      await this.files.assertConfined(path.dirname(file));
+      if (!(await this.files.isRegularFile(file))) throw new NotFoundError(`artifact ${ref.digest} is not in store ${this.root} (no regular file ${file})`);
+    }
+    return SafetensorsFile.open(file);
   }
 
   async putJson(schemaName: string, value: unknown, input: ManifestInput): Promise<ArtifactRef> {
@@ -235,10 +269,29 @@ export class LocalArtifactStore implements ArtifactStore {
     return collectGarbage(this, options);
   }
 
+  /** Re-hash every object and check every manifest and record (see verify.ts). */
+  async verifyAll(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyStore(this, options);
+  }
+
   private checkRef(ref: ArtifactRef, format: ArtifactFormat): void {
     assertDigest(ref?.digest, 'artifact ref digest');
     if (ref.format !== format) {
       throw new InvalidNameError(`artifact ${ref.digest} is ${ref.format}, but was read as ${format}`);
     }
   }
+}
+
+/** A manifest read from `file`: JSON whose digest is the one it is stored under, or CorruptRecordError. */
+export function parseManifest(bytes: Uint8Array, file: string, digest: string): Manifest {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(Buffer.from(bytes).toString('utf8')) as Manifest;
+  } catch (error) {
+    throw new CorruptRecordError(file, (error as Error).message);
+  }
+  if (typeof manifest !== 'object' || manifest === null || manifest.digest !== digest) {
+    throw new CorruptRecordError(file, `expected the manifest of artifact ${digest}`);
+  }
+  return manifest;
 }

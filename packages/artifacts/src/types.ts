@@ -102,4 +102,9 @@ export interface ArtifactStore {
   verify(digest: string): Promise<void>;
   /** Absolute path of the artifact's bytes (read-only; for tools such as pyarrow). */
   pathOf(ref: ArtifactRef): string;
+  /**
+   * Keep a file derived from artifact `digest` beside the store (e.g. a report's HTML page under reports/)
+   * holding exactly `bytes`, and return its path; an existing file is reused only if its content matches.
+   */
+  materialize(kind: 'reports', digest: string, bytes: Uint8Array | string): Promise<string>;
 }

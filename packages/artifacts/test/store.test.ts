@@ -204,9 +204,9 @@ describe('records and gc', () => {
     void cachedOnly;
 
     // Leftovers of an interrupted write: a temp file and bytes whose manifest never landed.
-    const strayTemp = path.join(path.dirname(store.pathOf(source)), '.tmp-999-deadbeef-x');
+    const strayTemp = path.join(path.dirname(store.pathOf(source)), '.tmp-999-deadbeefcafe-x');
     writeFileSync(strayTemp, 'partial');
-    const strayRecordTemp = path.join(store.records.dir, 'runs', '.tmp-999-cafe-run-1.json');
+    const strayRecordTemp = path.join(store.records.dir, 'runs', '.tmp-999-cafe00000000-run-1.json');
     const orphanBytes = new TextEncoder().encode('orphan');
     const orphan = path.join(store.root, 'objects', sha256Hex(orphanBytes).slice(0, 2), sha256Hex(orphanBytes));
     writeFileSync(strayRecordTemp, 'partial');

@@ -12,8 +12,6 @@
  * Output: report (report-html/v1: { html, title }); the page is also written beside the store as
  * reports/<digest>.html (see reportHtmlPath), which is what the CLI prints.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import {
   columnValues,
   EVAL_METRICS_SCHEMA,
@@ -225,19 +223,14 @@ async function comparisons(store: ArtifactStore, inputs: Record<string, Artifact
   );
 }
 
-/** Where the report's HTML page lives beside the store; written if missing. */
+/**
+ * Where the report's HTML page lives beside the store (reports/<digest>.html). The page is taken from the
+ * artifact (verified against its digest) and the file on disk is served only if it holds exactly that
+ * page — a missing, stale, tampered or linked file is rewritten atomically (store.materialize).
+ */
 export async function reportHtmlPath(store: ArtifactStore, ref: ArtifactRef): Promise<string> {
-  const file = path.join(store.root, 'reports', `${ref.digest}.html`);
-  if (!existsSync(file)) {
-    const { html } = await store.getJson<ReportArtifact>(ref);
-    mkdirSync(path.dirname(file), { recursive: true });
-    // Written whole then renamed, so a reader never sees half a page.
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, html);
-    const { renameSync } = await import('node:fs');
-    renameSync(tmp, file);
-  }
-  return file;
+  const { html } = await store.getJson<ReportArtifact>(ref);
+  return store.materialize('reports', ref.digest, html);
 }
 
 export async function buildReportData(store: ArtifactStore, inputs: Record<string, ArtifactRef>, params: ReportParams): Promise<ReportData> {

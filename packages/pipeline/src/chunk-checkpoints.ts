@@ -7,7 +7,8 @@
  *
  * Stores without a record index (the ArtifactStore interface does not require one) simply recompute.
  */
-import { type ArtifactRef, type ArtifactStore, canonicalJson, sha256Hex } from '@dro/artifacts';
+import { type ArtifactRef, type ArtifactStore, CorruptRecordError, canonicalJson, sha256Hex } from '@dro/artifacts';
+import { isUnusableArtifactError } from './execute-node.ts';
 
 interface RecordIndexLike {
   get<T>(namespace: string, key: string): Promise<T | null>;
@@ -31,11 +32,21 @@ export class ChunkCheckpoints {
     return sha256Hex(canonicalJson({ identity: this.identity, chunk }));
   }
 
-  /** The stored artifact of `chunk` if an earlier run finished it (and it is still in the store). */
+  /**
+   * The stored artifact of `chunk` if an earlier run finished it and it is still in the store, intact (as
+   * for a cache hit: an unreadable record or a corrupt artifact means the chunk is recomputed).
+   */
   async find(chunk: number): Promise<ArtifactRef | null> {
     if (!this.records) return null;
-    const ref = await this.records.get<ArtifactRef>(NAMESPACE, this.key(chunk));
-    return ref && (await this.store.has(ref.digest)) ? ref : null;
+    try {
+      const ref = await this.records.get<ArtifactRef>(NAMESPACE, this.key(chunk));
+      if (!ref || !(await this.store.has(ref.digest))) return null;
+      await this.store.verify(ref.digest);
+      return ref;
+    } catch (error) {
+      if (error instanceof CorruptRecordError || isUnusableArtifactError(error)) return null;
+      throw error;
+    }
   }
 
   async remember(chunk: number, ref: ArtifactRef): Promise<void> {

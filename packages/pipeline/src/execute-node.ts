@@ -6,6 +6,11 @@
  */
 import {
   BadInputError,
+  CorruptRecordError,
+  DigestMismatchError,
+  InvalidNameError,
+  NotFoundError,
+  UnsafeStoreEntryError,
   canonicalJson,
   sha256Hex,
   type ArtifactRef,
@@ -106,12 +111,14 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
   }
 
   const cacheKey = computeCacheKey(stage, params, inputs, modelDigest);
+  const log = request.log ?? silentLog;
   if (!request.force) {
-    const cached = await store.records.get<CacheEntry>(CACHE_NAMESPACE, cacheKey);
-    // A hit needs every output still present: gc may have removed some since.
-    if (cached && (await allPresent(store, cached.outputs, stage.outputs))) {
-      return { outputs: cached.outputs, cacheHit: true, cacheKey };
-    }
+    const cached = await readCacheEntry(store, cacheKey, node, log);
+    // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
+    // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
+    const problem = cached && (await unusableOutput(store, cached.outputs, stage.outputs));
+    if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
+    if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
   }
 
   if (signal.aborted) throw abortReason(signal);
@@ -119,7 +126,7 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
     store,
     progress: request.progress ?? (() => {}),
     signal,
-    log: request.log ?? silentLog,
+    log,
     modelDigest,
     modelPath: node.model?.path ?? null,
   };
@@ -132,11 +139,45 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
   return { outputs, cacheHit: false, cacheKey };
 }
 
-async function allPresent(store: CachingStore, outputs: Record<string, ArtifactRef>, declared: readonly string[]): Promise<boolean> {
-  for (const name of declared) {
-    if (!outputs[name] || !(await store.has(outputs[name].digest))) return false;
+/** Errors that mean "this stored artifact cannot be served" (as opposed to an IO failure worth retrying). */
+export function isUnusableArtifactError(error: unknown): error is Error {
+  return error instanceof DigestMismatchError || error instanceof NotFoundError || error instanceof UnsafeStoreEntryError || error instanceof InvalidNameError;
+}
+
+/** The cache entry under `cacheKey`; a record that cannot be parsed is reported and counts as a miss. */
+async function readCacheEntry(store: CachingStore, cacheKey: string, node: DagNode, log: StageLogger): Promise<CacheEntry | null> {
+  try {
+    const entry = await store.records.get<CacheEntry>(CACHE_NAMESPACE, cacheKey);
+    return entry && typeof entry.outputs === 'object' && entry.outputs !== null ? entry : null;
+  } catch (error) {
+    if (!(error instanceof CorruptRecordError)) throw error;
+    log.warn(`cache record of node "${node.id}" is unreadable, treated as a miss: ${error.message}`, { file: error.path });
+    return null;
   }
-  return true;
+}
+
+/**
+ * Why the cached outputs cannot be served (missing, corrupt, a link), or null when every declared output
+ * is present and hashes to its digest. Re-hashing costs one read of the outputs per hit: on the 2-core
+ * development machine a file's sha256 streams at 0.4–0.7 GB/s and a 31.6 MB store re-hashes in
+ * 80–170 ms (measured, verify.ts), so an all-hits quick-preset run pays well under a second. Real IO
+ * errors (EACCES, EIO) are not misses and propagate.
+ */
+async function unusableOutput(store: CachingStore, outputs: Record<string, ArtifactRef>, declared: readonly string[]): Promise<string | null> {
+  for (const name of declared) {
+    const ref = outputs[name];
+    if (!ref || typeof ref.digest !== 'string') return `output "${name}" is not in the cache entry`;
+    try {
+      if (!(await store.has(ref.digest))) return `output "${name}" (${ref.digest}) is no longer in the store`;
+      await store.verify(ref.digest);
+    } catch (error) {
+      if (isUnusableArtifactError(error)) {
+        return `output "${name}": ${error.message}`;
+      }
+      throw error;
+    }
+  }
+  return null;
 }
 
 /** A stage must return exactly its declared outputs, each committed to the store. Not retryable: a bug. */

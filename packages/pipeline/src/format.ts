@@ -21,7 +21,7 @@ function statusText(run: Pick<RunRecord, 'status' | 'owner'>): string {
 }
 
 /** One run: a header line, then a row per node (status, cache hit, attempts, duration, outputs or error). */
-export function formatRunStatus(run: RunRecord): string {
+export function formatRunStatus(run: RunRecord & { note?: string }): string {
   const hits = run.nodes.filter((n) => n.cacheHit === true).length;
   const code = run.code.gitSha ? `${run.code.gitSha.slice(0, 10)}${run.code.dirty ? '+dirty' : ''}` : 'no git';
   const header =
@@ -40,7 +40,8 @@ export function formatRunStatus(run: RunRecord): string {
           .map(([name, ref]) => `${name}=${ref.digest.slice(0, 12)}`)
           .join(' '),
   ]);
-  return `${header}\n${table(['NODE', 'STAGE', 'STATUS', 'CACHE', 'ATTEMPTS', 'TIME', 'OUTPUTS / ERROR'], rows)}\n`;
+  const note = run.note ? `note: ${run.note}\n` : '';
+  return `${header}\n${note}${table(['NODE', 'STAGE', 'STATUS', 'CACHE', 'ATTEMPTS', 'TIME', 'OUTPUTS / ERROR'], rows)}\n`;
 }
 
 /** Recorded runs, oldest first. */

@@ -7,5 +7,5 @@ export * from './run-record.ts';
 export * from './progress.ts';
 export * from './runner.ts';
 export * from './format.ts';
-export * from './sigint.ts';
+export * from './signals.ts';
 export * from './chunk-checkpoints.ts';

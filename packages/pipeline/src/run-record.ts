@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
+  CorruptRecordError,
   NotFoundError,
   defineJsonSchema,
   type ArtifactRef,
@@ -63,7 +64,10 @@ export interface RunSummary {
   cacheHits: number;
   failed: number;
   owner: RunRecord['owner'];
+  /** The run-record artifact: the last complete snapshot of the run. */
   record: ArtifactRef;
+  /** Set when the summary knows more than that snapshot (the final save failed; see saveRunEnding). */
+  note?: string;
 }
 
 export const RUNS_NAMESPACE = 'runs';
@@ -139,35 +143,97 @@ export async function saveRunRecord(store: LocalArtifactStore, record: RunRecord
     params: { runId: record.runId, dag: record.dagName },
     inputs: {},
   });
-  const refs = new Set<string>([ref.digest]);
-  for (const node of record.nodes) for (const output of Object.values(node.outputs)) refs.add(output.digest);
-  for (const node of record.dag.nodes) {
-    for (const source of Object.values(node.inputs ?? {})) if ('ref' in source) refs.add(source.ref.digest);
-  }
+  const refs = new Set<string>([ref.digest, ...runRefs(record)]);
   await store.records.put(RUNS_NAMESPACE, record.runId, summarizeRun(record, ref), { refs: [...refs], pin: true });
   return ref;
 }
 
-/** Every recorded run, oldest first. */
-export async function listRuns(store: LocalArtifactStore): Promise<RunSummary[]> {
+/** Every node output and every external input of a run: what its index entry pins. */
+function runRefs(record: RunRecord): string[] {
+  const refs: string[] = [];
+  for (const node of record.nodes) for (const output of Object.values(node.outputs)) refs.push(output.digest);
+  for (const node of record.dag.nodes) {
+    for (const source of Object.values(node.inputs ?? {})) if ('ref' in source) refs.push(source.ref.digest);
+  }
+  return refs;
+}
+
+/**
+ * The final save of a run failed (`cause`: a full disk, a vanished mount). Record at least how the run
+ * ended: its index entry gets the terminal status, pointing at the last snapshot that was saved. Tries an
+ * atomic write, then — a full disk has no room for a temp file — an in-place rewrite of the entry, whose
+ * block is already allocated. Returns whether either worked.
+ */
+export async function saveRunEnding(store: LocalArtifactStore, record: RunRecord, lastSaved: ArtifactRef | null, cause: unknown): Promise<boolean> {
+  if (!lastSaved) return false;
+  const summary: RunSummary = {
+    ...summarizeRun(record, lastSaved),
+    note: `the final run record could not be saved (${cause instanceof Error ? cause.message : String(cause)}); node details are from the last saved snapshot`,
+  };
+  const refs = [...new Set([lastSaved.digest, ...runRefs(record)])];
+  try {
+    await store.records.put(RUNS_NAMESPACE, record.runId, summary, { refs, pin: true });
+    return true;
+  } catch {
+    return store.records.overwriteInPlace(RUNS_NAMESPACE, record.runId, summary, { refs, pin: true }).catch(() => false);
+  }
+}
+
+/** runDag's error when a run ended but its final record could not be saved. */
+export class RunRecordSaveError extends Error {
+  override name = 'RunRecordSaveError';
+  constructor(
+    readonly record: RunRecord,
+    cause: unknown,
+    readonly endingSaved: boolean,
+  ) {
+    super(
+      `run ${record.runId} ended ${record.status}, but its final record could not be saved: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+        (endingSaved
+          ? `The run index shows it as ${record.status}; node details are from the last saved snapshot.`
+          : 'The run index could not be updated either; `dro status` shows the run as interrupted once this process has exited.'),
+      { cause },
+    );
+  }
+}
+
+/**
+ * Every recorded run, oldest first. An index entry that cannot be parsed is skipped and passed to
+ * `onBadRecord` (path and reason), so one torn file does not hide every other run.
+ */
+export async function listRuns(store: LocalArtifactStore, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunSummary[]> {
   const summaries: RunSummary[] = [];
-  for (const runId of await store.records.list(RUNS_NAMESPACE)) {
-    const summary = await store.records.get<RunSummary>(RUNS_NAMESPACE, runId);
-    if (summary) summaries.push(summary);
+  for (const entry of await store.records.scan<RunSummary>(RUNS_NAMESPACE)) {
+    if ('error' in entry) onBadRecord?.(entry.error);
+    else if (isSummary(entry.record.value)) summaries.push(entry.record.value);
+    else onBadRecord?.(new CorruptRecordError(entry.file, 'expected a run summary { runId, status, startedAt, record }'));
   }
   return summaries.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));
 }
 
-/** The run `runId`, or the most recent run when omitted. */
-export async function loadRun(store: LocalArtifactStore, runId?: string): Promise<RunRecord> {
+function isSummary(value: unknown): value is RunSummary {
+  const s = value as RunSummary;
+  return typeof s === 'object' && s !== null && typeof s.runId === 'string' && typeof s.startedAt === 'string' && typeof s.record?.digest === 'string';
+}
+
+/**
+ * The run `runId`, or the most recent run when omitted. When the index entry knows the ending and the
+ * snapshot does not (saveRunEnding), the entry's status, end time and note win.
+ */
+export async function loadRun(store: LocalArtifactStore, runId?: string, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunRecord & { note?: string }> {
   let summary: RunSummary | null;
   if (runId === undefined) {
-    const runs = await listRuns(store);
+    const runs = await listRuns(store, onBadRecord);
     if (runs.length === 0) throw new NotFoundError(`no runs recorded in store ${store.root}`);
     summary = runs[runs.length - 1];
   } else {
     summary = await store.records.get<RunSummary>(RUNS_NAMESPACE, runId);
     if (!summary) throw new NotFoundError(`no run "${runId}" in store ${store.root}`);
+    if (!isSummary(summary)) throw new CorruptRecordError(`${store.records.dir}/${RUNS_NAMESPACE}/${runId}.json`, 'expected a run summary');
   }
-  return store.getJson<RunRecord>(summary.record);
+  const record = await store.getJson<RunRecord>(summary.record);
+  if (summary.note && record.status === 'running' && summary.status !== 'running') {
+    return { ...record, status: summary.status, endedAt: summary.endedAt, durationMs: summary.durationMs, note: summary.note };
+  }
+  return record;
 }

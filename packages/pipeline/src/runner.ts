@@ -7,6 +7,11 @@
  * (SIGINT) is the same, and stages see it through ctx.signal. Because every artifact write is atomic and a
  * node is cached only after its outputs are committed, stopping at any point leaves nothing partial, and
  * rerunning the DAG resumes: finished nodes are cache hits.
+ *
+ * The run record is saved at the start, after every node and at the end. A save that fails mid-run is
+ * reported and the run goes on; if the final save fails, the run index entry is still set to the run's
+ * terminal status (saveRunEnding) and runDag throws RunRecordSaveError saying so — a run never ends
+ * leaving "running" behind while its process is alive to say otherwise.
  */
 import os from 'node:os';
 import type { ArtifactRef, LocalArtifactStore } from '@dro/artifacts';
@@ -15,7 +20,7 @@ import type { Dag, DagNode, StageLogger } from './stage.ts';
 import { resolveInputs, validateDag } from './dag.ts';
 import { executeNode } from './execute-node.ts';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryable, sleep, type RetryPolicy } from './retry.ts';
-import { newRunId, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
+import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
 import { createProgressReporter, type RunProgressReporter } from './progress.ts';
 import type { StageLookup } from './registry.ts';
 
@@ -74,12 +79,17 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   };
   const nodeRecord = new Map(record.nodes.map((n) => [n.id, n]));
 
-  // Saves are queued so a slow earlier save can never overwrite a later snapshot in the run index.
+  // Saves are queued so a slow earlier save can never overwrite a later snapshot in the run index; a
+  // failed save does not poison the queue (the next one still runs).
   let saving: Promise<unknown> = Promise.resolve();
+  let lastSaved: ArtifactRef | null = null;
   const save = () => {
     const snapshot = structuredClone(record);
-    saving = saving.then(() => saveRunRecord(store, snapshot));
-    return saving;
+    const next = saving.catch(() => undefined).then(async () => {
+      lastSaved = await saveRunRecord(store, snapshot);
+    });
+    saving = next;
+    return next;
   };
 
   reporter.runStarted({ runId: record.runId, dagName: dag.name, nodes: dag.nodes.length });
@@ -91,6 +101,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
     n.status === 'pending' && [...plan.dependsOn.get(n.id)!].every((dep) => nodeRecord.get(dep)!.status === 'succeeded');
   const runningModels = () => [...running.keys()].filter((id) => plan.stageOf.get(id)!.needs === 'model').length;
 
+  let loopError: { error: unknown } | null = null;
   try {
     while (true) {
       if (!failed && !signal.aborted) {
@@ -101,7 +112,9 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
           const task = runNode(n, nodeById.get(n.id)!).then(async () => {
             running.delete(n.id);
             if (n.status === 'failed') failed = true;
-            await save();
+            await save().catch((error: unknown) => {
+              reporter.log(n.id, 'warn', `could not save the run record (the run goes on): ${error instanceof Error ? error.message : String(error)}`);
+            });
           });
           running.set(n.id, task);
         }
@@ -109,18 +122,25 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
       if (running.size === 0) break;
       await Promise.race(running.values());
     }
-  } finally {
-    await Promise.allSettled(running.values());
-    for (const n of record.nodes) {
-      if (n.status === 'pending') n.status = signal.aborted ? 'cancelled' : 'skipped';
-    }
-    record.status = signal.aborted ? 'cancelled' : record.nodes.every((n) => n.status === 'succeeded') ? 'succeeded' : 'failed';
-    record.endedAt = new Date().toISOString();
-    record.durationMs = Math.round(performance.now() - started);
-    reporter.runFinished({ runId: record.runId, status: record.status, durationMs: record.durationMs });
-    reporter.close();
-    await save();
+  } catch (error) {
+    loopError = { error };
   }
+  // Every way out of the loop ends here: the run gets a terminal status, saved or reported as unsaved.
+  await Promise.allSettled(running.values());
+  for (const n of record.nodes) {
+    if (n.status === 'pending') n.status = signal.aborted ? 'cancelled' : 'skipped';
+  }
+  record.status = signal.aborted ? 'cancelled' : record.nodes.every((n) => n.status === 'succeeded') ? 'succeeded' : 'failed';
+  record.endedAt = new Date().toISOString();
+  record.durationMs = Math.round(performance.now() - started);
+  reporter.runFinished({ runId: record.runId, status: record.status, durationMs: record.durationMs });
+  reporter.close();
+  try {
+    await save();
+  } catch (error) {
+    throw new RunRecordSaveError(record, error, await saveRunEnding(store, record, lastSaved, error));
+  }
+  if (loopError) throw loopError.error;
   return record;
 
   async function runNode(n: NodeRecord, node: DagNode): Promise<void> {

@@ -14,6 +14,7 @@ export const gcCommand: Command = {
   async run(args) {
     const { LocalArtifactStore } = await import('@dro/artifacts');
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    // Refuses (NotAStoreError, exit 1) a directory without the store marker before deleting anything.
     const report = await store.gc({ dryRun: flag(args, 'dry-run'), graceMs: (numberOpt(args, 'grace') ?? 15) * 60_000 });
     if (flag(args, 'json')) process.stdout.write(JSON.stringify(report) + '\n');
     else {
@@ -22,6 +23,13 @@ export const gcCommand: Command = {
         `${store.root}: kept ${report.kept} artifacts; ${verb} ${report.deleted.length} (${(report.bytesFreed / 1e6).toFixed(1)} MB), ` +
           `${report.recordsDeleted.length} stale records, ${report.strayFilesDeleted} stray files\n`,
       );
+    }
+    for (const file of report.badRecords) {
+      process.stderr.write(`dro gc: unreadable record ${file}: no artifact was deleted while it may pin some (delete it or run \`dro verify --remove\`)\n`);
+    }
+    if (report.skipped.length > 0) {
+      const shown = report.skipped.slice(0, 5).join(', ');
+      process.stderr.write(`dro gc: left alone ${report.skipped.length} entries the store did not create (links, other names): ${shown}${report.skipped.length > 5 ? ', …' : ''}\n`);
     }
     return 0;
   },

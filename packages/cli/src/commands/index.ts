@@ -10,6 +10,7 @@ import { reportCommand } from './report.ts';
 import { runCommand } from './run.ts';
 import { stageCommand, stagesCommand } from './stages.ts';
 import { statusCommand } from './status.ts';
+import { verifyCommand } from './verify.ts';
 import { workerCommand } from './worker.ts';
 
-export const commands: Command[] = [runCommand, stagesCommand, stageCommand, statusCommand, reportCommand, gcCommand, judgeCommand, llmModelsCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];
+export const commands: Command[] = [runCommand, stagesCommand, stageCommand, statusCommand, reportCommand, gcCommand, verifyCommand, judgeCommand, llmModelsCommand, llmInspectCommand, llmGenerateCommand, llmForwardCommand, workerCommand];

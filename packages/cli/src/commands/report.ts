@@ -1,6 +1,10 @@
-/** `dro report`: write a stored report artifact (report-html/v1) out as an HTML file and print its path. */
+/**
+ * `dro report`: write a stored report artifact (report-html/v1) out as an HTML file and print its path.
+ * The page comes from the artifact itself, verified against its digest: `--out` writes it straight to
+ * the file (nothing is written into the store, so it works on a read-only store), and without `--out`
+ * the page kept under the store's reports/ is checked against the artifact before its path is printed.
+ */
 import path from 'node:path';
-import { copyFileSync } from 'node:fs';
 import { CliError, requireString, stringOpt, type Command } from '../command.ts';
 
 export const reportCommand: Command = {
@@ -13,7 +17,7 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { LocalArtifactStore, defaultStoreRoot, REPORT_SCHEMA } = await import('@dro/artifacts');
+    const { LocalArtifactStore, defaultStoreRoot, REPORT_SCHEMA, writeFileAtomic } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
     const digest = requireString(args, 'ref');
@@ -21,13 +25,23 @@ export const reportCommand: Command = {
     if (!(await store.has(digest))) throw new CliError(`artifact ${digest} is not in store ${store.root}`);
     const manifest = await store.manifest(digest);
     if (manifest.schema !== REPORT_SCHEMA.name) throw new CliError(`artifact ${digest} is a ${manifest.schema} artifact, not a report (${REPORT_SCHEMA.name})`);
-    let file = await reportHtmlPath(store, { digest, format: manifest.format, schema: manifest.schema });
+    const ref = { digest, format: manifest.format, schema: manifest.schema };
     const out = stringOpt(args, 'out');
     if (out) {
-      copyFileSync(file, path.resolve(out));
-      file = path.resolve(out);
+      const { html } = await store.getJson<{ html: string }>(ref);
+      const file = path.resolve(out);
+      await writeFileAtomic(file, html);
+      process.stdout.write(`${file}\n`);
+      return 0;
     }
-    process.stdout.write(`${file}\n`);
+    try {
+      process.stdout.write(`${await reportHtmlPath(store, ref)}\n`);
+    } catch (error) {
+      // The page is written into the store on first use; a store this process cannot write still has --out.
+      const code = (error as { code?: string }).code;
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new CliError(`${(error as Error).message}; use --out FILE to write the report elsewhere`);
+      throw error;
+    }
     return 0;
   },
 };

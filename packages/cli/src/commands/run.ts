@@ -4,7 +4,7 @@
  * `--engine temporal` submits the same DAG to a Temporal cluster whose workers (`dro worker`) share the store.
  */
 import fs from 'node:fs';
-import { CliError, flag, numberOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, flag, numberOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
 
 export const runCommand: Command = {
   path: ['run'],
@@ -34,48 +34,60 @@ export const runCommand: Command = {
 
     const started = performance.now();
     process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);
-    const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
-    process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
-
-    let outcome: Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
-    if (engine === 'local') {
-      const { abortOnSigint } = await import('@dro/pipeline');
-      const sigint = abortOnSigint(() => process.stderr.write('\ndro run: stopping (Ctrl-C again to exit at once)…\n'));
-      try {
-        const force = stringOpt(args, 'force')?.split(',').filter(Boolean);
-        const r = await exp.runExperimentLocally(prepared, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency'), force });
-        const failed = r.record.nodes.find((n) => n.status === 'failed');
-        const { record, ...results } = r;
-        outcome = { ...results, status: record.status, runId: record.runId, error: failed?.error ? `${failed.id}: ${failed.error.message}` : undefined };
-        const hits = r.record.nodes.filter((n) => n.cacheHit).length;
-        process.stderr.write(`dro run: ${r.record.status} in ${((performance.now() - started) / 1000).toFixed(1)} s; ${hits}/${r.record.nodes.length} stages were cache hits (run ${r.record.runId}; \`dro status ${r.record.runId}\`)\n`);
-      } finally {
-        sigint.dispose();
-      }
-    } else {
+    if (engine === 'temporal') {
+      const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
+      process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
       const { runExperimentOnTemporal } = await import('./run-temporal.ts');
-      outcome = await runExperimentOnTemporal(prepared, { address: stringOpt(args, 'address'), namespace: stringOpt(args, 'namespace') });
+      const outcome = await runExperimentOnTemporal(prepared, { address: stringOpt(args, 'address'), namespace: stringOpt(args, 'namespace') });
       process.stderr.write(`dro run: ${outcome.status} in ${((performance.now() - started) / 1000).toFixed(1)} s (workflow ${outcome.runId})\n`);
+      return finish(args, exp, outcome, 130);
     }
 
-    if (flag(args, 'json')) {
-      process.stdout.write(JSON.stringify(outcome) + '\n');
-    } else if (outcome.status === 'succeeded') {
-      process.stdout.write(`\n${exp.formatSummary(outcome.summary)}`);
-      if (outcome.objectives.length) process.stdout.write(`\n${exp.formatObjectives(outcome.objectives)}`);
-      if (outcome.comparisons.length) {
-        const { formatComparisons } = await import('@dro/evaluate');
-        process.stdout.write(`\ntrained prompt vs its text prompt on the held-out queries (paired; Δ r(h) < 0 = toward refusal):\n${formatComparisons(outcome.comparisons)}`);
-      }
-      process.stdout.write(`\nreport: ${outcome.reportPath}\n`);
+    // SIGINT, SIGTERM and SIGHUP stop a local run cleanly (the record is saved as cancelled). Installed before the
+    // data import, so a signal at any moment ends with a message, a terminal record and 128 + signal.
+    const { abortOnSignals } = await import('@dro/pipeline');
+    const stop = abortOnSignals((signal) => process.stderr.write(`\ndro run: stopping on ${signal} (send it again to exit at once)…\n`));
+    try {
+      const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
+      process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
+      const force = stringOpt(args, 'force')?.split(',').filter(Boolean);
+      const r = await exp.runExperimentLocally(prepared, { signal: stop.signal, concurrency: numberOpt(args, 'concurrency'), force });
+      const failed = r.record.nodes.find((n) => n.status === 'failed');
+      const hits = r.record.nodes.filter((n) => n.cacheHit).length;
+      process.stderr.write(`dro run: ${r.record.status} in ${((performance.now() - started) / 1000).toFixed(1)} s; ${hits}/${r.record.nodes.length} stages were cache hits (run ${r.record.runId}; \`dro status ${r.record.runId}\`)\n`);
+      const { record, ...results } = r;
+      const outcome: Outcome = { ...results, status: record.status, runId: record.runId, error: failed?.error ? `${failed.id}: ${failed.error.message}` : undefined };
+      return finish(args, exp, outcome, stop.exitCode());
+    } finally {
+      stop.dispose();
     }
-    if (outcome.status !== 'succeeded') {
-      process.stderr.write(`dro run: ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}\n`);
-      return outcome.status === 'cancelled' ? 130 : 1;
-    }
-    return 0;
   },
 };
+
+type Outcome = Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
+
+/**
+ * Print the outcome (JSON, or the summary table, the training objectives and the trained-vs-text-prompt
+ * comparisons) and return the exit code (`cancelledCode` for a stopped run).
+ */
+async function finish(args: ParsedArgs, exp: typeof import('@dro/experiment'), outcome: Outcome, cancelledCode: number): Promise<number> {
+  if (flag(args, 'json')) {
+    process.stdout.write(JSON.stringify(outcome) + '\n');
+  } else if (outcome.status === 'succeeded') {
+    process.stdout.write(`\n${exp.formatSummary(outcome.summary)}`);
+    if (outcome.objectives.length) process.stdout.write(`\n${exp.formatObjectives(outcome.objectives)}`);
+    if (outcome.comparisons.length) {
+      const { formatComparisons } = await import('@dro/evaluate');
+      process.stdout.write(`\ntrained prompt vs its text prompt on the held-out queries (paired; Δ r(h) < 0 = toward refusal):\n${formatComparisons(outcome.comparisons)}`);
+    }
+    process.stdout.write(`\nreport: ${outcome.reportPath}\n`);
+  }
+  if (outcome.status !== 'succeeded') {
+    process.stderr.write(`dro run: ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}\n`);
+    return outcome.status === 'cancelled' ? cancelledCode : 1;
+  }
+  return 0;
+}
 
 function requireDefaultModel(modelPath: string): void {
   // The embedded default needs the setup step's model; say so rather than failing inside a stage.

@@ -32,7 +32,7 @@ export const stageCommand: Command = {
     const target = args.positionals[0];
     if (!target || args.positionals.length > 1) throw new CliError('expected exactly one stage name or node id (see `dro stages`)', 2);
     const exp = await import('@dro/experiment');
-    const { abortOnSigint, formatRunStatus } = await import('@dro/pipeline');
+    const { abortOnSignals, formatRunStatus } = await import('@dro/pipeline');
     const configFile = stringOpt(args, 'config');
     let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
     const preset = stringOpt(args, 'preset');
@@ -45,13 +45,13 @@ export const stageCommand: Command = {
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }
-    const sigint = abortOnSigint();
+    const stop = abortOnSignals((signal) => process.stderr.write(`\ndro stage: stopping on ${signal} (send it again to exit at once)…\n`));
     try {
-      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency') });
+      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: stop.signal, concurrency: numberOpt(args, 'concurrency') });
       process.stdout.write(formatRunStatus(r.record));
-      return r.record.status === 'succeeded' ? 0 : 1;
+      return r.record.status === 'succeeded' ? 0 : r.record.status === 'cancelled' ? stop.exitCode() : 1;
     } finally {
-      sigint.dispose();
+      stop.dispose();
     }
   },
 };

@@ -26,12 +26,14 @@ export const statusCommand: Command = {
     const { LocalArtifactStore } = await import('@dro/artifacts');
     const { listRuns, loadRun, formatRunList, formatRunStatus } = await import('@dro/pipeline');
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    // A torn index entry is named and skipped; every other run is still shown.
+    const warn = (error: Error) => process.stderr.write(`dro status: skipped ${error.message}\n`);
     if (flag(args, 'list')) {
-      const runs = await listRuns(store);
+      const runs = await listRuns(store, warn);
       process.stdout.write(flag(args, 'json') ? JSON.stringify(runs) + '\n' : formatRunList(runs));
       return 0;
     }
-    const run = await loadRun(store, runId);
+    const run = await loadRun(store, runId, warn);
     process.stdout.write(flag(args, 'json') ? JSON.stringify(run) + '\n' : formatRunStatus(run));
     return 0;
   },

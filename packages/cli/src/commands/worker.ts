@@ -53,6 +53,9 @@ export const workerCommand: Command = {
     const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
     if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
     const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
+    // A worker writes every artifact of its stages: refuse a directory that is not a DRO store now, not
+    // as a failed activity later (a new, empty or missing directory becomes a store).
+    await store.ensureWritable();
     // The experiment's registry: the same stages the local runner resolves DAG nodes against. Loaded
     // lazily: the stage packages pull in tfjs, which other `dro` commands (and --help) must not pay for.
     const stages = (await import('@dro/experiment')).droStageRegistry();
