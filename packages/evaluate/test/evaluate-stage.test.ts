@@ -131,14 +131,15 @@ describe('evaluate and report stages (tiny model)', () => {
       }),
       USER,
     );
-    const reportInputs: Record<string, ArtifactRef> = { 'directions:tiny': directions, 'curve:dro:basic': curve, 'shift:dro:basic': shift };
+    // Training runs are keyed "<model>.<run>" too; the run is the condition its prompt is evaluated as.
+    const reportInputs: Record<string, ArtifactRef> = { 'directions:tiny': directions, 'curve:tiny.dro:basic': curve, 'shift:tiny.dro:basic': shift };
     for (const [c, r] of Object.entries({ none, 'basic:basic': basic, 'dro:basic': soft })) {
       // Keys as the experiment DAG writes them: "<model>.<condition>".
       reportInputs[`metrics:tiny.${c}`] = r.metrics!;
       reportInputs[`points:tiny.${c}`] = r.points!;
       reportInputs[`samples:tiny.${c}`] = r.samples;
     }
-    const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2 }));
+    const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }));
     const file = await reportHtmlPath(store, report!);
     expect(existsSync(file)).toBe(true);
     expect(readFileSync(file, 'utf8')).toContain('&lt;that&gt;');
@@ -148,9 +149,14 @@ describe('evaluate and report stages (tiny model)', () => {
       const page = await browser.newPage();
       await page.goto(pathToFileURL(file).href);
       expect(await page.locator('#summary tbody tr').count()).toBe(6);
-      expect(await page.locator('#pca-section svg[data-chart="scatter"]').count()).toBe(3 * 3);
-      expect(await page.locator('#pca-section svg[data-chart="scatter"]').first().locator('circle.point').count()).toBe(8);
-      expect(await page.locator('#curves-section polyline.curve').count()).toBe(2);
+      expect(await page.locator('.pca-section svg[data-chart="scatter"]').count()).toBe(3 * 3);
+      expect(await page.locator('.pca-section svg[data-chart="scatter"]').first().locator('circle.point').count()).toBe(8);
+      expect(await page.locator('.model-panel polyline.curve').count()).toBe(2);
+      // The trained prompt against its text prompt, paired over the 8 eval queries (4 per label).
+      expect(await page.locator('#comparison tbody tr').count()).toBe(2);
+      expect(await page.locator('#comparison tbody tr td:nth-child(5)').allTextContents()).toEqual(['4', '4']);
+      // Its training objective (both queries moved as intended, by 0.6 and 0.7) is listed as met.
+      expect(await page.locator('#objective-section li').allTextContents()).toEqual([expect.stringMatching(/^tiny · dro:basic: met: harmful → refusal 1\/1/)]);
       expect(await page.locator('.example').count()).toBe(3 * 2 * 2);
       // Examples carry the query text and the condition's name (from the points table of the same key).
       expect(await page.locator('.example').first().textContent()).toContain(HARMFUL[0]);
