@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { GgufFile } from '../weights/gguf.ts';
 import { ModelFormatError } from '../weights/errors.ts';
+import { readSideFile } from '../weights/regular-file.ts';
 import { tokenizerFilesFromGguf, type HfTokenizerFiles } from './gguf-tokenizer.ts';
 
 export interface EncodeOptions {
@@ -89,12 +90,7 @@ function chatTemplateOf(value: unknown, source: string): string | null {
 }
 
 function readJson(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot read: ${(err as Error).message}`, { cause: err });
-  }
+  const text = readSideFile(file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -120,7 +116,7 @@ export function tokenizerFilesFromHfDir(dir: string): HfTokenizerFiles {
   // A separate chat_template.jinja (newer transformers) wins over an absent config entry.
   const jinjaPath = path.join(dir, 'chat_template.jinja');
   if (tokenizerConfig.chat_template === undefined && fs.existsSync(jinjaPath)) {
-    tokenizerConfig.chat_template = fs.readFileSync(jinjaPath, 'utf8');
+    tokenizerConfig.chat_template = readSideFile(jinjaPath);
   }
   return { tokenizerJson, tokenizerConfig };
 }

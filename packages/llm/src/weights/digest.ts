@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { openRegularFile } from './regular-file.ts';
 
 const HASH_CHUNK_BYTES = 4 << 20;
 /** Smaller files are hashed every time (milliseconds), so temp test models leave no sidecars behind. */
@@ -32,7 +33,7 @@ function sidecarPath(absolutePath: string): string {
 export function hashFile(file: string): string {
   const hash = crypto.createHash('sha256');
   const buffer = Buffer.alloc(HASH_CHUNK_BYTES);
-  const fd = fs.openSync(file, 'r');
+  const { fd } = openRegularFile(file);
   try {
     let position = 0;
     for (;;) {

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { blockLayout, dequantize, DEQUANTIZABLE_TYPES, ggmlTypeName } from './dequant.ts';
 import { ModelFormatError } from './errors.ts';
+import { openRegularFile } from './regular-file.ts';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -146,21 +147,15 @@ export class GgufFile {
 
   /** Parse the header, metadata and tensor infos of a GGUF file; throws ModelFormatError on bad input. */
   static open(path: string): GgufFile {
-    let fd: number;
+    const { fd, size } = openRegularFile(path);
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (err) {
-      throw new ModelFormatError(path, `cannot open: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      return GgufFile.parse(fd, path);
+      return GgufFile.parse(fd, size, path);
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  private static parse(fd: number, path: string): GgufFile {
-    const fileSize = fs.fstatSync(fd).size;
+  private static parse(fd: number, fileSize: number, path: string): GgufFile {
     const r = new ChunkedReader(fd, fileSize, path);
     if (fileSize < 4 || r.u32('magic') !== GGUF_MAGIC) {
       throw new ModelFormatError(path, 'not a GGUF file: the first 4 bytes are not "GGUF"');
@@ -257,7 +252,7 @@ export class GgufFile {
   readTensorBytes(name: string): Uint8Array {
     const info = this.requireTensor(name);
     const bytes = Buffer.alloc(info.byteSize);
-    const fd = fs.openSync(this.path, 'r');
+    const { fd } = openRegularFile(this.path);
     try {
       readFully(fd, bytes, info.fileOffset);
     } catch (err) {

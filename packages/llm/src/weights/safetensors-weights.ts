@@ -9,18 +9,14 @@ import { parseSafetensorsHeader, type TensorInfo } from '@dro/artifacts';
 import { configFromHf, expectedWeightShapes, type ModelConfig } from '../config.ts';
 import { dequantize, GgmlType } from './dequant.ts';
 import { ModelFormatError } from './errors.ts';
+import { openRegularFile, readSideFile } from './regular-file.ts';
 import { assertFinite, checkWeightShapes, type WeightSource } from './source.ts';
 
 /** safetensors float dtypes we read, mapped to the identical ggml element encodings. */
 const FLOAT_DTYPES: Record<string, number> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16 };
 
 export function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot read: ${(err as Error).message}`, { cause: err });
-  }
+  const text = readSideFile(file);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -54,14 +50,8 @@ export function safetensorsFilesOf(dir: string): string[] {
 
 /** Parse one file's header with a bounded read (the 8-byte length, then at most that many bytes). */
 function readHeader(file: string): TensorInfo[] {
-  let fd: number;
+  const { fd, size } = openRegularFile(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot open: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
     let prefix: Buffer = Buffer.alloc(Math.min(8, size));
     fs.readSync(fd, prefix, 0, prefix.length, 0);
     if (size >= 8) {
@@ -119,7 +109,7 @@ export function safetensorsWeightSource(dir: string, config: ModelConfig, files:
       const type = FLOAT_DTYPES[tensor.dtype];
       if (type === undefined) throw new ModelFormatError(file, `weight "${name}" has dtype ${tensor.dtype}; weights must be F32, F16 or BF16`);
       const bytes = Buffer.alloc(tensor.end - tensor.begin);
-      const fd = fs.openSync(file, 'r');
+      const { fd } = openRegularFile(file);
       try {
         let done = 0;
         while (done < bytes.length) {
