@@ -10,7 +10,7 @@ import { configFromHf, expectedWeightShapes, type ModelConfig } from '../config.
 import { dequantize, GgmlType } from './dequant.ts';
 import { ModelFormatError } from './errors.ts';
 import { openRegularFile, readSideFile } from './regular-file.ts';
-import { assertFinite, checkWeightShapes, type WeightSource } from './source.ts';
+import { assertFinite, checkConfigAgainstTensors, checkWeightShapes, type WeightSource } from './source.ts';
 
 /** safetensors float dtypes we read, mapped to the identical ggml element encodings. */
 const FLOAT_DTYPES: Record<string, number> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16 };
@@ -86,6 +86,8 @@ export function safetensorsWeightSource(dir: string, config: ModelConfig, files:
       where.set(tensor.name, { file, tensor });
     }
   }
+  const fields = { numLayers: 'config.json num_hidden_layers', vocabSize: 'config.json vocab_size', hiddenSize: 'hidden_size' };
+  checkConfigAgainstTensors(config, where.keys(), (name) => where.get(name)?.tensor.shape, dir, fields);
   checkWeightShapes(config, (name) => where.get(name)?.tensor.shape, dir);
   // Only the weights the config implies; extras (e.g. old rotary_emb.inv_freq buffers) are ignored.
   const expected = expectedWeightShapes(config);
