@@ -86,3 +86,80 @@ describe('files that are not regular files are refused, never opened blocking', 
     expectBadInput(() => loadWeights(dir), path.join(dir, 'config.json'), /is a directory/);
   });
 });
+
+describe('metadata is bounded by the tensors the file really has', () => {
+  it('a GGUF block_count of 1e8 is refused at once (not 20 s and 2.5 GB, then a RangeError)', () => {
+    const file = writeFile(tinyGguf({ metadata: { 'llama.block_count': gguf.u32(100_000_000) } }));
+    expectBadInput(() => loadWeights(file), file, /llama.block_count is 100000000 but the file has weights for 1 layer\(s\) \(indices 0..0\)/);
+  });
+
+  it('a config.json num_hidden_layers of 1e8 is refused at once', () => {
+    const dir = writeTinyHfModel(path.join(tmp, `hf-${next()}`));
+    const configFile = path.join(dir, 'config.json');
+    fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), num_hidden_layers: 100_000_000 }));
+    expectBadInput(() => loadWeights(dir), dir, /config.json num_hidden_layers is 100000000 but the file has weights for 2 layer\(s\) \(indices 0..1\)/);
+  });
+
+  it('a layer count one short of the weights, or weights with a gap, name what the file has', () => {
+    const short = writeFile(tinyGguf({ metadata: { 'llama.block_count': gguf.u32(2) } }));
+    expectBadInput(() => loadWeights(short), short, /llama.block_count is 2 but the file has weights for 1 layer\(s\)/);
+    const gap = writeFile(tinyGguf({ tensors: (ts) => ts.map((t) => ({ ...t, name: t.name.replace('blk.0.', 'blk.1.') })) }));
+    expectBadInput(() => loadWeights(gap), gap, /the file has weights for 1 layer\(s\) \(indices 1..1\) but none for layer 0/);
+  });
+});
+
+describe('truncated tensor data', () => {
+  it('a real GGUF cut exactly where its tensor data starts is reported as truncated, with the sizes', () => {
+    const real = requireSmolLm2Gguf();
+    const { dataOffset, fileSize } = GgufFile.open(real);
+    const head = Buffer.alloc(dataOffset);
+    const fd = fs.openSync(real, 'r');
+    fs.readSync(fd, head, 0, head.length, 0);
+    fs.closeSync(fd);
+    const file = writeFile(head);
+    const problem = new RegExp(
+      `tensor "token_embd.weight" data \\[${dataOffset}, \\d+\\) lies past the end of the file \\(${dataOffset} bytes\\): ` +
+        `the file is truncated \\(its tensor list needs ${fileSize} bytes, ${fileSize - dataOffset} more\\)`,
+    );
+    expectBadInput(() => loadWeights(file), file, problem);
+  });
+
+  it('a tiny GGUF cut one byte short', () => {
+    const bytes = tinyGguf();
+    const file = writeFile(bytes.subarray(0, bytes.length - 1));
+    expectBadInput(() => loadWeights(file), file, new RegExp(`the file is truncated \\(its tensor list needs ${bytes.length} bytes, 1 more\\)`));
+  });
+});
+
+describe('tensors whose data regions overlap are refused (GGUF and safetensors alike)', () => {
+  /** The GGUF with tensor `name`'s relative data offset replaced by `offset(relative offset of `of`)`. */
+  function aliased(name: string, of: string, shift: number): string {
+    const bytes = tinyGguf();
+    const parsed = GgufFile.open(writeFile(bytes));
+    const target = parsed.tensor(of)!.fileOffset - parsed.dataOffset;
+    const at = Buffer.from(bytes).indexOf(Buffer.from(name)) + name.length + 4 + 2 * 8 + 4; // n_dims, 2 dims, type
+    new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, BigInt(target + shift), true);
+    return writeFile(bytes);
+  }
+
+  it('GGUF: one tensor placed on top of another, or half over it', () => {
+    const same = aliased('blk.0.ffn_up.weight', 'blk.0.ffn_gate.weight', 0);
+    expectBadInput(() => loadWeights(same), same, /tensors "blk.0.ffn_(gate|up).weight" \[\d+, \d+\) and "blk.0.ffn_(gate|up).weight" \[\d+, \d+\) overlap/);
+    const half = aliased('blk.0.ffn_up.weight', 'blk.0.ffn_gate.weight', 256);
+    expectBadInput(() => loadWeights(half), half, /tensors "blk.0.ffn_gate.weight" \[\d+, \d+\) and "blk.0.ffn_up.weight" \[\d+, \d+\) overlap/);
+  });
+
+  it('safetensors: overlapping data_offsets in a model directory', () => {
+    const dir = writeTinyHfModel(path.join(tmp, `hf-${next()}`));
+    const tensors = { 'model.norm.weight': { dtype: 'F32' as const, shape: [64], data: new Float32Array(64) }, x: { dtype: 'F32' as const, shape: [64], data: new Float32Array(64) } };
+    const bytes = Buffer.from(writeSafetensors(tensors));
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { data_offsets: number[] }>;
+    header.x.data_offsets = [128, 384];
+    const json = Buffer.from(JSON.stringify(header).padEnd(headerLength, ' '));
+    json.copy(bytes, 8);
+    const file = path.join(dir, 'model.safetensors');
+    fs.writeFileSync(file, bytes);
+    expectBadInput(() => loadWeights(dir), file, /overlap/);
+  });
+});

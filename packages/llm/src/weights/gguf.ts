@@ -202,9 +202,11 @@ export class GgufFile {
       if (layout === undefined) {
         throw new ModelFormatError(path, `tensor "${name}" has unknown ggml type id ${type}`);
       }
+      // Whether the data fits the file is checked below (and reported as truncation); here only that the
+      // size is a number at all.
       const numElements = dims.reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(numElements) || numElements > fileSize * 8) {
-        throw new ModelFormatError(path, `tensor "${name}" shape [${dims.join(', ')}] is absurdly large`);
+      if (!Number.isSafeInteger(numElements)) {
+        throw new ModelFormatError(path, `tensor "${name}" shape [${dims.join(', ')}] has more elements than any file can hold`);
       }
       if (dims[0] % layout.blockSize !== 0) {
         throw new ModelFormatError(
@@ -227,15 +229,9 @@ export class GgufFile {
       if (rel % alignment !== 0) {
         throw new ModelFormatError(path, `tensor "${info.name}" offset ${rel} is not aligned to ${alignment}`);
       }
-      const fileOffset = dataOffset + rel;
-      if (fileOffset + info.byteSize > fileSize) {
-        throw new ModelFormatError(
-          path,
-          `tensor "${info.name}" data [${fileOffset}, ${fileOffset + info.byteSize}) lies past the end of the file (${fileSize} bytes)`,
-        );
-      }
-      tensors.push({ ...info, fileOffset });
+      tensors.push({ ...info, fileOffset: dataOffset + rel });
     });
+    checkDataRegions(tensors, fileSize, path);
     return new GgufFile(path, version, metadata, tensors, alignment, dataOffset, fileSize);
   }
 
@@ -276,6 +272,38 @@ export class GgufFile {
     const info = this.tensorByName.get(name);
     if (info === undefined) throw new ModelFormatError(this.path, `no tensor named "${name}"`);
     return info;
+  }
+}
+
+/**
+ * Every tensor's data must lie inside the file and no two may share bytes (a crafted file could alias one
+ * weight onto another; the safetensors reader refuses overlaps too). A file whose tensor data runs past
+ * its end is reported as truncated, with the size the tensor list needs.
+ */
+function checkDataRegions(tensors: readonly GgufTensorInfo[], fileSize: number, path: string): void {
+  const byOffset = [...tensors].sort((a, b) => a.fileOffset - b.fileOffset || a.byteSize - b.byteSize);
+  const needed = byOffset.reduce((end, t) => Math.max(end, t.fileOffset + t.byteSize), 0);
+  for (const t of byOffset) {
+    const end = t.fileOffset + t.byteSize;
+    if (end > fileSize) {
+      throw new ModelFormatError(
+        path,
+        `tensor "${t.name}" data [${t.fileOffset}, ${end}) lies past the end of the file (${fileSize} bytes): ` +
+          `the file is truncated (its tensor list needs ${needed} bytes, ${needed - fileSize} more)`,
+      );
+    }
+  }
+  let previous: GgufTensorInfo | null = null;
+  for (const t of byOffset) {
+    if (t.byteSize === 0) continue;
+    if (previous !== null && t.fileOffset < previous.fileOffset + previous.byteSize) {
+      throw new ModelFormatError(
+        path,
+        `tensors "${previous.name}" [${previous.fileOffset}, ${previous.fileOffset + previous.byteSize}) and ` +
+          `"${t.name}" [${t.fileOffset}, ${t.fileOffset + t.byteSize}) overlap`,
+      );
+    }
+    previous = t;
   }
 }
 
