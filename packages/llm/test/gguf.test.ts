@@ -209,7 +209,7 @@ print(json.dumps(out))
 });
 
 describe('digest sidecar cache', () => {
-  it('hashes once, serves the sidecar while the file's identity matches, re-hashes when the file changes', () => {
+  it('hashes once, serves the sidecar while the file identity matches, re-hashes when the file changes', () => {
     const savedCache = process.env.DRO_CACHE;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-digest-'));
     process.env.DRO_CACHE = path.join(dir, 'cache');
