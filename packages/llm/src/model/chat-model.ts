@@ -10,6 +10,7 @@ import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
+import { forwardEstimate, MemoryBudget } from './memory-budget.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -107,6 +108,8 @@ export class ChatModel {
   private graph: ForwardGraph | null = null;
   /** Set once TensorFlow has refused the graph: the model then runs eagerly. */
   private graphRefused = false;
+  /** Memory left for requests on this backend once the weights are resident (see memory-budget.ts). */
+  readonly memoryBudget: MemoryBudget;
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -115,6 +118,7 @@ export class ChatModel {
     this.backend = parts.backend;
     this.templateFn = parts.applyChatTemplate;
     this.template = parts.chatTemplate ?? null;
+    this.memoryBudget = new MemoryBudget(parts.backend, weightBytes(parts.weights));
     this.weights = uploadWeights(parts.config, parts.weights);
     this.invFreq = ropeFrequencies(parts.config);
   }
@@ -147,6 +151,10 @@ export class ChatModel {
 
   forward(input: ForwardInput): ForwardOutput {
     const w = this.live();
+    const [rows, positions] = input.inputsEmbeds?.shape ?? [input.inputIds?.length ?? 0, input.inputIds?.[0]?.length ?? 0];
+    this.checkContext('forward', positions);
+    const logitPositions = { all: positions, last: 1, none: 0 }[input.logitsFor ?? 'all'];
+    this.memoryBudget.check(`forward of ${rows} × ${positions} tokens`, forwardEstimate(this.config, rows, positions, logitPositions));
     const { x, ownsX, mask } = this.prepareInput(input);
     const collectLayers = input.allLayers ?? false;
     // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
@@ -193,6 +201,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
+    this.checkContext('forwardWithCache', fullMask[0]?.length ?? 0);
     const graph = forwardGraphUsable() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
@@ -226,6 +235,17 @@ export class ChatModel {
 
   get disposed(): boolean {
     return this.weights === null;
+  }
+
+  /**
+   * Positions beyond the model's context (max_position_embeddings / GGUF context_length) are refused: the
+   * model was not trained on them, and attention memory grows with their square.
+   */
+  checkContext(what: string, positions: number): void {
+    const context = this.config.maxPositionEmbeddings;
+    if (positions > context) {
+      throw new BadInputError(`${what}: ${positions} positions exceed the model's context of ${context} positions`);
+    }
   }
 
   private logitsOf(hidden: tf.Tensor3D, which: LogitsFor): tf.Tensor3D {
@@ -296,6 +316,11 @@ export class ChatModel {
     if (this.weights === null) throw new Error('ChatModel used after dispose()');
     return this.weights;
   }
+}
+
+/** Bytes of the model's weights as float32 (tied embeddings counted once). */
+export function weightBytes(weights: WeightSource): number {
+  return weights.names().reduce((sum, name) => sum + weights.info(name).shape.reduce((a, b) => a * b, 1) * 4, 0);
 }
 
 /** Build a model from parts already loaded (a WeightSource, tokenizer, template). */

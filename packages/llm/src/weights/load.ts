@@ -15,8 +15,11 @@ export interface LoadedWeights {
   config: ModelConfig;
   tensors: WeightSource;
   format: WeightFormat;
-  /** sha256 (hex) of the model file, or of the directory's files (see modelDigest). */
-  digest: string;
+  /**
+   * sha256 (hex) of the model file, or of the directory's files (see modelDigest). Computed on first read
+   * (hashing a large model takes seconds), so a model refused before loading is never hashed.
+   */
+  readonly digest: string;
   /** Every file the weights, config and tokenizer come from. */
   files: string[];
   /** The parsed GGUF (metadata, tokenizer vocab, chat template) when format is "gguf". */
@@ -45,7 +48,7 @@ export function loadWeights(modelPath: string): LoadedWeights {
     const files = [...sideFiles, ...weightFiles];
     const index = path.join(modelPath, 'model.safetensors.index.json');
     if (fs.existsSync(index)) files.push(index);
-    return { config, tensors, format: 'safetensors', digest: modelDigest(files, modelPath), files, gguf: null };
+    return withLazyDigest({ config, tensors, format: 'safetensors', files, gguf: null }, modelPath);
   }
   if (modelPath.endsWith('.safetensors')) {
     throw new ModelFormatError(modelPath, 'pass the HF model directory (config.json + *.safetensors), not a .safetensors file');
@@ -53,5 +56,13 @@ export function loadWeights(modelPath: string): LoadedWeights {
   const gguf = GgufFile.open(modelPath);
   const config = configFromGguf(gguf);
   const tensors = ggufWeightSource(gguf, config);
-  return { config, tensors, format: 'gguf', digest: modelDigest([modelPath], modelPath), files: [modelPath], gguf };
+  return withLazyDigest({ config, tensors, format: 'gguf', files: [modelPath], gguf }, modelPath);
+}
+
+function withLazyDigest(loaded: Omit<LoadedWeights, 'digest'>, root: string): LoadedWeights {
+  let digest: string | null = null;
+  return Object.defineProperty(loaded, 'digest', {
+    enumerable: true,
+    get: () => (digest ??= modelDigest(loaded.files, root)),
+  }) as LoadedWeights;
 }
