@@ -6,6 +6,7 @@
 import { Template } from '@huggingface/jinja';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { ModelFormatError } from '../weights/errors.ts';
+import { renderSandboxed, TemplateBudgetError } from './template-sandbox.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -33,8 +34,6 @@ export interface SystemContentSpan {
 const CONTENT_MARKER = '\u{E000}dro-system-content\u{E001}';
 
 export class ChatTemplate {
-  private readonly template: Template;
-
   constructor(
     readonly source: string,
     private readonly tokenizer: Tokenizer,
@@ -42,7 +41,8 @@ export class ChatTemplate {
     readonly origin: string,
   ) {
     try {
-      this.template = new Template(source);
+      // Parsed here to report a broken template when the model loads; rendering parses it again in its thread.
+      new Template(source);
     } catch (err) {
       throw new ModelFormatError(origin, `chat template does not parse: ${(err as Error).message}`, { cause: err });
     }
@@ -64,17 +64,20 @@ export class ChatTemplate {
       }
     }
     const token = (id: number | null) => (id === null ? undefined : this.tokenizer.idToToken(id));
+    const context = {
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      bos_token: token(this.tokenizer.bosTokenId) ?? '',
+      eos_token: token(this.tokenizer.eosTokenId) ?? '',
+      pad_token: token(this.tokenizer.padTokenId) ?? '',
+      // raise_exception is built into @huggingface/jinja.
+    };
     try {
-      return this.template.render({
-        messages: messages.map((m) => ({ role: m.role, content: m.content })),
-        add_generation_prompt: options.addGenerationPrompt ?? false,
-        bos_token: token(this.tokenizer.bosTokenId) ?? '',
-        eos_token: token(this.tokenizer.eosTokenId) ?? '',
-        pad_token: token(this.tokenizer.padTokenId) ?? '',
-        // raise_exception is built into @huggingface/jinja.
-      });
+      // In a thread with a time and memory budget: the template is code from the model file.
+      return renderSandboxed(this.source, context, messages.reduce((n, m) => n + m.content.length, 0));
     } catch (err) {
-      throw new ModelFormatError(this.origin, `chat template failed to render: ${(err as Error).message}`, { cause: err });
+      const problem = err instanceof TemplateBudgetError ? 'chat template exceeded its budget' : 'chat template failed to render';
+      throw new ModelFormatError(this.origin, `${problem}: ${(err as Error).message}`, { cause: err });
     }
   }
 
