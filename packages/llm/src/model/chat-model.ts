@@ -28,7 +28,8 @@ export type { ChatMessage };
 
 /** The tokenizer surface the model needs (the weights engineer's Tokenizer satisfies it). */
 export interface ModelTokenizer {
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** splitSpecialTokens: the text is user content, whose special-token strings are ordinary text. */
+  encode(text: string, options?: { addSpecialTokens?: boolean; splitSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
   readonly eosTokenId: number | null;
   readonly padTokenId: number | null;
@@ -133,8 +134,12 @@ export class ChatModel {
     return this.template;
   }
 
-  /** Chat-templated prompt → token ids (special tokens come from the template). */
+  /**
+   * Chat-templated prompt → token ids. Control tokens come from the template only: special-token strings
+   * in the messages' content are ordinary text (see ChatTemplate.encode).
+   */
   encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean } = { addGenerationPrompt: true }): number[] {
+    if (this.template !== null) return this.template.encode(messages, options);
     return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 

@@ -81,27 +81,48 @@ export class ChatTemplate {
     }
   }
 
-  /** Render and tokenize (template-written special tokens only, as apply_chat_template(tokenize=True)). */
+  /**
+   * Render and tokenize: the control tokens are the ones the template writes; special-token strings inside
+   * the messages' content are ordinary text (see tokenizer/user-text.ts). For ordinary content this is
+   * exactly apply_chat_template(tokenize=True).
+   */
   encode(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    return this.encodeWithText(messages, options).ids;
+  }
+
+  /** encode() plus the rendered text (the real content, as applyChatTemplate renders it). */
+  encodeWithText(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): { ids: number[]; text: string } {
+    const guard = this.tokenizer.userText;
+    const escaped = guard.escape(messages.map((m) => m.content));
+    const rendered = this.applyChatTemplate(messages.map((m, i) => ({ ...m, content: escaped.texts[i] })), options);
+    return { ids: this.encodeRendered(rendered, escaped.originals), text: guard.unescape(rendered, escaped.originals) };
+  }
+
+  private encodeRendered(text: string, originals: ReadonlyMap<string, string>): number[] {
+    return this.tokenizer.userText.encodeEscaped(text, originals, (t) => this.tokenizer.encode(t, { addSpecialTokens: false }));
   }
 
   /**
    * Token span of the (single) system message's content in the rendered chat. The chat is rendered with
    * a marker in place of the content to find the text before and after it; the three pieces are
    * tokenized separately and must concatenate to the tokens of the whole chat — otherwise the content's
-   * first/last tokens merge with the template's text, there is no clean span, and we throw.
+   * first/last tokens merge with the template's text, there is no clean span, and we throw. As in
+   * encode(), special-token strings in any message's content are ordinary text.
    */
   systemContentSpan(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): SystemContentSpan {
     const systemIndexes = messages.flatMap((m, i) => (m.role === 'system' ? [i] : []));
     if (systemIndexes.length !== 1) throw new Error(`expected exactly one system message, got ${systemIndexes.length}`);
-    const content = messages[systemIndexes[0]].content;
-    if (content.length === 0) throw new Error('the system message is empty: there is no span to locate');
-    if (content.includes(CONTENT_MARKER)) throw new Error('the system message contains the internal span marker');
+    const system = systemIndexes[0];
+    if (messages[system].content.length === 0) throw new Error('the system message is empty: there is no span to locate');
+    if (messages[system].content.includes(CONTENT_MARKER)) throw new Error('the system message contains the internal span marker');
 
-    const text = this.applyChatTemplate(messages, options);
+    const guard = this.tokenizer.userText;
+    const escaped = guard.escape(messages.map((m) => m.content));
+    const escapedMessages = messages.map((m, i) => ({ ...m, content: escaped.texts[i] }));
+    const content = escaped.texts[system];
+    const text = this.applyChatTemplate(escapedMessages, options);
     const marked = this.applyChatTemplate(
-      messages.map((m, i) => (i === systemIndexes[0] ? { ...m, content: CONTENT_MARKER } : m)),
+      escapedMessages.map((m, i) => (i === system ? { ...m, content: CONTENT_MARKER } : m)),
       options,
     );
     const parts = marked.split(CONTENT_MARKER);
@@ -110,7 +131,7 @@ export class ChatTemplate {
     if (before + content + after !== text) {
       throw new Error('the chat template transforms the system content (e.g. trims it); cannot locate its span');
     }
-    const encode = (s: string) => (s === '' ? [] : this.tokenizer.encode(s, { addSpecialTokens: false }));
+    const encode = (piece: string) => (piece === '' ? [] : this.encodeRendered(piece, escaped.originals));
     const beforeIds = encode(before);
     const contentIds = encode(content);
     const ids = encode(text);
@@ -118,6 +139,6 @@ export class ChatTemplate {
     if (pieced.length !== ids.length || pieced.some((id, i) => id !== ids[i])) {
       throw new Error('the system content shares a token with the surrounding template text; it has no clean token span');
     }
-    return { ids, start: beforeIds.length, end: beforeIds.length + contentIds.length, text };
+    return { ids, start: beforeIds.length, end: beforeIds.length + contentIds.length, text: guard.unescape(text, escaped.originals) };
   }
 }
