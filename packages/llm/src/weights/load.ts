@@ -59,6 +59,20 @@ export function loadWeights(modelPath: string): LoadedWeights {
   return withLazyDigest({ config, tensors, format: 'gguf', files: [modelPath], gguf }, modelPath);
 }
 
+/**
+ * Only the config of a model (GGUF metadata or config.json), without reading or checking its weights: for
+ * callers that need sizes such as the context length (data-prep). `gguf`: the file, already parsed.
+ */
+export function loadModelConfig(modelPath: string, gguf?: GgufFile): ModelConfig {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(modelPath);
+  } catch (err) {
+    throw new ModelFormatError(modelPath, `model not found: ${(err as Error).message}`, { cause: err });
+  }
+  return stat.isDirectory() ? hfConfigOf(modelPath) : configFromGguf(gguf ?? GgufFile.open(modelPath));
+}
+
 function withLazyDigest(loaded: Omit<LoadedWeights, 'digest'>, root: string): LoadedWeights {
   let digest: string | null = null;
   return Object.defineProperty(loaded, 'digest', {
