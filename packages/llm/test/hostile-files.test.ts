@@ -6,7 +6,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { writeSafetensors } from '@dro/artifacts';
 import { writeTinyHfModel } from '../src/testing/tiny-model.ts';
 import { loadTokenizer } from '../src/tokenizer/tokenizer.ts';

@@ -8,6 +8,7 @@ import { GgufFile } from './gguf.ts';
 import { ggufWeightSource } from './gguf-weights.ts';
 import { hfConfigOf, safetensorsFilesOf, safetensorsWeightSource } from './safetensors-weights.ts';
 import type { WeightSource } from './source.ts';
+import { requireRegularFile } from './regular-file.ts';
 
 export type WeightFormat = 'gguf' | 'safetensors';
 
@@ -48,6 +49,8 @@ export function loadWeights(modelPath: string): LoadedWeights {
     const files = [...sideFiles, ...weightFiles];
     const index = path.join(modelPath, 'model.safetensors.index.json');
     if (fs.existsSync(index)) files.push(index);
+    // Every file the digest will read must be a regular file now, not when the digest is first used.
+    for (const file of sideFiles) requireRegularFile(file);
     return withLazyDigest({ config, tensors, format: 'safetensors', files, gguf: null }, modelPath);
   }
   if (modelPath.endsWith('.safetensors')) {
