@@ -37,6 +37,7 @@ const RENDERER_SOURCE = `
 const { Template } = require(process.argv[1]);
 const parsed = new Map();
 process.on('disconnect', () => process.exit(0));
+process.send({ ready: true });
 process.on('message', ({ source, context, maxChars }) => {
   let reply;
   try {
@@ -61,8 +62,9 @@ process.on('message', ({ source, context, maxChars }) => {
 const RELAY_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { spawn } = require('node:child_process');
-const { port, flags, renderer, jinja, heapMb, budgetMs } = workerData;
+const { port, flags, renderer, jinja, heapMb, budgetMs, startupMs } = workerData;
 let child = null;
+let ready = false;
 let pending = null;
 function reply(message) {
   if (pending === null) return;
@@ -72,18 +74,32 @@ function reply(message) {
   Atomics.store(flags, 0, 1);
   Atomics.notify(flags, 0);
 }
+// The render budget starts when the request reaches a ready process (starting one has its own budget).
+function send(proc) {
+  pending.timer = setTimeout(() => { pending.timedOut = true; proc.kill('SIGKILL'); }, budgetMs);
+  proc.send(pending.request);
+}
 function start() {
   const env = { ...process.env };
   delete env.NODE_OPTIONS; // no loaders or inspectors in the sandbox
   const proc = spawn(process.execPath, ['--max-old-space-size=' + heapMb, '-e', renderer, jinja], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
+  ready = false;
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  proc.on('message', (m) => reply(m));
+  proc.on('message', (m) => {
+    if (m && m.ready) {
+      ready = true;
+      if (pending !== null) { clearTimeout(pending.timer); send(proc); }
+      return;
+    }
+    reply(m);
+  });
   proc.on('error', (err) => reply({ budget: 'the rendering process failed: ' + err.message }));
   proc.on('exit', (code, signal) => {
     if (child === proc) child = null;
     if (pending === null) return;
-    if (pending.timedOut) reply({ budget: 'it did not finish within ' + budgetMs / 1000 + ' s' });
+    if (pending.startup) reply({ budget: 'the rendering process did not start within ' + startupMs / 1000 + ' s' });
+    else if (pending.timedOut) reply({ budget: 'it did not finish within ' + budgetMs / 1000 + ' s' });
     else if (/heap out of memory|Reached heap limit|Allocation failed/.test(stderr)) reply({ budget: 'it ran out of its ' + heapMb + ' MB of memory' });
     else reply({ budget: 'the rendering process ended (' + (signal || 'exit code ' + code) + ')' });
   });
@@ -92,8 +108,9 @@ function start() {
 port.on('message', (request) => {
   child = child || start();
   const proc = child;
-  pending = { timedOut: false, timer: setTimeout(() => { pending.timedOut = true; proc.kill('SIGKILL'); }, budgetMs) };
-  proc.send(request);
+  pending = { request, timedOut: false, startup: false, timer: null };
+  if (ready) send(proc);
+  else pending.timer = setTimeout(() => { pending.startup = true; proc.kill('SIGKILL'); }, startupMs);
 });
 `;
 
@@ -110,7 +127,7 @@ function startRelay(): Relay {
   const { port1, port2 } = new MessageChannel();
   const flags = new Int32Array(new SharedArrayBuffer(4));
   const jinja = createRequire(import.meta.url).resolve('@huggingface/jinja');
-  const workerData = { port: port2, flags, renderer: RENDERER_SOURCE, jinja, heapMb: TEMPLATE_HEAP_MB, budgetMs: TEMPLATE_TIME_BUDGET_MS };
+  const workerData = { port: port2, flags, renderer: RENDERER_SOURCE, jinja, heapMb: TEMPLATE_HEAP_MB, budgetMs: TEMPLATE_TIME_BUDGET_MS, startupMs: STARTUP_BUDGET_MS };
   const worker = new Worker(RELAY_SOURCE, { eval: true, workerData, transferList: [port2] });
   worker.unref();
   port1.unref();
@@ -128,7 +145,7 @@ export function renderSandboxed(source: string, context: Record<string, unknown>
   port.postMessage({ source, context, maxChars: OUTPUT_BASE_CHARS + OUTPUT_CONTENT_FACTOR * contentChars });
   // The relay enforces the budget and answers when the process dies; this deadline is only a backstop
   // (it includes starting the process on the first render).
-  if (Atomics.wait(flags, 0, 0, TEMPLATE_TIME_BUDGET_MS + STARTUP_BUDGET_MS) === 'timed-out') {
+  if (Atomics.wait(flags, 0, 0, TEMPLATE_TIME_BUDGET_MS + STARTUP_BUDGET_MS + 5_000) === 'timed-out') {
     void relay.worker.terminate();
     relay = null;
     throw new TemplateBudgetError('the template sandbox did not answer');
