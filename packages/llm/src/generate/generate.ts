@@ -8,7 +8,6 @@ import { tf } from '../backend.ts';
 import type { ChatModel } from '../model/chat-model.ts';
 import type { LayerCache } from '../model/llama.ts';
 import { padBatch } from '../model/mask.ts';
-import { generateEstimate } from '../model/memory-budget.ts';
 import { argmax, sampleToken, suppressStopTokens, type SamplingParams } from './logits-processors.ts';
 import { mixSeed, mulberry32, type Rng } from './rng.ts';
 
@@ -224,9 +223,12 @@ function fitRequest(model: ChatModel, opts: { samples: number; maxNewTokens: num
     opts.maxNewTokens = room;
     opts.minNewTokens = Math.min(opts.minNewTokens, room);
   }
-  model.memoryBudget.check(
+  model.checkGenerateFits(
     `generate: ${prompts} prompt(s) × ${opts.samples} sample(s) × ${promptLength + opts.maxNewTokens} positions`,
-    generateEstimate(model.config, prompts, opts.samples, promptLength, opts.maxNewTokens),
+    prompts,
+    opts.samples,
+    promptLength,
+    opts.maxNewTokens,
   );
 }
 

@@ -10,7 +10,7 @@ import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
-import { forwardEstimate, MemoryBudget } from './memory-budget.ts';
+import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -240,6 +240,15 @@ export class ChatModel {
 
   get disposed(): boolean {
     return this.weights === null;
+  }
+
+  /**
+   * Throws a BadInputError naming `request` and the memory budget when generating for `prompts` ×
+   * `samples` rows of `promptLength` + `newTokens` positions cannot fit (what generate() checks; callers
+   * that build large inputs first, e.g. soft-prompt embeddings, check before building them).
+   */
+  checkGenerateFits(request: string, prompts: number, samples: number, promptLength: number, newTokens: number): void {
+    this.memoryBudget.check(request, generateEstimate(this.config, prompts, samples, promptLength, newTokens));
   }
 
   /**
