@@ -16,7 +16,8 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { tuneNativeKernels } from './native-kernels.ts';
-import { captureWasmStderr, guardWasmKernels } from './wasm-errors.ts';
+import { captureWasmStderr, guardWasmHeap, guardWasmKernels } from './wasm-errors.ts';
+import { WASM_HEAP_BYTES } from './model/memory-budget.ts';
 
 export { tf };
 
@@ -148,6 +149,7 @@ async function registerWasm(): Promise<void> {
     await tf.setBackend('wasm');
     await tf.ready();
   });
+  guardWasmHeap((tf.backend() as unknown as { wasm: Parameters<typeof guardWasmHeap>[0] }).wasm, WASM_HEAP_BYTES);
   for (const listener of process.listeners('uncaughtException')) {
     if (!before.uncaughtException.includes(listener)) process.removeListener('uncaughtException', listener);
   }

@@ -11,6 +11,10 @@
  * after which a message is pending disposes its outputs and throws a BackendError naming the kernel and
  * the message. The check runs after the kernel returns (the C++ side has unwound), so the backend stays
  * usable for the next call; it costs one array-length test per kernel.
+ *
+ * Tensor memory itself fails silently too: tfjs allocates every tensor with the module's malloc, which
+ * returns 0 when the 4 GiB heap is full (tfjs then writes the tensor over address 0, corrupting others)
+ * and takes its size as an int32 (a 4.8 GB tensor got a 505 MB block). guardWasmHeap makes both throw.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from './backend.ts';
@@ -68,3 +72,26 @@ export function guardWasmKernels(): void {
     });
   }
 }
+
+/** The wasm module's view of the heap that tfjs allocates tensors from (backend.wasm). */
+interface WasmModule {
+  _malloc(bytes: number): number;
+  asm?: { malloc?: (bytes: number) => number };
+}
+
+/** Makes tensor allocations on the wasm heap throw a BackendError instead of failing silently (see the header). */
+export function guardWasmHeap(module: WasmModule, heapBytes: number): void {
+  // Emscripten's _malloc replaces itself with the export on first call; wrap the export itself.
+  const malloc = module.asm?.malloc ?? module._malloc.bind(module);
+  module._malloc = (bytes: number): number => {
+    if (bytes >= heapBytes) {
+      throw new BackendError(`tfjs wasm backend: a tensor of ${bytes} bytes cannot fit the ${heapBytes / 2 ** 30} GiB wasm heap`);
+    }
+    const address = malloc(bytes);
+    if (address === 0 && bytes > 0) {
+      throw new BackendError(`tfjs wasm backend: the ${heapBytes / 2 ** 30} GiB wasm heap is full (a tensor of ${bytes} bytes could not be allocated)`);
+    }
+    return address;
+  };
+}
+

@@ -32,6 +32,17 @@ describe('wasm backend errors fail the call', () => {
   });
 });
 
+describe('tensor memory on the wasm heap fails loudly', () => {
+  it('a tensor larger than the 4 GiB heap throws (it was given an int32-wrapped 505 MB block and written past it)', () => {
+    const before = tf.memory().numTensors;
+    expect(() => tf.fill([1_200_000_000], 1)).toThrow(BackendError);
+    expect(() => tf.fill([1_200_000_000], 1)).toThrow(/tfjs wasm backend: a tensor of 4800000000 bytes cannot fit the 4 GiB wasm heap/);
+    expect(tf.memory().numTensors).toBe(before);
+    // Empty tensors still work (malloc(0)).
+    expect(tf.tidy(() => tf.zeros([0]).shape)).toEqual([0]);
+  });
+});
+
 describe('models that cannot fit the wasm heap are refused before loading', () => {
   it('a model with 2.1 GiB of float32 weights (4.6 GiB resident with XNNPACK packing) names the backend and the limit', async () => {
     // A sparse file: the header declares the weights, the data is a hole (no disk, no reads).
