@@ -12,8 +12,8 @@
  * the time budget, and answers at once if the process dies (out of memory, crash). The caller then gets a
  * ModelFormatError naming the template's origin; the next render starts a fresh process.
  *
- * Cost: the process starts once per parent process (~0.1 s); each render adds two thread hops and an IPC
- * round trip — measured in the README (Guarantees: model files, templates and user text).
+ * Cost: the process starts once per parent process (0.3–0.4 s on the 2-core machine); each render adds two
+ * thread hops and an IPC round trip, ~0.1–0.3 ms (tools/bench/bench-chat-input.ts; README, Guarantees).
  */
 import { createRequire } from 'node:module';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -22,7 +22,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 export const TEMPLATE_TIME_BUDGET_MS = 2_000;
 /** V8 heap of the rendering process (a rendered chat is kilobytes; jinja and node need ~10 MB). */
 export const TEMPLATE_HEAP_MB = 128;
-/** Starting the rendering process and loading @huggingface/jinja (~0.1 s idle; generous for a busy machine). */
+/** Starting the rendering process and loading @huggingface/jinja (0.3–0.4 s; generous for a busy machine). */
 const STARTUP_BUDGET_MS = 30_000;
 /** Rendered text allowed beyond what the messages bring: the template's own markup. */
 const OUTPUT_BASE_CHARS = 1 << 20;
