@@ -3,10 +3,9 @@
  * rendered with @huggingface/jinja the way transformers' apply_chat_template(tokenize=False) renders it,
  * plus the token span of the system message's content — the positions DRO replaces by its soft prompt.
  */
-import { Template } from '@huggingface/jinja';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { ModelFormatError } from '../weights/errors.ts';
-import { renderSandboxed, TemplateBudgetError } from './template-sandbox.ts';
+import { parseSandboxed, renderSandboxed, TemplateBudgetError } from './template-sandbox.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -41,10 +40,11 @@ export class ChatTemplate {
     readonly origin: string,
   ) {
     try {
-      // Parsed here to report a broken template when the model loads; rendering parses it again in its thread.
-      new Template(source);
+      // Parsed when the model loads, to report a broken template early — in the sandbox, like rendering.
+      parseSandboxed(source);
     } catch (err) {
-      throw new ModelFormatError(origin, `chat template does not parse: ${(err as Error).message}`, { cause: err });
+      const problem = err instanceof TemplateBudgetError ? 'chat template exceeded its budget while parsing' : 'chat template does not parse';
+      throw new ModelFormatError(origin, `${problem}: ${(err as Error).message}`, { cause: err });
     }
   }
 

@@ -47,6 +47,10 @@ process.on('message', ({ source, context, maxChars }) => {
       template = new Template(source);
       parsed.set(source, template);
     }
+    if (context === null) {
+      process.send({ text: '' });
+      return;
+    }
     const text = template.render(context);
     reply = text.length > maxChars
       ? { budget: 'it rendered ' + text.length + ' characters, over the output budget of ' + maxChars }
@@ -135,14 +139,26 @@ function startRelay(): Relay {
 }
 
 /**
+ * Parse `source` in the sandbox (a template is checked when the model loads, and its text is untrusted
+ * too); throws as renderSandboxed does.
+ */
+export function parseSandboxed(source: string): void {
+  request({ source, context: null, maxChars: 0 });
+}
+
+/**
  * Render `source` with `context` in the sandbox. Throws TemplateBudgetError when the render runs out of
  * time, memory or output size, TemplateRenderError when the template itself fails (e.g. raise_exception).
  */
 export function renderSandboxed(source: string, context: Record<string, unknown>, contentChars: number): string {
+  return request({ source, context, maxChars: OUTPUT_BASE_CHARS + OUTPUT_CONTENT_FACTOR * contentChars });
+}
+
+function request(message: { source: string; context: Record<string, unknown> | null; maxChars: number }): string {
   relay ??= startRelay();
   const { port, flags } = relay;
   Atomics.store(flags, 0, 0);
-  port.postMessage({ source, context, maxChars: OUTPUT_BASE_CHARS + OUTPUT_CONTENT_FACTOR * contentChars });
+  port.postMessage(message);
   // The relay enforces the budget and answers when the process dies; this deadline is only a backstop
   // (it includes starting the process on the first render).
   if (Atomics.wait(flags, 0, 0, TEMPLATE_TIME_BUDGET_MS + STARTUP_BUDGET_MS + 5_000) === 'timed-out') {
