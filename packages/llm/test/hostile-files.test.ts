@@ -124,6 +124,14 @@ describe('truncated tensor data', () => {
     expectBadInput(() => loadWeights(file), file, problem);
   });
 
+  it('a safetensors model file cut short is reported as truncated, with the sizes', () => {
+    const dir = writeTinyHfModel(path.join(tmp, `hf-${next()}`));
+    const file = path.join(dir, 'model.safetensors');
+    const full = fs.statSync(file).size;
+    fs.truncateSync(file, full - 100);
+    expectBadInput(() => loadWeights(dir), file, new RegExp(`the file is truncated: its header's tensors need ${full} bytes, the file has ${full - 100} \\(100 missing\\)`));
+  });
+
   it('a tiny GGUF cut one byte short', () => {
     const bytes = tinyGguf();
     const file = writeFile(bytes.subarray(0, bytes.length - 1));

@@ -62,6 +62,7 @@ function readHeader(file: string): TensorInfo[] {
         fs.readSync(fd, prefix, 0, prefix.length, 0);
       }
     }
+    checkNotTruncated(prefix, size, file);
     try {
       return parseSafetensorsHeader(prefix, size, file).tensors;
     } catch (err) {
@@ -69,6 +70,30 @@ function readHeader(file: string): TensorInfo[] {
     }
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * A file whose tensors' data runs past its end is reported as truncated, with the size its header needs
+ * (the parser would name only the first tensor out of range). Malformed headers are left to the parser.
+ */
+function checkNotTruncated(prefix: Buffer, size: number, file: string): void {
+  if (prefix.length < 8) return;
+  let header: unknown;
+  try {
+    header = JSON.parse(prefix.subarray(8).toString('utf8'));
+  } catch {
+    return;
+  }
+  if (typeof header !== 'object' || header === null) return;
+  let dataEnd = 0;
+  for (const entry of Object.values(header as Record<string, { data_offsets?: unknown }>)) {
+    const end = Array.isArray(entry?.data_offsets) ? entry.data_offsets[1] : undefined;
+    if (typeof end === 'number' && Number.isSafeInteger(end)) dataEnd = Math.max(dataEnd, end);
+  }
+  const needed = prefix.length + dataEnd;
+  if (needed > size) {
+    throw new ModelFormatError(file, `the file is truncated: its header's tensors need ${needed} bytes, the file has ${size} (${needed - size} missing)`);
   }
 }
 
