@@ -171,3 +171,20 @@ describe('tensors whose data regions overlap are refused (GGUF and safetensors a
     expectBadInput(() => loadWeights(dir), file, /overlap/);
   });
 });
+
+describe('tokenizer metadata is bounded too', () => {
+  it('a SentencePiece vocabulary with a token of a million characters is refused, not derived for hours', () => {
+    const tokens = ['<unk>', '<s>', '</s>', 'a', 'b', 'ab', 'a'.repeat(1_000_000)];
+    const file = writeFile(tinyGguf({
+      metadata: {
+        'tokenizer.ggml.model': gguf.str('llama'),
+        'tokenizer.ggml.tokens': gguf.strings(tokens),
+        'tokenizer.ggml.scores': { type: 9, elementType: 6, value: tokens.map((_, i) => -i) },
+        'tokenizer.ggml.token_type': gguf.i32s([2, 3, 3, 1, 1, 1, 1]),
+        'tokenizer.ggml.merges': undefined,
+        'tokenizer.ggml.eos_token_id': gguf.u32(2),
+      },
+    }));
+    expectBadInput(() => loadTokenizer(file), file, /tokenizer.ggml.tokens: deriving merges from the scores would take over 200000000 steps \(a token of 1000000 characters\)/);
+  });
+});
