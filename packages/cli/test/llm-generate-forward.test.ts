@@ -46,6 +46,21 @@ describe('dro llm generate', () => {
   });
 });
 
+describe('dro llm generate: requests are bounded', () => {
+  it('--samples 100000 fails at once with the request and the memory budget, writing nothing to stdout', () => {
+    const r = dro('llm', 'generate', '--model', model, '--prompt', 'hi', '--samples', '100000', '--max-new-tokens', '480', '--json');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/generate: 1 prompt\(s\) × 100000 sample\(s\) × \d+ positions needs at least \d+\.\d GiB \(KV cache .*\), over the memory budget: .* left on the \w+ backend/);
+  });
+
+  it('a prompt longer than the model\'s context is refused', () => {
+    const r = dro('llm', 'generate', '--model', model, '--prompt', 'word '.repeat(600), '--json');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the prompt has \d+ tokens; the model's context of 512 positions leaves no room to generate/);
+  });
+});
+
 describe('dro llm forward', () => {
   it('reports the top-10 next tokens and the final hidden state', () => {
     const r = dro('llm', 'forward', '--model', model, '--prompt', 'hi there', '--system', 'Be brief.', '--json');

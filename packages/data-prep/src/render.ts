@@ -22,9 +22,19 @@ export interface ChatMessageLike {
 /** What rendering needs from the runtime: the chat template and the tokenizer. */
 export interface ChatRenderer {
   applyChatTemplate(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): string;
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /**
+   * Render and tokenise a chat. Control tokens must come from the template only: control-token strings
+   * in the messages' content are plain text (the runtime's ChatTemplate.encodeWithText does this).
+   */
+  encodeChat(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): { ids: number[]; text: string };
+  /** splitSpecialTokens: user text, whose control-token strings are plain text. */
+  encode(text: string, options?: { addSpecialTokens?: boolean; splitSpecialTokens?: boolean }): number[];
   /** Token span [start, end) of the system message's content in the rendered chat (throws if none is clean). */
   systemContentSpan?(messages: ChatMessageLike[], options: { addGenerationPrompt: boolean }): { start: number; end: number };
+  /** Ids of the tokenizer's control (special) tokens. */
+  controlTokenIds: ReadonlySet<number>;
+  /** The model's context in positions; a rendered input must fit it. */
+  contextLength: number;
 }
 
 export type SystemPromptPlacement = 'auto' | 'system' | 'user-prefix';
@@ -81,25 +91,63 @@ export interface RenderedInput {
   promptTokenCount: number | null;
 }
 
+/**
+ * Render one input. `inputId` names it in errors. Checks what every rendered input must satisfy: it has
+ * exactly the control tokens the template writes for its turns (user text added none: a query cannot
+ * forge a turn), its safety-prompt span holds no control id, and it fits the model's context.
+ */
 export function renderInput(
   renderer: ChatRenderer,
   promptId: string,
   promptText: string | null,
   query: string,
   placement: 'system' | 'user-prefix',
+  inputId = `${promptId}`,
 ): RenderedInput {
   if ((promptId === NO_PROMPT_ID) !== (promptText === null)) throw new Error(`renderInput: prompt "${promptId}" needs text iff it is not "${NO_PROMPT_ID}"`);
+  const messages = chatMessages(promptText, query, placement);
   let rendered: string;
+  let tokenIds: number[];
   try {
-    rendered = renderer.applyChatTemplate(chatMessages(promptText, query, placement), { addGenerationPrompt: true });
+    // Special tokens come from the template text itself, so no extra BOS is added here.
+    ({ text: rendered, ids: tokenIds } = renderer.encodeChat(messages, { addGenerationPrompt: true }));
   } catch (err) {
     throw new BadInputError(`chat template failed on prompt "${promptId}" (${placement}): ${(err as Error).message}`);
   }
-  // Special tokens come from the template text itself, so no extra BOS is added here.
-  const tokenIds = renderer.encode(rendered, { addSpecialTokens: false });
+  if (tokenIds.length > renderer.contextLength) {
+    throw new BadInputError(
+      `input "${inputId}": the rendered chat has ${tokenIds.length} tokens, more than the model's context of ${renderer.contextLength} positions (shorten the query or prompt)`,
+    );
+  }
+  checkTurns(renderer, messages, tokenIds, inputId);
   if (promptText === null) return { rendered, tokenIds, promptTokenStart: null, promptTokenCount: null };
   const span = promptSpan(renderer, promptText, query, placement, tokenIds);
+  if (span !== null && tokenIds.slice(span.start, span.end).some((id) => renderer.controlTokenIds.has(id))) {
+    throw new BadInputError(`input "${inputId}": the safety-prompt span [${span.start}, ${span.end}) holds a control token id`);
+  }
   return { rendered, tokenIds, promptTokenStart: span?.start ?? null, promptTokenCount: span ? span.end - span.start : null };
+}
+
+/** The control ids the template alone writes for a chat of these roles (content "x"), per renderer. */
+const skeletons = new WeakMap<ChatRenderer, Map<string, number[]>>();
+
+function checkTurns(renderer: ChatRenderer, messages: ChatMessageLike[], tokenIds: number[], inputId: string): void {
+  const controls = (ids: number[]) => ids.filter((id) => renderer.controlTokenIds.has(id));
+  const byRoles = skeletons.get(renderer) ?? new Map<string, number[]>();
+  skeletons.set(renderer, byRoles);
+  const key = messages.map((m) => m.role).join(',');
+  let expected = byRoles.get(key);
+  if (expected === undefined) {
+    expected = controls(renderer.encodeChat(messages.map((m) => ({ ...m, content: 'x' })), { addGenerationPrompt: true }).ids);
+    byRoles.set(key, expected);
+  }
+  const actual = controls(tokenIds);
+  if (actual.length !== expected.length || actual.some((id, i) => id !== expected[i])) {
+    throw new BadInputError(
+      `input "${inputId}": its tokens hold ${actual.length} control tokens where the chat template writes ${expected.length} for its turns ` +
+        '(user text must not add control tokens)',
+    );
+  }
 }
 
 /**
@@ -113,7 +161,7 @@ function promptSpan(
   placement: 'system' | 'user-prefix',
   tokenIds: number[],
 ): { start: number; end: number } | null {
-  const promptTokens = renderer.encode(promptText, { addSpecialTokens: false });
+  const promptTokens = renderer.encode(promptText, { addSpecialTokens: false, splitSpecialTokens: true });
   if (placement === 'system' && renderer.systemContentSpan) {
     try {
       const span = renderer.systemContentSpan(chatMessages(promptText, query, placement), { addGenerationPrompt: true });

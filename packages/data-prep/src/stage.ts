@@ -16,19 +16,25 @@ import {
   renderedInputsSchema,
   tableForSchema,
 } from '@dro/artifacts';
-import { ChatTemplate, loadTokenizer } from '@dro/llm';
+import fs from 'node:fs';
+import { ChatTemplate, GgufFile, loadModelConfig, loadTokenizer } from '@dro/llm';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { parseDataPrepParams, type DataPrepParams } from './params.ts';
 import { renderInput, resolvePlacement, type ChatRenderer } from './render.ts';
 
-/** The tokenizer + chat template of the model at `modelPath`, without loading its weights. */
+/** The tokenizer, chat template and context length of the model at `modelPath`, without loading its weights. */
 export function rendererFor(modelPath: string): ChatRenderer {
-  const tokenizer = loadTokenizer(modelPath);
+  const gguf = fs.statSync(modelPath, { throwIfNoEntry: false })?.isDirectory() ? undefined : GgufFile.open(modelPath);
+  const config = loadModelConfig(modelPath, gguf);
+  const tokenizer = loadTokenizer(modelPath, gguf);
   const template = ChatTemplate.of(tokenizer);
   return {
     applyChatTemplate: (messages, options) => template.applyChatTemplate(messages, options),
+    encodeChat: (messages, options) => template.encodeWithText(messages, options),
     encode: (text, options) => tokenizer.encode(text, options),
     systemContentSpan: (messages, options) => template.systemContentSpan(messages, options),
+    controlTokenIds: tokenizer.controlTokenIds,
+    contextLength: config.maxPositionEmbeddings,
   };
 }
 
@@ -81,7 +87,8 @@ export async function renderQuerySet(
   for (const variant of variants) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     for (const q of queries) {
-      const r = renderInput(renderer, variant, variant === NO_PROMPT_ID ? null : promptText.get(variant)!, q.query, placement);
+      const inputId = `${q.set}/${q.query_id}/${variant}`;
+      const r = renderInput(renderer, variant, variant === NO_PROMPT_ID ? null : promptText.get(variant)!, q.query, placement, inputId);
       rows.push({ ...q, prompt_id: variant, rendered: r.rendered, token_ids: r.tokenIds, start: r.promptTokenStart, count: r.promptTokenCount });
     }
     ctx.progress({ done: rows.length, total, message: `rendered prompt "${variant}"` });
@@ -111,7 +118,8 @@ export async function renderQuerySet(
 
 export const dataPrepStage: Stage<DataPrepParams> = {
   name: 'data-prep',
-  version: '1',
+  // 2: control-token strings in queries and prompts are plain text; inputs are checked for turns and context.
+  version: '2',
   needs: 'model',
   inputs: ['queries', 'prompts'],
   outputs: ['rendered'],

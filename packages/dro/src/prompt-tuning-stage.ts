@@ -37,7 +37,8 @@ async function runPromptTuning(ctx: StageContext, inputs: Record<string, Artifac
       if (params.samplesPerQuery !== null && sampleIndex[i]! >= params.samplesPerQuery) return;
       // Refusal is desirable for harmful queries (label 0), compliance for harmless ones (label 1).
       const desirable = x.label === 0 ? Boolean(refused[i]) : !refused[i];
-      let response = model.tokenizer.encode(outputs[i]!, { addSpecialTokens: false }).slice(0, params.maxResponseTokens);
+      // A response is text: a control-token string in it (generated as plain pieces) stays plain text.
+      let response = model.tokenizer.encode(outputs[i]!, { addSpecialTokens: false, splitSpecialTokens: true }).slice(0, params.maxResponseTokens);
       // The desirable answer also teaches where to stop; an undesirable one is penalised on its words only.
       if (desirable && eot !== null && response.length < params.maxResponseTokens) response = [...response, eot];
       if (response.length === 0) return;
@@ -68,7 +69,8 @@ async function runPromptTuning(ctx: StageContext, inputs: Record<string, Artifac
 
 export const promptTuningStage: Stage<PromptTuningParams> = {
   name: 'prompt-tuning',
-  version: '1',
+  // 2: responses are tokenised as plain text (control-token strings in them are not control tokens).
+  version: '2',
   needs: 'model',
   inputs: ['rendered', 'samples'],
   outputs: ['softPrompt', 'curve', 'nearestTokens'],

@@ -16,6 +16,8 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { tuneNativeKernels } from './native-kernels.ts';
+import { captureWasmStderr, guardWasmHeap, guardWasmKernels } from './wasm-errors.ts';
+import { WASM_HEAP_BYTES } from './model/memory-budget.ts';
 
 export { tf };
 
@@ -25,27 +27,45 @@ export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow
 /** Env var that picks the backend when initBackend() is called without a name. */
 export const BACKEND_ENV = 'DRO_TFJS_BACKEND';
 
-export class BackendError extends Error {}
+export class BackendError extends Error {
+  override name = 'BackendError';
+}
 
+/** The process's backend, once chosen (resolves to its name; rejected if it failed to initialise). */
 let initialised: Promise<BackendName> | null = null;
 let initialisedName: BackendName | null = null;
 
 /**
- * Select and initialise the backend (idempotent for the same name). Name precedence: argument, then
- * $DRO_TFJS_BACKEND, then 'auto' (tensorflow when the native build is installed, else wasm). Returns the
- * active backend's name.
+ * Select and initialise the process's backend — once. The first call chooses: its argument, else
+ * $DRO_TFJS_BACKEND, else 'auto' (tensorflow when the native build is installed, else wasm). Every later
+ * call returns that backend: without a name (or with 'auto') it is simply reused — a stage or loadModel
+ * never re-resolves the default and switches a pinned process (`dro worker --backend wasm`) to another
+ * backend — and asking for a different one is a BackendError. Manifests record what this returns.
  */
 export async function initBackend(name?: string): Promise<BackendName> {
-  const requested = name ?? process.env[BACKEND_ENV] ?? 'auto';
-  const wanted = requested === 'auto' ? await autoBackend() : parseBackendName(requested);
-  if (initialised !== null && initialisedName === wanted) return initialised;
-  initialisedName = wanted;
-  initialised = activate(wanted).catch((err: unknown) => {
-    initialised = null;
-    initialisedName = null;
-    throw err;
-  });
-  return initialised;
+  const explicit = name === undefined || name === 'auto' ? null : parseBackendName(name);
+  if (initialised === null) {
+    const requested = name ?? process.env[BACKEND_ENV] ?? 'auto';
+    // Assigned before any await, so concurrent first calls share one choice.
+    initialised = (async () => {
+      const wanted = requested === 'auto' ? await autoBackend() : parseBackendName(requested);
+      initialisedName = wanted;
+      return activate(wanted);
+    })().catch((err: unknown) => {
+      // Nothing is active: a later call may choose again.
+      initialised = null;
+      initialisedName = null;
+      throw err;
+    });
+  }
+  const active = await initialised;
+  if (explicit !== null && explicit !== active) {
+    throw new BackendError(
+      `this process runs on the tfjs backend "${active}" (chosen once, at its first model use); ` +
+        `it cannot switch to "${explicit}" — run the work that needs "${explicit}" in a process started with that backend`,
+    );
+  }
+  return active;
 }
 
 /** The active backend's name (after initBackend), for manifests. */
@@ -124,8 +144,12 @@ async function registerWasm(): Promise<void> {
     unhandledRejection: process.listeners('unhandledRejection'),
   };
   await import('@tensorflow/tfjs-backend-wasm');
-  await tf.setBackend('wasm');
-  await tf.ready();
+  guardWasmKernels();
+  await captureWasmStderr(async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+  });
+  guardWasmHeap((tf.backend() as unknown as { wasm: Parameters<typeof guardWasmHeap>[0] }).wasm, WASM_HEAP_BYTES);
   for (const listener of process.listeners('uncaughtException')) {
     if (!before.uncaughtException.includes(listener)) process.removeListener('uncaughtException', listener);
   }

@@ -209,7 +209,7 @@ print(json.dumps(out))
 });
 
 describe('digest sidecar cache', () => {
-  it('hashes once, serves the sidecar while size+mtime match, re-hashes when the file changes', () => {
+  it('hashes once, serves the sidecar while the file identity matches, re-hashes when the file changes', () => {
     const savedCache = process.env.DRO_CACHE;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-digest-'));
     process.env.DRO_CACHE = path.join(dir, 'cache');
@@ -227,6 +227,39 @@ describe('digest sidecar cache', () => {
       // A new mtime invalidates it.
       fs.utimesSync(model, new Date(), new Date(Date.now() + 5000));
       expect(fileDigest(model)).toBe(real);
+    } finally {
+      if (savedCache === undefined) delete process.env.DRO_CACHE;
+      else process.env.DRO_CACHE = savedCache;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a file modified in place with its size and mtime restored gets its new digest (ctime / inode are part of the key)', () => {
+    const savedCache = process.env.DRO_CACHE;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-digest-'));
+    process.env.DRO_CACHE = path.join(dir, 'cache');
+    const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    try {
+      const model = path.join(dir, 'big.bin');
+      fs.writeFileSync(model, crypto.randomBytes(17 << 20));
+      const stamp = 1_700_000_000; // whole seconds, so restoring it is exact
+      fs.utimesSync(model, stamp, stamp);
+      const before = fs.statSync(model);
+      expect(fileDigest(model)).toBe(sha(model));
+      expect(fs.existsSync(sidecarPathOf(model))).toBe(true);
+      // Flip one byte in place, then put the old mtime back (what `touch -d` / `cp -p` / rsync -t leave).
+      const fd = fs.openSync(model, 'r+');
+      fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 1234);
+      fs.closeSync(fd);
+      fs.utimesSync(model, stamp, stamp);
+      expect(fs.statSync(model).mtimeMs).toBe(before.mtimeMs);
+      expect(fileDigest(model)).toBe(sha(model));
+      // Replaced by another file of the same size renamed into place, mtime copied: a new inode.
+      const other = path.join(dir, 'other.bin');
+      fs.writeFileSync(other, crypto.randomBytes(17 << 20));
+      fs.utimesSync(other, stamp, stamp);
+      fs.renameSync(other, model);
+      expect(fileDigest(model)).toBe(sha(model));
     } finally {
       if (savedCache === undefined) delete process.env.DRO_CACHE;
       else process.env.DRO_CACHE = savedCache;

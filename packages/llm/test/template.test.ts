@@ -88,3 +88,39 @@ describe('SmolLM2 chat template', () => {
     expect(() => ChatTemplate.of(bare)).toThrow(/bare\/tokenizer.json: the model has no chat template/);
   });
 });
+
+describe('hostile templates (a template is code from the model file) are stopped by a time, memory and size budget', () => {
+  const messages: ChatMessage[] = [{ role: 'user', content: 'x'.repeat(100) }];
+  const render = (source: string, origin: string) => () => new ChatTemplate(source, tokenizer, origin).applyChatTemplate(messages);
+
+  it('a template that loops is stopped at the time budget with a ModelFormatError naming it', () => {
+    let error: unknown;
+    try {
+      render('{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x', 'loop/tokenizer_config.json')();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect((error as Error).message).toMatch(/^loop\/tokenizer_config.json: chat template exceeded its budget: it did not finish within 2 s$/);
+  });
+
+  it('a template that allocates without end is stopped by its memory budget, not by V8 aborting this process', () => {
+    expect(render('{% for i in range(1000000000) %}{% endfor %}x', 'alloc.gguf')).toThrow(
+      /^alloc.gguf: chat template exceeded its budget: it (ran out of its 128 MB of memory|did not finish within 2 s)$/,
+    );
+    expect(render("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", 'grow.gguf')).toThrow(
+      /^grow.gguf: chat template (exceeded its budget|failed to render: Invalid string length)/,
+    );
+  });
+
+  it('a template whose output is far larger than the chat it renders is refused', () => {
+    expect(render('{% for i in range(20000) %}{{ messages[0].content }}{% endfor %}', 'big.jinja')).toThrow(
+      /^big.jinja: chat template exceeded its budget: it rendered 2000000 characters, over the output budget of \d+$/,
+    );
+  });
+
+  it('after a template was stopped, rendering works as before', () => {
+    for (const g of golden.chats) expect(chat.applyChatTemplate(g.messages, { addGenerationPrompt: g.add_generation_prompt })).toBe(g.text);
+  });
+});
+

@@ -116,6 +116,19 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
     if (group.length === 0) continue;
     ctx.signal.throwIfAborted();
     const seeds = group.map((row) => params.seedOffset + row.query_index);
+    // Bounded before anything is built (the soft-prompt embeddings of the whole group included).
+    const promptLength = group.reduce((m, r) => Math.max(m, r.token_ids.length), 0) + (soft?.shape[0] ?? 0);
+    const maxNewTokens = params.maxNewTokens[label];
+    // generate() ends new tokens at the model's context.
+    const newTokens = Math.max(0, Math.min(maxNewTokens, model.config.maxPositionEmbeddings - promptLength));
+    model.checkGenerateFits(
+      `sampling: ${group.length} ${label} input(s) × ${params.samples} sample(s) × ${promptLength + newTokens} positions ` +
+        `(params chunkSize ${params.chunkSize}, samples ${params.samples}, maxNewTokens.${label} ${maxNewTokens})`,
+      group.length,
+      params.samples,
+      promptLength,
+      newTokens,
+    );
     const prompt = promptInput(model, group, soft);
     let result;
     try {
@@ -126,7 +139,7 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
         topP: params.topP,
         topK: params.topK,
         minNewTokens: params.minNewTokens,
-        maxNewTokens: params.maxNewTokens[label],
+        maxNewTokens,
         seeds,
         signal: ctx.signal,
       });

@@ -60,6 +60,16 @@ describe('sampling stage (tiny model)', () => {
     expect(columnValues(await ctx.store.getTable(again.samples), 'output', 's')).toEqual(col<string>('output'));
   });
 
+  it('params whose samples × inputs × tokens cannot fit memory fail at once, naming the params and the budget', async () => {
+    const modelPath = writeTinyHfModel(tempDir());
+    const ctx = testContext(modelPath);
+    const rendered = await storeRenderedInputs(ctx, modelPath, queries);
+    const huge = parseSamplingParams({ samples: 100_000, maxNewTokens: 400, chunkSize: 2 });
+    await expect(samplingStage.run(ctx, { rendered }, huge)).rejects.toThrow(
+      /^sampling: 1 harmful input\(s\) × 100000 sample\(s\) × \d+ positions \(params chunkSize 2, samples 100000, maxNewTokens.harmful 400\) needs at least \d+\.\d GiB \(KV cache .*\), over the memory budget: .* left on the \w+ backend/,
+    );
+  });
+
   it('resumes after cancellation from finished chunks and produces the same artifacts', async () => {
     const modelPath = writeTinyHfModel(tempDir());
     const first = testContext(modelPath);

@@ -116,6 +116,10 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
   }
   if (options.inputIds !== undefined) {
     if (options.inputIds.length === 0 || options.inputIds.some((p) => p.length === 0)) throw new BadInputError('generate: empty prompt');
+  }
+  const [promptCount, promptLength] = options.inputsEmbeds?.shape ?? [options.inputIds!.length, options.inputIds!.reduce((m, p) => Math.max(m, p.length), 0)];
+  fitRequest(model, opts, promptCount, promptLength);
+  if (options.inputIds !== undefined) {
     const padded = padBatch(options.inputIds, model.padId);
     promptEmbeds = model.embed(padded.ids);
     promptMask = padded.mask;
@@ -198,6 +202,34 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
     sequences[row.prompt].push({ tokenIds: row.tokens, text: row.text, finishReason: row.done ?? 'length' });
   }
   return { sequences };
+}
+
+/**
+ * The request's bounds, checked before anything is allocated. Context: a prompt must leave room for at
+ * least one new token; new tokens end at the model's context (finish reason "length", with a warning).
+ * Memory: the request's KV cache, logits and prefill must fit the model's memory budget.
+ */
+function fitRequest(model: ChatModel, opts: { samples: number; maxNewTokens: number; minNewTokens: number }, prompts: number, promptLength: number): void {
+  const context = model.config.maxPositionEmbeddings;
+  if (promptLength >= context) {
+    throw new BadInputError(`generate: the prompt has ${promptLength} tokens; the model's context of ${context} positions leaves no room to generate`);
+  }
+  if (promptLength + opts.maxNewTokens > context) {
+    const room = context - promptLength;
+    process.emitWarning(
+      `generate: a ${promptLength}-token prompt leaves room for ${room} of the ${opts.maxNewTokens} new tokens asked for (context ${context}); generation stops there`,
+      { code: 'DRO_CONTEXT_LIMIT' },
+    );
+    opts.maxNewTokens = room;
+    opts.minNewTokens = Math.min(opts.minNewTokens, room);
+  }
+  model.checkGenerateFits(
+    `generate: ${prompts} prompt(s) × ${opts.samples} sample(s) × ${promptLength + opts.maxNewTokens} positions`,
+    prompts,
+    opts.samples,
+    promptLength,
+    opts.maxNewTokens,
+  );
 }
 
 function acceptToken(model: ChatModel, row: RowState, token: number, stopTokenIds: readonly number[], stopStrings: readonly string[]): void {

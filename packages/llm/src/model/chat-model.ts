@@ -10,6 +10,7 @@ import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
+import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {
   disposeStepContext,
   disposeWeights,
@@ -27,7 +28,8 @@ export type { ChatMessage };
 
 /** The tokenizer surface the model needs (the weights engineer's Tokenizer satisfies it). */
 export interface ModelTokenizer {
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** splitSpecialTokens: the text is user content, whose special-token strings are ordinary text. */
+  encode(text: string, options?: { addSpecialTokens?: boolean; splitSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
   readonly eosTokenId: number | null;
   readonly padTokenId: number | null;
@@ -107,6 +109,8 @@ export class ChatModel {
   private graph: ForwardGraph | null = null;
   /** Set once TensorFlow has refused the graph: the model then runs eagerly. */
   private graphRefused = false;
+  /** Memory left for requests on this backend once the weights are resident (see memory-budget.ts). */
+  readonly memoryBudget: MemoryBudget;
 
   constructor(parts: ModelParts) {
     this.config = parts.config;
@@ -115,6 +119,7 @@ export class ChatModel {
     this.backend = parts.backend;
     this.templateFn = parts.applyChatTemplate;
     this.template = parts.chatTemplate ?? null;
+    this.memoryBudget = new MemoryBudget(parts.backend, weightBytes(parts.weights));
     this.weights = uploadWeights(parts.config, parts.weights);
     this.invFreq = ropeFrequencies(parts.config);
   }
@@ -129,8 +134,12 @@ export class ChatModel {
     return this.template;
   }
 
-  /** Chat-templated prompt → token ids (special tokens come from the template). */
+  /**
+   * Chat-templated prompt → token ids. Control tokens come from the template only: special-token strings
+   * in the messages' content are ordinary text (see ChatTemplate.encode).
+   */
   encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean } = { addGenerationPrompt: true }): number[] {
+    if (this.template !== null) return this.template.encode(messages, options);
     return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 
@@ -147,6 +156,10 @@ export class ChatModel {
 
   forward(input: ForwardInput): ForwardOutput {
     const w = this.live();
+    const [rows, positions] = input.inputsEmbeds?.shape ?? [input.inputIds?.length ?? 0, input.inputIds?.[0]?.length ?? 0];
+    this.checkContext('forward', positions);
+    const logitPositions = { all: positions, last: 1, none: 0 }[input.logitsFor ?? 'all'];
+    this.memoryBudget.check(`forward of ${rows} × ${positions} tokens`, forwardEstimate(this.config, rows, positions, logitPositions));
     const { x, ownsX, mask } = this.prepareInput(input);
     const collectLayers = input.allLayers ?? false;
     // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
@@ -193,6 +206,7 @@ export class ChatModel {
    */
   forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
     const w = this.live();
+    this.checkContext('forwardWithCache', fullMask[0]?.length ?? 0);
     const graph = forwardGraphUsable() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
@@ -226,6 +240,26 @@ export class ChatModel {
 
   get disposed(): boolean {
     return this.weights === null;
+  }
+
+  /**
+   * Throws a BadInputError naming `request` and the memory budget when generating for `prompts` ×
+   * `samples` rows of `promptLength` + `newTokens` positions cannot fit (what generate() checks; callers
+   * that build large inputs first, e.g. soft-prompt embeddings, check before building them).
+   */
+  checkGenerateFits(request: string, prompts: number, samples: number, promptLength: number, newTokens: number): void {
+    this.memoryBudget.check(request, generateEstimate(this.config, prompts, samples, promptLength, newTokens));
+  }
+
+  /**
+   * Positions beyond the model's context (max_position_embeddings / GGUF context_length) are refused: the
+   * model was not trained on them, and attention memory grows with their square.
+   */
+  checkContext(what: string, positions: number): void {
+    const context = this.config.maxPositionEmbeddings;
+    if (positions > context) {
+      throw new BadInputError(`${what}: ${positions} positions exceed the model's context of ${context} positions`);
+    }
   }
 
   private logitsOf(hidden: tf.Tensor3D, which: LogitsFor): tf.Tensor3D {
@@ -296,6 +330,11 @@ export class ChatModel {
     if (this.weights === null) throw new Error('ChatModel used after dispose()');
     return this.weights;
   }
+}
+
+/** Bytes of the model's weights as float32 (tied embeddings counted once). */
+export function weightBytes(weights: WeightSource): number {
+  return weights.names().reduce((sum, name) => sum + weights.info(name).shape.reduce((a, b) => a * b, 1) * 4, 0);
 }
 
 /** Build a model from parts already loaded (a WeightSource, tokenizer, template). */

@@ -3,9 +3,9 @@
  * rendered with @huggingface/jinja the way transformers' apply_chat_template(tokenize=False) renders it,
  * plus the token span of the system message's content — the positions DRO replaces by its soft prompt.
  */
-import { Template } from '@huggingface/jinja';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { ModelFormatError } from '../weights/errors.ts';
+import { parseSandboxed, renderSandboxed, TemplateBudgetError } from './template-sandbox.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -33,8 +33,6 @@ export interface SystemContentSpan {
 const CONTENT_MARKER = '\u{E000}dro-system-content\u{E001}';
 
 export class ChatTemplate {
-  private readonly template: Template;
-
   constructor(
     readonly source: string,
     private readonly tokenizer: Tokenizer,
@@ -42,9 +40,11 @@ export class ChatTemplate {
     readonly origin: string,
   ) {
     try {
-      this.template = new Template(source);
+      // Parsed when the model loads, to report a broken template early — in the sandbox, like rendering.
+      parseSandboxed(source);
     } catch (err) {
-      throw new ModelFormatError(origin, `chat template does not parse: ${(err as Error).message}`, { cause: err });
+      const problem = err instanceof TemplateBudgetError ? 'chat template exceeded its budget while parsing' : 'chat template does not parse';
+      throw new ModelFormatError(origin, `${problem}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -64,41 +64,65 @@ export class ChatTemplate {
       }
     }
     const token = (id: number | null) => (id === null ? undefined : this.tokenizer.idToToken(id));
+    const context = {
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      bos_token: token(this.tokenizer.bosTokenId) ?? '',
+      eos_token: token(this.tokenizer.eosTokenId) ?? '',
+      pad_token: token(this.tokenizer.padTokenId) ?? '',
+      // raise_exception is built into @huggingface/jinja.
+    };
     try {
-      return this.template.render({
-        messages: messages.map((m) => ({ role: m.role, content: m.content })),
-        add_generation_prompt: options.addGenerationPrompt ?? false,
-        bos_token: token(this.tokenizer.bosTokenId) ?? '',
-        eos_token: token(this.tokenizer.eosTokenId) ?? '',
-        pad_token: token(this.tokenizer.padTokenId) ?? '',
-        // raise_exception is built into @huggingface/jinja.
-      });
+      // In a thread with a time and memory budget: the template is code from the model file.
+      return renderSandboxed(this.source, context, messages.reduce((n, m) => n + m.content.length, 0));
     } catch (err) {
-      throw new ModelFormatError(this.origin, `chat template failed to render: ${(err as Error).message}`, { cause: err });
+      const problem = err instanceof TemplateBudgetError ? 'chat template exceeded its budget' : 'chat template failed to render';
+      throw new ModelFormatError(this.origin, `${problem}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** Render and tokenize (template-written special tokens only, as apply_chat_template(tokenize=True)). */
+  /**
+   * Render and tokenize: the control tokens are the ones the template writes; special-token strings inside
+   * the messages' content are ordinary text (see tokenizer/user-text.ts). For ordinary content this is
+   * exactly apply_chat_template(tokenize=True).
+   */
   encode(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.tokenizer.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    return this.encodeWithText(messages, options).ids;
+  }
+
+  /** encode() plus the rendered text (the real content, as applyChatTemplate renders it). */
+  encodeWithText(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): { ids: number[]; text: string } {
+    const guard = this.tokenizer.userText;
+    const escaped = guard.escape(messages.map((m) => m.content));
+    const rendered = this.applyChatTemplate(messages.map((m, i) => ({ ...m, content: escaped.texts[i] })), options);
+    return { ids: this.encodeRendered(rendered, escaped.originals), text: guard.unescape(rendered, escaped.originals) };
+  }
+
+  private encodeRendered(text: string, originals: ReadonlyMap<string, string>): number[] {
+    return this.tokenizer.userText.encodeEscaped(text, originals, (t) => this.tokenizer.encode(t, { addSpecialTokens: false }));
   }
 
   /**
    * Token span of the (single) system message's content in the rendered chat. The chat is rendered with
    * a marker in place of the content to find the text before and after it; the three pieces are
    * tokenized separately and must concatenate to the tokens of the whole chat — otherwise the content's
-   * first/last tokens merge with the template's text, there is no clean span, and we throw.
+   * first/last tokens merge with the template's text, there is no clean span, and we throw. As in
+   * encode(), special-token strings in any message's content are ordinary text.
    */
   systemContentSpan(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): SystemContentSpan {
     const systemIndexes = messages.flatMap((m, i) => (m.role === 'system' ? [i] : []));
     if (systemIndexes.length !== 1) throw new Error(`expected exactly one system message, got ${systemIndexes.length}`);
-    const content = messages[systemIndexes[0]].content;
-    if (content.length === 0) throw new Error('the system message is empty: there is no span to locate');
-    if (content.includes(CONTENT_MARKER)) throw new Error('the system message contains the internal span marker');
+    const system = systemIndexes[0];
+    if (messages[system].content.length === 0) throw new Error('the system message is empty: there is no span to locate');
+    if (messages[system].content.includes(CONTENT_MARKER)) throw new Error('the system message contains the internal span marker');
 
-    const text = this.applyChatTemplate(messages, options);
+    const guard = this.tokenizer.userText;
+    const escaped = guard.escape(messages.map((m) => m.content));
+    const escapedMessages = messages.map((m, i) => ({ ...m, content: escaped.texts[i] }));
+    const content = escaped.texts[system];
+    const text = this.applyChatTemplate(escapedMessages, options);
     const marked = this.applyChatTemplate(
-      messages.map((m, i) => (i === systemIndexes[0] ? { ...m, content: CONTENT_MARKER } : m)),
+      escapedMessages.map((m, i) => (i === system ? { ...m, content: CONTENT_MARKER } : m)),
       options,
     );
     const parts = marked.split(CONTENT_MARKER);
@@ -107,7 +131,7 @@ export class ChatTemplate {
     if (before + content + after !== text) {
       throw new Error('the chat template transforms the system content (e.g. trims it); cannot locate its span');
     }
-    const encode = (s: string) => (s === '' ? [] : this.tokenizer.encode(s, { addSpecialTokens: false }));
+    const encode = (piece: string) => (piece === '' ? [] : this.encodeRendered(piece, escaped.originals));
     const beforeIds = encode(before);
     const contentIds = encode(content);
     const ids = encode(text);
@@ -115,6 +139,6 @@ export class ChatTemplate {
     if (pieced.length !== ids.length || pieced.some((id, i) => id !== ids[i])) {
       throw new Error('the system content shares a token with the surrounding template text; it has no clean token span');
     }
-    return { ids, start: beforeIds.length, end: beforeIds.length + contentIds.length, text };
+    return { ids, start: beforeIds.length, end: beforeIds.length + contentIds.length, text: guard.unescape(text, escaped.originals) };
   }
 }

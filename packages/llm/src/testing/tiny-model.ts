@@ -141,7 +141,8 @@ export function tinyTokenizerFiles(): { tokenizerJson: Record<string, unknown>; 
   return { tokenizerJson, tokenizerConfig };
 }
 
-function hfConfigJson(c: ModelConfig): Record<string, unknown> {
+/** config.json of an HF directory for `c`, as transformers writes it. */
+export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
   const archClass = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[c.architecture];
   return {
     architectures: [archClass],

@@ -90,7 +90,25 @@ function optionalId(gguf: GgufFile, key: string, vocabSize: number): number | nu
  * score, ties broken by longer left then longer right piece, then vocabulary order — the ordering
  * transformers' generate_merges uses when it converts the same GGUF. Lengths count code points.
  */
-export function mergesFromScores(tokens: readonly string[], scores: readonly number[]): [string, string][] {
+/**
+ * Characters mergesFromScores may touch (every split of every token: Σ length² over the vocabulary). Real
+ * SentencePiece vocabularies need ~10⁶ (Llama-2: 32k tokens of a few characters); a file with a token of
+ * a million characters would need 10¹² and hang the loader.
+ */
+export const MERGE_DERIVATION_BUDGET = 200_000_000;
+
+export function mergesFromScores(tokens: readonly string[], scores: readonly number[], file = 'tokenizer'): [string, string][] {
+  let work = 0;
+  for (const token of tokens) {
+    work += token.length * token.length;
+    if (work > MERGE_DERIVATION_BUDGET) {
+      throw new ModelFormatError(
+        file,
+        `tokenizer.ggml.tokens: deriving merges from the scores would take over ${MERGE_DERIVATION_BUDGET} steps ` +
+          `(a token of ${token.length} characters); not a SentencePiece vocabulary this reader accepts`,
+      );
+    }
+  }
   // As in Python dicts built from the token list, a duplicated token keeps its first position but its
   // last id and score.
   const idOf = new Map<string, number>();
@@ -156,7 +174,7 @@ function sentencePieceParts(gguf: GgufFile, tokens: string[]) {
       ],
     },
     model: {
-      merges: Array.isArray(merges) ? stringArray(gguf, 'tokenizer.ggml.merges') : mergesFromScores(tokens, scores as number[]),
+      merges: Array.isArray(merges) ? stringArray(gguf, 'tokenizer.ggml.merges') : mergesFromScores(tokens, scores as number[], gguf.path),
       fuseUnk: true,
       byteFallback: true,
     },

@@ -7,11 +7,18 @@ import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { GgufFile } from '../weights/gguf.ts';
 import { ModelFormatError } from '../weights/errors.ts';
+import { readSideFile } from '../weights/regular-file.ts';
 import { tokenizerFilesFromGguf, type HfTokenizerFiles } from './gguf-tokenizer.ts';
+import { UserTextGuard } from './user-text.ts';
 
 export interface EncodeOptions {
   /** Add the tokenizer's own special tokens (e.g. BOS). Default false: chat templates write them. */
   addSpecialTokens?: boolean;
+  /**
+   * The text is user content: special tokens' strings in it are ordinary text, never control tokens (HF's
+   * split_special_tokens). Default false: the text's special-token strings are the tokens.
+   */
+  splitSpecialTokens?: boolean;
 }
 
 export interface DecodeOptions {
@@ -27,6 +34,10 @@ export class Tokenizer {
   readonly specialTokens: readonly string[];
   /** The raw chat template from the tokenizer config, or null. */
   readonly chatTemplate: string | null;
+  /** Ids of the special added tokens (control tokens: "<|im_start|>", "<|endoftext|>", …). */
+  readonly controlTokenIds: ReadonlySet<number>;
+  /** Keeps user text from becoming control tokens (see user-text.ts). */
+  readonly userText: UserTextGuard;
   private readonly hf: HfTokenizer;
 
   constructor(
@@ -44,12 +55,18 @@ export class Tokenizer {
     this.bosTokenId = this.idOfConfigToken(config.bos_token);
     this.eosTokenId = this.idOfConfigToken(config.eos_token);
     this.padTokenId = this.idOfConfigToken(config.pad_token);
-    this.specialTokens = [...this.hf.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.content);
+    const added = [...this.hf.get_added_tokens_decoder().values()];
+    this.specialTokens = added.filter((t) => t.special).map((t) => t.content);
+    this.controlTokenIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    this.userText = new UserTextGuard(added, files.tokenizerJson, files.tokenizerConfig);
     this.chatTemplate = chatTemplateOf(config.chat_template, source);
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    return this.hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    const encode = (t: string) => this.hf.encode(t, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    if (!options.splitSpecialTokens) return encode(text);
+    if (options.addSpecialTokens) throw new TypeError('encode: splitSpecialTokens is for user text, which gets no added special tokens');
+    return this.userText.encodeUserText(text, encode);
   }
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
@@ -89,12 +106,7 @@ function chatTemplateOf(value: unknown, source: string): string | null {
 }
 
 function readJson(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot read: ${(err as Error).message}`, { cause: err });
-  }
+  const text = readSideFile(file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -120,7 +132,7 @@ export function tokenizerFilesFromHfDir(dir: string): HfTokenizerFiles {
   // A separate chat_template.jinja (newer transformers) wins over an absent config entry.
   const jinjaPath = path.join(dir, 'chat_template.jinja');
   if (tokenizerConfig.chat_template === undefined && fs.existsSync(jinjaPath)) {
-    tokenizerConfig.chat_template = fs.readFileSync(jinjaPath, 'utf8');
+    tokenizerConfig.chat_template = readSideFile(jinjaPath);
   }
   return { tokenizerJson, tokenizerConfig };
 }

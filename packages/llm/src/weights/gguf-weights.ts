@@ -15,7 +15,7 @@
 import { expectedWeightShapes, type ModelConfig } from '../config.ts';
 import type { GgufFile } from './gguf.ts';
 import { ModelFormatError } from './errors.ts';
-import { assertFinite, checkWeightShapes, type WeightInfo, type WeightSource } from './source.ts';
+import { assertFinite, checkConfigAgainstTensors, checkWeightShapes, type WeightInfo, type WeightSource } from './source.ts';
 
 const LAYER_PARTS: Record<string, string> = {
   attn_norm: 'input_layernorm',
@@ -75,6 +75,9 @@ export function ggufWeightSource(gguf: GgufFile, config: ModelConfig): WeightSou
     const t = tensorName === undefined ? undefined : gguf.tensor(tensorName);
     return t && { shape: [...t.dims].reverse(), storedAs: t.typeName };
   };
+  const arch = String(gguf.get('general.architecture'));
+  const fields = { numLayers: `${arch}.block_count`, vocabSize: 'vocabulary size', hiddenSize: `${arch}.embedding_length` };
+  checkConfigAgainstTensors(config, ggufNameOf.keys(), (name) => infoOf(name)?.shape, gguf.path, fields);
   checkWeightShapes(config, (name) => infoOf(name)?.shape, gguf.path);
   const names = [...expectedWeightShapes(config).keys()];
   const needed = new Set(names);

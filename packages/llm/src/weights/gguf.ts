@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { blockLayout, dequantize, DEQUANTIZABLE_TYPES, ggmlTypeName } from './dequant.ts';
 import { ModelFormatError } from './errors.ts';
+import { openRegularFile } from './regular-file.ts';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -146,21 +147,15 @@ export class GgufFile {
 
   /** Parse the header, metadata and tensor infos of a GGUF file; throws ModelFormatError on bad input. */
   static open(path: string): GgufFile {
-    let fd: number;
+    const { fd, size } = openRegularFile(path);
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (err) {
-      throw new ModelFormatError(path, `cannot open: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      return GgufFile.parse(fd, path);
+      return GgufFile.parse(fd, size, path);
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  private static parse(fd: number, path: string): GgufFile {
-    const fileSize = fs.fstatSync(fd).size;
+  private static parse(fd: number, fileSize: number, path: string): GgufFile {
     const r = new ChunkedReader(fd, fileSize, path);
     if (fileSize < 4 || r.u32('magic') !== GGUF_MAGIC) {
       throw new ModelFormatError(path, 'not a GGUF file: the first 4 bytes are not "GGUF"');
@@ -207,9 +202,11 @@ export class GgufFile {
       if (layout === undefined) {
         throw new ModelFormatError(path, `tensor "${name}" has unknown ggml type id ${type}`);
       }
+      // Whether the data fits the file is checked below (and reported as truncation); here only that the
+      // size is a number at all.
       const numElements = dims.reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(numElements) || numElements > fileSize * 8) {
-        throw new ModelFormatError(path, `tensor "${name}" shape [${dims.join(', ')}] is absurdly large`);
+      if (!Number.isSafeInteger(numElements)) {
+        throw new ModelFormatError(path, `tensor "${name}" shape [${dims.join(', ')}] has more elements than any file can hold`);
       }
       if (dims[0] % layout.blockSize !== 0) {
         throw new ModelFormatError(
@@ -232,15 +229,9 @@ export class GgufFile {
       if (rel % alignment !== 0) {
         throw new ModelFormatError(path, `tensor "${info.name}" offset ${rel} is not aligned to ${alignment}`);
       }
-      const fileOffset = dataOffset + rel;
-      if (fileOffset + info.byteSize > fileSize) {
-        throw new ModelFormatError(
-          path,
-          `tensor "${info.name}" data [${fileOffset}, ${fileOffset + info.byteSize}) lies past the end of the file (${fileSize} bytes)`,
-        );
-      }
-      tensors.push({ ...info, fileOffset });
+      tensors.push({ ...info, fileOffset: dataOffset + rel });
     });
+    checkDataRegions(tensors, fileSize, path);
     return new GgufFile(path, version, metadata, tensors, alignment, dataOffset, fileSize);
   }
 
@@ -257,7 +248,7 @@ export class GgufFile {
   readTensorBytes(name: string): Uint8Array {
     const info = this.requireTensor(name);
     const bytes = Buffer.alloc(info.byteSize);
-    const fd = fs.openSync(this.path, 'r');
+    const { fd } = openRegularFile(this.path);
     try {
       readFully(fd, bytes, info.fileOffset);
     } catch (err) {
@@ -281,6 +272,38 @@ export class GgufFile {
     const info = this.tensorByName.get(name);
     if (info === undefined) throw new ModelFormatError(this.path, `no tensor named "${name}"`);
     return info;
+  }
+}
+
+/**
+ * Every tensor's data must lie inside the file and no two may share bytes (a crafted file could alias one
+ * weight onto another; the safetensors reader refuses overlaps too). A file whose tensor data runs past
+ * its end is reported as truncated, with the size the tensor list needs.
+ */
+function checkDataRegions(tensors: readonly GgufTensorInfo[], fileSize: number, path: string): void {
+  const byOffset = [...tensors].sort((a, b) => a.fileOffset - b.fileOffset || a.byteSize - b.byteSize);
+  const needed = byOffset.reduce((end, t) => Math.max(end, t.fileOffset + t.byteSize), 0);
+  for (const t of byOffset) {
+    const end = t.fileOffset + t.byteSize;
+    if (end > fileSize) {
+      throw new ModelFormatError(
+        path,
+        `tensor "${t.name}" data [${t.fileOffset}, ${end}) lies past the end of the file (${fileSize} bytes): ` +
+          `the file is truncated (its tensor list needs ${needed} bytes, ${needed - fileSize} more)`,
+      );
+    }
+  }
+  let previous: GgufTensorInfo | null = null;
+  for (const t of byOffset) {
+    if (t.byteSize === 0) continue;
+    if (previous !== null && t.fileOffset < previous.fileOffset + previous.byteSize) {
+      throw new ModelFormatError(
+        path,
+        `tensors "${previous.name}" [${previous.fileOffset}, ${previous.fileOffset + previous.byteSize}) and ` +
+          `"${t.name}" [${t.fileOffset}, ${t.fileOffset + t.byteSize}) overlap`,
+      );
+    }
+    previous = t;
   }
 }
 

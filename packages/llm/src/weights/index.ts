@@ -1,4 +1,4 @@
-export { loadWeights, type LoadedWeights, type WeightFormat } from './load.ts';
+export { loadWeights, loadModelConfig, type LoadedWeights, type WeightFormat } from './load.ts';
 export type { WeightInfo, WeightSource } from './source.ts';
 export { GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.ts';
 export { dequantize, GgmlType, ggmlTypeName, DEQUANTIZABLE_TYPES } from './dequant.ts';

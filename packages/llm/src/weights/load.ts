@@ -8,6 +8,7 @@ import { GgufFile } from './gguf.ts';
 import { ggufWeightSource } from './gguf-weights.ts';
 import { hfConfigOf, safetensorsFilesOf, safetensorsWeightSource } from './safetensors-weights.ts';
 import type { WeightSource } from './source.ts';
+import { requireRegularFile } from './regular-file.ts';
 
 export type WeightFormat = 'gguf' | 'safetensors';
 
@@ -15,8 +16,11 @@ export interface LoadedWeights {
   config: ModelConfig;
   tensors: WeightSource;
   format: WeightFormat;
-  /** sha256 (hex) of the model file, or of the directory's files (see modelDigest). */
-  digest: string;
+  /**
+   * sha256 (hex) of the model file, or of the directory's files (see modelDigest). Computed on first read
+   * (hashing a large model takes seconds), so a model refused before loading is never hashed.
+   */
+  readonly digest: string;
   /** Every file the weights, config and tokenizer come from. */
   files: string[];
   /** The parsed GGUF (metadata, tokenizer vocab, chat template) when format is "gguf". */
@@ -45,7 +49,9 @@ export function loadWeights(modelPath: string): LoadedWeights {
     const files = [...sideFiles, ...weightFiles];
     const index = path.join(modelPath, 'model.safetensors.index.json');
     if (fs.existsSync(index)) files.push(index);
-    return { config, tensors, format: 'safetensors', digest: modelDigest(files, modelPath), files, gguf: null };
+    // Every file the digest will read must be a regular file now, not when the digest is first used.
+    for (const file of sideFiles) requireRegularFile(file);
+    return withLazyDigest({ config, tensors, format: 'safetensors', files, gguf: null }, modelPath);
   }
   if (modelPath.endsWith('.safetensors')) {
     throw new ModelFormatError(modelPath, 'pass the HF model directory (config.json + *.safetensors), not a .safetensors file');
@@ -53,5 +59,27 @@ export function loadWeights(modelPath: string): LoadedWeights {
   const gguf = GgufFile.open(modelPath);
   const config = configFromGguf(gguf);
   const tensors = ggufWeightSource(gguf, config);
-  return { config, tensors, format: 'gguf', digest: modelDigest([modelPath], modelPath), files: [modelPath], gguf };
+  return withLazyDigest({ config, tensors, format: 'gguf', files: [modelPath], gguf }, modelPath);
+}
+
+/**
+ * Only the config of a model (GGUF metadata or config.json), without reading or checking its weights: for
+ * callers that need sizes such as the context length (data-prep). `gguf`: the file, already parsed.
+ */
+export function loadModelConfig(modelPath: string, gguf?: GgufFile): ModelConfig {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(modelPath);
+  } catch (err) {
+    throw new ModelFormatError(modelPath, `model not found: ${(err as Error).message}`, { cause: err });
+  }
+  return stat.isDirectory() ? hfConfigOf(modelPath) : configFromGguf(gguf ?? GgufFile.open(modelPath));
+}
+
+function withLazyDigest(loaded: Omit<LoadedWeights, 'digest'>, root: string): LoadedWeights {
+  let digest: string | null = null;
+  return Object.defineProperty(loaded, 'digest', {
+    enumerable: true,
+    get: () => (digest ??= modelDigest(loaded.files, root)),
+  }) as LoadedWeights;
 }

@@ -9,18 +9,14 @@ import { parseSafetensorsHeader, type TensorInfo } from '@dro/artifacts';
 import { configFromHf, expectedWeightShapes, type ModelConfig } from '../config.ts';
 import { dequantize, GgmlType } from './dequant.ts';
 import { ModelFormatError } from './errors.ts';
-import { assertFinite, checkWeightShapes, type WeightSource } from './source.ts';
+import { openRegularFile, readSideFile } from './regular-file.ts';
+import { assertFinite, checkConfigAgainstTensors, checkWeightShapes, type WeightSource } from './source.ts';
 
 /** safetensors float dtypes we read, mapped to the identical ggml element encodings. */
 const FLOAT_DTYPES: Record<string, number> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16 };
 
 export function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot read: ${(err as Error).message}`, { cause: err });
-  }
+  const text = readSideFile(file);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -54,14 +50,8 @@ export function safetensorsFilesOf(dir: string): string[] {
 
 /** Parse one file's header with a bounded read (the 8-byte length, then at most that many bytes). */
 function readHeader(file: string): TensorInfo[] {
-  let fd: number;
+  const { fd, size } = openRegularFile(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new ModelFormatError(file, `cannot open: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
     let prefix: Buffer = Buffer.alloc(Math.min(8, size));
     fs.readSync(fd, prefix, 0, prefix.length, 0);
     if (size >= 8) {
@@ -72,6 +62,7 @@ function readHeader(file: string): TensorInfo[] {
         fs.readSync(fd, prefix, 0, prefix.length, 0);
       }
     }
+    checkNotTruncated(prefix, size, file);
     try {
       return parseSafetensorsHeader(prefix, size, file).tensors;
     } catch (err) {
@@ -79,6 +70,30 @@ function readHeader(file: string): TensorInfo[] {
     }
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * A file whose tensors' data runs past its end is reported as truncated, with the size its header needs
+ * (the parser would name only the first tensor out of range). Malformed headers are left to the parser.
+ */
+function checkNotTruncated(prefix: Buffer, size: number, file: string): void {
+  if (prefix.length < 8) return;
+  let header: unknown;
+  try {
+    header = JSON.parse(prefix.subarray(8).toString('utf8'));
+  } catch {
+    return;
+  }
+  if (typeof header !== 'object' || header === null) return;
+  let dataEnd = 0;
+  for (const entry of Object.values(header as Record<string, { data_offsets?: unknown }>)) {
+    const end = Array.isArray(entry?.data_offsets) ? entry.data_offsets[1] : undefined;
+    if (typeof end === 'number' && Number.isSafeInteger(end)) dataEnd = Math.max(dataEnd, end);
+  }
+  const needed = prefix.length + dataEnd;
+  if (needed > size) {
+    throw new ModelFormatError(file, `the file is truncated: its header's tensors need ${needed} bytes, the file has ${size} (${needed - size} missing)`);
   }
 }
 
@@ -96,6 +111,8 @@ export function safetensorsWeightSource(dir: string, config: ModelConfig, files:
       where.set(tensor.name, { file, tensor });
     }
   }
+  const fields = { numLayers: 'config.json num_hidden_layers', vocabSize: 'config.json vocab_size', hiddenSize: 'hidden_size' };
+  checkConfigAgainstTensors(config, where.keys(), (name) => where.get(name)?.tensor.shape, dir, fields);
   checkWeightShapes(config, (name) => where.get(name)?.tensor.shape, dir);
   // Only the weights the config implies; extras (e.g. old rotary_emb.inv_freq buffers) are ignored.
   const expected = expectedWeightShapes(config);
@@ -119,7 +136,7 @@ export function safetensorsWeightSource(dir: string, config: ModelConfig, files:
       const type = FLOAT_DTYPES[tensor.dtype];
       if (type === undefined) throw new ModelFormatError(file, `weight "${name}" has dtype ${tensor.dtype}; weights must be F32, F16 or BF16`);
       const bytes = Buffer.alloc(tensor.end - tensor.begin);
-      const fd = fs.openSync(file, 'r');
+      const { fd } = openRegularFile(file);
       try {
         let done = 0;
         while (done < bytes.length) {

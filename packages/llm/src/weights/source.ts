@@ -22,7 +22,49 @@ export interface WeightSource {
   read(name: string): Float32Array;
 }
 
-/** Checks that the file has every weight the config implies, with the right shape. */
+/** Where the config's sizes come from, to name the field in errors (e.g. "llama.block_count", "num_hidden_layers"). */
+export interface ConfigFields {
+  numLayers: string;
+  vocabSize: string;
+  hiddenSize: string;
+}
+
+/**
+ * Bounds the config's sizes by the tensors the file really has, before anything is sized by them: a
+ * layer count of 1e8 would otherwise build 1e9 expected-weight entries (20 s, 2.5 GB, then a RangeError).
+ * The layer count must equal the number of layers with weights (indices 0..n-1); vocabulary and hidden
+ * size must match the embedding matrix. `hfNames` are the file's weights under their HF names.
+ */
+export function checkConfigAgainstTensors(
+  config: ModelConfig,
+  hfNames: Iterable<string>,
+  shapeOf: (name: string) => number[] | undefined,
+  file: string,
+  fields: ConfigFields,
+): void {
+  const layers = new Set<number>();
+  for (const name of hfNames) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layers.add(Number(m[1]));
+  }
+  const present = [...layers].sort((a, b) => a - b);
+  const describe = present.length === 0 ? 'no layer weights' : `weights for ${present.length} layer(s) (indices ${present[0]}..${present[present.length - 1]})`;
+  if (config.numLayers !== present.length) {
+    throw new ModelFormatError(file, `${fields.numLayers} is ${config.numLayers} but the file has ${describe}`);
+  }
+  const missing = present.findIndex((layer, i) => layer !== i);
+  if (missing >= 0) throw new ModelFormatError(file, `the file has ${describe} but none for layer ${missing}`);
+  const embedding = shapeOf('model.embed_tokens.weight');
+  if (embedding === undefined) throw new ModelFormatError(file, 'missing weight "model.embed_tokens.weight"');
+  if (embedding.length !== 2 || embedding[0] !== config.vocabSize || embedding[1] !== config.hiddenSize) {
+    throw new ModelFormatError(
+      file,
+      `${fields.vocabSize} ${config.vocabSize} × ${fields.hiddenSize} ${config.hiddenSize} disagree with the embedding matrix [${embedding.join(', ')}]`,
+    );
+  }
+}
+
+/** Checks that the file has every weight the config implies, with the right shape (after checkConfigAgainstTensors). */
 export function checkWeightShapes(config: ModelConfig, shapeOf: (name: string) => number[] | undefined, file: string): void {
   for (const [name, expected] of expectedWeightShapes(config)) {
     const actual = shapeOf(name);
