@@ -13,3 +13,4 @@ export * from './store.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';
 export * from './schemas/training-objective.ts';
+export * from './schemas/verdicts.ts';
