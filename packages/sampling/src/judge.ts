@@ -66,10 +66,13 @@ export const REFUSAL_PHRASES_PATHS: Record<JudgeMode, string> = {
 export const DEFAULT_REFUSAL_PHRASES_PATH = REFUSAL_PHRASES_PATHS.project;
 
 /**
- * First 8 hex digits of the sha256 of both phrase lists. Stages that use them put it in their version, so
- * editing either file invalidates their cached outputs.
+ * First 8 hex digits of the sha256 of the project phrase list (its openers feed refusal-logprob). Stages
+ * that use a list put its hash in their version, so editing it invalidates their cached outputs.
  */
-export const REFUSAL_PHRASES_HASH = sha256Hex(JUDGE_MODES.map((m) => readFileSync(REFUSAL_PHRASES_PATHS[m], 'utf8')).join('\u0000')).slice(0, 8);
+export const REFUSAL_PHRASES_HASH = sha256Hex(readFileSync(REFUSAL_PHRASES_PATHS.project)).slice(0, 8);
+
+/** The same over both modes' lists (the sampling stage judges with either). */
+export const JUDGE_PHRASES_HASH = sha256Hex(JUDGE_MODES.map((m) => sha256Hex(readFileSync(REFUSAL_PHRASES_PATHS[m]))).join('')).slice(0, 8);
 
 const PARAGRAPHS_JUDGED = 2;
 const INLINE_LIST_MARKER = ' 1. ';

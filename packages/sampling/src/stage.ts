@@ -31,7 +31,7 @@ import {
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
 import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
-import { REFUSAL_PHRASES_HASH, refusalJudge } from './judge.ts';
+import { JUDGE_PHRASES_HASH, refusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
 import { describeVerdict, parseSamplingParams, verdictRule, type SamplingParams } from './params.ts';
 import { readRenderedRows, type RenderedRow } from './rendered.ts';
@@ -266,7 +266,7 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
 export const samplingStage: Stage<SamplingParams> = {
   name: 'sampling',
   // 3: judge modes, the judged selection, the final verdict per sample (samples/v2).
-  version: `3.phrases-${REFUSAL_PHRASES_HASH}`,
+  version: `3.phrases-${JUDGE_PHRASES_HASH}`,
   needs: 'model',
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],
