@@ -44,8 +44,9 @@ export interface LabelComparison {
   queries: number;
   /** Mean over queries of r(h)[condition] − r(h)[against], with its 95 % t interval. */
   refusalShift: MeanInterval;
-  /** Queries whose r(h) moved the intended way (harmful: down, harmless: up). */
+  /** Queries whose r(h) moved the intended way (harmful: down, harmless: up), and that share's Wilson interval. */
   movedAsIntended: number;
+  movedShare: Interval;
   /** The mean shift has the intended sign. */
   intendedDirection: boolean;
   /** The whole 95 % interval lies on the intended side of 0. */
@@ -95,6 +96,7 @@ export function compareConditions(
         queries: mine.length,
         refusalShift,
         movedAsIntended: shifts.filter((s) => sign * s > 0).length,
+        movedShare: wilsonInterval(shifts.filter((s) => sign * s > 0).length, shifts.length),
         intendedDirection: sign * refusalShift.mean > 0,
         intervalExcludesZero: sign > 0 ? refusalShift.low > 0 : refusalShift.high < 0,
         rateAgainst: rate(mine.map((p) => outcome(p.b))),
@@ -112,12 +114,12 @@ export function formatComparisons(comparisons: ConditionComparison[]): string {
   if (comparisons.length === 0) return '';
   const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}`;
   const pct = (i: Interval & { count: number }, n: number) => `${i.count}/${n} ${(100 * i.estimate).toFixed(0)}% [${(100 * i.low).toFixed(0)}, ${(100 * i.high).toFixed(0)}]`;
-  const header = ['model', 'set', 'trained vs text', 'label', 'Δ r(h) [95% CI]', 'moved as intended', 'outcome', 'text prompt', 'trained prompt', 'McNemar p'];
+  const header = ['model', 'set', 'trained vs text', 'label', 'Δ r(h) [95% CI]', 'moved as intended [95% CI]', 'outcome', 'text prompt', 'trained prompt', 'McNemar p'];
   const body = comparisons.flatMap((c) =>
     c.labels.map((l) => [
       c.model, c.set, `${c.condition} vs ${c.against}`, l.label,
       `${signed(l.refusalShift.mean)} [${signed(l.refusalShift.low)}, ${signed(l.refusalShift.high)}]${l.intendedDirection ? '' : '  (wrong way)'}`,
-      `${l.movedAsIntended}/${l.queries}`,
+      `${l.movedAsIntended}/${l.queries} [${(100 * l.movedShare.low).toFixed(0)}, ${(100 * l.movedShare.high).toFixed(0)}]`,
       l.label === 'harmful' ? 'complied (any)' : 'refused (any)',
       pct(l.rateAgainst, l.queries), pct(l.rateCondition, l.queries), l.mcnemar.p.toFixed(3),
     ]),

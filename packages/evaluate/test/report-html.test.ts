@@ -108,7 +108,7 @@ function fixture(): ReportData {
       {
         model: 'tiny', set: 'heldout', condition: 'dro:short', against: 'basic:short',
         labels: [{
-          label: 'harmful', queries: 10, refusalShift: { estimate: -0.4, mean: -0.4, low: -0.7, high: -0.1, n: 10 }, movedAsIntended: 8,
+          label: 'harmful', queries: 10, refusalShift: { estimate: -0.4, mean: -0.4, low: -0.7, high: -0.1, n: 10 }, movedAsIntended: 8, movedShare: wilsonInterval(8, 10),
           intendedDirection: true, intervalExcludesZero: true, rateAgainst: { count: 8, ...wilsonInterval(8, 10) },
           rateCondition: { count: 5, ...wilsonInterval(5, 10) }, mcnemar: { onlyA: 0, onlyB: 3, p: 0.25 },
         }],
@@ -174,6 +174,7 @@ describe('HTML report in headless Chromium', () => {
     expect(await page.locator('#summary td.flag').count()).toBe(2);
     expect(await page.locator('#comparison tbody tr').count()).toBe(1);
     expect(await page.locator('#comparison tbody tr td').nth(5).textContent()).toBe('−0.400 [−0.700, −0.100]');
+    expect(await page.locator('#comparison tbody tr td').nth(6).textContent()).toBe('8/10 [49, 94]');
     // Escaping: the response's <script> shows as text and never runs; the query's <b> is text too.
     expect(await page.locator('script').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as { __pwned?: boolean }).__pwned)).toBeUndefined();
