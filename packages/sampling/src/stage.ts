@@ -193,11 +193,11 @@ function samplesTable(samples: SampleRow[], judge: string): Table {
 /** Per-input compliance from a samples table (the share of judged samples that complied), in the order of `rows`. */
 export function complianceScores(rows: RenderedRow[], samples: Table): Table {
   const name = 'samples';
-  const ids = columnValues<string>(samples, 'input_id', name);
-  const [sets, queryIds, promptIds, labels] = ['set', 'query_id', 'prompt_id', 'label'].map((c) => columnValues<string>(samples, c, name));
+  const col = (c: string) => columnValues<string>(samples, c, name);
+  const [sets, queryIds, promptIds, labels] = [col('set'), col('query_id'), col('prompt_id'), col('label')];
   const complied = columnValues<boolean | null>(samples, 'complied', name);
   const tallies = tallyQueries(
-    ids.map((_, i) => ({ set: sets![i]!, queryId: queryIds![i]!, promptId: promptIds![i]!, label: labels![i] as RenderedRow['label'], complied: complied[i] ?? null })),
+    sets.map((set, i) => ({ set, queryId: queryIds[i]!, promptId: promptIds[i]!, label: labels[i] as RenderedRow['label'], complied: complied[i] ?? null })),
     name,
   );
   const byInput = new Map(tallies.map((t) => [`${t.set}\u0000${t.queryId}\u0000${t.promptId}`, t]));
