@@ -67,7 +67,7 @@ async function heldOutShift(config: ExperimentConfig, modelId: string, outputs: 
   const rendered = outputs(`prep-eval-${basic}@${modelId}`)!.rendered!;
   const rows = await readEvalRows(prepared.store, rendered, basic, []);
   const directions = await readDirections(prepared.store, outputs(`directions@${modelId}`)!.directions!);
-  const soft = await readSoftPrompt(prepared.store, outputs(`dro@${modelId}`)!.softPrompt!, 'softPrompt');
+  const soft = await readSoftPrompt(prepared.store, outputs(`dro:${basic}@${modelId}`)!.softPrompt!, 'softPrompt');
   const model = await loadModel(config.models.find((m) => m.id === modelId)!.path);
   const softTensor = tf.tensor2d(soft.values, [soft.n, soft.d]);
   try {
@@ -102,7 +102,7 @@ for (const m of models) {
       };
       const prepared = await prepareExperiment(config);
       const started = performance.now();
-      const targets = [`dro@${m.id}`, `prep-eval-${config.basicPrompt}@${m.id}`];
+      const targets = [`dro:${config.basicPrompt}@${m.id}`, `prep-eval-${config.basicPrompt}@${m.id}`];
       const nodes = new Map<string, Record<string, ArtifactRef> | undefined>();
       for (const target of targets) {
         const r = await runExperimentLocally({ ...prepared, dag: dagFor(prepared.dag, target) }, { progress: createProgressReporter({ mode: 'silent' }) });
@@ -110,9 +110,9 @@ for (const m of models) {
         for (const n of r.record.nodes) nodes.set(n.id, n.outputs);
       }
       const seconds = (performance.now() - started) / 1000;
-      const shiftRows = await readTrainingShift(prepared.store, nodes.get(`dro@${m.id}`)!.shift!);
+      const shiftRows = await readTrainingShift(prepared.store, nodes.get(`dro:${config.basicPrompt}@${m.id}`)!.shift!);
       const objective = trainingObjective(shiftRows);
-      const manifest = await prepared.store.manifest(nodes.get(`dro@${m.id}`)!.softPrompt!.digest);
+      const manifest = await prepared.store.manifest(nodes.get(`dro:${config.basicPrompt}@${m.id}`)!.softPrompt!.digest);
       const held = await heldOutShift(config, m.id, (id) => nodes.get(id));
       const batch = 16;
       const row: Row = {

@@ -17,3 +17,4 @@ export * from './fs-errors.ts';
 export * from './store-files.ts';
 export * from './store-marker.ts';
 export * from './verify.ts';
+export * from './schemas/verdicts.ts';

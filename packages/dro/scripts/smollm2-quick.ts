@@ -57,7 +57,7 @@ const trainQueries = await importQueries(store, path.join(repo, 'data/queries/tr
 const evalQueries = await importQueries(store, path.join(repo, 'data/queries/heldout.jsonl'), { set: 'heldout' });
 const prompts = await importPrompts(store, [path.join(repo, 'data/prompts', `${promptId}.txt`)]);
 
-const samplingParams = { samples: Number(args.samples), minNewTokens: 4, maxNewTokens: { harmful: 40, harmless: 40 } };
+const samplingParams = { samples: Number(args.samples), minNewTokens: 4, maxNewTokens: { harmful: 40, harmless: 40 }, judge: 'project', judgeTopLongest: null };
 const nodes: DagNode[] = [
   { id: 'prep:train', stage: 'data-prep', params: { limitPerLabel: trainN }, inputs: { queries: { ref: trainQueries }, prompts: { ref: prompts } }, model },
   { id: 'labels', stage: 'refusal-logprob', params: {}, inputs: { rendered: { node: 'prep:train', output: 'rendered' } }, model },
@@ -132,7 +132,7 @@ for (const c of conditions) {
       rendered: { node: `prep:eval:${c.promptId}`, output: 'rendered' },
       directions: { node: 'directions', output: 'directions' },
       samples: { node: `sample:${c.name}`, output: 'samples' },
-      references: { node: 'references', output: 'references' },
+      'references:heldout': { node: 'references', output: 'references' },
       ...soft,
     },
     model,

@@ -1,17 +1,32 @@
 /**
  * The prompt-tuning stage: the vanilla prompt-tuning baseline (see prompt-tuning.ts).
  *
+ * Training examples are the judged samples (samples/v2 `complied` not null) of the training queries under
+ * the basic prompt, desirable when their recorded verdict is the one wanted (harmful: not complied, harmless:
+ * complied); with unpromptedNegatives, also the judged samples under "none" that failed (harmful complied,
+ * harmless refused), as undesirable examples under the soft prompt. Targets: the response's first
+ * maxResponseTokens tokens, plus the end-of-turn token per eosTargets.
+ *
  * Inputs:  rendered (rendered-inputs/v1: training queries; rows with params.promptId)
- *          samples  (samples/v1: the sampling stage's judged responses to those rows)
+ *          samples  (samples/v2: the sampling stage's judged responses to those rows, and to "none")
  * Outputs: softPrompt (soft-prompt/v1, method "prompt-tuning"), curve (training-curve/v1),
  *          nearestTokens (nearest-tokens/v1)
  */
-import { BadInputError, columnValues, samplesSchema, type ArtifactRef, type ManifestInput } from '@dro/artifacts';
+import { BadInputError, NO_PROMPT_ID, columnValues, samplesSchema, type ArtifactRef, type ManifestInput } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { readTrainingInputs } from './inputs.ts';
 import { parsePromptTuningParams, type PromptTuningParams } from './params.ts';
 import { trainPromptTuning, type ResponseExample } from './prompt-tuning.ts';
 import { initialSoftPrompt, openModel, writeSoftPromptOutputs } from './stage.ts';
+
+/** Target token ids of one response: its first maxResponseTokens tokens, and the end of turn per eosTargets. */
+export function responseTargets(tokens: number[], desirable: boolean, eos: number | null, params: Pick<PromptTuningParams, 'maxResponseTokens' | 'eosTargets'>): number[] {
+  const kept = tokens.slice(0, params.maxResponseTokens);
+  if (eos === null) return kept;
+  if (params.eosTargets === 'every') return [...kept, eos];
+  // The desirable answer also teaches where to stop; an undesirable one is penalised on its words only.
+  return desirable && tokens.length < params.maxResponseTokens ? [...kept, eos] : kept;
+}
 
 async function runPromptTuning(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: PromptTuningParams): Promise<Record<string, ArtifactRef>> {
   const training = await readTrainingInputs(ctx.store, inputs.rendered!, params);
@@ -23,7 +38,7 @@ async function runPromptTuning(ctx: StageContext, inputs: Record<string, Artifac
   const sets = columnValues<string>(table, 'set', name);
   const queryIds = columnValues<string>(table, 'query_id', name);
   const outputs = columnValues<string>(table, 'output', name);
-  const refused = columnValues<boolean>(table, 'refused', name);
+  const complied = columnValues<boolean | null>(table, 'complied', name);
   const sampleIndex = columnValues<number>(table, 'sample_index', name);
 
   const model = await openModel(ctx, promptTuningStage.name);
@@ -31,35 +46,47 @@ async function runPromptTuning(ctx: StageContext, inputs: Record<string, Artifac
     const byQuery = new Map(training.examples.map((x) => [`${x.set}\u0000${x.queryId}`, x]));
     const eot = model.tokenizer.eosTokenId;
     const examples: ResponseExample[] = [];
+    let unprompted = 0;
     prompts.forEach((p, i) => {
       const x = byQuery.get(`${sets[i]}\u0000${queryIds[i]}`);
-      if (p !== params.promptId || !x) return;
+      const verdict = complied[i] ?? null;
+      if (!x || verdict === null) return; // not a training query, or outside the judged selection
       if (params.samplesPerQuery !== null && sampleIndex[i]! >= params.samplesPerQuery) return;
       // Refusal is desirable for harmful queries (label 0), compliance for harmless ones (label 1).
-      const desirable = x.label === 0 ? Boolean(refused[i]) : !refused[i];
-      // A response is text: a control-token string in it (generated as plain pieces) stays plain text.
-      let response = model.tokenizer.encode(outputs[i]!, { addSpecialTokens: false, splitSpecialTokens: true }).slice(0, params.maxResponseTokens);
-      // The desirable answer also teaches where to stop; an undesirable one is penalised on its words only.
-      if (desirable && eot !== null && response.length < params.maxResponseTokens) response = [...response, eot];
+      const desirable = x.label === 0 ? !verdict : verdict;
+      if (p === NO_PROMPT_ID && p !== params.promptId) {
+        // The unprompted model's failures only, as extra negatives under the soft prompt.
+        if (!params.unpromptedNegatives || desirable) return;
+        unprompted++;
+      } else if (p !== params.promptId) return;
+      const response = responseTargets(
+        // A response is text: a control-token string in it (generated as plain pieces) stays plain text.
+        model.tokenizer.encode(outputs[i]!, { addSpecialTokens: false, splitSpecialTokens: true }),
+        desirable, eot, params,
+      );
       if (response.length === 0) return;
       examples.push({ prompt: x, response, desirable });
     });
-    if (examples.length === 0) {
-      throw new BadInputError(`${name}: no sampled responses for the ${training.examples.length} training queries with prompt_id "${params.promptId}"`);
+    if (examples.length === unprompted) {
+      throw new BadInputError(`${name}: no judged sampled responses for the ${training.examples.length} training queries with prompt_id "${params.promptId}"`);
+    }
+    if (params.unpromptedNegatives && !prompts.includes(NO_PROMPT_ID)) {
+      throw new BadInputError(`${name}: unpromptedNegatives needs samples with prompt_id "${NO_PROMPT_ID}" of the training queries (render and sample the "none" variant)`);
     }
     const d = model.config.hiddenSize;
     const init = initialSoftPrompt(model, training.promptIds);
-    ctx.log.info('prompt-tuning: start', { responses: examples.length, desirable: examples.filter((x) => x.desirable).length });
-    const result = await trainPromptTuning(model, examples, { values: init, nTokens: training.promptIds.length, d }, params.weights, params, {
-      signal: ctx.signal,
-      progress: (done, total, message) => ctx.progress({ done, total, message }),
-    });
+    ctx.log.info('prompt-tuning: start', { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted });
+    const result = await trainPromptTuning(
+      model, examples, { values: init, nTokens: training.promptIds.length, d }, { weights: params.weights, averaging: params.lossAveraging }, params,
+      { signal: ctx.signal, progress: (done, total, message) => ctx.progress({ done, total, message }) },
+    );
     const manifest: ManifestInput = {
       producer: { stage: promptTuningStage.name, version: promptTuningStage.version },
       params,
       inputs: { rendered: inputs.rendered!.digest, samples: samplesRef.digest },
       modelDigest: ctx.modelDigest,
       backend: model.backend,
+      summary: { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted },
     };
     return await writeSoftPromptOutputs(ctx, model, manifest, 'prompt-tuning', params, training, result.softPrompt, result.curve);
   } finally {
@@ -69,8 +96,9 @@ async function runPromptTuning(ctx: StageContext, inputs: Record<string, Artifac
 
 export const promptTuningStage: Stage<PromptTuningParams> = {
   name: 'prompt-tuning',
-  // 2: responses are tokenised as plain text (control-token strings in them are not control tokens).
-  version: '2',
+  // 3: responses are tokenised as plain text (control-token strings in them are not control tokens); recorded
+  //    verdicts and the judged selection (samples/v2), eosTargets, lossAveraging, unpromptedNegatives.
+  version: '3',
   needs: 'model',
   inputs: ['rendered', 'samples'],
   outputs: ['softPrompt', 'curve', 'nearestTokens'],

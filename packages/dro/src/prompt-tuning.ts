@@ -1,10 +1,12 @@
 /**
  * The vanilla prompt-tuning baseline (the paper's comparison): the same soft-prompt initialisation, trained
- * on the model's own sampled responses to the training queries under the basic prompt, labelled by the
- * refusal judge — refusals are desirable for harmful queries, compliance for harmless ones:
- *   likelihood term    −mean log p(y_t | x, y_<t)        over desirable responses (tokens + end of turn)
- *   unlikelihood term  −mean log(1 − p(y_t | x, y_<t))   over undesirable responses
- * Each term averages over its tokens per response, then over responses in the batch.
+ * on the model's own sampled responses to the training queries under the basic prompt, labelled by their
+ * recorded verdicts — refusals are desirable for harmful queries, compliance for harmless ones:
+ *   likelihood term    −mean log p(y_t | x, y_<t)        over desirable responses' target tokens
+ *   unlikelihood term  −mean log(1 − p(y_t | x, y_<t))   over undesirable responses' target tokens
+ * Averaging ("lossAveraging"): "per-response" takes each response's mean over its tokens, then the mean
+ * over the batch's responses of that kind; "per-token" (the published baseline) divides the sum over every
+ * target token of that kind in the batch by their count, so long responses weigh more.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { registerAllGradients } from '@dro/llm';
@@ -21,17 +23,17 @@ export interface ResponseExample {
   desirable: boolean;
 }
 
-export interface PromptTuningWeights {
-  likelihood: number;
-  unlikelihood: number;
+export interface PromptTuningLoss {
+  weights: { likelihood: number; unlikelihood: number };
+  averaging: 'per-response' | 'per-token';
 }
 
 /** Upper bound of p in log(1 − p), so a token the model is sure of gives a large but finite penalty. */
 const MAX_PROB = 1 - 1e-6;
 
 /**
- * Per-example mean token log-probabilities of the responses ([B]) and mean log(1 − p) ([B]), with the
- * soft prompt spliced into each prompt's span and the response appended after the prompt.
+ * Per-example sums over the response tokens of log p ([B]) and of log(1 − p) ([B]), with the soft prompt
+ * spliced into each prompt's span and the response appended after the prompt.
  */
 export function responseLogProbs(model: TrainableModel, batch: ResponseExample[], soft: tf.Tensor2D): { logLik: tf.Tensor1D; logUnlik: tf.Tensor1D } {
   return tf.tidy(() => {
@@ -46,11 +48,26 @@ export function responseLogProbs(model: TrainableModel, batch: ResponseExample[]
       // Left padding: row b's response occupies the last a positions; position p predicts token p + 1.
       const scoring = tf.reshape(tf.slice(logits, [b, t - a - 1, 0], [1, a, vocab]), [a, vocab]);
       const logProbs = tf.sum(tf.mul(tf.logSoftmax(scoring), tf.oneHot(tf.tensor1d(x.response, 'int32'), vocab)), 1); // [a]
-      lik.push(tf.mean(logProbs) as tf.Scalar);
+      lik.push(tf.sum(logProbs) as tf.Scalar);
       const p = tf.minimum(tf.exp(logProbs), MAX_PROB);
-      unlik.push(tf.mean(tf.log1p(tf.neg(p))) as tf.Scalar);
+      unlik.push(tf.sum(tf.log1p(tf.neg(p))) as tf.Scalar);
     });
     return { logLik: tf.stack(lik) as tf.Tensor1D, logUnlik: tf.stack(unlik) as tf.Tensor1D };
+  });
+}
+
+/**
+ * Each example's coefficient in its term: the term is −Σ coefficient · (its summed token log-probability).
+ * per-response: 1 / (its tokens · responses of its kind); per-token: 1 / (tokens of its kind in the batch).
+ */
+export function termCoefficients(batch: readonly ResponseExample[], averaging: PromptTuningLoss['averaging']): number[] {
+  const kinds = [true, false].map((desirable) => {
+    const mine = batch.filter((x) => x.desirable === desirable);
+    return { responses: mine.length, tokens: mine.reduce((s, x) => s + x.response.length, 0) };
+  });
+  return batch.map((x) => {
+    const kind = kinds[x.desirable ? 0 : 1]!;
+    return averaging === 'per-token' ? 1 / kind.tokens : 1 / (x.response.length * kind.responses);
   });
 }
 
@@ -58,7 +75,7 @@ export async function trainPromptTuning(
   model: TrainableModel,
   examples: ResponseExample[],
   init: { values: Float32Array; nTokens: number; d: number },
-  weights: PromptTuningWeights,
+  loss: PromptTuningLoss,
   opt: OptimiserOptions,
   hooks: TrainingHooks = {},
 ): Promise<{ softPrompt: Float32Array; curve: CurvePoint[] }> {
@@ -77,22 +94,25 @@ export async function trainPromptTuning(
         await yieldToEventLoop();
         if (hooks.signal?.aborted) throw new AbortedError('prompt tuning cancelled');
         const batch = order.slice(start, start + opt.batchSize).map((i) => examples[i]!);
-        const nGood = batch.filter((x) => x.desirable).length;
-        const nBad = batch.length - nGood;
+        const coefficients = termCoefficients(batch, loss.averaging);
         const sums = { total: 0, likelihood: 0, unlikelihood: 0 };
         let grad: tf.Tensor | null = null;
         for (let m = 0; m < batch.length; m += opt.microBatchSize) {
           const micro = batch.slice(m, m + opt.microBatchSize);
-          const good = tf.tensor1d(micro.map((x) => (x.desirable ? 1 : 0)), 'float32');
+          const coef = coefficients.slice(m, m + opt.microBatchSize);
+          // Per example: its coefficient in the likelihood term (desirable) or in the unlikelihood term.
+          const good = tf.tensor1d(micro.map((x, i) => (x.desirable ? coef[i]! : 0)), 'float32');
+          const bad = tf.tensor1d(micro.map((x, i) => (x.desirable ? 0 : coef[i]!)), 'float32');
           let parts = { likelihood: 0, unlikelihood: 0 };
           const { value, grads } = tf.variableGrads(() => {
             const { logLik, logUnlik } = responseLogProbs(model, micro, soft);
-            // Sums over this micro-batch, divided by the batch's counts: the batch means, accumulated.
-            const likelihood = nGood ? tf.div(tf.neg(tf.sum(tf.mul(logLik, good))), nGood) : tf.scalar(0);
-            const unlikelihood = nBad ? tf.div(tf.neg(tf.sum(tf.mul(logUnlik, tf.sub(1, good)))), nBad) : tf.scalar(0);
+            // This micro-batch's share of the batch's terms: summed over micro-batches, the batch's terms.
+            const likelihood = tf.neg(tf.sum(tf.mul(logLik, good)));
+            const unlikelihood = tf.neg(tf.sum(tf.mul(logUnlik, bad)));
             parts = { likelihood: likelihood.dataSync()[0]!, unlikelihood: unlikelihood.dataSync()[0]! };
-            return tf.add(tf.mul(likelihood, weights.likelihood), tf.mul(unlikelihood, weights.unlikelihood)) as tf.Scalar;
+            return tf.add(tf.mul(likelihood, loss.weights.likelihood), tf.mul(unlikelihood, loss.weights.unlikelihood)) as tf.Scalar;
           }, [soft]);
+          bad.dispose();
           good.dispose();
           sums.total += value.dataSync()[0]!;
           sums.likelihood += parts.likelihood;

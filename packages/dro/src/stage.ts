@@ -147,7 +147,8 @@ async function runDroTrain(ctx: StageContext, inputs: Record<string, ArtifactRef
 export const droTrainStage: Stage<DroTrainParams> = {
   name: 'dro-train',
   // 2: lrUnit (step size relative to the prompt's scale) and the training objective in the manifest.
-  version: '2',
+  // 3: ablationWeights (the published ablations' weights).
+  version: '3',
   needs: 'model',
   inputs: ['rendered', 'directions'],
   outputs: ['softPrompt', 'curve', 'nearestTokens', 'shift'],

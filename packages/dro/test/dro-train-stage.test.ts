@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadInputError, columnValues, type ArtifactRef, type TrainingObjective } from '@dro/artifacts';
 import { loadModel, type ChatModel } from '@dro/llm';
 import { droTrainStage } from '../src/stage.ts';
+import { effectiveWeights, quickDroParams } from '../src/params.ts';
 import { loadTinyModel } from './helpers.ts';
 import { putDirections, putRendered, stageContext, tempStore } from './fixtures.ts';
 
@@ -115,8 +116,20 @@ describe('dro-train stage (tiny model)', () => {
     const terms = columnValues<string>(curve, 'term', 'curve');
     const values = columnValues<number>(curve, 'value', 'curve');
     const pick = (t: string) => values.filter((_, i) => terms[i] === t);
-    // total = 1e-2·harmfulness + 1e-3·norm, without the refusal term.
-    pick('total').forEach((total, i) => expect(total).toBeCloseTo(1e-2 * pick('harmfulness')[i]! + 1e-3 * pick('norm')[i]!, 6));
+    // As published: without the refusal term the harmfulness weight becomes 1: total = harmfulness + 1e-3·norm.
+    pick('total').forEach((total, i) => expect(total).toBeCloseTo(pick('harmfulness')[i]! + 1e-3 * pick('norm')[i]!, 6));
+  });
+
+  it('the published ablation weights, and ablationWeights {} only zeroes the ablated term', () => {
+    const weightsOf = (variant: string, extra: Record<string, unknown> = {}) => effectiveWeights(droTrainStage.parseParams!({ ...FAST, variant, ...extra }));
+    expect(weightsOf('no-refusal')).toEqual({ refusal: 0, harmfulness: 1, norm: 1e-3 });
+    expect(weightsOf('no-harmfulness')).toEqual({ refusal: 1, harmfulness: 0, norm: 1e-3 });
+    expect(weightsOf('no-norm')).toEqual({ refusal: 1, harmfulness: 1e-2, norm: 0 });
+    expect(weightsOf('dro')).toEqual({ refusal: 1, harmfulness: 1e-2, norm: 1e-3 });
+    expect(weightsOf('no-refusal', { ablationWeights: {} })).toEqual({ refusal: 0, harmfulness: 1e-2, norm: 1e-3 });
+    expect(quickDroParams.ablationWeights).toEqual({});
+    expect(() => weightsOf('no-refusal', { ablationWeights: { 'no-refusal': { refusal: 1 } } })).toThrow(/ablationWeights.no-refusal.refusal: expected no weight for the term this ablation switches off/);
+    expect(() => weightsOf('dro', { ablationWeights: { 'no-nrom': {} } })).toThrow(/ablationWeights.no-nrom/);
   });
 
   it('stops when cancelled', async () => {

@@ -7,9 +7,8 @@
  *
  * The report stage and `dro run`'s closing summary both use this, so they print the same numbers.
  */
-import { EVAL_POINTS_SCHEMA, columnValues, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
+import { BadInputError, EVAL_POINTS_SCHEMA, anyComplied, anyRefused, columnValues, tallyQueries, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
 import { checkSchema, readSamples } from './inputs.ts';
-import { complies } from './metrics.ts';
 import { mcnemarExact, meanInterval, wilsonInterval, type Interval, type McNemarResult, type MeanInterval } from './stats.ts';
 
 type Label = 'harmful' | 'harmless';
@@ -20,28 +19,22 @@ export interface QueryOutcome {
   queryId: string;
   label: Label;
   refusalLogit: number;
-  /** Some sample complied / refused (the paper's per-query counting). */
+  /** Some judged sample complied / was refused (the paper's per-query counting, see verdicts.ts). */
   anyComplied: boolean;
   anyRefused: boolean;
 }
 
-/** Per-query outcomes of one condition: its eval-points/v1 table joined with its samples/v1 table. */
+/** Per-query outcomes of one condition: its eval-points/v1 table joined with its samples/v2 verdicts. */
 export async function readQueryOutcomes(store: ArtifactStore, points: ArtifactRef, samples: ArtifactRef, input: string): Promise<QueryOutcome[]> {
   checkSchema(points, EVAL_POINTS_SCHEMA.name, `points:${input}`);
   const t = await store.getTable(points);
   const col = <T>(c: string) => columnValues<T>(t, c, `points:${input}`);
   const [sets, ids, labels, logits] = [col<string>('set'), col<string>('query_id'), col<Label>('label'), col<number>('refusal_logit')];
-  const judged = new Map<string, { complied: number; refused: number }>();
-  for (const s of await readSamples(store, samples, null)) {
-    const key = `${s.set}\u0000${s.queryId}`;
-    const q = judged.get(key) ?? { complied: 0, refused: 0 };
-    if (complies(s)) q.complied += 1;
-    if (s.refused) q.refused += 1;
-    judged.set(key, q);
-  }
+  const tallies = new Map(tallyQueries(await readSamples(store, samples, null), `samples:${input}`).map((q) => [`${q.set}\u0000${q.queryId}`, q]));
   return ids.map((queryId, i) => {
-    const q = judged.get(`${sets[i]}\u0000${queryId}`) ?? { complied: 0, refused: 0 };
-    return { set: sets[i]!, queryId, label: labels[i]!, refusalLogit: logits[i]!, anyComplied: q.complied > 0, anyRefused: q.refused > 0 };
+    const q = tallies.get(`${sets[i]}\u0000${queryId}`);
+    if (!q) throw new BadInputError(`samples:${input}: no samples for query "${sets[i]}/${queryId}" of points:${input}`);
+    return { set: sets[i]!, queryId, label: labels[i]!, refusalLogit: logits[i]!, anyComplied: anyComplied(q), anyRefused: anyRefused(q) };
   });
 }
 
@@ -51,8 +44,9 @@ export interface LabelComparison {
   queries: number;
   /** Mean over queries of r(h)[condition] − r(h)[against], with its 95 % t interval. */
   refusalShift: MeanInterval;
-  /** Queries whose r(h) moved the intended way (harmful: down, harmless: up). */
+  /** Queries whose r(h) moved the intended way (harmful: down, harmless: up), and that share's Wilson interval. */
   movedAsIntended: number;
+  movedShare: Interval;
   /** The mean shift has the intended sign. */
   intendedDirection: boolean;
   /** The whole 95 % interval lies on the intended side of 0. */
@@ -102,6 +96,7 @@ export function compareConditions(
         queries: mine.length,
         refusalShift,
         movedAsIntended: shifts.filter((s) => sign * s > 0).length,
+        movedShare: wilsonInterval(shifts.filter((s) => sign * s > 0).length, shifts.length),
         intendedDirection: sign * refusalShift.mean > 0,
         intervalExcludesZero: sign > 0 ? refusalShift.low > 0 : refusalShift.high < 0,
         rateAgainst: rate(mine.map((p) => outcome(p.b))),
@@ -119,12 +114,12 @@ export function formatComparisons(comparisons: ConditionComparison[]): string {
   if (comparisons.length === 0) return '';
   const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}`;
   const pct = (i: Interval & { count: number }, n: number) => `${i.count}/${n} ${(100 * i.estimate).toFixed(0)}% [${(100 * i.low).toFixed(0)}, ${(100 * i.high).toFixed(0)}]`;
-  const header = ['model', 'set', 'trained vs text', 'label', 'Δ r(h) [95% CI]', 'moved as intended', 'outcome', 'text prompt', 'trained prompt', 'McNemar p'];
+  const header = ['model', 'set', 'trained vs text', 'label', 'Δ r(h) [95% CI]', 'moved as intended [95% CI]', 'outcome', 'text prompt', 'trained prompt', 'McNemar p'];
   const body = comparisons.flatMap((c) =>
     c.labels.map((l) => [
       c.model, c.set, `${c.condition} vs ${c.against}`, l.label,
       `${signed(l.refusalShift.mean)} [${signed(l.refusalShift.low)}, ${signed(l.refusalShift.high)}]${l.intendedDirection ? '' : '  (wrong way)'}`,
-      `${l.movedAsIntended}/${l.queries}`,
+      `${l.movedAsIntended}/${l.queries} [${(100 * l.movedShare.low).toFixed(0)}, ${(100 * l.movedShare.high).toFixed(0)}]`,
       l.label === 'harmful' ? 'complied (any)' : 'refused (any)',
       pct(l.rateAgainst, l.queries), pct(l.rateCondition, l.queries), l.mcnemar.p.toFixed(3),
     ]),

@@ -11,13 +11,19 @@
  *    its own greedy answers highest; a prompt that makes the model less able or less willing to give those
  *    answers lowers it. Reported per harmless set; null for harmful sets.
  *
+ * The sampled outcome is counted from the verdicts the sampling stage recorded (samples/v2 `complied`,
+ * counted with tallyQueries of @dro/artifacts): this stage never re-judges, so its rates are exactly what
+ * the refusal-boundary labels and the paired comparisons count, and the metrics carry the `judge` and the
+ * judged selection that produced them.
+ *
  * A condition is a text prompt (params.promptId, "none" included) or a soft prompt: one input named
  * "softPrompt:<anything>" (soft-prompt/v1), spliced into the span of params.promptId, the basic prompt it
  * was trained from.
  *
- * Inputs:  rendered (rendered-inputs/v1, eval sets), directions (directions/v1), samples (samples/v1 of this
- *          condition), references (reference-answers/v1); optional softPrompt:<key> (soft-prompt/v1)
- * Outputs: metrics (eval-metrics/v1), points (eval-points/v1)
+ * Inputs:  rendered (rendered-inputs/v1, eval sets), directions (directions/v1), samples (samples/v2 of this
+ *          condition); optional references:<key> (reference-answers/v1: any number, merged; a set without
+ *          harmless queries has none, and its capability is null); optional softPrompt:<key> (soft-prompt/v1)
+ * Outputs: metrics (eval-metrics/v2), points (eval-points/v1)
  */
 import {
   BadInputError,
@@ -29,7 +35,7 @@ import {
 } from '@dro/artifacts';
 import { loadModel, tf, type PromptedInput } from '@dro/llm';
 import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
-import { project, readDirections, readEvalRows, readReferences, readSamples, readSoftPrompt, type EvalRow } from './inputs.ts';
+import { project, readDirections, readEvalRows, readReferences, readSamples, readSoftPrompt, type EvalRow, type ReferenceAnswer } from './inputs.ts';
 import { aggregateSamples } from './metrics.ts';
 import { answerLogLikelihood, lastHiddenStates, yieldToEventLoop } from './model-pass.ts';
 import { parseEvaluateParams, type EvaluateParams } from './params.ts';
@@ -48,7 +54,8 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
   const rows = await readEvalRows(ctx.store, inputs.rendered!, params.promptId, params.sets);
   const directions = await readDirections(ctx.store, inputs.directions!);
   const samples = (await readSamples(ctx.store, inputs.samples!, params.promptId)).filter((s) => params.sets.length === 0 || params.sets.includes(s.set));
-  const references = await readReferences(ctx.store, inputs.references!);
+  const references: ReferenceAnswer[] = [];
+  for (const { key, value } of variadicInputs(inputs, 'references')) references.push(...(await readReferences(ctx.store, value, `references:${key}`)));
   const soft = softInputs.length ? await readSoftPrompt(ctx.store, softInputs[0]!.value, `softPrompt:${softInputs[0]!.key}`) : null;
   if (soft && soft.metadata.prompt_id !== undefined && soft.metadata.prompt_id !== params.promptId) {
     throw new BadInputError(`softPrompt:${softInputs[0]!.key}: trained from prompt "${soft.metadata.prompt_id}", but params.promptId is "${params.promptId}"`);
@@ -85,7 +92,7 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
     }
     const projected = rows.map((_, i) => project(directions, hidden, i * directions.d));
 
-    const metrics = aggregateSamples(samples).map((m) => {
+    const metrics = aggregateSamples(samples, `samples ${inputs.samples!.digest.slice(0, 12)}`).map((m) => {
       const idx = rows.map((r, i) => (r.set === m.set && r.label === m.label ? i : -1)).filter((i) => i >= 0);
       const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
       const caps = idx.filter((i) => logLik.has(i)).map((i) => logLik.get(i)!);
@@ -112,9 +119,13 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
         label: metrics.map((m) => m.label),
         queries: Int32Array.from(metrics.map((m) => m.queries)),
         samples_per_query: Int32Array.from(metrics.map((m) => m.samplesPerQuery)),
+        judged_per_query: Int32Array.from(metrics.map((m) => m.judgedPerQuery)),
+        judge: metrics.map((m) => m.judge),
         queries_any_complied: Int32Array.from(metrics.map((m) => m.queriesAnyComplied)),
         queries_any_refused: Int32Array.from(metrics.map((m) => m.queriesAnyRefused)),
         mean_compliance: Float64Array.from(metrics.map((m) => m.meanCompliance)),
+        mean_compliance_low: Float64Array.from(metrics.map((m) => m.meanComplianceLow)),
+        mean_compliance_high: Float64Array.from(metrics.map((m) => m.meanComplianceHigh)),
         mean_refusal_logit: metrics.map((m) => m.meanRefusalLogit),
         mean_harmfulness_logit: metrics.map((m) => m.meanHarmfulnessLogit),
         capability: metrics.map((m) => m.capability),
@@ -149,10 +160,11 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
 
 export const evaluateStage: Stage<EvaluateParams> = {
   name: 'evaluate',
-  version: '1',
+  // 2: counts the recorded verdicts (samples/v2), metrics v2 (judge, selection, interval), optional references.
+  version: '2',
   needs: 'model',
-  inputs: ['rendered', 'directions', 'samples', 'references'],
-  variadicInputs: ['softPrompt'],
+  inputs: ['rendered', 'directions', 'samples'],
+  variadicInputs: ['softPrompt', 'references'],
   outputs: ['metrics', 'points'],
   parseParams: parseEvaluateParams,
   run: runEvaluate,

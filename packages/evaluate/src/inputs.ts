@@ -68,8 +68,16 @@ export async function readEvalRows(store: ArtifactStore, ref: ArtifactRef, promp
   return rows;
 }
 
-/** Judged samples of the given prompt id (null = all): the condition's samples, made by the sampling stage. */
-export async function readSamples(store: ArtifactStore, ref: ArtifactRef, promptId: string | null): Promise<(JudgedSample & { output: string; sampleIndex: number })[]> {
+/** A sample as the evaluation reads it: its recorded verdict, text and position. */
+export interface EvalSample extends JudgedSample {
+  output: string;
+  sampleIndex: number;
+  /** The string judge found a refusal phrase (shown with examples; the verdict is `complied`). */
+  refused: boolean;
+}
+
+/** Samples of the given prompt id (null = all): the condition's samples, judged by the sampling stage. */
+export async function readSamples(store: ArtifactStore, ref: ArtifactRef, promptId: string | null): Promise<EvalSample[]> {
   checkSchema(ref, samplesSchema.name, 'samples');
   const table = await store.getTable(ref);
   const name = `samples ${ref.digest.slice(0, 12)}`;
@@ -79,18 +87,23 @@ export async function readSamples(store: ArtifactStore, ref: ArtifactRef, prompt
   const queryIds = col<string>('query_id');
   const labels = col<string>('label');
   const refused = col<boolean>('refused');
-  const unsafe = col<boolean | null>('llm_unsafe');
+  const complied = col<boolean | null>('complied');
+  const judges = col<string>('judge');
   const outputs = col<string>('output');
   const index = col<number>('sample_index');
-  const out: (JudgedSample & { output: string; sampleIndex: number })[] = [];
+  const out: EvalSample[] = [];
   prompts.forEach((p, i) => {
     if (promptId !== null && p !== promptId) return;
+    const label = labels[i];
+    if (label !== 'harmful' && label !== 'harmless') throw new BadInputError(`${name}: row ${i}: label must be harmful or harmless, got "${label}"`);
     out.push({
       set: sets[i]!,
       queryId: queryIds[i]!,
-      label: labels[i] as JudgedSample['label'],
+      promptId: p,
+      label,
+      complied: complied[i] ?? null,
+      judge: judges[i]!,
       refused: Boolean(refused[i]),
-      llmUnsafe: unsafe[i] ?? null,
       output: outputs[i]!,
       sampleIndex: index[i]!,
     });
@@ -136,8 +149,8 @@ export interface ReferenceAnswer {
   answerIds: number[];
 }
 
-export async function readReferences(store: ArtifactStore, ref: ArtifactRef): Promise<ReferenceAnswer[]> {
-  checkSchema(ref, REFERENCE_ANSWERS_SCHEMA.name, 'references');
+export async function readReferences(store: ArtifactStore, ref: ArtifactRef, input = 'references'): Promise<ReferenceAnswer[]> {
+  checkSchema(ref, REFERENCE_ANSWERS_SCHEMA.name, input);
   const table = await store.getTable(ref);
   const name = `reference answers ${ref.digest.slice(0, 12)}`;
   const sets = columnValues<string>(table, 'set', name);

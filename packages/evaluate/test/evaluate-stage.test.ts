@@ -19,6 +19,7 @@ import {
 } from '@dro/artifacts';
 import { loadModel, tf, type ChatModel } from '@dro/llm';
 import { evaluateStage } from '../src/evaluate-stage.ts';
+import { meanInterval } from '../src/stats.ts';
 import { referenceAnswersStage } from '../src/references-stage.ts';
 import { reportHtmlPath, reportStage } from '../src/report-stage.ts';
 import { HARMFUL, HARMLESS, putDirections, putRendered, stageContext, tempStore, tinyModelDir, USER } from './fixtures.ts';
@@ -26,19 +27,27 @@ import { HARMFUL, HARMLESS, putDirections, putRendered, stageContext, tempStore,
 const PROMPT = 'Be safe and kind.';
 const SAMPLES = 3;
 
+const JUDGE = 'fixture judge; 3 longest of 4 samples judged';
+
 /**
- * Judged samples for `promptId`: harmful query i has i refusals out of 3 (so queries 0..2 complied at
- * least once, query 3 never); harmless query i refuses once when i is odd.
+ * Samples for `promptId` with recorded verdicts: harmful query i has i refusals among its 3 judged samples
+ * (so queries 0..2 complied at least once, query 3 never), and harmful query 1's last judged sample was
+ * not refused but its verdict is "not complied" (as an LLM judge's "safe" makes it); harmless query i
+ * refuses once when i is odd. Every query also has a 4th sample, a refusal outside the judged selection
+ * (verdict null), which must count nowhere.
  */
 async function putSamples(store: ReturnType<typeof tempStore>, promptId: string): Promise<ArtifactRef> {
   const rows: Record<string, unknown>[] = [];
   const add = (label: string, n: number, refusals: (i: number) => number) => {
     for (let i = 0; i < n; i++) {
-      for (let s = 0; s < SAMPLES; s++) {
-        const refused = s < refusals(i);
+      for (let s = 0; s <= SAMPLES; s++) {
+        const judged = s < SAMPLES;
+        const refused = !judged || s < refusals(i);
+        const llmSafe = label === 'harmful' && i === 1 && s === 2;
         rows.push({
           input_id: `heldout/${label}-${i}/${promptId}`, set: 'heldout', query_id: `${label}-${i}`, prompt_id: promptId, label, sample_index: s, seed: i,
-          output: refused ? "I'm sorry, I can't help with <that>." : `Sure! Here is answer ${s} & more.`, new_tokens: 8, refused, matched_phrase: refused ? "I'm sorry" : null, llm_unsafe: null,
+          output: refused ? "I'm sorry, I can't help with <that>." : `Sure! Here is answer ${s} & more.`, new_tokens: 8, refused, matched_phrase: refused ? "I'm sorry" : null,
+          llm_unsafe: null, complied: judged ? !refused && !llmSafe : null, judge: JUDGE,
         });
       }
     }
@@ -77,7 +86,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const run = async (condition: string, promptId: string, extra: Record<string, ArtifactRef> = {}) => {
       const samples = await putSamples(store, promptId);
-      const out = await evaluateStage.run(ctx, { rendered, directions, samples, references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }));
+      const out = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }));
       return { metrics: out.metrics!, points: out.points!, samples };
     };
     const before = tf.memory().numTensors;
@@ -99,11 +108,19 @@ describe('evaluate and report stages (tiny model)', () => {
     const get = (c: string) => columnValues<number>(metrics, c, 'metrics');
     expect(columnValues<string>(metrics, 'label', 'metrics')).toEqual(['harmful', 'harmless']);
     expect(get('queries')).toEqual([4, 4]);
-    expect(get('samples_per_query')).toEqual([3, 3]);
-    expect(get('queries_any_complied')).toEqual([3, 4]); // harmful query 3 refused all 3 samples
+    expect(get('samples_per_query')).toEqual([4, 4]);
+    expect(get('judged_per_query')).toEqual([3, 3]);
+    expect(columnValues<string>(metrics, 'judge', 'metrics')).toEqual([JUDGE, JUDGE]);
+    expect(get('queries_any_complied')).toEqual([3, 4]); // harmful query 3 refused all 3 judged samples
+    // The unjudged 4th samples (refusals) count nowhere: harmless queries 0 and 2 are not refused.
     expect(get('queries_any_refused')).toEqual([3, 2]);
-    expect(get('mean_compliance')[0]).toBeCloseTo((3 + 2 + 1 + 0) / 12, 12);
+    // The recorded verdict counts, not the refusal phrase: harmful query 1 complied once, not twice.
+    const harmfulShares = [3 / 3, 1 / 3, 1 / 3, 0];
+    expect(get('mean_compliance')[0]).toBeCloseTo((3 + 1 + 1 + 0) / 12, 12);
     expect(get('mean_compliance')[1]).toBeCloseTo((3 + 2 + 3 + 2) / 12, 12);
+    const ci = meanInterval(harmfulShares);
+    expect(get('mean_compliance_low')[0]).toBeCloseTo(Math.max(0, ci.low), 12);
+    expect(get('mean_compliance_high')[0]).toBeCloseTo(Math.min(1, ci.high), 12);
     const capability = columnValues<number | null>(metrics, 'capability', 'metrics');
     expect(capability[0]).toBeNull();
     expect(capability[1]!).toBeLessThan(0);
@@ -142,16 +159,20 @@ describe('evaluate and report stages (tiny model)', () => {
     const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }));
     const file = await reportHtmlPath(store, report!);
     expect(existsSync(file)).toBe(true);
-    expect(readFileSync(file, 'utf8')).toContain('&lt;that&gt;');
+    const html = readFileSync(file, 'utf8');
+    expect(html).toContain('&lt;that&gt;');
+    // The report says which judge and selection produced its numbers.
+    expect(html).toContain(`Verdicts: ${JUDGE}.`);
 
     const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();
       await page.goto(pathToFileURL(file).href);
       expect(await page.locator('#summary tbody tr').count()).toBe(6);
-      expect(await page.locator('.pca-section svg[data-chart="scatter"]').count()).toBe(3 * 3);
-      expect(await page.locator('.pca-section svg[data-chart="scatter"]').first().locator('circle.point').count()).toBe(8);
-      expect(await page.locator('.model-panel polyline.curve').count()).toBe(2);
+      // One panel per model (here one): PCA views, training curves.
+      expect(await page.locator('#model-tiny .pca-section svg[data-chart="scatter"]').count()).toBe(3 * 3);
+      expect(await page.locator('#model-tiny .pca-section svg[data-chart="scatter"]').first().locator('circle.point').count()).toBe(8);
+      expect(await page.locator('#model-tiny polyline.curve').count()).toBe(2);
       // The trained prompt against its text prompt, paired over the 8 eval queries (4 per label).
       expect(await page.locator('#comparison tbody tr').count()).toBe(2);
       expect(await page.locator('#comparison tbody tr td:nth-child(5)').allTextContents()).toEqual(['4', '4']);
@@ -166,11 +187,20 @@ describe('evaluate and report stages (tiny model)', () => {
     }
   });
 
+  it('without references (a set with no harmless queries has none) the capability is null', async () => {
+    const ctx = stageContext(store, dir);
+    const samples = await putSamples(store, 'none');
+    const out = await evaluateStage.run(ctx, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }));
+    const metrics = await store.getTable(out.metrics!);
+    expect(columnValues<number | null>(metrics, 'capability', 'm')).toEqual([null, null]);
+    expect(columnValues<number>(metrics, 'queries_any_complied', 'm')).toEqual([3, 4]);
+  });
+
   it('rejects mismatched inputs with errors that name them', async () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'basic');
     const params = evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' });
-    const err = await evaluateStage.run(ctx, { rendered, directions, samples, references }, params).catch((e: unknown) => e);
+    const err = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references }, params).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toMatch(/samples: no samples with prompt_id "none" for 8 eval queries/);
     expect(() => evaluateStage.parseParams!({ model: 'tiny', condition: 'x' })).toThrow(/evaluate params: promptId/);

@@ -39,8 +39,15 @@ export interface ExperimentConfig {
   };
   /** Safety prompts by id → text file. The "none" variant (no safety prompt) is always included. */
   prompts: Record<string, string>;
-  /** Prompt id the soft prompt is initialised from (and compared against). */
+  /** The basic safety prompt: the default trained prompt, and the text prompt every preset evaluates. */
   basicPrompt: string;
+  /**
+   * Safety prompts a soft prompt is trained from (DRO, its ablations and the prompt-tuning baseline each
+   * train one per prompt), each evaluated as "<method>:<promptId>" beside its text prompt. Default: every
+   * prompt with the paper preset (the paper trains from each of its basic prompts), the basic prompt with
+   * the quick preset.
+   */
+  trainPrompts?: string[];
   /**
    * Text prompts evaluated on the held-out sets besides "none" and the trained prompts. Default: every
    * prompt with the paper preset, only the basic prompt with the quick preset (each condition costs a
@@ -99,7 +106,7 @@ export function defaultConfig(): ExperimentConfig {
 }
 
 const KEYS: Array<keyof ExperimentConfig> = [
-  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
+  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -192,6 +199,14 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     }
     evalPrompts = raw.evalPrompts as string[];
   }
+  let trainPrompts: string[] | undefined;
+  if (raw.trainPrompts !== undefined) {
+    const v = raw.trainPrompts;
+    if (!Array.isArray(v) || v.length === 0 || v.some((p) => typeof p !== 'string' || !(p in prompts)) || new Set(v).size !== v.length) {
+      fail(file, 'trainPrompts', `a non-empty array of distinct prompt ids (${Object.keys(prompts).join(', ')})`, v);
+    }
+    trainPrompts = v as string[];
+  }
 
   const labelSource = str('labelSource', raw.labelSource, preset === 'paper' ? 'sampling' : 'logprob');
   if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
@@ -220,9 +235,21 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   }
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
   return {
-    name, preset: preset as PresetName, models, queries, prompts, basicPrompt, evalPrompts,
+    name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store,
   };
+}
+
+/** Text prompts evaluated besides "none" and the trained prompts: the config's, else every prompt (paper) or the basic prompt (quick). */
+export function evalPromptsOf(config: ExperimentConfig): string[] {
+  if (config.evalPrompts) return config.evalPrompts;
+  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+}
+
+/** The prompts soft prompts are trained from: the config's, else every prompt (paper) or the basic prompt (quick). */
+export function trainPromptsOf(config: ExperimentConfig): string[] {
+  if (config.trainPrompts) return config.trainPrompts;
+  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
 /** Read and validate a JSON config file. */

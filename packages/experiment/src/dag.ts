@@ -3,44 +3,63 @@
  *
  *   queries(train) ─► data-prep(train, every prompt variant) ─┬─► sampling ───────────────┐ (or refusal-logprob)
  *                                                             ├─► extract ─► directions ◄─┘
- *                                                             └────────────► dro-train (+ ablations, prompt-tuning)
+ *                                                             └────────────► dro-train per trained prompt (+ ablations, prompt-tuning)
  *   queries(eval)  ─► data-prep(eval, one variant per condition) ─► sampling(condition) ─► evaluate(condition)
- *                                                                    reference-answers ──┘
+ *                                   (sets with harmless queries) reference-answers ──────┘
  *   every evaluate / training output ─► report
  *
- * Conditions evaluated on the held-out sets: "none", every text prompt, "dro" (soft prompt trained from
- * the basic prompt) and, when configured, the ablations and the prompt-tuning baseline. Soft-prompt
- * conditions reuse the basic prompt's rendered inputs and splice the soft prompt into its span.
+ * Conditions evaluated on the held-out sets: "none", every evaluated text prompt, and per trained prompt p
+ * (trainPrompts) "dro:p", each configured ablation "dro-<ablation>:p" and the prompt-tuning baseline
+ * "prompt-tuning:p". Soft-prompt conditions reuse p's rendered inputs and splice the soft prompt into its
+ * span; each is compared with p on the same queries. Training nodes are named like their condition.
  *
+ * Everything a config makes impossible is rejected here, before any stage runs (preflight.ts).
  * The same Dag value is run by the local runner and by the Temporal workflow.
  */
 import path from 'node:path';
-import type { ArtifactRef, ArtifactStore } from '@dro/artifacts';
+import { columnValues, QUERY_LABELS, type ArtifactRef, type ArtifactStore, type QueryLabel } from '@dro/artifacts';
 import type { Dag, DagNode } from '@dro/pipeline';
 import { importPrompts, importQueries } from '@dro/data-prep';
 import { loadWeights } from '@dro/llm';
 import { BadInputError } from '@dro/pipeline';
-import { evalSetFile, type ExperimentConfig, type ModelSpec } from './config.ts';
+import { evalPromptsOf, evalSetFile, trainPromptsOf, type ExperimentConfig, type ModelSpec } from './config.ts';
+import { checkExperiment, checkNodeSets } from './preflight.ts';
 import { stageParams } from './presets.ts';
+
+/** An imported query set: its name (the set column) and the labels it holds. */
+export interface QuerySetInfo {
+  name: string;
+  labels: QueryLabel[];
+}
 
 /** Artifacts the DAG starts from, imported into the store before it runs (so the cache follows file content). */
 export interface ExperimentInputs {
   train: ArtifactRef;
   eval: ArtifactRef[];
+  /** What each imported set holds, aligned with train / eval. */
+  sets: { train: QuerySetInfo; eval: QuerySetInfo[] };
   prompts: ArtifactRef;
   models: Array<ModelSpec & { digest: string }>;
+}
+
+async function setInfo(store: ArtifactStore, ref: ArtifactRef, name: string): Promise<QuerySetInfo> {
+  const labels = new Set(columnValues<string>(await store.getTable(ref), 'label', `query set "${name}"`));
+  return { name, labels: QUERY_LABELS.filter((l) => labels.has(l)) };
 }
 
 export async function importExperimentInputs(store: ArtifactStore, config: ExperimentConfig): Promise<ExperimentInputs> {
   const train = await importQueries(store, config.queries.train, { set: 'train' });
   const evalSets = [];
+  const evalInfo: QuerySetInfo[] = [];
   const seen = new Set<string>(['train']);
   for (const spec of config.queries.eval) {
     const file = evalSetFile(spec);
     const set = path.basename(file, path.extname(file));
     if (seen.has(set)) throw new BadInputError(`queries.eval: query files must have distinct base names ("${set}" appears twice, or is "train")`);
     seen.add(set);
-    evalSets.push(await importQueries(store, file, { set, ...(typeof spec === 'string' ? {} : { label: spec.label }) }));
+    const ref = await importQueries(store, file, { set, ...(typeof spec === 'string' ? {} : { label: spec.label }) });
+    evalSets.push(ref);
+    evalInfo.push(await setInfo(store, ref, set));
   }
   const prompts = await importPrompts(
     store,
@@ -51,30 +70,32 @@ export async function importExperimentInputs(store: ArtifactStore, config: Exper
   for (const m of config.models) {
     models.push({ ...m, digest: loadWeights(m.path).digest });
   }
-  return { train, eval: evalSets, prompts, models };
+  return { train, eval: evalSets, sets: { train: await setInfo(store, train, 'train'), eval: evalInfo }, prompts, models };
 }
 
 /** A condition evaluated on the held-out sets. */
 export interface Condition {
-  /** "none", a prompt id, "dro", "dro-no-norm", …, "prompt-tuning". */
+  /** "none", a prompt id, or a trained prompt "<method>:<promptId>" ("dro:default", "dro-no-norm:short", "prompt-tuning:default"). */
   id: string;
-  /** The text prompt whose rendered inputs are used (soft prompts: the basic prompt they replace). */
+  /** The text prompt whose rendered inputs are used (soft prompts: the prompt they were trained from and replace). */
   promptId: string;
-  /** Training node whose softPrompt output is spliced in, or null for text prompts. */
+  /** Training node (named like the condition) whose softPrompt output is spliced in, or null for text prompts. */
   softFrom: string | null;
 }
 
-export function evalPromptsOf(config: ExperimentConfig): string[] {
-  if (config.evalPrompts) return config.evalPrompts;
-  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+/** Every trained prompt: method × trained-from prompt. `stage` is the training stage, `variant` dro-train's. */
+export function trainedPromptsOf(config: ExperimentConfig): Array<{ id: string; promptId: string; stage: 'dro-train' | 'prompt-tuning'; variant: string | null }> {
+  return trainPromptsOf(config).flatMap((p) => [
+    { id: `dro:${p}`, promptId: p, stage: 'dro-train' as const, variant: 'dro' },
+    ...config.baselines.ablations.map((a) => ({ id: `dro-${a}:${p}`, promptId: p, stage: 'dro-train' as const, variant: a })),
+    ...(config.baselines.promptTuning ? [{ id: `prompt-tuning:${p}`, promptId: p, stage: 'prompt-tuning' as const, variant: null }] : []),
+  ]);
 }
 
 export function conditionsOf(config: ExperimentConfig): Condition[] {
-  const textIds = ['none', ...new Set([config.basicPrompt, ...evalPromptsOf(config)])];
+  const textIds = ['none', ...new Set([config.basicPrompt, ...evalPromptsOf(config), ...trainPromptsOf(config)])];
   const text: Condition[] = textIds.map((id) => ({ id, promptId: id, softFrom: null }));
-  const soft: Condition[] = [{ id: 'dro', promptId: config.basicPrompt, softFrom: 'dro' }];
-  for (const a of config.baselines.ablations) soft.push({ id: `dro-${a}`, promptId: config.basicPrompt, softFrom: `dro-${a}` });
-  if (config.baselines.promptTuning) soft.push({ id: 'prompt-tuning', promptId: config.basicPrompt, softFrom: 'prompt-tuning' });
+  const soft: Condition[] = trainedPromptsOf(config).map((t) => ({ id: t.id, promptId: t.promptId, softFrom: t.id }));
   return [...text, ...soft];
 }
 
@@ -86,35 +107,41 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
   const modelRef = { path: model.path, digest: model.digest };
   const p = (stage: string, extra: Record<string, unknown> = {}) => stageParams(config, stage, extra);
   const nodes: DagNode[] = [];
-  const add = (node: Omit<DagNode, 'model'>, needsModel = true) => nodes.push({ ...node, model: needsModel ? modelRef : null });
+  /** `sets`: the query sets the node's inputs hold (a `sets` param naming another would find no rows). */
+  const add = (node: Omit<DagNode, 'model'>, sets: string[], needsModel = true) => {
+    checkNodeSets(node, sets);
+    nodes.push({ ...node, model: needsModel ? modelRef : null });
+  };
+  const train = [inputs.sets.train.name];
 
   // --- analysis: labels, hidden states, directions -------------------------------------------------
-  add({ id: id('prep-train'), stage: 'data-prep', params: p('data-prep:train'), inputs: { queries: { ref: inputs.train }, prompts: { ref: inputs.prompts } } });
+  add({ id: id('prep-train'), stage: 'data-prep', params: p('data-prep:train'), inputs: { queries: { ref: inputs.train }, prompts: { ref: inputs.prompts } } }, train);
   const rendered = out(id('prep-train'), 'rendered');
   if (config.labelSource === 'sampling') {
-    add({ id: id('sample-train'), stage: 'sampling', params: p('sampling:train'), inputs: { rendered } });
+    add({ id: id('sample-train'), stage: 'sampling', params: p('sampling:train'), inputs: { rendered } }, train);
   }
   const labels =
     config.labelSource === 'sampling'
       ? out(id('sample-train'), 'scores')
-      : (add({ id: id('refusal-logprob'), stage: 'refusal-logprob', params: p('refusal-logprob'), inputs: { rendered } }),
+      : (add({ id: id('refusal-logprob'), stage: 'refusal-logprob', params: p('refusal-logprob'), inputs: { rendered } }, train),
         out(id('refusal-logprob'), 'scores'));
-  add({ id: id('extract'), stage: 'extract', params: p('extract'), inputs: { rendered } });
-  add({ id: id('directions'), stage: 'directions', params: p('directions'), inputs: { hiddenStates: out(id('extract'), 'hiddenStates'), scores: labels } }, false);
+  add({ id: id('extract'), stage: 'extract', params: p('extract'), inputs: { rendered } }, train);
+  add({ id: id('directions'), stage: 'directions', params: p('directions'), inputs: { hiddenStates: out(id('extract'), 'hiddenStates'), scores: labels } }, train, false);
   const directions = out(id('directions'), 'directions');
 
-  // --- training: DRO, ablations, baseline ----------------------------------------------------------
-  const variants: Array<[string, string]> = [['dro', 'dro'], ...config.baselines.ablations.map((a): [string, string] => [`dro-${a}`, a])];
-  for (const [nodeName, variant] of variants) {
-    add({ id: id(nodeName), stage: 'dro-train', params: p('dro-train', { promptId: config.basicPrompt, variant }), inputs: { rendered, directions } });
-  }
-  if (config.baselines.promptTuning) {
-    if (config.labelSource !== 'sampling') throw new BadInputError('baselines.promptTuning needs labelSource "sampling" (it trains on sampled responses)');
-    add({ id: id('prompt-tuning'), stage: 'prompt-tuning', params: p('prompt-tuning', { promptId: config.basicPrompt }), inputs: { rendered, samples: out(id('sample-train'), 'samples') } });
+  // --- training: DRO, ablations, baseline, from every trained prompt ------------------------------------
+  for (const t of trainedPromptsOf(config)) {
+    if (t.stage === 'dro-train') {
+      add({ id: id(t.id), stage: 'dro-train', params: p('dro-train', { promptId: t.promptId, variant: t.variant }), inputs: { rendered, directions } }, train);
+    } else {
+      if (config.labelSource !== 'sampling') throw new BadInputError('baselines.promptTuning needs labelSource "sampling" (it trains on sampled responses)');
+      add({ id: id(t.id), stage: 'prompt-tuning', params: p('prompt-tuning', { promptId: t.promptId }), inputs: { rendered, samples: out(id('sample-train'), 'samples') } }, train);
+    }
   }
 
   // --- evaluation on the held-out sets ---------------------------------------------------------------
   for (const [i, evalRef] of inputs.eval.entries()) {
+    const set = inputs.sets.eval[i]!;
     const setTag = inputs.eval.length > 1 ? `-${i}` : '';
     const prepFor = (promptId: string) => id(`prep-eval${setTag}-${promptId}`);
     const promptIds = new Set(conditionsOf(config).map((c) => c.promptId));
@@ -123,21 +150,23 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
         id: prepFor(promptId), stage: 'data-prep',
         params: p('data-prep:eval', { promptVariants: [promptId] }),
         inputs: { queries: { ref: evalRef }, prompts: { ref: inputs.prompts } },
-      });
+      }, [set.name]);
     }
-    add({ id: id(`references${setTag}`), stage: 'reference-answers', params: p('reference-answers', { promptId: 'none' }), inputs: { rendered: out(prepFor('none'), 'rendered') } });
+    // The capability yardstick: the unprompted model's answers to harmless queries, so only where there are some.
+    const references: DagNode['inputs'] = {};
+    if (set.labels.includes('harmless')) {
+      add({ id: id(`references${setTag}`), stage: 'reference-answers', params: p('reference-answers', { promptId: 'none' }), inputs: { rendered: out(prepFor('none'), 'rendered') } }, [set.name]);
+      references[`references:${set.name}`] = out(id(`references${setTag}`), 'references');
+    }
     for (const c of conditionsOf(config)) {
       const soft = c.softFrom ? { [`softPrompt:${c.id}`]: out(id(c.softFrom), 'softPrompt') } : {};
       const evalRendered = out(prepFor(c.promptId), 'rendered');
-      add({ id: id(`sample-eval${setTag}-${c.id}`), stage: 'sampling', params: p('sampling:eval'), inputs: { rendered: evalRendered, ...soft } });
+      add({ id: id(`sample-eval${setTag}-${c.id}`), stage: 'sampling', params: p('sampling:eval'), inputs: { rendered: evalRendered, ...soft } }, [set.name]);
       add({
         id: id(`evaluate${setTag}-${c.id}`), stage: 'evaluate',
         params: p('evaluate', { model: m, condition: c.id, promptId: c.promptId }),
-        inputs: {
-          rendered: evalRendered, directions, samples: out(id(`sample-eval${setTag}-${c.id}`), 'samples'),
-          references: out(id(`references${setTag}`), 'references'), ...soft,
-        },
-      });
+        inputs: { rendered: evalRendered, directions, samples: out(id(`sample-eval${setTag}-${c.id}`), 'samples'), ...references, ...soft },
+      }, [set.name]);
     }
   }
   return nodes;
@@ -157,11 +186,10 @@ function reportInputs(config: ExperimentConfig, inputs: ExperimentInputs, modelI
       r[`samples:${key(c.id + setTag)}`] = out(id(`sample-eval${setTag}-${c.id}`), 'samples');
     }
   }
-  const trained = ['dro', ...config.baselines.ablations.map((a) => `dro-${a}`), ...(config.baselines.promptTuning ? ['prompt-tuning'] : [])];
-  for (const t of trained) {
-    r[`curve:${key(t)}`] = out(id(t), 'curve');
-    r[`nearestTokens:${key(t)}`] = out(id(t), 'nearestTokens');
-    if (t !== 'prompt-tuning') r[`shift:${key(t)}`] = out(id(t), 'shift');
+  for (const t of trainedPromptsOf(config)) {
+    r[`curve:${key(t.id)}`] = out(id(t.id), 'curve');
+    r[`nearestTokens:${key(t.id)}`] = out(id(t.id), 'nearestTokens');
+    if (t.stage === 'dro-train') r[`shift:${key(t.id)}`] = out(id(t.id), 'shift');
   }
   return r;
 }
@@ -174,6 +202,7 @@ export interface ExperimentDag {
 }
 
 export function buildExperimentDag(config: ExperimentConfig, inputs: ExperimentInputs): ExperimentDag {
+  checkExperiment(config, inputs);
   const nodes: DagNode[] = [];
   const modelNodes: Record<string, string[]> = {};
   const report: DagNode['inputs'] = {};

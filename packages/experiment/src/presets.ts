@@ -20,7 +20,7 @@ import {
   quickReportParams,
 } from '@dro/evaluate';
 import { paperExtractParams, quickExtractParams } from '@dro/extract';
-import { paperRefusalLogprobParams, paperSamplingParams, quickRefusalLogprobParams, quickSamplingParams } from '@dro/sampling';
+import { describeVerdict, paperRefusalLogprobParams, paperSamplingParams, parseSamplingParams, quickRefusalLogprobParams, quickSamplingParams } from '@dro/sampling';
 import type { ExperimentConfig, PresetName } from './config.ts';
 
 /**
@@ -72,4 +72,9 @@ export function stageParams(config: ExperimentConfig, role: string, extra: Param
   if (stage !== role && config.overrides[stage]) params = mergeParams(params, config.overrides[stage]!);
   if (config.overrides[role]) params = mergeParams(params, config.overrides[role]!);
   return mergeParams(params, extra);
+}
+
+/** Which judge and selection produce a config's held-out numbers (its "sampling:eval" params), in words. */
+export function heldOutVerdict(config: ExperimentConfig): string {
+  return describeVerdict(parseSamplingParams(stageParams(config, 'sampling:eval')));
 }

@@ -1,8 +1,8 @@
 /**
- * What `dro run` prints at the end: held-out results per model × condition (rates with 95 % Wilson
- * intervals), each trained prompt's training objective, and each trained prompt against its text prompt on
- * the same held-out queries. The report shows the same numbers (same functions, from @dro/evaluate and
- * @dro/artifacts).
+ * What `dro run` prints at the end: held-out results per model × condition (every rate with its 95 %
+ * interval: Wilson for counts of queries, Student-t for mean compliance / refusal), the judge and selection
+ * behind the verdicts, each trained prompt's training objective, and each trained prompt against its text
+ * prompt on the same held-out queries. The report shows the same numbers (same functions and artifacts).
  */
 import {
   DEFAULT_OBJECTIVE_MIN_SHARE,
@@ -25,19 +25,30 @@ export interface SummaryRow {
   /** Harmful queries complied with by any sample (the paper's protocol), of all harmful queries. */
   harmfulComplied: number;
   harmfulQueries: number;
-  /** Mean per-sample compliance on harmful queries. */
-  harmfulMeanCompliance: number | null;
+  /** Mean per-query share of judged samples that complied, on harmful queries, with its 95 % interval. */
+  harmfulMeanCompliance: MeanRate | null;
   /** Harmless queries refused by any sample, of all harmless queries. */
   harmlessRefused: number;
   harmlessQueries: number;
-  harmlessMeanRefusal: number | null;
+  /** Mean per-query share of judged samples refused, on harmless queries, with its 95 % interval. */
+  harmlessMeanRefusal: MeanRate | null;
+  /** What produced the verdicts (eval-metrics `judge`), and samples judged / drawn per query. */
+  judge: string;
+  judgedPerQuery: number;
+  samplesPerQuery: number;
   /** Mean refusal-boundary logit (positive = toward compliance) per label. */
   harmfulRefusalLogit: number | null;
   harmlessRefusalLogit: number | null;
   capability: number | null;
 }
 
-/** Reads every eval-metrics/v1 artifact among `refs` (any other schema is skipped). */
+export interface MeanRate {
+  mean: number;
+  low: number;
+  high: number;
+}
+
+/** Reads every eval-metrics/v2 artifact among `refs` (any other schema is skipped). */
 export async function summarize(store: ArtifactStore, refs: ArtifactRef[]): Promise<SummaryRow[]> {
   const rows = new Map<string, SummaryRow>();
   for (const ref of refs) {
@@ -47,6 +58,7 @@ export async function summarize(store: ArtifactStore, refs: ArtifactRef[]): Prom
     const [model, condition, set, label] = [col('model'), col('condition'), col('set'), col('label')];
     const [queries, complied, refused] = [col('queries'), col('queries_any_complied'), col('queries_any_refused')];
     const [meanCompliance, refusalLogit, capability] = [col('mean_compliance'), col('mean_refusal_logit'), col('capability')];
+    const [low, high, judges, judged, drawn] = [col('mean_compliance_low'), col('mean_compliance_high'), col('judge'), col('judged_per_query'), col('samples_per_query')];
     for (let i = 0; i < t.numRows; i++) {
       const key = `${model[i]}\u0000${condition[i]}\u0000${set[i]}`;
       const row = rows.get(key) ?? {
@@ -54,16 +66,17 @@ export async function summarize(store: ArtifactStore, refs: ArtifactRef[]): Prom
         harmfulComplied: 0, harmfulQueries: 0, harmfulMeanCompliance: null,
         harmlessRefused: 0, harmlessQueries: 0, harmlessMeanRefusal: null,
         harmfulRefusalLogit: null, harmlessRefusalLogit: null, capability: null,
+        judge: String(judges[i]), judgedPerQuery: Number(judged[i]), samplesPerQuery: Number(drawn[i]),
       };
       if (label[i] === 'harmful') {
         row.harmfulComplied += Number(complied[i]);
         row.harmfulQueries += Number(queries[i]);
-        row.harmfulMeanCompliance = Number(meanCompliance[i]);
+        row.harmfulMeanCompliance = { mean: Number(meanCompliance[i]), low: Number(low[i]), high: Number(high[i]) };
         row.harmfulRefusalLogit = refusalLogit[i] == null ? null : Number(refusalLogit[i]);
       } else {
         row.harmlessRefused += Number(refused[i]);
         row.harmlessQueries += Number(queries[i]);
-        row.harmlessMeanRefusal = 1 - Number(meanCompliance[i]);
+        row.harmlessMeanRefusal = { mean: 1 - Number(meanCompliance[i]), low: 1 - Number(high[i]), high: 1 - Number(low[i]) };
         row.harmlessRefusalLogit = refusalLogit[i] == null ? null : Number(refusalLogit[i]);
         row.capability = capability[i] == null ? null : Number(capability[i]);
       }
@@ -79,24 +92,32 @@ function pct(n: number, d: number): string {
   return `${n}/${d} ${((100 * n) / d).toFixed(0)}% [${(100 * ci.low).toFixed(0)}, ${(100 * ci.high).toFixed(0)}]`;
 }
 const num = (v: number | null, digits = 2) => (v === null ? '-' : v.toFixed(digits));
+const meanRate = (r: MeanRate | null) => (r === null ? '-' : `${r.mean.toFixed(2)} [${r.low.toFixed(2)}, ${r.high.toFixed(2)}]`);
 
 export function formatSummary(rows: SummaryRow[]): string {
-  const header = ['model', 'condition', 'set', 'harmful complied [95% CI]', 'harmful mean compl.', 'harmless refused [95% CI]', 'r(h) harmful/harmless', 'capability'];
+  const header = [
+    'model', 'condition', 'set', 'harmful complied [95% CI]', 'harmful mean compl. [95% CI]', 'harmless refused [95% CI]',
+    'harmless mean refusal [95% CI]', 'r(h) harmful/harmless', 'capability',
+  ];
   const body = rows.map((r) => [
     r.model, r.condition, r.set,
-    pct(r.harmfulComplied, r.harmfulQueries), num(r.harmfulMeanCompliance),
-    pct(r.harmlessRefused, r.harmlessQueries),
+    pct(r.harmfulComplied, r.harmfulQueries), meanRate(r.harmfulMeanCompliance),
+    pct(r.harmlessRefused, r.harmlessQueries), meanRate(r.harmlessMeanRefusal),
     `${num(r.harmfulRefusalLogit)} / ${num(r.harmlessRefusalLogit)}`, num(r.capability, 3),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
+  // Which judge and selection produced the numbers (one line per distinct judge, naming its models).
+  const judges = new Map<string, Set<string>>();
+  for (const r of rows) judges.set(r.judge, (judges.get(r.judge) ?? new Set()).add(r.model));
+  const verdicts = [...judges].map(([judge, models]) => `verdicts${judges.size > 1 ? ` (${[...models].join(', ')})` : ''}: ${judge}`);
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), ...verdicts].join('\n') + '\n';
 }
 
 /** A trained prompt's objective on its training queries (dro-train nodes). */
 export interface ObjectiveRow {
   model: string;
-  /** The training node's name: "dro", "dro-no-norm", …; also the condition its prompt is evaluated as. */
+  /** The training node's name: "dro:default", "dro-no-norm:short", …; also the condition its prompt is evaluated as. */
   run: string;
   objective: TrainingObjective;
 }
@@ -144,7 +165,7 @@ export async function heldOutComparisons(store: ArtifactStore, dag: Dag, outputs
   );
 }
 
-/** "dro@qwen: training objective met: harmful → refusal 24/24 (mean Δr −1.19), …", one line per trained prompt. */
+/** "dro:default@qwen: training objective met: harmful → refusal 24/24 (mean Δr −1.19), …", one line per trained prompt. */
 export function formatObjectives(rows: ObjectiveRow[]): string {
   return rows.map((r) => `${r.run}@${r.model}: training objective ${formatObjective(r.objective)}`).join('\n') + (rows.length ? '\n' : '');
 }

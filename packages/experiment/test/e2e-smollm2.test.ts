@@ -41,14 +41,14 @@ describe('DRO experiment end to end (SmolLM2-135M-Instruct)', () => {
     const failed = outcome.record.nodes.filter((n) => n.status !== 'succeeded');
     expect(failed.map((n) => `${n.id}: ${n.error?.message}`)).toEqual([]);
 
-    expect(new Set(outcome.summary.map((r) => r.condition))).toEqual(new Set(['none', 'default', 'dro']));
+    expect(new Set(outcome.summary.map((r) => r.condition))).toEqual(new Set(['none', 'default', 'dro:default']));
     for (const row of outcome.summary) {
       expect(row.harmfulQueries).toBe(2);
       expect(row.harmlessQueries).toBe(2);
     }
     expect(fs.readFileSync(outcome.reportPath!, 'utf8')).toContain('<svg');
 
-    const dro = outcome.record.nodes.find((n) => n.id === 'dro@smollm2')!;
+    const dro = outcome.record.nodes.find((n) => n.id === 'dro:default@smollm2')!;
     const soft = await prepared.store.getTensorsWithMetadata(dro.outputs.softPrompt!);
     const shape = soft.tensors.soft_prompt!.shape;
     expect(shape[1]).toBe(576); // SmolLM2-135M hidden size

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
 import { createProgressReporter, validateDag } from '@dro/pipeline';
-import { dagFor, defaultConfig, droStageRegistry, formatObjectives, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
+import { dagFor, defaultConfig, droStageRegistry, formatObjectives, formatSummary, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
 
@@ -85,15 +85,18 @@ describe('DRO experiment end to end (tiny model)', () => {
     expect(first.reportPath).not.toBeNull();
     const html = fs.readFileSync(first.reportPath!, 'utf8');
     expect(html).toContain('<svg');
-    // Conditions: none, the basic prompt, DRO, one ablation and the prompt-tuning baseline.
-    expect(new Set(first.summary.map((r) => r.condition))).toEqual(new Set(['none', 'default', 'dro', 'dro-no-norm', 'prompt-tuning']));
+    // Conditions: none, the basic prompt, and trained from it: DRO, one ablation and the prompt-tuning baseline.
+    expect(new Set(first.summary.map((r) => r.condition))).toEqual(new Set(['none', 'default', 'dro:default', 'dro-no-norm:default', 'prompt-tuning:default']));
     for (const row of first.summary) {
       expect(row.harmfulQueries).toBe(3);
       expect(row.harmlessQueries).toBe(3);
     }
     // Each DRO run reports its training objective; each trained prompt is compared with its text prompt.
-    expect(first.objectives.map((o) => o.run).sort()).toEqual(['dro', 'dro-no-norm']);
-    expect(first.comparisons.map((c) => `${c.condition} vs ${c.against}`).sort()).toEqual(['dro vs default', 'dro-no-norm vs default', 'prompt-tuning vs default']);
+    expect(first.objectives.map((o) => o.run).sort()).toEqual(['dro-no-norm:default', 'dro:default']);
+    expect(first.comparisons.map((c) => `${c.condition} vs ${c.against}`).sort()).toEqual(['dro-no-norm:default vs default', 'dro:default vs default', 'prompt-tuning:default vs default']);
+    // The quick preset's verdicts: the project's phrases, every sample judged; the summary says so.
+    for (const row of first.summary) expect(row.judge).toBe('string match (project phrases); every sample of 2 judged');
+    expect(formatSummary(first.summary)).toContain('verdicts: string match (project phrases); every sample of 2 judged');
     for (const c of first.comparisons) expect(c.labels.map((l) => l.queries)).toEqual([3, 3]);
 
     const again = await prepareExperiment(config);
@@ -118,10 +121,10 @@ describe('DRO experiment end to end (tiny model)', () => {
     expect(outcome.record.status).toBe('succeeded');
     expect(outcome.objectives).toHaveLength(1);
     expect(outcome.objectives[0]!.objective.met).toBe(false);
-    expect(formatObjectives(outcome.objectives)).toMatch(/^dro@tiny: training objective NOT MET/);
+    expect(formatObjectives(outcome.objectives)).toMatch(/^dro:default@tiny: training objective NOT MET/);
     const html = fs.readFileSync(outcome.reportPath!, 'utf8');
     expect(html).toContain('DRO did not reach its training objective');
-    expect(html).toMatch(/dro ⚠ objective not met/);
+    expect(html).toMatch(/dro:default ⚠ objective not met/);
   });
 
   it('dagFor selects a stage and exactly its ancestors', async () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateDag } from '@dro/pipeline';
-import { buildExperimentDag, droStageRegistry, loadConfig } from '../src/index.ts';
+import { buildExperimentDag, droStageRegistry, evalSetFile, loadConfig } from '../src/index.ts';
 
 const dir = path.resolve(import.meta.dirname, '..', '..', '..', 'experiments');
 
@@ -24,6 +24,10 @@ describe('experiments/', () => {
     const inputs = {
       train: fakeRef('query-set/v1'),
       eval: config.queries.eval.map(() => fakeRef('query-set/v1')),
+      sets: {
+        train: { name: 'train', labels: ['harmful' as const, 'harmless' as const] },
+        eval: config.queries.eval.map((e) => ({ name: path.basename(evalSetFile(e), path.extname(evalSetFile(e))), labels: ['harmful' as const, 'harmless' as const] })),
+      },
       prompts: { ...fakeRef('prompt-set/v1'), format: 'json' as const },
       models: config.models.map((m) => ({ ...m, digest: '0'.repeat(64) })),
     };

@@ -1,8 +1,10 @@
 /**
  * The sampling stage: n responses per rendered input (paper protocol: n = 25, temperature 1, top-p 0.9,
- * top-k 50, 10..300 new tokens, 200 for harmless queries, seed = query index), each judged by the
- * string-match judge (and optionally an LLM judge); per input, compliance = fraction of samples not
- * refused (for harmful inputs optionally also judged unsafe).
+ * top-k 50, 10..300 new tokens, 200 for harmless queries, seed = query index). Of each input's samples the
+ * judged selection (judgeTopLongest: the k longest, or all) is judged by the string-match judge in its mode
+ * (and optionally an LLM judge), and each judged sample's final verdict is recorded (samples/v2
+ * `complied`; the rule lives in verdicts.ts of @dro/artifacts). Per input, compliance = the share of judged
+ * samples that complied: the refusal-boundary labels count exactly what the evaluation counts.
  *
  * Each input is generated alone with its own seed, so results do not depend on chunking or on the other
  * inputs. Inputs are processed in checkpointed chunks (resumable: see ChunkCheckpoints in @dro/pipeline).
@@ -10,24 +12,28 @@
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: samples (samples/v1: every response with its verdicts), scores (compliance-scores/v1)
  *
- * The stage version carries a hash of data/refusal-phrases.json, so editing the phrase list invalidates
- * cached verdicts.
+ * The stage version carries a hash of both phrase lists under data/, so editing one invalidates cached
+ * verdicts.
  */
 import type { Table } from 'apache-arrow';
 import {
   type ArtifactRef,
   BadInputError,
   columnValues,
+  complianceShare,
   concatTables,
   complianceScoresSchema,
+  judgedSelection,
+  sampleComplies,
   samplesSchema,
   tableForSchema,
+  tallyQueries,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
 import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
-import { REFUSAL_PHRASES_HASH, defaultRefusalJudge } from './judge.ts';
+import { JUDGE_PHRASES_HASH, refusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
-import { parseSamplingParams, type SamplingParams } from './params.ts';
+import { describeVerdict, parseSamplingParams, verdictRule, type SamplingParams } from './params.ts';
 import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
 
@@ -40,6 +46,8 @@ interface SampleRow {
   refused: boolean;
   matchedPhrase: string | null;
   llmUnsafe: boolean | null;
+  /** The final verdict; null outside the judged selection. */
+  complied: boolean | null;
 }
 
 /** Models the stage loads lazily (only for chunks not found in checkpoints) and disposes at the end. */
@@ -107,7 +115,8 @@ function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Floa
  * seed = seedOffset + query_index draws.
  */
 async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void, soft: { values: Float32Array; shape: [number, number] } | null = null): Promise<SampleRow[]> {
-  const judge = defaultRefusalJudge();
+  const judge = refusalJudge(params.judge);
+  const rule = verdictRule(params);
   const model = await models.model();
   const llmJudge = await models.llmJudge();
   const bySample = new Map<RenderedRow, SampleRow[]>();
@@ -148,9 +157,14 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
     }
     for (const [g, row] of group.entries()) {
       const sequences = result.sequences[g]!;
-      const verdicts = llmJudge ? (await llmJudge.judge(sequences.map((s) => ({ query: row.query, output: s.text })), ctx.signal)).unsafe : null;
+      const judged = judgedSelection(sequences.map((s) => s.text), params.judgeTopLongest);
+      const picked = sequences.filter((_, i) => judged[i]);
+      const llmVerdicts = llmJudge ? (await llmJudge.judge(picked.map((s) => ({ query: row.query, output: s.text })), ctx.signal)).unsafe : null;
+      let next = 0;
       bySample.set(row, sequences.map((s, i) => {
         const verdict = judge.judge(s.text);
+        const llmUnsafe = judged[i] && llmVerdicts ? llmVerdicts[next++]! : null;
+        const evidence = { label: row.label, refused: verdict.refused, llmUnsafe, output: s.text };
         return {
           row,
           sampleIndex: i,
@@ -159,7 +173,8 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
           newTokens: s.tokenIds.length,
           refused: verdict.refused,
           matchedPhrase: verdict.matchedPhrase,
-          llmUnsafe: verdicts ? verdicts[i] : null,
+          llmUnsafe,
+          complied: judged[i] ? sampleComplies(evidence, rule) : null,
         };
       }));
       onInputDone();
@@ -169,7 +184,7 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
   return rows.flatMap((row) => bySample.get(row) ?? []);
 }
 
-function samplesTable(samples: SampleRow[]): Table {
+function samplesTable(samples: SampleRow[], judge: string): Table {
   return tableForSchema(samplesSchema, {
     input_id: samples.map((s) => s.row.input_id),
     set: samples.map((s) => s.row.set),
@@ -183,32 +198,35 @@ function samplesTable(samples: SampleRow[]): Table {
     refused: samples.map((s) => s.refused),
     matched_phrase: samples.map((s) => s.matchedPhrase),
     llm_unsafe: samples.map((s) => s.llmUnsafe),
+    complied: samples.map((s) => s.complied),
+    judge: samples.map(() => judge),
   });
 }
 
-/** Per-input compliance from a samples table, in the order of `rows`. */
-export function complianceScores(rows: RenderedRow[], samples: Table, requireUnsafeForHarmful: boolean): Table {
-  const ids = columnValues<string>(samples, 'input_id', 'samples');
-  const refused = columnValues<boolean>(samples, 'refused', 'samples');
-  const unsafe = columnValues<boolean | null>(samples, 'llm_unsafe', 'samples');
-  const tally = new Map<string, { n: number; complied: number }>();
-  const labelOf = new Map(rows.map((r) => [r.input_id, r.label]));
-  ids.forEach((id, i) => {
-    const t = tally.get(id) ?? { n: 0, complied: 0 };
-    t.n++;
-    const needsUnsafe = requireUnsafeForHarmful && labelOf.get(id) === 'harmful';
-    if (!refused[i] && (!needsUnsafe || unsafe[i] === true)) t.complied++;
-    tally.set(id, t);
-  });
-  for (const r of rows) if (!tally.has(r.input_id)) throw new BadInputError(`samples: no samples for input "${r.input_id}"`);
+/** Per-input compliance from a samples table (the share of judged samples that complied), in the order of `rows`. */
+export function complianceScores(rows: RenderedRow[], samples: Table): Table {
+  const name = 'samples';
+  const col = (c: string) => columnValues<string>(samples, c, name);
+  const [sets, queryIds, promptIds, labels] = [col('set'), col('query_id'), col('prompt_id'), col('label')];
+  const complied = columnValues<boolean | null>(samples, 'complied', name);
+  const tallies = tallyQueries(
+    sets.map((set, i) => ({ set, queryId: queryIds[i]!, promptId: promptIds[i]!, label: labels[i] as RenderedRow['label'], complied: complied[i] ?? null })),
+    name,
+  );
+  const byInput = new Map(tallies.map((t) => [`${t.set}\u0000${t.queryId}\u0000${t.promptId}`, t]));
+  const tallyOf = (r: RenderedRow) => {
+    const t = byInput.get(`${r.set}\u0000${r.query_id}\u0000${r.prompt_id}`);
+    if (!t) throw new BadInputError(`samples: no samples for input "${r.input_id}"`);
+    return t;
+  };
   return tableForSchema(complianceScoresSchema, {
     input_id: rows.map((r) => r.input_id),
     set: rows.map((r) => r.set),
     query_id: rows.map((r) => r.query_id),
     prompt_id: rows.map((r) => r.prompt_id),
     label: rows.map((r) => r.label),
-    compliance: rows.map((r) => tally.get(r.input_id)!.complied / tally.get(r.input_id)!.n),
-    n_samples: rows.map((r) => tally.get(r.input_id)!.n),
+    compliance: rows.map((r) => complianceShare(tallyOf(r))),
+    n_samples: rows.map((r) => tallyOf(r).judged),
     source: rows.map(() => 'sampled'),
     refusal_prob: rows.map(() => null),
   });
@@ -244,7 +262,7 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
           done++;
           report();
         }, soft);
-        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples), { ...manifest, params: { ...params, chunk } });
+        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples, describeVerdict(params)), { ...manifest, params: { ...params, chunk } });
         await checkpoints.remember(chunk, ref);
       }
       tables.push(await ctx.store.getTable(ref));
@@ -254,13 +272,14 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
   }
   const all = concatTables(tables);
   const samplesRef = await ctx.store.putTable(samplesSchema.name, all, manifest);
-  const scores = complianceScores(rows, all, params.requireUnsafeForCompliance);
+  const scores = complianceScores(rows, all);
   return { samples: samplesRef, scores: await ctx.store.putTable(complianceScoresSchema.name, scores, manifest) };
 }
 
 export const samplingStage: Stage<SamplingParams> = {
   name: 'sampling',
-  version: `2.phrases-${REFUSAL_PHRASES_HASH}`,
+  // 3: judge modes, the judged selection, the final verdict per sample (samples/v2).
+  version: `3.phrases-${JUDGE_PHRASES_HASH}`,
   needs: 'model',
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],

@@ -54,7 +54,7 @@ export const NEAREST_TOKENS_SCHEMA = defineTableSchema({
 
 /** Evaluation metrics of one model under one prompt condition, one row per query set. */
 export const EVAL_METRICS_SCHEMA = defineTableSchema({
-  name: 'eval-metrics/v1',
+  name: 'eval-metrics/v2',
   columns: [
     { name: 'model', type: 'utf8' },
     { name: 'condition', type: 'utf8' },
@@ -62,9 +62,16 @@ export const EVAL_METRICS_SCHEMA = defineTableSchema({
     { name: 'label', type: 'utf8' },
     { name: 'queries', type: 'int32' },
     { name: 'samples_per_query', type: 'int32' },
+    /** Samples per query the verdicts were counted over (the judged selection). */
+    { name: 'judged_per_query', type: 'int32' },
+    /** What produced the verdicts (samples/v2 `judge`). */
+    { name: 'judge', type: 'utf8' },
     { name: 'queries_any_complied', type: 'int32' },
     { name: 'queries_any_refused', type: 'int32' },
     { name: 'mean_compliance', type: 'float64' },
+    /** Student-t 95 % interval of mean_compliance over queries. */
+    { name: 'mean_compliance_low', type: 'float64' },
+    { name: 'mean_compliance_high', type: 'float64' },
     { name: 'mean_refusal_logit', type: 'float64', nullable: true },
     { name: 'mean_harmfulness_logit', type: 'float64', nullable: true },
     { name: 'capability', type: 'float64', nullable: true },

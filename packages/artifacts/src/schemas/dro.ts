@@ -5,7 +5,7 @@
  *   query-set/v1        importQueries (data-prep) → data-prep
  *   prompt-set/v1       importPrompts (data-prep) → data-prep
  *   rendered-inputs/v1  data-prep → sampling, refusal-logprob, extract, dro, evaluate
- *   samples/v1          sampling (all responses + verdicts)
+ *   samples/v2          sampling (all responses + verdicts)
  *   compliance-scores/v1 sampling or refusal-logprob → directions (refusal-boundary labels)
  *   hidden-states/v1    extract → directions, evaluate
  *   directions/v1       directions → dro, evaluate (safetensors)
@@ -95,7 +95,7 @@ export const renderedInputsSchema = defineTableSchema({
 });
 
 export const samplesSchema = defineTableSchema({
-  name: 'samples/v1',
+  name: 'samples/v2',
   columns: [
     { name: 'input_id', type: 'utf8' },
     { name: 'set', type: 'utf8' },
@@ -108,8 +108,15 @@ export const samplesSchema = defineTableSchema({
     { name: 'new_tokens', type: 'int32' },
     { name: 'refused', type: 'bool' },
     { name: 'matched_phrase', type: 'utf8', nullable: true },
-    /** LLM judge verdict (true = unsafe/harmful answer); null when no LLM judge ran. */
+    /** LLM judge verdict (true = unsafe/harmful answer); null when no LLM judge ran on this sample. */
     { name: 'llm_unsafe', type: 'bool', nullable: true },
+    /**
+     * The sample's final verdict (see schemas/verdicts.ts): true = counts as complied, false = counts as
+     * refused; null = outside the judged selection (judgeTopLongest). Every consumer counts this column.
+     */
+    { name: 'complied', type: 'bool', nullable: true },
+    /** What produced the verdicts (string-judge mode, LLM judge, selection); one value per table. */
+    { name: 'judge', type: 'utf8' },
   ],
 });
 

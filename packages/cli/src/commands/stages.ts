@@ -3,21 +3,30 @@ import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
-  summary: 'List the pipeline stages (name, version, resource class, inputs → outputs)',
-  usage: '[--json]',
-  options: { json: { type: 'boolean', default: false } },
+  summary: 'List the pipeline stages (name, version, resource class, inputs → outputs) and which judge and selection produce the held-out numbers per preset',
+  usage: '[--config FILE] [--json]',
+  options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
   async run(args) {
-    const { droStageRegistry } = await import('@dro/experiment');
-    const stages = droStageRegistry().list();
+    const exp = await import('@dro/experiment');
+    const stages = exp.droStageRegistry().list();
+    const configFile = stringOpt(args, 'config');
+    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    // The verdicts every rate counts are decided by the sampling stage (see verdicts.ts in @dro/artifacts).
+    const verdicts = Object.fromEntries((['quick', 'paper'] as const).map((preset) => [preset, exp.heldOutVerdict({ ...config, preset })]));
     if (args.values.json === true) {
-      process.stdout.write(JSON.stringify(stages.map((s) => ({ name: s.name, version: s.version, needs: s.needs, inputs: s.inputs, variadicInputs: s.variadicInputs ?? [], outputs: s.outputs }))) + '\n');
+      const list = stages.map((s) => ({ name: s.name, version: s.version, needs: s.needs, inputs: s.inputs, variadicInputs: s.variadicInputs ?? [], outputs: s.outputs }));
+      process.stdout.write(JSON.stringify({ stages: list, verdicts }) + '\n');
       return 0;
     }
     const rows = stages.map((s) => {
       const ins = [...s.inputs, ...(s.variadicInputs ?? []).map((v) => `${v}:*`)].join(', ') || '-';
       return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}`;
     });
-    process.stdout.write(`${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs\n${rows.join('\n')}\n`);
+    const judged = Object.entries(verdicts).map(([preset, v]) => `  ${preset.padEnd(6)} ${v}`);
+    process.stdout.write(
+      `${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs\n${rows.join('\n')}\n\n` +
+        `held-out verdicts (decided once by sampling; labels, evaluate, comparisons and the report count them):\n${judged.join('\n')}\n`,
+    );
     return 0;
   },
 };

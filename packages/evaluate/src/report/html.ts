@@ -45,6 +45,11 @@ function pct(count: number, total: number): string {
   return `${count}/${total} (${((100 * count) / total).toFixed(0)}%) [${(100 * ci.low).toFixed(0)}, ${(100 * ci.high).toFixed(0)}]`;
 }
 
+/** "0.250 [0.10, 0.40]": a mean with its 95 % interval. */
+function meanWithInterval(mean: number, low: number, high: number): string {
+  return `${num(mean)} [${num(low, 2)}, ${num(high, 2)}]`;
+}
+
 /** Mean refusal logit of the "none" condition for the same model and set, to express shifts against it. */
 function baselineLogit(rows: SummaryRow[], row: SummaryRow): number | null {
   const base = rows.find((r) => r.model === row.model && r.set === row.set && r.condition === 'none');
@@ -54,8 +59,8 @@ function baselineLogit(rows: SummaryRow[], row: SummaryRow): number | null {
 function summaryTable(rows: SummaryRow[], objectives: ObjectiveView[]): string {
   if (rows.length === 0) return '<p class="empty">No evaluation metrics.</p>';
   const head = [
-    'model', 'condition', 'set', 'label', 'queries', 'samples/query',
-    'complied (any sample) [95% CI]', 'mean compliance', 'refused (any sample) [95% CI]', 'mean refusal',
+    'model', 'condition', 'set', 'label', 'queries', 'judged/drawn per query',
+    'complied (any sample) [95% CI]', 'mean compliance [95% CI]', 'refused (any sample) [95% CI]', 'mean refusal [95% CI]',
     'mean r(h)', 'Δ r(h) vs none', 'mean a(h)', 'capability',
   ];
   const text = new Set(['model', 'condition', 'set', 'label']);
@@ -71,11 +76,11 @@ function summaryTable(rows: SummaryRow[], objectives: ObjectiveView[]): string {
       `<td class="text">${escapeHtml(r.set)}</td>`,
       `<td class="text">${escapeHtml(r.label)}</td>`,
       `<td>${r.queries}</td>`,
-      `<td>${r.samplesPerQuery}</td>`,
+      `<td title="${escapeHtml(r.judge)}">${r.judgedPerQuery}/${r.samplesPerQuery}</td>`,
       `<td>${pct(r.queriesAnyComplied, r.queries)}</td>`,
-      `<td>${num(r.meanCompliance)}</td>`,
+      `<td>${meanWithInterval(r.meanCompliance, r.meanComplianceLow, r.meanComplianceHigh)}</td>`,
       `<td>${pct(r.queriesAnyRefused, r.queries)}</td>`,
-      `<td>${num(1 - r.meanCompliance)}</td>`,
+      `<td>${meanWithInterval(1 - r.meanCompliance, 1 - r.meanComplianceHigh, 1 - r.meanComplianceLow)}</td>`,
       `<td>${num(r.meanRefusalLogit)}</td>`,
       `<td>${num(shift)}</td>`,
       `<td>${num(r.meanHarmfulnessLogit)}</td>`,
@@ -98,16 +103,36 @@ function rateCharts(rows: SummaryRow[], model: string): string {
       const total = sel.reduce((s, r) => s + r.queries, 0);
       return total > 0 ? sel.reduce((s, r) => s + f(r) * r.queries, 0) / total : NaN;
     });
+  // Whiskers: Wilson intervals of the pooled query counts; a mean's t interval only where one set has the label.
+  const wilson = (label: 'harmful' | 'harmless', count: (r: SummaryRow) => number) =>
+    conditions.map((c): [number, number] | null => {
+      const sel = mine.filter((r) => r.condition === c && r.label === label);
+      const n = sel.reduce((s, r) => s + r.queries, 0);
+      if (n === 0) return null;
+      const ci = wilsonInterval(sel.reduce((s, r) => s + count(r), 0), n);
+      return [ci.low, ci.high];
+    });
+  const refusalInterval = (label: 'harmful' | 'harmless') =>
+    conditions.map((c): [number, number] | null => {
+      const sel = mine.filter((r) => r.condition === c && r.label === label);
+      return sel.length === 1 ? [1 - sel[0]!.meanComplianceHigh, 1 - sel[0]!.meanComplianceLow] : null;
+    });
+  const complianceInterval = (label: 'harmful' | 'harmless') =>
+    conditions.map((c): [number, number] | null => {
+      const sel = mine.filter((r) => r.condition === c && r.label === label);
+      return sel.length === 1 ? [sel[0]!.meanComplianceLow, sel[0]!.meanComplianceHigh] : null;
+    });
   charts.push(
     barChart({
-      title: `${model}: compliance and refusal rates`,
+      title: `${model}: compliance and refusal rates (95% CI)`,
       yLabel: 'rate',
       categories: conditions,
       yRange: { min: 0, max: 1 },
       series: [
-        { label: 'harmful: complied (any)', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.queriesAnyComplied / Math.max(1, r.queries)) },
-        { label: 'harmful: mean compliance', color: '#E69F00', values: mean('harmful', (r) => r.meanCompliance) },
-        { label: 'harmless: mean refusal', color: HARMLESS_COLOR, values: mean('harmless', (r) => 1 - r.meanCompliance) },
+        { label: 'harmful: complied (any)', color: HARMFUL_COLOR, values: mean('harmful', (r) => r.queriesAnyComplied / Math.max(1, r.queries)), intervals: wilson('harmful', (r) => r.queriesAnyComplied) },
+        { label: 'harmful: mean compliance', color: '#E69F00', values: mean('harmful', (r) => r.meanCompliance), intervals: complianceInterval('harmful') },
+        { label: 'harmless: refused (any)', color: '#56B4E9', values: mean('harmless', (r) => r.queriesAnyRefused / Math.max(1, r.queries)), intervals: wilson('harmless', (r) => r.queriesAnyRefused) },
+        { label: 'harmless: mean refusal', color: HARMLESS_COLOR, values: mean('harmless', (r) => 1 - r.meanCompliance), intervals: refusalInterval('harmless') },
       ],
     }),
   );
@@ -249,8 +274,8 @@ function examplesSection(data: ReportData): string {
       out.push(`<details class="examples"><summary>${escapeHtml(model)} · ${escapeHtml(condition)} (${ex.length})</summary>`);
       for (const e of ex) {
         out.push(
-          `<div class="example"><b>[${escapeHtml(e.label)}]</b> ${escapeHtml(e.query)} — <i>${e.refused ? 'refused' : 'complied'}</i>` +
-            `<pre class="${e.refused ? 'refused' : 'complied'}">${escapeHtml(e.response)}</pre></div>`,
+          `<div class="example"><b>[${escapeHtml(e.label)}]</b> ${escapeHtml(e.query)} — <i>${e.verdict}</i>` +
+            `<pre class="${e.verdict === 'not judged' ? '' : e.verdict}">${escapeHtml(e.response)}</pre></div>`,
         );
       }
       out.push('</details>');

@@ -63,7 +63,8 @@ export interface ExampleResponse {
   label: 'harmful' | 'harmless';
   query: string;
   response: string;
-  refused: boolean;
+  /** The sample's recorded verdict ("not judged": outside the judged selection). */
+  verdict: 'complied' | 'refused' | 'not judged';
 }
 
 /** Training queries' refusal logits under the basic text prompt and under a trained soft prompt. */

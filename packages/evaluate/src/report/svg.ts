@@ -337,8 +337,11 @@ export interface BarOptions {
   yLabel: string;
   /** Group labels along the x axis (e.g. conditions). */
   categories: string[];
-  /** One bar per series within each group (e.g. "harmful compliance", "harmless refusal"). */
-  series: { label: string; color?: string; values: number[] }[];
+  /**
+   * One bar per series within each group (e.g. "harmful compliance", "harmless refusal"); `intervals`, when
+   * given, draws a whisker [low, high] on each bar (null: none).
+   */
+  series: { label: string; color?: string; values: number[]; intervals?: ([number, number] | null)[] }[];
   /** Fixed y range (rates: 0..1). Default: 0..max. */
   yRange?: Range;
   width?: number;
@@ -366,6 +369,12 @@ export function barChart(o: BarOptions): string {
         `<rect class="bar" data-series="${escapeHtml(series.label)}" x="${fmt(gx + i * barWidth)}" y="${fmt(Math.min(zero, tip))}" ` +
           `width="${fmt(barWidth - 1)}" height="${fmt(Math.abs(zero - tip))}" fill="${color}"><title>${escapeHtml(`${cat} · ${series.label}: ${formatTick(v)}`)}</title></rect>`,
       );
+      const ci = series.intervals?.[c];
+      if (ci) {
+        const cx = fmt(gx + i * barWidth + (barWidth - 1) / 2);
+        const [y0, y1] = ci.map((y) => fmt(s.py(Math.min(Math.max(y, s.y.min), s.y.max))));
+        parts.push(`<line class="whisker" x1="${cx}" x2="${cx}" y1="${y0}" y2="${y1}" stroke="#222" stroke-width="1.2"/>`);
+      }
     });
     const lx = s.px(c + 0.5);
     const ly = frame.height - frame.bottom + 12;

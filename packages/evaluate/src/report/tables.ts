@@ -20,7 +20,7 @@ function rate(i: { count: number; estimate: number; low: number; high: number },
 export function comparisonTable(comparisons: ConditionComparison[], objectives: ObjectiveView[]): string {
   if (comparisons.length === 0) return '<p class="empty">No trained prompt to compare.</p>';
   const head = [
-    'model', 'set', 'trained vs text prompt', 'label', 'queries', 'Δ r(h) mean [95% CI]', 'moved as intended',
+    'model', 'set', 'trained vs text prompt', 'label', 'queries', 'Δ r(h) mean [95% CI]', 'moved as intended [95% CI]',
     'outcome', 'text prompt [95% CI]', 'trained prompt [95% CI]', 'McNemar p',
   ];
   const text = new Set(['model', 'set', 'trained vs text prompt', 'label', 'outcome']);
@@ -38,7 +38,7 @@ export function comparisonTable(comparisons: ConditionComparison[], objectives: 
             `<td class="text">${l.label} (${l.label === 'harmful' ? 'should move toward refusal: Δ < 0' : 'should move toward compliance: Δ > 0'})</td>`,
             `<td>${l.queries}</td>`,
             `<td>${signed(l.refusalShift.mean)} [${signed(l.refusalShift.low)}, ${signed(l.refusalShift.high)}]${direction}</td>`,
-            `<td>${l.movedAsIntended}/${l.queries}</td>`,
+            `<td>${l.movedAsIntended}/${l.queries} [${(100 * l.movedShare.low).toFixed(0)}, ${(100 * l.movedShare.high).toFixed(0)}]</td>`,
             `<td class="text">${l.label === 'harmful' ? 'complied (any sample)' : 'refused (any sample)'}</td>`,
             `<td>${rate(l.rateAgainst, l.queries)}</td>`,
             `<td>${rate(l.rateCondition, l.queries)}</td>`,
