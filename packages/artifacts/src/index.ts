@@ -10,5 +10,7 @@ export * from './parquet.ts';
 export * from './records.ts';
 export * from './gc.ts';
 export * from './store.ts';
+export * from './paths.ts';
+export * from './text-file.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';

@@ -18,8 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BadInputError, sha256Hex } from '@dro/artifacts';
+import { BadInputError, repoDataDir, sha256Hex } from '@dro/artifacts';
 
 export interface RefusalPhrase {
   phrase: string;
@@ -42,10 +41,7 @@ export interface JudgeVerdict {
 }
 
 /** Path of the project's phrase list (data/refusal-phrases.json at the repository root). */
-export const DEFAULT_REFUSAL_PHRASES_PATH = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '../../../data/refusal-phrases.json',
-);
+export const DEFAULT_REFUSAL_PHRASES_PATH = path.join(repoDataDir(), 'refusal-phrases.json');
 
 /**
  * First 8 hex digits of the sha256 of the project phrase list. Stages that use the list put it in their

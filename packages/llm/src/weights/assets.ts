@@ -1,12 +1,11 @@
-/** Where the real test/integration model lives ($DRO_CACHE/models, fetched by `npm run setup`). */
+/** Where the real test/integration model lives ($DRO_CACHE/models, fetched by `npm run setup`); paths live in @dro/artifacts' paths.ts. */
 import fs from 'node:fs';
-import path from 'node:path';
-import { droCacheDir } from './digest.ts';
+import { SMOLLM2_GGUF_NAME, defaultModelPath } from '@dro/artifacts';
 
-export const SMOLLM2_GGUF_NAME = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+export { SMOLLM2_GGUF_NAME };
 
 export function smolLm2GgufPath(): string {
-  return path.join(droCacheDir(), 'models', SMOLLM2_GGUF_NAME);
+  return defaultModelPath();
 }
 
 /** The SmolLM2 GGUF path, or an error telling the user how to fetch it (tests must not silently skip). */

@@ -4,6 +4,6 @@ export { GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.ts';
 export { dequantize, GgmlType, ggmlTypeName, DEQUANTIZABLE_TYPES } from './dequant.ts';
 export { hfNameOfGgufTensor, unpermuteRotaryRows } from './gguf-weights.ts';
 export { ModelFormatError } from './errors.ts';
-export { fileDigest, modelDigest, droCacheDir } from './digest.ts';
+export { fileDigest, modelDigest } from './digest.ts';
 export { smolLm2GgufPath, requireSmolLm2Gguf, SMOLLM2_GGUF_NAME } from './assets.ts';
 export { inspectModel, type ModelSummary } from './inspect.ts';
