@@ -6,6 +6,8 @@
  *                                                             └────────────► dro-train (+ ablations, prompt-tuning)
  *   queries(eval)  ─► data-prep(eval, one variant per condition) ─► sampling(condition) ─► evaluate(condition)
  *                                                                    reference-answers ──┘
+ *                     (per eval set with harmless queries; a set without any borrows another set's answers,
+ *                      which it never reads: the capability proxy scores harmless queries only)
  *   every evaluate / training output ─► report
  *
  * Conditions evaluated on the held-out sets: "none", every text prompt, "dro" (soft prompt trained from
@@ -14,45 +16,11 @@
  *
  * The same Dag value is run by the local runner and by the Temporal workflow.
  */
-import path from 'node:path';
-import type { ArtifactRef, ArtifactStore } from '@dro/artifacts';
 import type { Dag, DagNode } from '@dro/pipeline';
-import { importPrompts, importQueries } from '@dro/data-prep';
-import { loadWeights } from '@dro/llm';
 import { BadInputError } from '@dro/pipeline';
-import { evalSetFile, type ExperimentConfig, type ModelSpec } from './config.ts';
+import { evalSetFile, type ExperimentConfig } from './config.ts';
+import type { ExperimentInputs } from './inputs.ts';
 import { stageParams } from './presets.ts';
-
-/** Artifacts the DAG starts from, imported into the store before it runs (so the cache follows file content). */
-export interface ExperimentInputs {
-  train: ArtifactRef;
-  eval: ArtifactRef[];
-  prompts: ArtifactRef;
-  models: Array<ModelSpec & { digest: string }>;
-}
-
-export async function importExperimentInputs(store: ArtifactStore, config: ExperimentConfig): Promise<ExperimentInputs> {
-  const train = await importQueries(store, config.queries.train, { set: 'train' });
-  const evalSets = [];
-  const seen = new Set<string>(['train']);
-  for (const spec of config.queries.eval) {
-    const file = evalSetFile(spec);
-    const set = path.basename(file, path.extname(file));
-    if (seen.has(set)) throw new BadInputError(`queries.eval: query files must have distinct base names ("${set}" appears twice, or is "train")`);
-    seen.add(set);
-    evalSets.push(await importQueries(store, file, { set, ...(typeof spec === 'string' ? {} : { label: spec.label }) }));
-  }
-  const prompts = await importPrompts(
-    store,
-    Object.entries(config.prompts).map(([id, file]) => ({ id, file })),
-  );
-  const models = [];
-  // Opening the weights validates the model file up front (a bad file fails before any stage runs).
-  for (const m of config.models) {
-    models.push({ ...m, digest: loadWeights(m.path).digest });
-  }
-  return { train, eval: evalSets, prompts, models };
-}
 
 /** A condition evaluated on the held-out sets. */
 export interface Condition {
@@ -114,8 +82,19 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
   }
 
   // --- evaluation on the held-out sets ---------------------------------------------------------------
+  const tagOf = (i: number) => (inputs.eval.length > 1 ? `-${i}` : '');
+  const hasHarmless = (i: number) => inputs.evalLabels[i]!.includes('harmless');
+  // Reference answers (the capability proxy's yardstick) exist only for harmless queries. A set without
+  // any is still evaluated; its evaluate nodes take the first harmless-bearing set's references, whose
+  // rows they never match (capability is reported for harmless rows only, as null for harmful ones).
+  const referenceSet = inputs.eval.findIndex((_, i) => hasHarmless(i));
+  if (referenceSet < 0) {
+    const files = config.queries.eval.map((spec, i) => `queries.eval[${i}] (${evalSetFile(spec)})`).join(', ');
+    throw new BadInputError(`queries.eval: no evaluation set has harmless queries (${files}); the capability proxy answers harmless queries, so add a set with some`);
+  }
   for (const [i, evalRef] of inputs.eval.entries()) {
-    const setTag = inputs.eval.length > 1 ? `-${i}` : '';
+    const setTag = tagOf(i);
+    const referencesNode = id(`references${hasHarmless(i) ? setTag : tagOf(referenceSet)}`);
     const prepFor = (promptId: string) => id(`prep-eval${setTag}-${promptId}`);
     const promptIds = new Set(conditionsOf(config).map((c) => c.promptId));
     for (const promptId of promptIds) {
@@ -125,7 +104,9 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
         inputs: { queries: { ref: evalRef }, prompts: { ref: inputs.prompts } },
       });
     }
-    add({ id: id(`references${setTag}`), stage: 'reference-answers', params: p('reference-answers', { promptId: 'none' }), inputs: { rendered: out(prepFor('none'), 'rendered') } });
+    if (hasHarmless(i)) {
+      add({ id: referencesNode, stage: 'reference-answers', params: p('reference-answers', { promptId: 'none' }), inputs: { rendered: out(prepFor('none'), 'rendered') } });
+    }
     for (const c of conditionsOf(config)) {
       const soft = c.softFrom ? { [`softPrompt:${c.id}`]: out(id(c.softFrom), 'softPrompt') } : {};
       const evalRendered = out(prepFor(c.promptId), 'rendered');
@@ -135,7 +116,7 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
         params: p('evaluate', { model: m, condition: c.id, promptId: c.promptId }),
         inputs: {
           rendered: evalRendered, directions, samples: out(id(`sample-eval${setTag}-${c.id}`), 'samples'),
-          references: out(id(`references${setTag}`), 'references'), ...soft,
+          references: out(referencesNode, 'references'), ...soft,
         },
       });
     }
