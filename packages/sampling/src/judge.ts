@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BadInputError, repoDataDir, sha256Hex } from '@dro/artifacts';
+import { BadInputError, readUtf8File, repoDataDir, sha256Hex } from '@dro/artifacts';
 
 export interface RefusalPhrase {
   phrase: string;
@@ -159,12 +159,7 @@ export function parseRefusalPhraseList(raw: unknown, source: string): RefusalPhr
 }
 
 export function loadRefusalPhraseList(file: string = DEFAULT_REFUSAL_PHRASES_PATH): RefusalPhraseList {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BadInputError(`cannot read refusal phrase list ${file}: ${(err as Error).message}`);
-  }
+  const text = readUtf8File(file, 'refusal phrase list');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

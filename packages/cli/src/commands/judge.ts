@@ -1,7 +1,6 @@
 /** `dro judge`: run the string-match refusal judge over any responses file (JSONL or Parquet). */
-import path from 'node:path';
 import { RefusalJudge, defaultJudgedPath, judgeResponsesFile, loadRefusalPhraseList } from '@dro/sampling/judge';
-import { type Command, requireString, stringOpt } from '../command.ts';
+import { type Command, pathOpt, requirePath } from '../command.ts';
 
 export const judgeCommand: Command = {
   path: ['judge'],
@@ -13,10 +12,10 @@ export const judgeCommand: Command = {
     phrases: { type: 'string' },
   },
   async run(args) {
-    const input = path.resolve(requireString(args, 'input'));
-    const output = path.resolve(stringOpt(args, 'output') ?? defaultJudgedPath(input));
-    const phrasesFile = stringOpt(args, 'phrases');
-    const judge = phrasesFile ? new RefusalJudge(loadRefusalPhraseList(path.resolve(phrasesFile))) : undefined;
+    const input = requirePath(args, 'input');
+    const output = pathOpt(args, 'output') ?? defaultJudgedPath(input);
+    const phrasesFile = pathOpt(args, 'phrases');
+    const judge = phrasesFile ? new RefusalJudge(loadRefusalPhraseList(phrasesFile)) : undefined;
     const result = judgeResponsesFile(input, output, judge);
     const rate = ((100 * result.refused) / result.rows).toFixed(1);
     process.stdout.write(`judged ${result.rows} rows: ${result.refused} refused (${rate}%) -> ${result.output}\n`);

@@ -1,6 +1,6 @@
 /** `dro llm forward`: one forward pass over a chat prompt — next-token top-10 and the final hidden state. */
 import { lastTokenHidden, loadModel, smolLm2GgufPath, tf } from '@dro/llm';
-import { flag, requireString, stringOpt, type Command } from '../command.ts';
+import { flag, pathOpt, requireString, stringOpt, type Command } from '../command.ts';
 import { chatMessages } from './llm-generate.ts';
 
 export const llmForwardCommand: Command = {
@@ -16,7 +16,7 @@ export const llmForwardCommand: Command = {
   },
   async run(args) {
     const prompt = requireString(args, 'prompt');
-    const model = await loadModel(stringOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
+    const model = await loadModel(pathOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
     try {
       const ids = model.encodeChat(chatMessages(prompt, stringOpt(args, 'system')), { addGenerationPrompt: true });
       const out = model.forward({ inputIds: [ids], logitsFor: 'last' });

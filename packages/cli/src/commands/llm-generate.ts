@@ -1,6 +1,6 @@
 /** `dro llm generate`: chat-templated generation from a model (default: the cached SmolLM2 GGUF). */
 import { loadModel, smolLm2GgufPath, type ChatMessage } from '@dro/llm';
-import { CliError, flag, numberOpt, requireString, stringOpt, type Command } from '../command.ts';
+import { CliError, flag, numberOpt, pathOpt, requireString, stringOpt, type Command } from '../command.ts';
 
 function intOpt(value: number | undefined, name: string, min: number): number | undefined {
   if (value !== undefined && (!Number.isInteger(value) || value < min)) throw new CliError(`--${name} expects an integer >= ${min}, got ${value}`, 2);
@@ -47,7 +47,7 @@ export const llmGenerateCommand: Command = {
       topP,
     };
     const json = flag(args, 'json');
-    const model = await loadModel(stringOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
+    const model = await loadModel(pathOpt(args, 'model') ?? smolLm2GgufPath(), { backend: stringOpt(args, 'backend') });
     try {
       const ids = model.encodeChat(chatMessages(prompt, stringOpt(args, 'system')), { addGenerationPrompt: true });
       // Stream the first sample to the terminal as it is generated (text mode only).

@@ -1,7 +1,7 @@
 /** `dro llm inspect`: what a model file/directory holds, without running it. */
 // The weights entry point: inspecting a model needs no tensor backend.
 import { inspectModel, type ModelSummary } from '@dro/llm/weights';
-import { flag, requireString, type Command } from '../command.ts';
+import { flag, requirePath, type Command } from '../command.ts';
 
 function formatSummary(s: ModelSummary): string {
   const quant = Object.entries(s.quantTypes)
@@ -38,7 +38,7 @@ export const llmInspectCommand: Command = {
     json: { type: 'boolean' },
   },
   async run(args) {
-    const summary = inspectModel(requireString(args, 'model'));
+    const summary = inspectModel(requirePath(args, 'model'));
     process.stdout.write(flag(args, 'json') ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
     return 0;
   },

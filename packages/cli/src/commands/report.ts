@@ -1,7 +1,6 @@
 /** `dro report`: write a stored report artifact (report-html/v1) out as an HTML file and print its path. */
-import path from 'node:path';
 import { copyFileSync } from 'node:fs';
-import { CliError, requireString, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, requireString, type Command } from '../command.ts';
 
 export const reportCommand: Command = {
   path: ['report'],
@@ -13,19 +12,19 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { LocalArtifactStore, defaultStoreRoot, REPORT_SCHEMA } = await import('@dro/artifacts');
+    const { LocalArtifactStore, REPORT_SCHEMA } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
+    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     const digest = requireString(args, 'ref');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new CliError(`--ref expects an artifact digest (64 hex characters), got "${digest}"`, 2);
     if (!(await store.has(digest))) throw new CliError(`artifact ${digest} is not in store ${store.root}`);
     const manifest = await store.manifest(digest);
     if (manifest.schema !== REPORT_SCHEMA.name) throw new CliError(`artifact ${digest} is a ${manifest.schema} artifact, not a report (${REPORT_SCHEMA.name})`);
     let file = await reportHtmlPath(store, { digest, format: manifest.format, schema: manifest.schema });
-    const out = stringOpt(args, 'out');
+    const out = pathOpt(args, 'out');
     if (out) {
-      copyFileSync(file, path.resolve(out));
-      file = path.resolve(out);
+      copyFileSync(file, out);
+      file = out;
     }
     process.stdout.write(`${file}\n`);
     return 0;

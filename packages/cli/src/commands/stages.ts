@@ -1,5 +1,5 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -33,21 +33,25 @@ export const stageCommand: Command = {
     if (!target || args.positionals.length > 1) throw new CliError('expected exactly one stage name or node id (see `dro stages`)', 2);
     const exp = await import('@dro/experiment');
     const { abortOnSigint, formatRunStatus } = await import('@dro/pipeline');
-    const configFile = stringOpt(args, 'config');
+    const concurrency = positiveIntOpt(args, 'concurrency');
+    const configFile = pathOpt(args, 'config');
     let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
     const preset = stringOpt(args, 'preset');
     if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
     else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
-    const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
-    let dag;
+    // Checked (and the target looked up) before anything is imported into the store.
+    const checked = exp.checkExperiment(config);
+    for (const warning of checked.warnings) process.stderr.write(`dro stage: WARNING: ${warning}\n`);
     try {
-      dag = exp.dagFor(prepared.dag, target);
+      exp.dagFor(checked.dag, target);
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }
+    const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+    const dag = exp.dagFor(prepared.dag, target);
     const sigint = abortOnSigint();
     try {
-      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: sigint.signal, concurrency: numberOpt(args, 'concurrency') });
+      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: sigint.signal, concurrency });
       process.stdout.write(formatRunStatus(r.record));
       return r.record.status === 'succeeded' ? 0 : 1;
     } finally {
