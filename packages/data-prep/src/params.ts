@@ -17,9 +17,10 @@ export interface DataPrepParams {
   limitPerLabel: number | null;
   /**
    * Longest query accepted, in the model's tokens (the query alone, before the chat template). A longer
-   * query is an error naming it, not a silent truncation: the run would measure something else. 1,024 is
-   * ≈ 11× the project's longest query (92 tokens at most) and leaves the 300-token answers the paper
-   * samples well inside a 2k context; the import's MAX_QUERY_CHARS (16,384) bounds what gets this far.
+   * query is an error naming it, not a silent truncation: the run would measure something else. The
+   * project's longest query is 21 SmolLM2 tokens (measured on data/queries); 1,024 leaves room for long
+   * benchmark prompts while a query, an 80-token safety prompt and the paper's 300-token answers still fit
+   * a 2k context. The import's MAX_QUERY_CHARS (16,384) bounds what gets this far.
    */
   maxQueryTokens: number;
 }
