@@ -110,6 +110,8 @@ export async function waitForWorkflow(client: Client, workflowId: string, opts: 
 
   const checkWorkers = async (queues: Array<{ name: string; type: TaskQueueType }>): Promise<void> => {
     const now = Date.now();
+    // A queue no longer needed (its node started) starts a fresh count when it is needed again.
+    for (const name of [...idle.keys()]) if (!queues.some((q) => q.name === name)) idle.delete(name);
     for (const q of queues) {
       const { pollers } = await within(() =>
         client.workflowService.describeTaskQueue({ namespace: opts.namespace, taskQueue: { name: q.name, kind: TASK_QUEUE_KIND_NORMAL }, taskQueueType: q.type }),
