@@ -39,9 +39,18 @@ function startTestWorker(queues: Array<'cpu' | 'model'>, serveWorkflows = true):
   }).then((w) => (workers.push(w), w));
 }
 
+/** Every server this file starts, so afterAll stops them all even when a test fails or times out mid-restart. */
+const servers: TemporalServerHandle[] = [];
+async function restartServer(): Promise<TemporalServerHandle> {
+  const started = await startTemporalServer({ dbFile, port });
+  servers.push(started);
+  return started;
+}
+
 beforeAll(async () => {
   installQuietRuntime('ERROR');
   server = await startTemporalServer({ dbFile });
+  servers.push(server);
   port = Number(server.address.split(':').at(-1));
   client = await connectClient({ address: server.address });
 });
@@ -49,7 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.connection.close();
   for (const w of workers) await w.shutdown().catch(() => undefined);
-  await server?.stop();
+  for (const s of servers) await s.stop();
   scratch.remove();
   storeDir.remove();
 });
@@ -134,7 +143,7 @@ describe('the Temporal server restarts mid-run', () => {
     // Away for longer than the SDK's own gRPC retries (10 attempts, ≈ 20 s of backoff): a shorter outage
     // is bridged inside one call; this one is what made the old client report "failed" and hang.
     await new Promise((r) => setTimeout(r, 35_000));
-    server = await startTemporalServer({ dbFile, port });
+    server = await restartServer();
 
     const result = await run;
     expect(Object.keys(result.outputs).sort()).toEqual(['numbers', 'square', 'total']);
@@ -164,7 +173,7 @@ describe('the Temporal server restarts mid-run', () => {
     await own.connection.close();
     expect(err.name).toBe('TemporalWaitError');
     expect(err.message).toMatch(new RegExp(`the Temporal server at ${server.address} has not answered for \\d+ s; the run ${runId} may still be going there`));
-    server = await startTemporalServer({ dbFile, port });
+    server = await restartServer();
   });
 });
 
