@@ -1,13 +1,16 @@
 /**
- * Client side of a Temporal run: start a DAG (or a multi-model experiment), wait for it, query its status.
- * Status = the workflow's own view (per-node state, outputs, errors, via a query) merged with what only
- * the server knows: each running node's attempt and last heartbeat (the stage's progress).
+ * Client side of a Temporal run: start a DAG (or a multi-model experiment), wait for it (wait.ts: through
+ * server restarts and missing workers, always to an end), query its status. Status = the workflow's own
+ * view (per-node state, outputs, errors, via a query) merged with what only the server knows: each running
+ * node's attempt and last heartbeat (the stage's progress).
  */
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { LocalArtifactStore } from '@dro/artifacts';
 import { newRunId, type Dag } from '@dro/pipeline';
+import { connectClient, resolveTarget, targetOf, type TemporalTarget } from './connect.ts';
 import { saveTemporalRunRecord } from './run-record.ts';
+import { waitForWorkflow, type WaitOptions } from './wait.ts';
 import type {
   DagRunStatus,
   DagWorkflowInput,
@@ -17,18 +20,12 @@ import type {
   ExperimentStatus,
   StageHeartbeat,
 } from './shared.ts';
-import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, WORKFLOW_TASK_QUEUE } from './shared.ts';
+import { WORKFLOW_TASK_QUEUE } from './shared.ts';
 
-export interface TemporalTarget {
-  /** host:port of the Temporal frontend (default localhost:7233). */
-  address?: string;
-  namespace?: string;
-}
+export { connectClient, type TemporalTarget };
 
-export async function connectClient(target: TemporalTarget = {}): Promise<Client> {
-  const connection = await Connection.connect({ address: target.address ?? DEFAULT_ADDRESS });
-  return new Client({ connection, namespace: target.namespace ?? DEFAULT_NAMESPACE });
-}
+/** A status query needs a worker to answer it; without one it would wait for the RPC's own (long) deadline. */
+const QUERY_DEADLINE_MS = 10_000;
 
 export type StartDagOptions = Omit<DagWorkflowInput, 'dag' | 'runId'> & { runId?: string };
 
@@ -55,11 +52,12 @@ export async function startExperimentRun(client: Client, input: ExperimentInput)
 
 /**
  * The run's status: the workflow's query merged with pending activities' attempts and heartbeats.
- * When no worker can answer the query (all down), falls back to the server's view of the run state.
+ * When no worker answers the query within QUERY_DEADLINE_MS (none running, none polling), falls back to
+ * the server's view of the run state and says so.
  */
 export async function queryDagStatus(client: Client, runId: string): Promise<DagRunStatus> {
   const handle = client.workflow.getHandle(runId);
-  const description = await handle.describe();
+  const description = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.describe());
   if (description.type === 'experimentWorkflow') return queryExperimentAsDag(client, runId);
   if (description.status.name === 'COMPLETED') {
     // The result holds every node's final status: no worker needs to be up to answer a query.
@@ -70,12 +68,14 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
   }
   let status: DagRunStatus;
   try {
-    status = await handle.query<DagRunStatus>('dagStatus');
+    status = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<DagRunStatus>('dagStatus'));
   } catch (err) {
     const state = ({ COMPLETED: 'succeeded', FAILED: 'failed', CANCELLED: 'cancelled', RUNNING: 'running' } as const)[
       description.status.name as 'COMPLETED'
     ];
-    return { runId, dag: '?', state: state ?? 'failed', nodes: [], done: 0, total: 0, error: `status query failed: ${(err as Error).message}` };
+    const dag = (description.memo?.dagName as string | undefined) ?? '?';
+    const why = `no worker answered the status query within ${QUERY_DEADLINE_MS / 1000} s — is a worker polling ${WORKFLOW_TASK_QUEUE}? (${(err as Error).message})`;
+    return { runId, dag, state: state ?? 'failed', nodes: [], done: 0, total: 0, error: why };
   }
   for (const pending of description.raw.pendingActivities ?? []) {
     const node = status.nodes.find((n) => n.id === pending.activityId);
@@ -95,7 +95,7 @@ export async function queryDagStatus(client: Client, runId: string): Promise<Dag
  * the experiment DAG), the run failed/cancelled if any child did, succeeded when all did.
  */
 async function queryExperimentAsDag(client: Client, runId: string): Promise<DagRunStatus> {
-  const experiment = await client.workflow.getHandle(runId).query<ExperimentStatus>('experimentStatus');
+  const experiment = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(runId).query<ExperimentStatus>('experimentStatus'));
   const children = await Promise.all(
     experiment.models.map((m) => (m.state === 'pending' ? null : queryDagStatus(client, m.workflowId).catch(() => null))),
   );
@@ -120,8 +120,13 @@ async function queryExperimentAsDag(client: Client, runId: string): Promise<DagR
   };
 }
 
-export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions {
+/** How the client waits (see wait.ts): timeouts for a lost server and for missing workers, notices. */
+export type WaitSettings = Pick<WaitOptions, 'serverTimeoutMs' | 'workerNoticeMs' | 'workerTimeoutMs' | 'onNotice'>;
+
+export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions, WaitSettings {
   dag: Dag;
+  /** An open client to use (and leave open); default: connect to address/namespace and close at the end. */
+  client?: Client;
   /**
    * The store root the workers share, as seen from this machine. When given, the run is recorded there
    * (engine "temporal") at start and at the end, so `dro status` lists it and gc keeps its outputs.
@@ -132,54 +137,70 @@ export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions
   pollMs?: number;
 }
 
-/** Starts a DAG run on Temporal and waits for it. Throws the workflow's failure (message kept). */
+/** The client to use and whether this call must close it. */
+async function clientFor(opts: TemporalTarget & { client?: Client }): Promise<{ client: Client; owned: boolean }> {
+  return opts.client ? { client: opts.client, owned: false } : { client: await connectClient(opts), owned: true };
+}
+
+/** Status for a progress display: never throws (the wait itself reports a lost server or missing workers). */
+async function bestEffortStatus(client: Client, runId: string): Promise<DagRunStatus> {
+  try {
+    return await queryDagStatus(client, runId);
+  } catch (err) {
+    return { runId, dag: '?', state: 'running', nodes: [], done: 0, total: 0, error: `no status yet: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Starts a DAG run on Temporal and waits until it ends (wait.ts: through server restarts; gives up, with
+ * a message saying how to follow the run, when the server stays away or no worker polls a needed queue).
+ * Throws the workflow's failure (the stage's message kept). With a store root, the run's record there ends
+ * in the run's real final state.
+ */
 export async function runDagOnTemporal(opts: RunDagOnTemporalOptions): Promise<DagWorkflowResult> {
-  const { dag, address, namespace, storeRoot, onStatus, pollMs, ...start } = opts;
-  const client = await connectClient({ address, namespace });
+  const { dag, address, namespace, storeRoot, onStatus, pollMs, client: given, serverTimeoutMs, workerNoticeMs, workerTimeoutMs, onNotice, ...start } = opts;
+  const target = given ? targetOf(given) : resolveTarget({ address, namespace });
+  const { client, owned } = await clientFor({ ...target, client: given });
   const store = storeRoot ? new LocalArtifactStore({ root: storeRoot }) : null;
   const runId = start.runId ?? newRunId();
   const startedAt = new Date();
   try {
-    const handle = await client.workflow.start('dagWorkflow', {
+    await client.workflow.start('dagWorkflow', {
       taskQueue: WORKFLOW_TASK_QUEUE,
       workflowId: runId,
       args: [{ ...start, dag, runId } satisfies DagWorkflowInput],
       memo: { dagName: dag.name, ...(storeRoot ? { storeRoot } : {}) },
     });
     if (store) await saveTemporalRunRecord(store, dag, { runId, state: 'running', nodes: [] }, { startedAt, endedAt: null });
-    let timer: NodeJS.Timeout | undefined;
-    if (onStatus) {
-      const poll = async (): Promise<void> => {
-        try {
-          onStatus(await queryDagStatus(client, runId));
-        } catch {
-          // status is best effort while the run starts up
-        }
-        timer = setTimeout(() => void poll(), pollMs ?? 1000);
-      };
-      timer = setTimeout(() => void poll(), pollMs ?? 1000);
-    }
-    let outcome: { result: DagWorkflowResult } | { error: unknown };
-    try {
-      outcome = { result: (await handle.result()) as DagWorkflowResult };
-    } catch (err) {
-      outcome = { error: unwrapWorkflowError(err) };
-    } finally {
-      clearTimeout(timer);
-    }
+    const outcome = await waitForWorkflow(client, runId, {
+      ...target,
+      serverTimeoutMs,
+      workerNoticeMs,
+      workerTimeoutMs,
+      onNotice,
+      statusEveryMs: pollMs,
+      status: () => bestEffortStatus(client, runId),
+      onStatus,
+    });
     if (store) {
-      const final = await queryDagStatus(client, runId);
+      // A finished run's result holds every node's final state; a failed one's comes from the query (or,
+      // with no worker to answer it, the failure alone) — the record always ends terminal.
+      const final =
+        outcome.state === 'succeeded'
+          ? { runId, state: 'succeeded' as const, nodes: (outcome.result as DagWorkflowResult).nodes }
+          : { ...(await bestEffortStatus(client, runId)), state: outcome.state };
       await saveTemporalRunRecord(store, dag, final, { startedAt, endedAt: new Date() });
     }
-    if ('error' in outcome) throw outcome.error;
-    return outcome.result;
+    if (outcome.state !== 'succeeded') throw unwrapWorkflowError(outcome.error);
+    return outcome.result as DagWorkflowResult;
   } finally {
-    await client.connection.close();
+    if (owned) await client.connection.close();
   }
 }
 
 /** Status of a run by id (its workflow id), for `dro status RUN_ID --engine temporal`. */
 export async function getTemporalRunStatus(opts: TemporalTarget & { runId: string }): Promise<DagRunStatus> {
+  // connectClient names the address and what to check when the server cannot be reached.
   const client = await connectClient(opts);
   try {
     return await queryDagStatus(client, opts.runId);
@@ -197,14 +218,29 @@ export async function cancelTemporalRun(opts: TemporalTarget & { runId: string }
   }
 }
 
-export async function runExperimentOnTemporal(opts: TemporalTarget & ExperimentInput): Promise<ExperimentResult> {
-  const { address, namespace, ...input } = opts;
-  const client = await connectClient({ address, namespace });
+/** Starts a multi-model experiment and waits until it ends, like runDagOnTemporal. */
+export async function runExperimentOnTemporal(
+  opts: TemporalTarget & ExperimentInput & WaitSettings & { client?: Client; onStatus?(status: DagRunStatus): void; pollMs?: number },
+): Promise<ExperimentResult> {
+  const { address, namespace, client: given, serverTimeoutMs, workerNoticeMs, workerTimeoutMs, onNotice, onStatus, pollMs, ...input } = opts;
+  const target = given ? targetOf(given) : resolveTarget({ address, namespace });
+  const { client, owned } = await clientFor({ ...target, client: given });
   try {
     const handle = await startExperimentRun(client, input);
-    return (await handle.result().catch((err: unknown) => Promise.reject(unwrapWorkflowError(err)))) as ExperimentResult;
+    const outcome = await waitForWorkflow(client, handle.workflowId, {
+      ...target,
+      serverTimeoutMs,
+      workerNoticeMs,
+      workerTimeoutMs,
+      onNotice,
+      statusEveryMs: pollMs,
+      status: () => bestEffortStatus(client, handle.workflowId),
+      onStatus,
+    });
+    if (outcome.state !== 'succeeded') throw unwrapWorkflowError(outcome.error);
+    return outcome.result as ExperimentResult;
   } finally {
-    await client.connection.close();
+    if (owned) await client.connection.close();
   }
 }
 

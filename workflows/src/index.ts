@@ -24,7 +24,16 @@ export {
   type RunDagOnTemporalOptions,
   type StartDagOptions,
   type TemporalTarget,
+  type WaitSettings,
 } from './client.ts';
+export {
+  TemporalConnectError,
+  isServerUnreachable,
+  resolveTarget,
+  targetOf,
+  unreachableMessage,
+} from './connect.ts';
+export { RunCancelledError, TemporalWaitError, waitForWorkflow, DEFAULT_SERVER_TIMEOUT_MS, DEFAULT_WORKER_TIMEOUT_MS, type WaitOptions, type WorkflowOutcome } from './wait.ts';
 export { formatTemporalStatus } from './status-format.ts';
 export { runRecordFromStatus, saveTemporalRunRecord } from './run-record.ts';
-export { findTemporalServerBinary, startTemporalServer, freeLoopbackPort, type TemporalServerHandle } from './testing/server.ts';
+export { findTemporalServerBinary, startTemporalServer, freeLoopbackPort, type StartTemporalServerOptions, type TemporalServerHandle } from './testing/server.ts';

@@ -19,6 +19,7 @@ import {
 } from '@temporalio/worker';
 import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
 import { createActivities, type NodeExecutor } from './activities.ts';
+import { TemporalConnectError, unreachableMessage } from './connect.ts';
 import { createNodeExecutor } from './executor.ts';
 import type { StageLookup } from '@dro/pipeline';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
@@ -110,7 +111,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
   const t0 = Date.now();
   const bundle = opts.serveWorkflows === false ? null : await workflowBundle();
   if (bundle) opts.onBundled?.(Date.now() - t0);
-  const connection = await NativeConnection.connect({ address: opts.address ?? DEFAULT_ADDRESS });
+  const address = opts.address ?? DEFAULT_ADDRESS;
+  const connection = await NativeConnection.connect({ address }).catch((err: unknown) => {
+    throw new TemporalConnectError(unreachableMessage(address, opts.namespace ?? DEFAULT_NAMESPACE, err), { cause: err });
+  });
   const execute = opts.execute ?? createNodeExecutor({ store: new LocalArtifactStore({ root: opts.storeRoot ?? defaultStoreRoot() }), stages: opts.stages });
   const activities = createActivities({ stages: opts.stages, execute, workerIdentity: opts.identity });
   const common = {

@@ -4,6 +4,7 @@
  * write"), and callers that caught every error as "not found" hid EACCES and EROFS; this is the one
  * place that says what each code means.
  */
+import path from 'node:path';
 import { StoreIOError } from './errors.ts';
 
 const CAUSES: Record<string, string> = {
@@ -43,4 +44,29 @@ export function describeFsError(error: unknown, action: string, file: string): E
   // Unknown codes keep Node's own description ("EXYZ: some text, syscall 'path'" → "some text").
   const cause = CAUSES[code] ?? /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? 'system error';
   return new StoreIOError(action, file, code, cause, { cause: error });
+}
+
+/** Why writing `file` failed: "directory /x does not exist", "permission denied in /x", …. */
+export function writeFailureCause(err: unknown, file: string): string {
+  const e = err as NodeJS.ErrnoException;
+  const dir = path.dirname(file);
+  switch (e.code) {
+    case 'ENOENT':
+      return `directory ${dir} does not exist`;
+    case 'ENOTDIR':
+      return `${dir} is not a directory`;
+    case 'EISDIR':
+      return `${file} is a directory`;
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied in ${dir}`;
+    case 'EROFS':
+      return `${dir} is on a read-only file system`;
+    case 'ENOSPC':
+      return `no space left on the device holding ${dir}`;
+    case 'EDQUOT':
+      return `disk quota exceeded on the device holding ${dir}`;
+    default:
+      return e.code ? `${e.code} (${e.message})` : String(e?.message ?? err);
+  }
 }

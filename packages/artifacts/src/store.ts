@@ -14,7 +14,6 @@
  * StoreFiles (store-files.ts): no link is followed out of the root, errors name the path and the real
  * cause, and only a directory marked as a DRO store (or a new one) is written to.
  */
-import os from 'node:os';
 import path from 'node:path';
 import type * as arrow from 'apache-arrow';
 import type { ArtifactFormat, ArtifactRef, ArtifactStore, Manifest, ManifestInput, TensorData } from './types.ts';
@@ -26,20 +25,11 @@ import { getSchema, validateJson, validateTable, validateTensors } from './schem
 import { parquetToTable, tableToParquet } from './parquet.ts';
 import { SafetensorsFile, readSafetensors, writeSafetensors } from './safetensors.ts';
 import { RecordIndex } from './records.ts';
+import { defaultStoreRoot, resolveUserPath } from './paths.ts';
 import { collectGarbage, listCommitted, type GcOptions, type GcReport } from './gc.ts';
 import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.ts';
 
 const DIGEST = /^[0-9a-f]{64}$/;
-
-/**
- * Where the store lives when no root is given: $DRO_STORE, else `.dro/store` under the current directory
- * (a per-checkout store, git-ignored, like .git). Point DRO_STORE at a shared mount to share across machines.
- */
-export function defaultStoreRoot(): string {
-  const fromEnv = process.env.DRO_STORE;
-  if (fromEnv) return path.resolve(fromEnv.startsWith('~/') ? path.join(os.homedir(), fromEnv.slice(2)) : fromEnv);
-  return path.resolve('.dro', 'store');
-}
 
 export function assertDigest(digest: unknown, what = 'digest'): asserts digest is string {
   if (typeof digest !== 'string' || !DIGEST.test(digest)) {
@@ -64,7 +54,7 @@ export class LocalArtifactStore implements ArtifactStore {
   readonly records: RecordIndex;
 
   constructor(options: { root?: string } = {}) {
-    this.root = path.resolve(options.root ?? defaultStoreRoot());
+    this.root = options.root === undefined ? defaultStoreRoot() : resolveUserPath(options.root);
     this.files = new StoreFiles(this.root);
     this.records = new RecordIndex(path.join(this.root, 'records'), this.files);
   }

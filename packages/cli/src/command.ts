@@ -4,6 +4,7 @@
  * the same --help and the same errors for unknown flags.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolveUserPath } from '@dro/artifacts';
 
 export interface Command {
   /** Words after `dro`, e.g. ["llm", "inspect"]. */
@@ -72,11 +73,36 @@ export function requireString(args: ParsedArgs, name: string): string {
   return v;
 }
 
+/** A path option (file or directory) as an absolute path: `~` expanded, relative to the working directory. */
+export function pathOpt(args: ParsedArgs, name: string): string | undefined {
+  const v = stringOpt(args, name);
+  if (v === '') throw new CliError(`--${name} expects a path, got ""`, 2);
+  return v === undefined ? undefined : resolveUserPath(v);
+}
+
+export function requirePath(args: ParsedArgs, name: string): string {
+  return resolveUserPath(requireString(args, name));
+}
+
 export function numberOpt(args: ParsedArgs, name: string): number | undefined {
   const v = stringOpt(args, name);
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n)) throw new CliError(`--${name} expects a number, got "${v}"`, 2);
+  return n;
+}
+
+/** A whole number ≥ 1 (slots, concurrency): 0, negatives and fractions are usage errors naming the flag. */
+export function positiveIntOpt(args: ParsedArgs, name: string): number | undefined {
+  const n = numberOpt(args, name);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new CliError(`--${name} expects a whole number ≥ 1, got ${stringOpt(args, name)}`, 2);
+  return n;
+}
+
+/** A number ≥ 0 (seconds, minutes). */
+export function nonNegativeOpt(args: ParsedArgs, name: string): number | undefined {
+  const n = numberOpt(args, name);
+  if (n !== undefined && n < 0) throw new CliError(`--${name} expects a number ≥ 0, got ${stringOpt(args, name)}`, 2);
   return n;
 }
 

@@ -15,9 +15,19 @@ export interface DataPrepParams {
    * quick run; null = all. In a paired file the first N of each label are the first N pairs.
    */
   limitPerLabel: number | null;
+  /**
+   * Longest query accepted, in the model's tokens (the query alone, before the chat template). A longer
+   * query is an error naming it, not a silent truncation: the run would measure something else. The
+   * project's longest query is 21 SmolLM2 tokens (measured on data/queries); 1,024 leaves room for long
+   * benchmark prompts while a query, an 80-token safety prompt and the paper's 300-token answers still fit
+   * a 2k context. The import's MAX_QUERY_CHARS (16,384) bounds what gets this far.
+   */
+  maxQueryTokens: number;
 }
 
-export const paperDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null };
+export const DEFAULT_MAX_QUERY_TOKENS = 1024;
+
+export const paperDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null, maxQueryTokens: DEFAULT_MAX_QUERY_TOKENS };
 /** Rendering is cheap; the quick preset differs only downstream (fewer samples, shorter answers). */
 export const quickDataPrepParams: DataPrepParams = { ...paperDataPrepParams };
 
@@ -40,5 +50,12 @@ export function parseDataPrepParams(raw: unknown): DataPrepParams {
   if (!['auto', 'system', 'user-prefix'].includes(systemPrompt as string)) fail('systemPrompt', '"auto", "system" or "user-prefix"', systemPrompt);
   const limit = r.limitPerLabel ?? null;
   if (limit !== null && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1)) fail('limitPerLabel', 'a positive integer or null', limit);
-  return { promptVariants: promptVariants as string[], systemPrompt: systemPrompt as SystemPromptPlacement, limitPerLabel: limit as number | null };
+  const maxQueryTokens = r.maxQueryTokens ?? DEFAULT_MAX_QUERY_TOKENS;
+  if (typeof maxQueryTokens !== 'number' || !Number.isInteger(maxQueryTokens) || maxQueryTokens < 1) fail('maxQueryTokens', 'a positive integer', maxQueryTokens);
+  return {
+    promptVariants: promptVariants as string[],
+    systemPrompt: systemPrompt as SystemPromptPlacement,
+    limitPerLabel: limit as number | null,
+    maxQueryTokens: maxQueryTokens as number,
+  };
 }

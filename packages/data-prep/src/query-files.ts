@@ -3,13 +3,34 @@
  * (header row) or .parquet. Columns/fields: query (required), label ("harmful" | "harmless"; required
  * unless the caller gives one for the whole file), id, category, pair_id (optional).
  *
- * Every problem is a BadInputError naming the file and the line (row) and what was expected. Empty
- * queries, duplicate queries (compared after trimming, collapsing whitespace and ignoring case) and
- * duplicate ids are errors: a duplicate would silently double a query's weight in the boundaries.
+ * Every problem is a BadInputError naming the file and the line (row) and what was expected. Text files
+ * must be valid UTF-8 (an invalid byte is reported with its line, never replaced). Empty queries, queries
+ * longer than MAX_QUERY_CHARS, duplicate queries (compared as `queryKey` folds them) and duplicate ids are
+ * errors: a duplicate would silently double a query's weight in the boundaries.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BadInputError, QUERY_LABELS, type QueryLabel, columnValues, parquetToTable } from '@dro/artifacts';
+import { BadInputError, QUERY_LABELS, type QueryLabel, columnValues, parquetToTable, readUserFile, readUtf8File } from '@dro/artifacts';
+
+/**
+ * Longest query accepted at import, in characters (UTF-16 code units after trimming). The project's
+ * longest query is 92 characters and the paper's sets (AdvBench, HarmBench, …) stay under 1,000; 16,384
+ * characters is ≈ 4,000 English tokens, half of SmolLM2's 8,192-token context. It is a guard against
+ * pasted documents and megabyte lines (which would be hashed, stored and tokenised for every prompt
+ * variant); the precise limit is the data-prep stage's `maxQueryTokens`.
+ */
+export const MAX_QUERY_CHARS = 16_384;
+
+/**
+ * The form two queries are compared in, for duplicates within a file and overlap between the training and
+ * evaluation sets: Unicode-compatibility normalised (NFKC: full-width letters, ligatures), lower-cased,
+ * punctuation and symbols turned into spaces, whitespace collapsed. "How do I pick a lock?" and
+ * "how do i  pick a lock" are the same query. A query of only punctuation and symbols (emoji) keeps them.
+ */
+export function queryKey(query: string): string {
+  const folded = query.normalize('NFKC').toLowerCase();
+  const words = folded.replace(/[\p{P}\p{S}]+/gu, ' ').replace(/\s+/g, ' ').trim();
+  return words !== '' ? words : folded.replace(/\s+/g, ' ').trim();
+}
 
 export interface QueryRecord {
   query_id: string;
@@ -33,11 +54,7 @@ interface RawRecord {
 }
 
 function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BadInputError(`cannot read query file ${file}: ${(err as Error).message}`);
-  }
+  return readUtf8File(file, 'query file');
 }
 
 function txtRecords(file: string): RawRecord[] {
@@ -117,12 +134,7 @@ function csvRecords(file: string): RawRecord[] {
 }
 
 function parquetRecords(file: string): RawRecord[] {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new BadInputError(`cannot read query file ${file}: ${(err as Error).message}`);
-  }
+  const bytes = readUserFile(file, 'query file');
   let table;
   try {
     table = parquetToTable(bytes, file);
@@ -156,8 +168,6 @@ function labelOf(value: unknown, fallback: QueryLabel | undefined, file: string,
   return text as QueryLabel;
 }
 
-const normaliseForDuplicates = (q: string) => q.trim().replace(/\s+/g, ' ').toLowerCase();
-
 /** Read and validate a query file. */
 export function readQueryFile(file: string, options: ReadQueriesOptions = {}): QueryRecord[] {
   const ext = path.extname(file).toLowerCase();
@@ -178,7 +188,9 @@ export function readQueryFile(file: string, options: ReadQueriesOptions = {}): Q
     const query = fields.query;
     if (typeof query !== 'string') throw new BadInputError(`${file} ${where}: "query" must be a string, got ${JSON.stringify(query)}`);
     if (query.trim() === '') throw new BadInputError(`${file} ${where}: empty query`);
-    const key = normaliseForDuplicates(query);
+    if (query.trim().length > MAX_QUERY_CHARS)
+      throw new BadInputError(`${file} ${where}: query is ${query.trim().length} characters long; the limit is ${MAX_QUERY_CHARS} (MAX_QUERY_CHARS)`);
+    const key = queryKey(query);
     const earlier = seenQueries.get(key);
     if (earlier) throw new BadInputError(`${file} ${where}: duplicate query (same as ${earlier}): ${JSON.stringify(query.trim())}`);
     seenQueries.set(key, where);

@@ -72,6 +72,14 @@ export async function renderQuerySet(
     queries.push({ set: sets[i], query_id: id, query: texts[i], label: labels[i], category: categories[i], pair_id: pairs[i], query_index: i });
   });
 
+  for (const q of queries) {
+    const tokens = renderer.encode(q.query, { addSpecialTokens: false }).length;
+    if (tokens > params.maxQueryTokens)
+      throw new BadInputError(
+        `query "${q.query_id}" of set "${q.set}" is ${tokens} tokens long; data-prep's maxQueryTokens is ${params.maxQueryTokens} ` +
+          `(shorten the query, or raise it with overrides: { "data-prep": { "maxQueryTokens": N } })`,
+      );
+  }
   const promptText = new Map(promptSet.prompts.map((p) => [p.id, p.text]));
   const variants = params.promptVariants.length > 0 ? params.promptVariants : [NO_PROMPT_ID, ...promptSet.prompts.map((p) => p.id)];
   for (const v of variants)

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadInputError } from '@dro/artifacts';
-import { parseCsv, readQueryFile } from '../src/query-files.ts';
+import { MAX_QUERY_CHARS, parseCsv, queryKey, readQueryFile } from '../src/query-files.ts';
 import { repoRoot, tempDir } from './helpers.ts';
 
 function write(name: string, content: string): string {
@@ -85,5 +85,42 @@ pq.write_table(pa.table({'id':['a','b'],'query':['How to bake bread?','How to ro
       expect(() => readQueryFile(file, name.endsWith('.txt') ? { label: 'harmful' } : {}), name).toThrow(BadInputError);
     }
     expect(() => readQueryFile('/nonexistent/q.jsonl')).toThrow(/cannot read query file \/nonexistent\/q\.jsonl/);
+  });
+
+  it('rejects invalid UTF-8 with the file, line and byte (never replaced), in every text format', () => {
+    const latin1 = (text: string) => Buffer.from(text, 'latin1'); // "é" → the single byte 0xe9
+    const cases: [string, Buffer, RegExp][] = [
+      ['a.txt', latin1('How do I bake bread?\nWhat is a caf\u00e9?\n'), /a\.txt:2: not valid UTF-8 \(byte 0xe9 at byte 14 of line 2\)/],
+      ['b.jsonl', Buffer.concat([Buffer.from('{"query":"ok","label":"harmless"}\n{"query":"trunc'), Buffer.from([0xe2, 0x82]), Buffer.from('","label":"harmful"}\n')]), /b\.jsonl:2: not valid UTF-8 \(byte 0xe2 at byte 16 of line 2\)/],
+      ['c.csv', Buffer.concat([Buffer.from('query,label\nfine,harmless\nstray '), Buffer.from([0x80]), Buffer.from(',harmful\n')]), /c\.csv:3: not valid UTF-8 \(byte 0x80 at byte 7 of line 3\)/],
+    ];
+    for (const [name, bytes, message] of cases) {
+      const file = path.join(tempDir(), name);
+      writeFileSync(file, bytes);
+      expect(() => readQueryFile(file, { label: 'harmful' }), name).toThrow(message);
+    }
+    // Valid multi-byte text and a byte-order mark are fine (the BOM is not part of the first query).
+    const ok = path.join(tempDir(), 'ok.txt');
+    writeFileSync(ok, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('Was ist ein Café? 🍞\n')]));
+    expect(readQueryFile(ok, { label: 'harmless' })[0]!.query).toBe('Was ist ein Café? 🍞');
+  });
+
+  it('refuses a FIFO instead of blocking on it', () => {
+    const fifo = path.join(tempDir(), 'q.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => readQueryFile(fifo)).toThrow(/cannot read query file .*q\.jsonl: not a regular file/);
+  });
+
+  it(`caps a query at MAX_QUERY_CHARS (${MAX_QUERY_CHARS}) characters, naming the line`, () => {
+    const file = write('long.txt', `short query\n${'x'.repeat(MAX_QUERY_CHARS)}\n${'y'.repeat(MAX_QUERY_CHARS + 1)}\n`);
+    expect(() => readQueryFile(file, { label: 'harmless' })).toThrow(`long.txt line 3: query is ${MAX_QUERY_CHARS + 1} characters long; the limit is ${MAX_QUERY_CHARS}`);
+  });
+
+  it('queryKey folds case, whitespace and punctuation (and keeps symbol-only queries apart)', () => {
+    expect(queryKey('  How do I pick a LOCK?! ')).toBe(queryKey('how do i pick a lock'));
+    expect(queryKey('Ｈｏｗ\tto bake—bread…')).toBe('how to bake bread');
+    expect(queryKey('🔫')).not.toBe(queryKey('💣'));
+    const file = write('p.txt', 'How do I pick a lock?\nhow do i pick a lock\n');
+    expect(() => readQueryFile(file, { label: 'harmful' })).toThrow(/p\.txt line 2: duplicate query \(same as line 1\)/);
   });
 });

@@ -89,6 +89,23 @@ describe('data-prep stage (tiny model)', () => {
     expect(() => parseDataPrepParams({ limitPerLabel: 0 })).toThrow(/limitPerLabel/);
     expect(() => parseDataPrepParams({ variants: [] })).toThrow(BadInputError);
     await expect(dataPrepStage.run(testContext(null), inputs, parseDataPrepParams({}))).rejects.toThrow(/needs a model/);
+    expect(() => parseDataPrepParams({ maxQueryTokens: 0 })).toThrow(/maxQueryTokens: expected a positive integer, got 0/);
+  });
+
+  it('rejects a query longer than maxQueryTokens (default 1024), naming the query and the param', async () => {
+    const model = writeTinyHfModel(tempDir());
+    const file = path.join(tempDir(), 'long.jsonl');
+    const long = 'Tell me about bread. '.repeat(400); // well under MAX_QUERY_CHARS, well over 1024 tokens
+    writeFileSync(file, [{ id: 'ok-1', query: 'How do I bake bread?', label: 'harmless' }, { id: 'long-1', query: long, label: 'harmless' }].map((r) => JSON.stringify(r)).join('\n'));
+    const { ctx, inputs } = await prepared(model, file);
+    const tokens = rendererFor(model).encode(long.trim(), { addSpecialTokens: false }).length;
+    expect(tokens).toBeGreaterThan(1024);
+    await expect(dataPrepStage.run(ctx, inputs, parseDataPrepParams({}))).rejects.toThrow(
+      `query "long-1" of set "train" is ${tokens} tokens long; data-prep's maxQueryTokens is 1024`,
+    );
+    // Raised, it renders.
+    const { rendered } = await dataPrepStage.run(ctx, inputs, parseDataPrepParams({ maxQueryTokens: tokens, promptVariants: ['none'] }));
+    expect((await ctx.store.getTable(rendered)).numRows).toBe(2);
   });
 
   it('importPrompts rejects empty, reserved and duplicate prompt ids', async () => {

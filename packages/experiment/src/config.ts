@@ -1,11 +1,13 @@
 /**
  * Experiment configs: what `dro run --config FILE` takes. A config names the models, the query files, the
  * safety prompts and a preset ("quick" for a 2-core CPU, "paper" for the paper's protocol), plus optional
- * per-stage overrides. Every field is validated with an error that names it.
+ * per-stage overrides. Every field is validated with an error that names it. Paths may start with `~`
+ * and resolve against the config file's directory (paths.ts in @dro/artifacts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, droCacheDir as llmCacheDir, resolveModelArgument } from '@dro/llm/weights';
+import { readUtf8File, repoDataDir, resolveUserPath } from '@dro/artifacts';
+import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError } from '@dro/pipeline';
 import { PARAM_ROLES } from './presets.ts';
 
@@ -66,20 +68,17 @@ export interface ExperimentConfig {
   overrides: Record<string, Record<string, unknown>>;
   /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
   store?: string;
-}
-
-export function droCacheDir(): string {
-  return llmCacheDir();
+  /**
+   * Run even when evaluation sets share queries with the training set (compared as data-prep's queryKey
+   * folds them), with a warning that gives the count. Default false: the overlap is an error, because
+   * held-out numbers on training queries measure memorisation, not generalisation.
+   */
+  allowOverlap: boolean;
 }
 
 /** The embedded default's model: the known model that refuses (see @dro/llm's known models). */
 export function defaultModelPath(): string {
   return defaultModelFile();
-}
-
-/** The repository's data/ directory (configs' relative paths resolve against the config file instead). */
-export function repoDataDir(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'data');
 }
 
 /**
@@ -102,11 +101,13 @@ export function defaultConfig(): ExperimentConfig {
     labelSource: 'logprob',
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
+    allowOverlap: false,
   };
 }
 
 const KEYS: Array<keyof ExperimentConfig> = [
   'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
+  'allowOverlap',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -128,7 +129,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     if (!KEYS.includes(k as keyof ExperimentConfig)) fail(file, k, `one of ${KEYS.join(', ')} (unknown field)`);
   }
   const d = defaultConfig();
-  const abs = (p: string) => (path.isAbsolute(p) ? p : path.resolve(baseDir, p));
+  const abs = (p: string) => resolveUserPath(p, baseDir);
   const mustExist = (field: string, p: string) => {
     if (!fs.existsSync(p)) fail(file, field, 'an existing file or directory', p);
     return p;
@@ -234,9 +235,11 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     overrides = raw.overrides as ExperimentConfig['overrides'];
   }
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
+  const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
+  if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
   return {
     name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
-    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store,
+    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store, allowOverlap,
   };
 }
 
@@ -252,21 +255,20 @@ export function trainPromptsOf(config: ExperimentConfig): string[] {
   return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
-/** Read and validate a JSON config file. */
-export function loadConfig(file: string): ExperimentConfig {
-  let text: string;
+/** Read a config file: strict UTF-8 (an invalid byte is reported with its line), then JSON. */
+function readConfigJson(file: string): unknown {
+  const text = readUtf8File(file, 'config file');
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BadInputError(`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new BadInputError(`${file}: not valid JSON (${(err as Error).message})`);
   }
-  return validateConfig(raw, file, path.dirname(path.resolve(file)));
+}
+
+/** Read and validate a JSON config file (`~` in its path is expanded). */
+export function loadConfig(file: string): ExperimentConfig {
+  const resolved = resolveUserPath(file);
+  return validateConfig(readConfigJson(resolved), file, path.dirname(resolved));
 }
 
 /**
@@ -281,7 +283,7 @@ export function withPreset(config: ExperimentConfig, preset: PresetName, labelSo
 export function configSetsLabelSource(file: string | undefined): boolean {
   if (!file) return false;
   try {
-    return 'labelSource' in (JSON.parse(fs.readFileSync(file, 'utf8')) as object);
+    return 'labelSource' in (readConfigJson(resolveUserPath(file)) as object);
   } catch {
     return false;
   }

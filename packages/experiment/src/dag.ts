@@ -13,65 +13,16 @@
  * "prompt-tuning:p". Soft-prompt conditions reuse p's rendered inputs and splice the soft prompt into its
  * span; each is compared with p on the same queries. Training nodes are named like their condition.
  *
- * Everything a config makes impossible is rejected here, before any stage runs (preflight.ts).
+ * Everything a config makes impossible is rejected here (preflight.ts); checkExperiment (run.ts) builds
+ * this DAG from stand-in refs before anything is imported, so that happens before anything is written.
  * The same Dag value is run by the local runner and by the Temporal workflow.
  */
-import path from 'node:path';
-import { columnValues, QUERY_LABELS, type ArtifactRef, type ArtifactStore, type QueryLabel } from '@dro/artifacts';
 import type { Dag, DagNode } from '@dro/pipeline';
-import { importPrompts, importQueries } from '@dro/data-prep';
-import { loadWeights } from '@dro/llm';
 import { BadInputError } from '@dro/pipeline';
-import { evalPromptsOf, evalSetFile, trainPromptsOf, type ExperimentConfig, type ModelSpec } from './config.ts';
-import { checkExperiment, checkNodeSets } from './preflight.ts';
+import { evalPromptsOf, trainPromptsOf, type ExperimentConfig } from './config.ts';
+import type { ExperimentInputs } from './inputs.ts';
+import { checkNodeSets, checkTrainingSetup } from './preflight.ts';
 import { stageParams } from './presets.ts';
-
-/** An imported query set: its name (the set column) and the labels it holds. */
-export interface QuerySetInfo {
-  name: string;
-  labels: QueryLabel[];
-}
-
-/** Artifacts the DAG starts from, imported into the store before it runs (so the cache follows file content). */
-export interface ExperimentInputs {
-  train: ArtifactRef;
-  eval: ArtifactRef[];
-  /** What each imported set holds, aligned with train / eval. */
-  sets: { train: QuerySetInfo; eval: QuerySetInfo[] };
-  prompts: ArtifactRef;
-  models: Array<ModelSpec & { digest: string }>;
-}
-
-async function setInfo(store: ArtifactStore, ref: ArtifactRef, name: string): Promise<QuerySetInfo> {
-  const labels = new Set(columnValues<string>(await store.getTable(ref), 'label', `query set "${name}"`));
-  return { name, labels: QUERY_LABELS.filter((l) => labels.has(l)) };
-}
-
-export async function importExperimentInputs(store: ArtifactStore, config: ExperimentConfig): Promise<ExperimentInputs> {
-  const train = await importQueries(store, config.queries.train, { set: 'train' });
-  const evalSets = [];
-  const evalInfo: QuerySetInfo[] = [];
-  const seen = new Set<string>(['train']);
-  for (const spec of config.queries.eval) {
-    const file = evalSetFile(spec);
-    const set = path.basename(file, path.extname(file));
-    if (seen.has(set)) throw new BadInputError(`queries.eval: query files must have distinct base names ("${set}" appears twice, or is "train")`);
-    seen.add(set);
-    const ref = await importQueries(store, file, { set, ...(typeof spec === 'string' ? {} : { label: spec.label }) });
-    evalSets.push(ref);
-    evalInfo.push(await setInfo(store, ref, set));
-  }
-  const prompts = await importPrompts(
-    store,
-    Object.entries(config.prompts).map(([id, file]) => ({ id, file })),
-  );
-  const models = [];
-  // Opening the weights validates the model file up front (a bad file fails before any stage runs).
-  for (const m of config.models) {
-    models.push({ ...m, digest: loadWeights(m.path).digest });
-  }
-  return { train, eval: evalSets, sets: { train: await setInfo(store, train, 'train'), eval: evalInfo }, prompts, models };
-}
 
 /** A condition evaluated on the held-out sets. */
 export interface Condition {
@@ -202,7 +153,7 @@ export interface ExperimentDag {
 }
 
 export function buildExperimentDag(config: ExperimentConfig, inputs: ExperimentInputs): ExperimentDag {
-  checkExperiment(config, inputs);
+  checkTrainingSetup(config, inputs);
   const nodes: DagNode[] = [];
   const modelNodes: Record<string, string[]> = {};
   const report: DagNode['inputs'] = {};

@@ -1,17 +1,17 @@
 /**
  * What a config makes impossible, found before any stage runs: each of these would otherwise fail a stage
  * minutes into a run (or, worse, quietly produce nothing). Stage params are validated separately, also up
- * front, by validateDag (every node's parseParams) before the runner starts anything.
+ * front, by validateDag (every node's parseParams) in checkExperiment (run.ts), before anything is written.
  */
 import fs from 'node:fs';
 import { NO_PROMPT_ID } from '@dro/artifacts';
 import { BadInputError, type DagNode } from '@dro/pipeline';
 import { trainPromptsOf, type ExperimentConfig } from './config.ts';
-import type { ExperimentInputs } from './dag.ts';
+import type { ExperimentInputs } from './inputs.ts';
 import { stageParams } from './presets.ts';
 
 /** Whole-experiment checks: the training set, the prompts the training needs, the LLM judge's model. */
-export function checkExperiment(config: ExperimentConfig, inputs: ExperimentInputs): void {
+export function checkTrainingSetup(config: ExperimentConfig, inputs: ExperimentInputs): void {
   for (const label of ['harmful', 'harmless'] as const) {
     if (!inputs.sets.train.labels.includes(label)) {
       throw new BadInputError(

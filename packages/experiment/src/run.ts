@@ -1,25 +1,56 @@
 /**
- * Running an experiment with the embedded local engine: import the data files, build the DAG, run it,
- * and collect what `dro run` prints at the end (summary rows, report path). The Temporal engine runs the
- * same DAG (see packages/cli/src/commands/run.ts).
+ * Running an experiment with the embedded local engine: check everything the run needs, import the data
+ * files, build the DAG, run it, and collect what `dro run` prints at the end (summary rows, report path).
+ * The Temporal engine runs the same DAG (see packages/cli/src/commands/run.ts).
  */
 import { LocalArtifactStore, type ArtifactRef } from '@dro/artifacts';
 import { reportHtmlPath } from '@dro/evaluate';
-import { runDag, type Dag, type RunDagOptions, type RunRecord } from '@dro/pipeline';
+import { runDag, validateDag, type Dag, type RunDagOptions, type RunRecord } from '@dro/pipeline';
 import type { ExperimentConfig } from './config.ts';
-import { buildExperimentDag, importExperimentInputs, type ExperimentDag } from './dag.ts';
+import { buildExperimentDag, type ExperimentDag } from './dag.ts';
+import { checkOverlap, importExperimentInputs, provisionalInputs, readExperimentInputs, type QueryInput, type ReadExperimentInputs } from './inputs.ts';
+import { checkRowNeeds } from './row-needs.ts';
 import { droStageRegistry } from './stages.ts';
 import { heldOutComparisons, summarize, trainingObjectives, type ObjectiveRow, type SummaryRow } from './summary.ts';
 import type { ConditionComparison } from '@dro/evaluate';
 
-export interface PreparedExperiment extends ExperimentDag {
-  store: LocalArtifactStore;
+/** An experiment whose inputs were read and checked; nothing written yet. */
+export interface CheckedExperiment {
+  config: ExperimentConfig;
+  read: ReadExperimentInputs;
+  /** The DAG with stand-in refs for the imported inputs: node ids, stages and params as the run will have them. */
+  dag: Dag;
+  /** Things the run goes ahead with but the user must hear about (e.g. allowOverlap). */
+  warnings: string[];
 }
 
-export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string): Promise<PreparedExperiment> {
+/**
+ * Everything a run needs, checked before anything is written: every query and prompt file (strict UTF-8,
+ * every row), every model file, the train/eval overlap, the DAG (every node's params through its stage's
+ * parseParams, inputs, cycles) and what each node needs of its query rows (labels, row counts).
+ */
+export function checkExperiment(config: ExperimentConfig): CheckedExperiment {
+  const read = readExperimentInputs(config);
+  const warning = checkOverlap(config, read);
+  const provisional = provisionalInputs(read);
+  const { dag } = buildExperimentDag(config, provisional);
+  const plan = validateDag(dag, droStageRegistry());
+  const queryInputs = new Map<string, QueryInput>([[provisional.train.digest, read.train], ...read.eval.map((e, i): [string, QueryInput] => [provisional.eval[i]!.digest, e])]);
+  checkRowNeeds(dag, plan, queryInputs, read.prompts);
+  return { config, read, dag, warnings: warning ? [warning] : [] };
+}
+
+export interface PreparedExperiment extends ExperimentDag {
+  store: LocalArtifactStore;
+  /** The checks' warnings, for the caller to show. */
+  warnings: string[];
+}
+
+/** Check the experiment (unless already checked), then import its inputs into the store and build the DAG. */
+export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string, checked: CheckedExperiment = checkExperiment(config)): Promise<PreparedExperiment> {
   const store = new LocalArtifactStore({ root: storeRoot ?? config.store });
-  const inputs = await importExperimentInputs(store, config);
-  return { store, ...buildExperimentDag(config, inputs) };
+  const inputs = await importExperimentInputs(store, checked.read);
+  return { store, warnings: checked.warnings, ...buildExperimentDag(config, inputs) };
 }
 
 export interface ExperimentOutcome {

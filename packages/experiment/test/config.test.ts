@@ -58,4 +58,47 @@ describe('experiment config', () => {
     const file = writeConfig('{ not json');
     expect(() => loadConfig(file)).toThrow(/exp\.json: not valid JSON/);
   });
+
+  it('expands "~" in every path of a config, and in the config path itself', () => {
+    const savedHome = process.env.HOME;
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-home-'));
+    try {
+      process.env.HOME = home;
+      const d = defaultConfig();
+      fs.mkdirSync(path.join(home, 'data'));
+      fs.copyFileSync(d.queries.train, path.join(home, 'data', 'train.jsonl'));
+      fs.copyFileSync(d.prompts.short, path.join(home, 'data', 'short.txt'));
+      fs.writeFileSync(path.join(home, 'model.gguf'), 'opened later');
+      fs.writeFileSync(
+        path.join(home, 'exp.json'),
+        JSON.stringify({
+          models: [{ id: 'm', path: '~/model.gguf' }],
+          queries: { train: '~/data/train.jsonl', eval: [{ file: '~/data/train.jsonl', label: 'harmful' }] },
+          prompts: { short: '~/data/short.txt' },
+          store: '~/dro-store',
+        }),
+      );
+      const c = loadConfig('~/exp.json');
+      expect(c.models[0]!.path).toBe(path.join(home, 'model.gguf'));
+      expect(c.queries.train).toBe(path.join(home, 'data', 'train.jsonl'));
+      expect(c.queries.eval[0]).toEqual({ file: path.join(home, 'data', 'train.jsonl'), label: 'harmful' });
+      expect(c.prompts.short).toBe(path.join(home, 'data', 'short.txt'));
+      expect(c.store).toBe(path.join(home, 'dro-store'));
+    } finally {
+      process.env.HOME = savedHome;
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('reads allowOverlap (default false) and rejects a non-boolean', () => {
+    expect(loadConfig(writeConfig({})).allowOverlap).toBe(false);
+    expect(loadConfig(writeConfig({ allowOverlap: true })).allowOverlap).toBe(true);
+    expect(() => loadConfig(writeConfig({ allowOverlap: 'yes' }))).toThrow('field "allowOverlap": expected true or false, got "yes"');
+  });
+
+  it('rejects a config file that is not UTF-8, naming the line', () => {
+    const file = writeConfig('');
+    fs.writeFileSync(file, Buffer.concat([Buffer.from('{\n  "name": "caf'), Buffer.from([0xe9]), Buffer.from('"\n}\n')]));
+    expect(() => loadConfig(file)).toThrow(/exp\.json:2: not valid UTF-8 \(byte 0xe9 at byte 15 of line 2\)/);
+  });
 });

@@ -7,58 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
 import { createProgressReporter, validateDag } from '@dro/pipeline';
-import { dagFor, defaultConfig, droStageRegistry, formatObjectives, formatSummary, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
-
-const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
-
-/** A few pairs of the project's training queries and a few held-out ones, as small JSONL files. */
-function writeTinyData(dir: string): { train: string; heldout: string } {
-  const lines = (file: string) => fs.readFileSync(path.join(repoData, 'queries', file), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const train = lines('train.jsonl');
-  const heldout = lines('heldout.jsonl');
-  const pick = (rows: Array<{ label: string }>, n: number) => [
-    ...rows.filter((r) => r.label === 'harmful').slice(0, n),
-    ...rows.filter((r) => r.label === 'harmless').slice(0, n),
-  ];
-  const write = (name: string, rows: unknown[]) => {
-    const file = path.join(dir, name);
-    fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    return file;
-  };
-  return { train: write('train.jsonl', pick(train, 6)), heldout: write('heldout.jsonl', pick(heldout, 3)) };
-}
-
-function tinyConfig(dir: string): ExperimentConfig {
-  const model = writeTinyGgufModel(path.join(dir, 'tiny.gguf'), 'F32');
-  const data = writeTinyData(dir);
-  const d = defaultConfig();
-  return validateConfig(
-    {
-      name: 'tiny-e2e',
-      preset: 'quick',
-      models: [{ id: 'tiny', path: model }],
-      queries: { train: data.train, eval: [data.heldout] },
-      prompts: { default: d.prompts.default, short: d.prompts.short },
-      basicPrompt: 'default',
-      labelSource: 'sampling',
-      baselines: { promptTuning: true, ablations: ['no-norm'] },
-      overrides: {
-        'data-prep': { limitPerLabel: null },
-        sampling: { samples: 2, minNewTokens: 1, maxNewTokens: { harmful: 4, harmless: 4 } },
-        directions: { boundary: { maxEpochs: 30, folds: 3 } },
-        'dro-train': { epochs: 1, batchSize: 4, microBatchSize: 4, maxQueries: 8 },
-        'prompt-tuning': { epochs: 1, batchSize: 4, microBatchSize: 4, maxQueries: 4, maxResponseTokens: 4 },
-        'reference-answers': { maxNewTokens: 4, maxQueries: 3 },
-        evaluate: { capabilityQueries: 3 },
-      },
-      store: path.join(dir, 'store'),
-    },
-    path.join(dir, 'config.json'),
-    dir,
-  );
-}
+import { dagFor, droStageRegistry, formatObjectives, formatSummary, prepareExperiment, runExperimentLocally, type ExperimentConfig } from '../src/index.ts';
+import { tinyConfig } from './tiny-experiment.ts';
 
 describe('DRO experiment end to end (tiny model)', () => {
   it('the paper and quick DAGs validate against the stage registry', async () => {

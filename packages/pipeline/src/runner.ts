@@ -15,7 +15,7 @@
  */
 import os from 'node:os';
 import type { ArtifactRef, LocalArtifactStore } from '@dro/artifacts';
-import { codeVersion } from '@dro/artifacts';
+import { BadInputError, codeVersion } from '@dro/artifacts';
 import type { Dag, DagNode, StageLogger } from './stage.ts';
 import { resolveInputs, validateDag } from './dag.ts';
 import { executeNode } from './execute-node.ts';
@@ -40,12 +40,26 @@ export interface RunDagOptions {
   force?: readonly string[];
 }
 
+/** Options that cannot mean anything (0 or fractional concurrency, a forced node not in the DAG) are errors, not clamped or ignored. */
+function checkRunOptions(dag: Dag, options: RunDagOptions): void {
+  for (const key of ['concurrency', 'modelConcurrency'] as const) {
+    const v = options[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new BadInputError(`runDag: ${key} must be a whole number ≥ 1, got ${v}`);
+  }
+  const ids = new Set(dag.nodes.map((n) => n.id));
+  const unknown = (options.force ?? []).filter((id) => !ids.has(id));
+  if (unknown.length > 0) {
+    throw new BadInputError(`runDag: force names ${unknown.map((id) => `"${id}"`).join(', ')}, not nodes of DAG "${dag.name}" (nodes: ${[...ids].join(', ')})`);
+  }
+}
+
 export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecord> {
   const plan = validateDag(dag, options.stages);
+  checkRunOptions(dag, options);
   const store = options.store;
   const retry: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
-  const concurrency = Math.max(1, options.concurrency ?? Math.min(4, os.availableParallelism()));
-  const modelConcurrency = Math.max(1, options.modelConcurrency ?? 1);
+  const concurrency = options.concurrency ?? Math.min(4, os.availableParallelism());
+  const modelConcurrency = options.modelConcurrency ?? 1;
   const signal = options.signal ?? new AbortController().signal;
   const reporter = options.progress ?? createProgressReporter();
   const nodeById = new Map(dag.nodes.map((node) => [node.id, node]));

@@ -150,6 +150,16 @@ describe('runDag', () => {
     expect(await listRuns(store)).toEqual([]);
   });
 
+  it('rejects options that cannot mean anything (concurrency 0/-1/1.5, forcing a node not in the DAG) instead of clamping or ignoring them', async () => {
+    const store = freshStore();
+    const run = (options: object) => runDag(diamond(), { store, stages: testStages, progress: quiet(), ...options });
+    for (const concurrency of [0, -1, 1.5]) await expect(run({ concurrency })).rejects.toThrow(`runDag: concurrency must be a whole number ≥ 1, got ${concurrency}`);
+    await expect(run({ modelConcurrency: 0 })).rejects.toThrow('runDag: modelConcurrency must be a whole number ≥ 1, got 0');
+    await expect(run({ force: ['sum', 'summ'] })).rejects.toThrow('runDag: force names "summ", not nodes of DAG "diamond" (nodes: numbers, scale-a, scale-b, sum, other)');
+    expect(runCounts.size).toBe(0);
+    expect(await listRuns(store)).toEqual([]);
+  });
+
   it('stops on abort: running stages see the signal, nothing new starts, the run is recorded as cancelled', async () => {
     const store = freshStore();
     const controller = new AbortController();

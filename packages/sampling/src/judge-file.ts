@@ -4,10 +4,10 @@
  * carried through untouched. The output is written to a temp file and renamed, so a bad input or a
  * crash never leaves a half-written file.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Bool, Table, type Vector, vectorFromArray } from 'apache-arrow';
-import { BadInputError, parquetToTable, tableToParquet } from '@dro/artifacts';
+import { BadInputError, decodeUtf8, parquetToTable, readUserFile, tableToParquet, writeFailureCause } from '@dro/artifacts';
 import { type RefusalJudge, defaultRefusalJudge } from './judge.ts';
 
 export interface JudgeFileResult {
@@ -32,15 +32,11 @@ export function defaultJudgedPath(input: string): string {
 }
 
 function readBytes(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new BadInputError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  return readUserFile(file, 'responses file');
 }
 
 function judgeJsonl(input: string, judge: RefusalJudge): { text: string; rows: number; refused: number } {
-  const lines = readBytes(input).toString('utf8').split(/\r?\n/);
+  const lines = decodeUtf8(readBytes(input), input, 'responses file').split(/\r?\n/);
   const out: string[] = [];
   let refused = 0;
   lines.forEach((line, i) => {
@@ -90,7 +86,10 @@ function judgeParquet(input: string, judge: RefusalJudge): { bytes: Uint8Array; 
   return { bytes: tableToParquet(judged), rows: verdicts.length, refused: verdicts.filter(Boolean).length };
 }
 
-/** Write `data` to `file` atomically: temp file in the same directory, then rename. */
+/**
+ * Write `data` to `file` atomically: temp file in the same directory, then rename. A failure names `file`
+ * and the cause (a missing directory, permissions, a full disk), not the temp file.
+ */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
@@ -98,7 +97,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     renameSync(temp, file);
   } catch (err) {
     rmSync(temp, { force: true });
-    throw err;
+    throw new Error(`cannot write ${file}: ${writeFailureCause(err, file)}`, { cause: err });
   }
 }
 

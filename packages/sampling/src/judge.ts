@@ -27,8 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BadInputError, sha256Hex } from '@dro/artifacts';
+import { BadInputError, readUtf8File, repoDataDir, sha256Hex } from '@dro/artifacts';
 
 export interface RefusalPhrase {
   phrase: string;
@@ -54,7 +53,7 @@ export interface JudgeVerdict {
 export const JUDGE_MODES = ['project', 'paper'] as const;
 export type JudgeMode = (typeof JUDGE_MODES)[number];
 
-const DATA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../data');
+const DATA_DIR = repoDataDir();
 
 /** Each mode's phrase list at the repository root. */
 export const REFUSAL_PHRASES_PATHS: Record<JudgeMode, string> = {
@@ -200,12 +199,7 @@ export function parseRefusalPhraseList(raw: unknown, source: string): RefusalPhr
 }
 
 export function loadRefusalPhraseList(file: string = DEFAULT_REFUSAL_PHRASES_PATH): RefusalPhraseList {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BadInputError(`cannot read refusal phrase list ${file}: ${(err as Error).message}`);
-  }
+  const text = readUtf8File(file, 'refusal phrase list');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

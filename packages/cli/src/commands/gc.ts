@@ -1,5 +1,5 @@
 /** `dro gc`: delete artifacts no recorded run references (keeps the recent ones, see --grace). */
-import { flag, numberOpt, stringOpt, type Command } from '../command.ts';
+import { flag, nonNegativeOpt, pathOpt, type Command } from '../command.ts';
 
 export const gcCommand: Command = {
   path: ['gc'],
@@ -13,9 +13,9 @@ export const gcCommand: Command = {
   },
   async run(args) {
     const { LocalArtifactStore } = await import('@dro/artifacts');
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     // Refuses (NotAStoreError, exit 1) a directory without the store marker before deleting anything.
-    const report = await store.gc({ dryRun: flag(args, 'dry-run'), graceMs: (numberOpt(args, 'grace') ?? 15) * 60_000 });
+    const report = await store.gc({ dryRun: flag(args, 'dry-run'), graceMs: (nonNegativeOpt(args, 'grace') ?? 15) * 60_000 });
     if (flag(args, 'json')) process.stdout.write(JSON.stringify(report) + '\n');
     else {
       const verb = report.dryRun ? 'would delete' : 'deleted';

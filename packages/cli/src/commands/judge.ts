@@ -1,7 +1,6 @@
 /** `dro judge`: run the string-match refusal judge (either mode) over any responses file (JSONL or Parquet). */
-import path from 'node:path';
 import { JUDGE_MODES, RefusalJudge, defaultJudgedPath, judgeResponsesFile, loadRefusalPhraseList, refusalJudge, type JudgeMode } from '@dro/sampling/judge';
-import { CliError, type Command, requireString, stringOpt } from '../command.ts';
+import { CliError, type Command, pathOpt, requirePath, stringOpt } from '../command.ts';
 
 export const judgeCommand: Command = {
   path: ['judge'],
@@ -14,13 +13,13 @@ export const judgeCommand: Command = {
     phrases: { type: 'string' },
   },
   async run(args) {
-    const input = path.resolve(requireString(args, 'input'));
-    const output = path.resolve(stringOpt(args, 'output') ?? defaultJudgedPath(input));
+    const input = requirePath(args, 'input');
+    const output = pathOpt(args, 'output') ?? defaultJudgedPath(input);
     const mode = stringOpt(args, 'mode') ?? 'project';
     if (!JUDGE_MODES.includes(mode as JudgeMode)) throw new CliError(`--mode expects ${JUDGE_MODES.join(' or ')}, got "${mode}"`, 2);
-    const phrasesFile = stringOpt(args, 'phrases');
+    const phrasesFile = pathOpt(args, 'phrases');
     // --phrases replaces the mode's phrase list; the mode still decides how phrases match.
-    const judge = phrasesFile ? new RefusalJudge(loadRefusalPhraseList(path.resolve(phrasesFile)), mode as JudgeMode) : refusalJudge(mode as JudgeMode);
+    const judge = phrasesFile ? new RefusalJudge(loadRefusalPhraseList(phrasesFile), mode as JudgeMode) : refusalJudge(mode as JudgeMode);
     const result = judgeResponsesFile(input, output, judge);
     const rate = ((100 * result.refused) / result.rows).toFixed(1);
     process.stdout.write(`judged ${result.rows} rows: ${result.refused} refused (${rate}%) -> ${result.output}\n`);

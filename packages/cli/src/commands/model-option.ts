@@ -1,6 +1,7 @@
-/** The `--model` option of the `dro llm` commands: a known model's id, a path, or (absent) the default model. */
+/** The `--model` option of the `dro llm` commands: a known model's id, a path (`~` expanded), or (absent) the default model. */
+import { resolveUserPath } from '@dro/artifacts';
 import { defaultModelPath, resolveModelArgument } from '@dro/llm/weights';
 
 export function modelArgument(value: string | undefined): string {
-  return value === undefined ? defaultModelPath() : resolveModelArgument(value);
+  return value === undefined ? defaultModelPath() : resolveUserPath(resolveModelArgument(value));
 }

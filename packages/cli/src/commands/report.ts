@@ -4,8 +4,7 @@
  * the file (nothing is written into the store, so it works on a read-only store), and without `--out`
  * the page kept under the store's reports/ is checked against the artifact before its path is printed.
  */
-import path from 'node:path';
-import { CliError, requireString, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, requireString, type Command } from '../command.ts';
 
 export const reportCommand: Command = {
   path: ['report'],
@@ -17,21 +16,20 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { LocalArtifactStore, defaultStoreRoot, REPORT_SCHEMA, writeFileAtomic } = await import('@dro/artifacts');
+    const { LocalArtifactStore, REPORT_SCHEMA, writeFileAtomic } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
+    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     const digest = requireString(args, 'ref');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new CliError(`--ref expects an artifact digest (64 hex characters), got "${digest}"`, 2);
     if (!(await store.has(digest))) throw new CliError(`artifact ${digest} is not in store ${store.root}`);
     const manifest = await store.manifest(digest);
     if (manifest.schema !== REPORT_SCHEMA.name) throw new CliError(`artifact ${digest} is a ${manifest.schema} artifact, not a report (${REPORT_SCHEMA.name})`);
     const ref = { digest, format: manifest.format, schema: manifest.schema };
-    const out = stringOpt(args, 'out');
+    const out = pathOpt(args, 'out');
     if (out) {
       const { html } = await store.getJson<{ html: string }>(ref);
-      const file = path.resolve(out);
-      await writeFileAtomic(file, html);
-      process.stdout.write(`${file}\n`);
+      await writeFileAtomic(out, html);
+      process.stdout.write(`${out}\n`);
       return 0;
     }
     try {

@@ -1,5 +1,5 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -9,7 +9,7 @@ export const stagesCommand: Command = {
   async run(args) {
     const exp = await import('@dro/experiment');
     const stages = exp.droStageRegistry().list();
-    const configFile = stringOpt(args, 'config');
+    const configFile = pathOpt(args, 'config');
     const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
     // The verdicts every rate counts are decided by the sampling stage (see verdicts.ts in @dro/artifacts).
     const verdicts = Object.fromEntries((['quick', 'paper'] as const).map((preset) => [preset, exp.heldOutVerdict({ ...config, preset })]));
@@ -42,21 +42,25 @@ export const stageCommand: Command = {
     if (!target || args.positionals.length > 1) throw new CliError('expected exactly one stage name or node id (see `dro stages`)', 2);
     const exp = await import('@dro/experiment');
     const { abortOnSignals, formatRunStatus } = await import('@dro/pipeline');
-    const configFile = stringOpt(args, 'config');
+    const concurrency = positiveIntOpt(args, 'concurrency');
+    const configFile = pathOpt(args, 'config');
     let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
     const preset = stringOpt(args, 'preset');
     if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
     else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
-    const prepared = await exp.prepareExperiment(config, stringOpt(args, 'store'));
-    let dag;
+    // Checked (and the target looked up) before anything is imported into the store.
+    const checked = exp.checkExperiment(config);
+    for (const warning of checked.warnings) process.stderr.write(`dro stage: WARNING: ${warning}\n`);
     try {
-      dag = exp.dagFor(prepared.dag, target);
+      exp.dagFor(checked.dag, target);
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }
+    const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+    const dag = exp.dagFor(prepared.dag, target);
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro stage: stopping on ${signal} (send it again to exit at once)…\n`));
     try {
-      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: stop.signal, concurrency: numberOpt(args, 'concurrency') });
+      const r = await exp.runExperimentLocally({ ...prepared, dag }, { signal: stop.signal, concurrency });
       process.stdout.write(formatRunStatus(r.record));
       return r.record.status === 'succeeded' ? 0 : r.record.status === 'cancelled' ? stop.exitCode() : 1;
     } finally {

@@ -1,5 +1,5 @@
 /** `dro status [RUN_ID]`: recorded runs (local and Temporal) from the store; live status from Temporal. */
-import { flag, stringOpt, type Command } from '../command.ts';
+import { flag, pathOpt, stringOpt, type Command } from '../command.ts';
 
 export const statusCommand: Command = {
   path: ['status'],
@@ -25,7 +25,7 @@ export const statusCommand: Command = {
     }
     const { LocalArtifactStore } = await import('@dro/artifacts');
     const { listRuns, loadRun, formatRunList, formatRunStatus } = await import('@dro/pipeline');
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     // A torn index entry is named and skipped; every other run is still shown.
     const warn = (error: Error) => process.stderr.write(`dro status: skipped ${error.message}\n`);
     if (flag(args, 'list')) {

@@ -3,9 +3,9 @@
  * dro-model) plus the workflow queue. Run one per machine (GPU machines: --queues model --backend tensorflow).
  * SIGTERM/SIGINT drain: polling stops, running stages get the grace time to finish.
  */
-import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
+import { LocalArtifactStore } from '@dro/artifacts';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
-import { CliError, numberOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { CliError, nonNegativeOpt, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
 
 const QUEUE_NAMES: readonly QueueName[] = ['cpu', 'model'];
 
@@ -16,18 +16,6 @@ export function parseQueues(raw: string): QueueName[] {
     if (!QUEUE_NAMES.includes(q as QueueName)) throw new CliError(`--queues: unknown queue "${q}" (expected cpu, model)`, 2);
   }
   return [...new Set(queues)] as QueueName[];
-}
-
-function positiveInt(args: ParsedArgs, name: string, fallback: number): number {
-  const n = numberOpt(args, name) ?? fallback;
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} expects a whole number ≥ 1, got ${n}`, 2);
-  return n;
-}
-
-function nonNegative(args: ParsedArgs, name: string, fallback: number): number {
-  const n = numberOpt(args, name) ?? fallback;
-  if (n < 0) throw new CliError(`--${name} expects a number ≥ 0, got ${n}`, 2);
-  return n;
 }
 
 export const workerCommand: Command = {
@@ -47,12 +35,12 @@ export const workerCommand: Command = {
   },
   async run(args) {
     const queues = parseQueues(stringOpt(args, 'queues') ?? 'cpu,model');
-    const graceSeconds = nonNegative(args, 'grace', 30);
+    const graceSeconds = nonNegativeOpt(args, 'grace') ?? 30;
     // Stages of a queue running at once in this process; each model stage holds a model in memory.
-    const concurrency = { cpu: positiveInt(args, 'cpu-slots', 2), model: positiveInt(args, 'model-slots', 1) };
+    const concurrency = { cpu: positiveIntOpt(args, 'cpu-slots') ?? 2, model: positiveIntOpt(args, 'model-slots') ?? 1 };
     const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
     if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') ?? defaultStoreRoot() });
+    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     // A worker writes every artifact of its stages: refuse a directory that is not a DRO store now, not
     // as a failed activity later (a new, empty or missing directory becomes a store).
     await store.ensureWritable();

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { droCacheDir } from './digest.ts';
+import { droCacheDir } from '@dro/artifacts';
 import { KNOWN_MODELS, type KnownModel } from './known-models.mjs';
 
 export { KNOWN_MODELS, type KnownModel };

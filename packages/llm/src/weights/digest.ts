@@ -13,17 +13,13 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { openRegularFile } from './regular-file.ts';
+import { droCacheDir } from '@dro/artifacts';
 
 const HASH_CHUNK_BYTES = 4 << 20;
 /** Smaller files are hashed every time (milliseconds), so temp test models leave no sidecars behind. */
 const SIDECAR_MIN_BYTES = 16 << 20;
-
-export function droCacheDir(): string {
-  return process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
-}
 
 interface DigestSidecar {
   path: string;
