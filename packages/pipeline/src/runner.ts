@@ -23,6 +23,7 @@ import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryable, sleep, type RetryPol
 import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
 import { createProgressReporter, type RunProgressReporter } from './progress.ts';
 import type { StageLookup } from './registry.ts';
+import { loadDagPlugins } from './stage-plugins.ts';
 
 export interface RunDagOptions {
   store: LocalArtifactStore;
@@ -41,6 +42,7 @@ export interface RunDagOptions {
 }
 
 export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecord> {
+  await loadDagPlugins(dag, options.stages);
   const plan = validateDag(dag, options.stages);
   const store = options.store;
   const retry: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
