@@ -154,6 +154,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
   inputs: ['rendered', 'directions', 'samples', 'references'],
   variadicInputs: ['softPrompt'],
   outputs: ['metrics', 'points'],
+  outputSchemas: { metrics: EVAL_METRICS_SCHEMA.name, points: EVAL_POINTS_SCHEMA.name },
   parseParams: parseEvaluateParams,
   run: runEvaluate,
 };
