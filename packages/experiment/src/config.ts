@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, droCacheDir as llmCacheDir, resolveModelArgument } from '@dro/llm/weights';
-import { BadInputError } from '@dro/pipeline';
+import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
 import { PARAM_ROLES } from './presets.ts';
+import { droStageRegistry } from './stages.ts';
 
 export type PresetName = 'quick' | 'paper';
 
@@ -57,6 +58,12 @@ export interface ExperimentConfig {
   baselines: { promptTuning: boolean; ablations: Array<'no-norm' | 'no-refusal' | 'no-harmfulness'> };
   /** Per-stage param overrides, merged over the preset: { "sampling": { "samples": 8 } }. */
   overrides: Record<string, Record<string, unknown>>;
+  /**
+   * Stage plugins: a built-in stage's name → the module that replaces it in this experiment, an absolute
+   * path (the config gives it relative to itself) or a package name resolved from the config's directory.
+   * Loaded and checked before anything runs (see loadExperimentPlugins).
+   */
+  stages: Record<string, StagePluginSource>;
   /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
   store?: string;
 }
@@ -95,11 +102,12 @@ export function defaultConfig(): ExperimentConfig {
     labelSource: 'logprob',
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
+    stages: {},
   };
 }
 
 const KEYS: Array<keyof ExperimentConfig> = [
-  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
+  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'stages', 'store',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -218,10 +226,22 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     }
     overrides = raw.overrides as ExperimentConfig['overrides'];
   }
+  const stages: ExperimentConfig['stages'] = {};
+  if (raw.stages !== undefined) {
+    if (!isObject(raw.stages)) fail(file, 'stages', 'an object { builtInStage: "module path or package name" }', raw.stages);
+    const builtIn = droStageRegistry().list().map((s) => s.name);
+    for (const [name, spec] of Object.entries(raw.stages)) {
+      if (!builtIn.includes(name)) fail(file, `stages.${name}`, `a built-in stage name (${builtIn.join(', ')})`);
+      const module = str(`stages.${name}`, spec, '');
+      stages[name] = isPackageSpecifier(module) && !module.startsWith('~')
+        ? { module, resolveFrom: baseDir }
+        : { module: mustExist(`stages.${name}`, abs(module)) };
+    }
+  }
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
   return {
     name, preset: preset as PresetName, models, queries, prompts, basicPrompt, evalPrompts,
-    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store,
+    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store,
   };
 }
 

@@ -5,10 +5,10 @@
  */
 import { LocalArtifactStore, type ArtifactRef } from '@dro/artifacts';
 import { reportHtmlPath } from '@dro/evaluate';
-import { runDag, type Dag, type RunDagOptions, type RunRecord } from '@dro/pipeline';
+import { runDag, validateDag, type Dag, type RunDagOptions, type RunRecord, type StagePluginRef } from '@dro/pipeline';
 import type { ExperimentConfig } from './config.ts';
-import { buildExperimentDag, importExperimentInputs, type ExperimentDag } from './dag.ts';
-import { droStageRegistry } from './stages.ts';
+import { buildExperimentDag, importExperimentInputs, type ExperimentDag, type ExperimentInputs } from './dag.ts';
+import { droStageRegistry, loadExperimentPlugins, withStagePlugins } from './stages.ts';
 import { heldOutComparisons, summarize, trainingObjectives, type ObjectiveRow, type SummaryRow } from './summary.ts';
 import type { ConditionComparison } from '@dro/evaluate';
 
@@ -16,10 +16,30 @@ export interface PreparedExperiment extends ExperimentDag {
   store: LocalArtifactStore;
 }
 
+/**
+ * Load the config's stage plugins, check the DAG, then import the data into the store and build the DAG.
+ * Plugins and every node's params are checked before the store is touched, so a plugin that does not fit
+ * (or params a plugin rejects) writes nothing.
+ */
 export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string): Promise<PreparedExperiment> {
+  const plugins = await loadExperimentPlugins(config);
+  checkExperimentDag(config, plugins);
   const store = new LocalArtifactStore({ root: storeRoot ?? config.store });
   const inputs = await importExperimentInputs(store, config);
-  return { store, ...buildExperimentDag(config, inputs) };
+  const built = buildExperimentDag(config, inputs);
+  return { store, ...built, dag: withStagePlugins(built.dag, plugins) };
+}
+
+/** validateDag on the experiment's DAG over stand-in inputs (digests do not affect stages, wiring or params). */
+function checkExperimentDag(config: ExperimentConfig, plugins: Record<string, StagePluginRef>): void {
+  const standIn = (schema: string, format: ArtifactRef['format'] = 'parquet'): ArtifactRef => ({ digest: '0'.repeat(64), format, schema });
+  const inputs: ExperimentInputs = {
+    train: standIn('query-set/v1'),
+    eval: config.queries.eval.map(() => standIn('query-set/v1')),
+    prompts: standIn('prompt-set/v1', 'json'),
+    models: config.models.map((m) => ({ ...m, digest: '0'.repeat(64) })),
+  };
+  validateDag(withStagePlugins(buildExperimentDag(config, inputs).dag, plugins), droStageRegistry());
 }
 
 export interface ExperimentOutcome {

@@ -3,21 +3,24 @@ import { CliError, numberOpt, stringOpt, type Command } from '../command.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
-  summary: 'List the pipeline stages (name, version, resource class, inputs → outputs)',
-  usage: '[--json]',
-  options: { json: { type: 'boolean', default: false } },
+  summary: 'List the pipeline stages (name, source, version, resource class, inputs → outputs); --config shows its stage plugins in place',
+  usage: '[--config FILE] [--json]',
+  options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
   async run(args) {
-    const { droStageRegistry } = await import('@dro/experiment');
-    const stages = droStageRegistry().list();
+    const exp = await import('@dro/experiment');
+    const configFile = stringOpt(args, 'config');
+    // Loading the config loads and checks its stage plugins: a plugin that does not fit fails here.
+    const stages = await exp.listStages(configFile ? exp.loadConfig(configFile) : undefined);
     if (args.values.json === true) {
-      process.stdout.write(JSON.stringify(stages.map((s) => ({ name: s.name, version: s.version, needs: s.needs, inputs: s.inputs, variadicInputs: s.variadicInputs ?? [], outputs: s.outputs }))) + '\n');
+      process.stdout.write(JSON.stringify(stages) + '\n');
       return 0;
     }
     const rows = stages.map((s) => {
-      const ins = [...s.inputs, ...(s.variadicInputs ?? []).map((v) => `${v}:*`)].join(', ') || '-';
-      return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}`;
+      const ins = [...s.inputs, ...s.variadicInputs.map((v) => `${v}:*`)].join(', ') || '-';
+      const source = s.identity ? `${s.source} (${s.identity.startsWith('sha256:') ? s.identity.slice(0, 19) : s.identity})` : s.source;
+      return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}  [${source}]`;
     });
-    process.stdout.write(`${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs\n${rows.join('\n')}\n`);
+    process.stdout.write(`${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs  [source]\n${rows.join('\n')}\n`);
     return 0;
   },
 };
