@@ -56,8 +56,12 @@ export function resolveLayer(param: MiddleLayerParams['layer'], numLayers: numbe
   return layer;
 }
 
-/** Layer `layer`'s hidden state at the last position of each sequence: [rows, d] row-major, in input order. */
-function layerStates(model: ChatModel, sequences: number[][], layer: number, batchSize: number): Float32Array {
+/**
+ * Layer `layer`'s hidden state at the last position of each sequence: [rows, d] row-major, in input order.
+ * Between batches it yields to the event loop (so heartbeats and signals get through) and calls
+ * `afterBatch(rowsDone)` (progress, cancellation).
+ */
+async function layerStates(model: ChatModel, sequences: number[][], layer: number, batchSize: number, afterBatch: (done: number) => void): Promise<Float32Array> {
   const d = model.config.hiddenSize;
   const out = new Float32Array(sequences.length * d);
   // Similar lengths together waste less padding; results go back to input order.
@@ -74,6 +78,8 @@ function layerStates(model: ChatModel, sequences: number[][], layer: number, bat
     } finally {
       tf.dispose([result.logits, result.lastHidden, ...(result.layers ?? [])]);
     }
+    await new Promise((resolve) => setImmediate(resolve));
+    afterBatch(start + rows.length);
   }
   return out;
 }
@@ -93,9 +99,12 @@ async function run(ctx: StageContext, inputs: Record<string, ArtifactRef>, param
   const model = await loadModel(ctx.modelPath);
   try {
     const layer = resolveLayer(params.layer, model.config.numLayers);
-    ctx.progress({ done: 0, total: sequences.length, message: `hidden states at layer ${layer}` });
-    const hidden = layerStates(model, sequences, layer, params.batchSize);
-    ctx.progress({ done: sequences.length, total: sequences.length, message: `hidden states at layer ${layer}` });
+    const message = `hidden states at layer ${layer}`;
+    ctx.progress({ done: 0, total: sequences.length, message });
+    const hidden = await layerStates(model, sequences, layer, params.batchSize, (done) => {
+      ctx.signal.throwIfAborted();
+      ctx.progress({ done, total: sequences.length, message });
+    });
     const out = tableForSchema(
       hiddenStatesSchema,
       {

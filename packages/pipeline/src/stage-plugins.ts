@@ -71,13 +71,14 @@ export async function loadStagePlugin(stageName: string, source: StagePluginSour
         throw new BadInputError(`${where}: ${file}, which it imports, changed since this process first loaded it (a process loads imported files once); restart the process`);
       }
     }
+    // Recorded before importing: Node caches what the import loads even when the module then throws.
+    for (const [file, hash] of module.imports) if (!importedFiles.has(file)) importedFiles.set(file, hash);
     let namespace: Record<string, unknown>;
     try {
       namespace = (await import(/* @vite-ignore */ module.url)) as Record<string, unknown>;
     } catch (error) {
       throw new BadInputError(`${where}: throws on load: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    for (const [file, hash] of module.imports) if (!importedFiles.has(file)) importedFiles.set(file, hash);
     const loaded = { stage: checkPluginStage(where, namespace, replaced), ref };
     mapOf(ready, replaced).set(key, loaded);
     return loaded;
@@ -92,18 +93,21 @@ export async function loadStagePlugin(stageName: string, source: StagePluginSour
 export async function loadDagPlugins(dag: Dag, stages: StageLookup): Promise<void> {
   for (const node of dag?.nodes ?? []) {
     if (node?.plugin === undefined) continue;
-    const where = `DAG "${dag.name}": node "${node.id}"`;
-    const p = node.plugin as Partial<StagePluginRef> | null;
-    if (typeof p !== 'object' || p === null || typeof p.module !== 'string' || typeof p.identity !== 'string' || (p.resolveFrom !== undefined && typeof p.resolveFrom !== 'string')) {
-      throw new BadInputError(`${where}: "plugin" must be { module, identity, resolveFrom? }, got ${JSON.stringify(p)}`);
-    }
     try {
-      await loadStagePlugin(node.stage, node.plugin, stages);
+      await loadNodePlugin(node, stages);
     } catch (error) {
-      if (error instanceof BadInputError) throw new BadInputError(`${where}: ${error.message}`, { cause: error });
+      if (error instanceof BadInputError) throw new BadInputError(`DAG "${dag.name}": node "${node.id}": ${error.message}`, { cause: error });
       throw error;
     }
   }
+}
+
+async function loadNodePlugin(node: DagNode, stages: StageLookup): Promise<void> {
+  const p = node.plugin as Partial<StagePluginRef> | null;
+  if (typeof p !== 'object' || p === null || typeof p.module !== 'string' || typeof p.identity !== 'string' || (p.resolveFrom !== undefined && typeof p.resolveFrom !== 'string')) {
+    throw new BadInputError(`"plugin" must be { module, identity, resolveFrom? }, got ${JSON.stringify(p)}`);
+  }
+  await loadStagePlugin(node.stage, p as StagePluginRef, stages);
 }
 
 /** The stage that runs `node`: its plugin (which loadDagPlugins must have loaded) or the registered stage. */
@@ -115,9 +119,9 @@ export function lookupNodeStage(stages: StageLookup, node: DagNode): Stage<unkno
   return loaded.stage;
 }
 
-/** lookupNodeStage, loading the node's plugin first if it names one. */
+/** lookupNodeStage, loading the node's plugin first if it names one (errors name the plugin, not the node). */
 export async function resolveNodeStage(stages: StageLookup, node: DagNode): Promise<Stage<unknown> | undefined> {
-  if (node.plugin !== undefined) await loadDagPlugins({ name: node.id, nodes: [node] }, stages);
+  if (node.plugin !== undefined) await loadNodePlugin(node, stages);
   return lookupNodeStage(stages, node);
 }
 
