@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ArtifactRef } from '@dro/artifacts';
-import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup, lookupStage } from '@dro/pipeline';
+import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup, loadDagPlugins, lookupNodeStage } from '@dro/pipeline';
 import { BAD_INPUT_ERROR_TYPE, type RunStageInput, type RunStageResult, type StageHeartbeat } from './shared.ts';
 import { planDag } from './plan.ts';
 
@@ -39,9 +39,13 @@ const workerIdentityDefault = `${os.hostname()}:${process.pid}`;
 export function createActivities(deps: ActivityDeps) {
   const identity = deps.workerIdentity ?? workerIdentityDefault;
   return {
-    /** Validates a DAG against this worker's stage registry and returns each node's queue class + order. */
+    /**
+     * Validates a DAG against this worker's stage registry (loading the stage plugins its nodes name) and
+     * returns each node's queue class + order.
+     */
     async planDag(dag: Dag) {
       try {
+        await loadDagPlugins(dag, deps.stages);
         return planDag(dag, deps.stages);
       } catch (err) {
         throw toActivityFailure(err);
@@ -81,7 +85,8 @@ export function createActivities(deps: ActivityDeps) {
         });
         return {
           ...result,
-          stageVersion: lookupStage(deps.stages, input.node.stage)?.version ?? '?',
+          // The node's plugin was loaded by the executor (or the result was served by another executor).
+          stageVersion: safeVersion(deps.stages, input.node),
           attempt: actx.info.attempt,
           durationMs: Date.now() - started,
           worker: identity,
@@ -96,6 +101,14 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type DroActivities = ReturnType<typeof createActivities>;
+
+function safeVersion(stages: StageLookup, node: DagNode): string {
+  try {
+    return lookupNodeStage(stages, node)?.version ?? '?';
+  } catch {
+    return '?';
+  }
+}
 
 /** Input errors never succeed on retry: mark them non-retryable and keep their message unchanged. */
 export function toActivityFailure(err: unknown): unknown {

@@ -101,6 +101,28 @@ export function listSchemas(): ArtifactSchema[] {
   return [...registry.values()];
 }
 
+/**
+ * Whether an artifact of schema `actual` can be read by a consumer of schema `declared`: the same schema,
+ * or a table schema with every declared column at the same type, no looser nullability and a compatible
+ * vector width (hidden-states-all-layers/v1 reads as hidden-states/v1). Returns null when it can, else why not.
+ */
+export function schemaReadableAs(actual: string, declared: string): string | null {
+  if (actual === declared) return null;
+  const a = registry.get(actual);
+  const d = registry.get(declared);
+  if (!a || !d) return `schema "${!a ? actual : declared}" is not declared`;
+  if (a.kind !== 'table' || d.kind !== 'table') return `a ${a.kind} schema "${actual}" is not "${declared}"`;
+  for (const want of d.columns) {
+    const got = a.columns.find((c) => c.name === want.name);
+    if (!got) return `"${actual}" has no column "${want.name}" of "${declared}"`;
+    const width = want.type !== 'vector' || want.listSize === 'any' || got.listSize === want.listSize;
+    if (got.type !== want.type || !width || (got.nullable && !want.nullable)) {
+      return `"${actual}" column "${want.name}" is ${describeColumnType(got)}${got.nullable ? ' (nullable)' : ''}, "${declared}" reads ${describeColumnType(want)}`;
+    }
+  }
+  return null;
+}
+
 function describeColumnType(spec: ColumnSpec): string {
   return spec.type === 'vector' ? `FixedSizeList<Float32>[${spec.listSize}]` : spec.type;
 }

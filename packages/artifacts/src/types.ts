@@ -24,8 +24,12 @@ export interface Manifest {
   digest: string;
   format: ArtifactFormat;
   schema: string;
-  /** Producing stage, or "user" / "cli" for imported files. */
-  producer: { stage: string; version: string };
+  /**
+   * Producing stage, or "user" / "cli" for imported files. `plugin` is set by the engine when the stage is
+   * a stage plugin (the module named in the experiment config and its identity: package@version or the
+   * sha256 of its files), so an artifact says which code made it even though the plugin keeps the name.
+   */
+  producer: { stage: string; version: string; plugin?: { module: string; identity: string } };
   params: unknown;
   /** Input artifact digests by input name. */
   inputs: Record<string, string>;

@@ -131,6 +131,7 @@ export const dataPrepStage: Stage<DataPrepParams> = {
   needs: 'model',
   inputs: ['queries', 'prompts'],
   outputs: ['rendered'],
+  outputSchemas: { rendered: renderedInputsSchema.name },
   parseParams: parseDataPrepParams,
   async run(ctx, inputs, params) {
     if (!ctx.modelPath) throw new BadInputError('data-prep needs a model (its tokenizer and chat template): none configured');

@@ -19,6 +19,7 @@ import {
   complianceScoresSchema,
   directionsReportSchema,
   writeDirections,
+  directionsSchema,
   hiddenStatesSchema,
   vectorValues,
 } from '@dro/artifacts';
@@ -163,6 +164,7 @@ export const directionsStage: Stage<DirectionsParams> = {
   needs: 'cpu',
   inputs: ['hiddenStates', 'scores'],
   outputs: ['directions', 'report'],
+  outputSchemas: { directions: directionsSchema.name, report: directionsReportSchema.name },
   parseParams: parseDirectionsParams,
   run: runDirections,
 };

@@ -12,7 +12,17 @@
  * Outputs: softPrompt (soft-prompt/v1, method "prompt-tuning"), curve (training-curve/v1),
  *          nearestTokens (nearest-tokens/v1)
  */
-import { BadInputError, NO_PROMPT_ID, columnValues, samplesSchema, type ArtifactRef, type ManifestInput } from '@dro/artifacts';
+import {
+  BadInputError,
+  NO_PROMPT_ID,
+  NEAREST_TOKENS_SCHEMA,
+  SOFT_PROMPT_SCHEMA,
+  TRAINING_CURVE_SCHEMA,
+  columnValues,
+  samplesSchema,
+  type ArtifactRef,
+  type ManifestInput,
+} from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { readTrainingInputs } from './inputs.ts';
 import { parsePromptTuningParams, type PromptTuningParams } from './params.ts';
@@ -102,6 +112,7 @@ export const promptTuningStage: Stage<PromptTuningParams> = {
   needs: 'model',
   inputs: ['rendered', 'samples'],
   outputs: ['softPrompt', 'curve', 'nearestTokens'],
+  outputSchemas: { softPrompt: SOFT_PROMPT_SCHEMA.name, curve: TRAINING_CURVE_SCHEMA.name, nearestTokens: NEAREST_TOKENS_SCHEMA.name },
   parseParams: parsePromptTuningParams,
   run: runPromptTuning,
 };

@@ -152,6 +152,12 @@ export const droTrainStage: Stage<DroTrainParams> = {
   needs: 'model',
   inputs: ['rendered', 'directions'],
   outputs: ['softPrompt', 'curve', 'nearestTokens', 'shift'],
+  outputSchemas: {
+    softPrompt: SOFT_PROMPT_SCHEMA.name,
+    curve: TRAINING_CURVE_SCHEMA.name,
+    nearestTokens: NEAREST_TOKENS_SCHEMA.name,
+    shift: TRAINING_SHIFT_SCHEMA.name,
+  },
   parseParams: parseDroTrainParams,
   run: runDroTrain,
 };

@@ -166,6 +166,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
   inputs: ['rendered', 'directions', 'samples'],
   variadicInputs: ['softPrompt', 'references'],
   outputs: ['metrics', 'points'],
+  outputSchemas: { metrics: EVAL_METRICS_SCHEMA.name, points: EVAL_POINTS_SCHEMA.name },
   parseParams: parseEvaluateParams,
   run: runEvaluate,
 };

@@ -56,6 +56,7 @@ export const referenceAnswersStage: Stage<ReferenceAnswersParams> = {
   needs: 'model',
   inputs: ['rendered'],
   outputs: ['references'],
+  outputSchemas: { references: REFERENCE_ANSWERS_SCHEMA.name },
   parseParams: parseReferenceAnswersParams,
   run: runReferences,
 };

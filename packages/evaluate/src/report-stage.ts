@@ -302,6 +302,7 @@ export const reportStage: Stage<ReportParams> = {
   inputs: [],
   variadicInputs: ['metrics', 'points', 'directions', 'samples', 'curve', 'nearestTokens', 'shift'],
   outputs: ['report'],
+  outputSchemas: { report: REPORT_SCHEMA.name },
   parseParams: parseReportParams,
   run: runReport,
 };

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readUtf8File, repoDataDir, resolveUserPath } from '@dro/artifacts';
 import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, resolveModelArgument } from '@dro/llm/weights';
-import { BadInputError } from '@dro/pipeline';
+import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
 import { PARAM_ROLES } from './presets.ts';
+import { droStageRegistry } from './stages.ts';
 
 export type PresetName = 'quick' | 'paper';
 
@@ -66,6 +67,12 @@ export interface ExperimentConfig {
   baselines: { promptTuning: boolean; ablations: Array<'no-norm' | 'no-refusal' | 'no-harmfulness'> };
   /** Per-stage param overrides, merged over the preset: { "sampling": { "samples": 8 } }. */
   overrides: Record<string, Record<string, unknown>>;
+  /**
+   * Stage plugins: a built-in stage's name → the module that replaces it in this experiment, an absolute
+   * path (the config gives it relative to itself) or a package name resolved from the config's directory.
+   * Loaded and checked before anything runs (see loadExperimentPlugins).
+   */
+  stages: Record<string, StagePluginSource>;
   /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
   store?: string;
   /**
@@ -102,11 +109,12 @@ export function defaultConfig(): ExperimentConfig {
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
     allowOverlap: false,
+    stages: {},
   };
 }
 
 const KEYS: Array<keyof ExperimentConfig> = [
-  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'store',
+  'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'stages', 'store',
   'allowOverlap',
 ];
 
@@ -234,12 +242,24 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     }
     overrides = raw.overrides as ExperimentConfig['overrides'];
   }
+  const stages: ExperimentConfig['stages'] = {};
+  if (raw.stages !== undefined) {
+    if (!isObject(raw.stages)) fail(file, 'stages', 'an object { builtInStage: "module path or package name" }', raw.stages);
+    const builtIn = droStageRegistry().list().map((s) => s.name);
+    for (const [name, spec] of Object.entries(raw.stages)) {
+      if (!builtIn.includes(name)) fail(file, `stages.${name}`, `a built-in stage name (${builtIn.join(', ')})`);
+      const module = str(`stages.${name}`, spec, '');
+      stages[name] = isPackageSpecifier(module) && !module.startsWith('~')
+        ? { module, resolveFrom: baseDir }
+        : { module: mustExist(`stages.${name}`, abs(module)) };
+    }
+  }
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
   return {
     name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
-    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, store, allowOverlap,
+    labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store, allowOverlap,
   };
 }
 

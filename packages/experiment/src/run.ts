@@ -5,12 +5,12 @@
  */
 import { LocalArtifactStore, type ArtifactRef } from '@dro/artifacts';
 import { reportHtmlPath } from '@dro/evaluate';
-import { runDag, validateDag, type Dag, type RunDagOptions, type RunRecord } from '@dro/pipeline';
+import { runDag, validateDag, type Dag, type RunDagOptions, type RunRecord, type StagePluginRef } from '@dro/pipeline';
 import type { ExperimentConfig } from './config.ts';
 import { buildExperimentDag, type ExperimentDag } from './dag.ts';
 import { checkOverlap, importExperimentInputs, provisionalInputs, readExperimentInputs, type QueryInput, type ReadExperimentInputs } from './inputs.ts';
 import { checkRowNeeds } from './row-needs.ts';
-import { droStageRegistry } from './stages.ts';
+import { droStageRegistry, loadExperimentPlugins, withStagePlugins } from './stages.ts';
 import { heldOutComparisons, summarize, trainingObjectives, type ObjectiveRow, type SummaryRow } from './summary.ts';
 import type { ConditionComparison } from '@dro/evaluate';
 
@@ -20,24 +20,28 @@ export interface CheckedExperiment {
   read: ReadExperimentInputs;
   /** The DAG with stand-in refs for the imported inputs: node ids, stages and params as the run will have them. */
   dag: Dag;
+  /** The config's stage plugins, loaded and checked, by the stage they replace. */
+  plugins: Record<string, StagePluginRef>;
   /** Things the run goes ahead with but the user must hear about (e.g. allowOverlap). */
   warnings: string[];
 }
 
 /**
- * Everything a run needs, checked before anything is written: every query and prompt file (strict UTF-8,
- * every row), every model file, the train/eval overlap, the DAG (every node's params through its stage's
+ * Everything a run needs, checked before anything is written: the config's stage plugins (loaded and
+ * checked against the stages they replace), every query and prompt file (strict UTF-8, every row), every
+ * model file, the train/eval overlap, the DAG (every node's params through its stage's — or plugin's —
  * parseParams, inputs, cycles) and what each node needs of its query rows (labels, row counts).
  */
-export function checkExperiment(config: ExperimentConfig): CheckedExperiment {
+export async function checkExperiment(config: ExperimentConfig): Promise<CheckedExperiment> {
+  const plugins = await loadExperimentPlugins(config);
   const read = readExperimentInputs(config);
   const warning = checkOverlap(config, read);
   const provisional = provisionalInputs(read);
-  const { dag } = buildExperimentDag(config, provisional);
+  const dag = withStagePlugins(buildExperimentDag(config, provisional).dag, plugins);
   const plan = validateDag(dag, droStageRegistry());
   const queryInputs = new Map<string, QueryInput>([[provisional.train.digest, read.train], ...read.eval.map((e, i): [string, QueryInput] => [provisional.eval[i]!.digest, e])]);
   checkRowNeeds(dag, plan, queryInputs, read.prompts);
-  return { config, read, dag, warnings: warning ? [warning] : [] };
+  return { config, read, dag, plugins, warnings: warning ? [warning] : [] };
 }
 
 export interface PreparedExperiment extends ExperimentDag {
@@ -47,10 +51,12 @@ export interface PreparedExperiment extends ExperimentDag {
 }
 
 /** Check the experiment (unless already checked), then import its inputs into the store and build the DAG. */
-export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string, checked: CheckedExperiment = checkExperiment(config)): Promise<PreparedExperiment> {
+export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string, checked?: CheckedExperiment): Promise<PreparedExperiment> {
+  const ok = checked ?? (await checkExperiment(config));
   const store = new LocalArtifactStore({ root: storeRoot ?? config.store });
-  const inputs = await importExperimentInputs(store, checked.read);
-  return { store, warnings: checked.warnings, ...buildExperimentDag(config, inputs) };
+  const inputs = await importExperimentInputs(store, ok.read);
+  const built = buildExperimentDag(config, inputs);
+  return { store, warnings: ok.warnings, ...built, dag: withStagePlugins(built.dag, ok.plugins) };
 }
 
 export interface ExperimentOutcome {

@@ -41,6 +41,10 @@ describe('experiment config', () => {
     [{ colour: 'blue' }, 'field "colour"'],
     [{ queries: { eval: [{ file: 'x.txt' }] } }, 'field "queries.eval[0].label": expected "harmful" or "harmless"'],
     [{ overrides: { samplnig: {} } }, 'field "overrides.samplnig": expected a stage or role name'],
+    [{ stages: ['./judge.ts'] }, 'field "stages": expected an object { builtInStage: "module path or package name" }'],
+    [{ stages: { extrct: './x.ts' } }, 'field "stages.extrct": expected a built-in stage name (data-prep, sampling'],
+    [{ stages: { extract: 3 } }, 'field "stages.extract": expected a non-empty string, got 3'],
+    [{ stages: { extract: './missing-plugin.ts' } }, 'field "stages.extract": expected an existing file or directory'],
   ])('rejects %j naming the field', (raw, message) => {
     const file = writeConfig(raw);
     expect(() => loadConfig(file)).toThrow(message);
@@ -52,6 +56,16 @@ describe('experiment config', () => {
     const file = writeConfig({ queries: { eval: [d.queries.eval[0], { file: d.queries.train, label: 'harmful' }] } });
     const c = loadConfig(file);
     expect(c.queries.eval[1]).toEqual({ file: d.queries.train, label: 'harmful' });
+  });
+
+  it('takes stage plugins as paths (resolved against the file) or package names (resolved from its directory)', () => {
+    const file = writeConfig({ stages: { extract: './middle.ts', sampling: '@lab/judge' } });
+    fs.writeFileSync(path.join(path.dirname(file), 'middle.ts'), 'export default {};\n');
+    expect(loadConfig(file).stages).toEqual({
+      extract: { module: path.join(path.dirname(file), 'middle.ts') },
+      sampling: { module: '@lab/judge', resolveFrom: path.dirname(file) },
+    });
+    expect(defaultConfig().stages).toEqual({});
   });
 
   it('rejects a file that is not JSON, naming the file', () => {

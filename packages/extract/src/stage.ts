@@ -152,6 +152,8 @@ export const extractStage: Stage<ExtractParams> = {
   needs: 'model',
   inputs: ['rendered'],
   outputs: ['hiddenStates'],
+  // With allLayers the output is hidden-states-all-layers/v1, which reads as hidden-states/v1.
+  outputSchemas: { hiddenStates: hiddenStatesSchema.name },
   parseParams: parseExtractParams,
   run: runExtract,
 };

@@ -5,7 +5,9 @@
  */
 import { BadInputError, type ArtifactRef } from '@dro/artifacts';
 import { acceptsInput, type Dag, type DagNode, type Stage } from './stage.ts';
-import { lookupStage, type StageLookup } from './registry.ts';
+import type { StageLookup } from './registry.ts';
+import { lookupNodeStage } from './stage-plugins.ts';
+import { pluginLabel } from './plugin-module.ts';
 
 export interface DagPlan {
   /** Node ids in a topological order (stable: declaration order among ready nodes). */
@@ -17,6 +19,7 @@ export interface DagPlan {
   dependsOn: Map<string, Set<string>>;
 }
 
+/** Nodes that name a stage plugin need it loaded first (loadDagPlugins); the engines do that. */
 export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
   const where = `DAG "${dag?.name}"`;
   if (!dag || !Array.isArray(dag.nodes) || dag.nodes.length === 0) throw new BadInputError(`${where}: "nodes" must be a non-empty array`);
@@ -24,7 +27,7 @@ export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
   for (const node of dag.nodes) {
     if (typeof node.id !== 'string' || node.id === '') throw new BadInputError(`${where}: every node needs a non-empty string "id"`);
     if (stageOf.has(node.id)) throw new BadInputError(`${where}: duplicate node id "${node.id}"`);
-    const stage = lookupStage(stages, node.stage);
+    const stage = lookupNodeStage(stages, node);
     if (!stage) throw new BadInputError(`${where}: node "${node.id}" uses unknown stage "${node.stage}"`);
     stageOf.set(node.id, stage);
   }
@@ -68,7 +71,8 @@ export function parseNodeParams(stage: Stage<unknown>, node: DagNode, where = 'D
   try {
     return stage.parseParams(node.params ?? {});
   } catch (error) {
-    if (error instanceof BadInputError) throw new BadInputError(`${where}: node "${node.id}" params: ${error.message}`, { cause: error });
+    const by = node.plugin ? ` (stage plugin ${pluginLabel(node.plugin)})` : '';
+    if (error instanceof BadInputError) throw new BadInputError(`${where}: node "${node.id}"${by} params: ${error.message}`, { cause: error });
     throw error;
   }
 }

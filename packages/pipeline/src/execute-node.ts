@@ -12,6 +12,7 @@ import {
   NotFoundError,
   UnsafeStoreEntryError,
   canonicalJson,
+  schemaReadableAs,
   sha256Hex,
   type ArtifactRef,
   type ArtifactStore,
@@ -20,7 +21,9 @@ import {
 } from '@dro/artifacts';
 import type { DagNode, ProgressEvent, Stage, StageContext, StageLogger } from './stage.ts';
 import { parseNodeParams } from './dag.ts';
-import { lookupStage, type StageLookup } from './registry.ts';
+import type { StageLookup } from './registry.ts';
+import { resolveNodeStage } from './stage-plugins.ts';
+import { storeForPlugin } from './plugin-store.ts';
 
 /** A store that also keeps the cache index (LocalArtifactStore is one). */
 export type CachingStore = ArtifactStore & { records: Pick<RecordIndex, 'put' | 'get'> };
@@ -31,6 +34,8 @@ export const CACHE_NAMESPACE = 'cache';
 export interface CacheEntry {
   stage: string;
   version: string;
+  /** The stage plugin that made the outputs, when the node names one. */
+  plugin?: { module: string; identity: string };
   node: string;
   outputs: Record<string, ArtifactRef>;
   createdAt: string;
@@ -38,9 +43,9 @@ export interface CacheEntry {
 
 export interface ExecuteNodeRequest {
   store: CachingStore;
-  /** Where to find the node's stage (registry, Map or function) ... */
+  /** Where to find the node's stage (registry, Map or function; a node's plugin is loaded) ... */
   stages?: StageLookup;
-  /** ... or the stage itself. */
+  /** ... or the stage itself (for a node with a plugin: that plugin, as loaded by loadDagPlugins). */
   stage?: Stage<unknown>;
   node: DagNode;
   /** Every input of the node resolved to an artifact ref. */
@@ -60,17 +65,22 @@ export interface NodeExecution {
 
 const silentLog: StageLogger = { info() {}, warn() {} };
 
-/** sha256 of canonical JSON of what determines a node's outputs. Equal keys ⇒ reusable outputs. */
+/**
+ * sha256 of canonical JSON of what determines a node's outputs. Equal keys ⇒ reusable outputs. A stage
+ * plugin's identity joins the key (only then, so the keys of registered stages stay as they were).
+ */
 export function computeCacheKey(
   stage: Pick<Stage<unknown>, 'name' | 'version'>,
   params: unknown,
   inputs: Record<string, ArtifactRef>,
   modelDigest: string | null,
+  pluginIdentity: string | null = null,
 ): string {
   const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
   let canonical: string;
   try {
-    canonical = canonicalJson({ stage: stage.name, version: stage.version, params, inputs: inputDigests, model: modelDigest });
+    const key = { stage: stage.name, version: stage.version, params, inputs: inputDigests, model: modelDigest };
+    canonical = canonicalJson(pluginIdentity === null ? key : { ...key, plugin: pluginIdentity });
   } catch (error) {
     throw new BadInputError(`stage ${stage.name}: params are not JSON-serialisable (${(error as Error).message})`);
   }
@@ -95,7 +105,7 @@ function abortReason(signal: AbortSignal): Error {
 
 export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
   const { store, node, inputs } = request;
-  const stage = request.stage ?? (request.stages && lookupStage(request.stages, node.stage));
+  const stage = request.stage ?? (request.stages && (await resolveNodeStage(request.stages, node)));
   if (!stage) throw new BadInputError(`node "${node.id}" uses unknown stage "${node.stage}"`);
   const signal = request.signal ?? new AbortController().signal;
   const params = parseNodeParams(stage, node);
@@ -110,7 +120,8 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
     }
   }
 
-  const cacheKey = computeCacheKey(stage, params, inputs, modelDigest);
+  const plugin = node.plugin ?? null;
+  const cacheKey = computeCacheKey(stage, params, inputs, modelDigest, plugin?.identity ?? null);
   const log = request.log ?? silentLog;
   if (!request.force) {
     const cached = await readCacheEntry(store, cacheKey, node, log);
@@ -123,7 +134,7 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
 
   if (signal.aborted) throw abortReason(signal);
   const ctx: StageContext = {
-    store,
+    store: plugin ? storeForPlugin(store, plugin) : store,
     progress: request.progress ?? (() => {}),
     signal,
     log,
@@ -132,7 +143,14 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
   };
   const outputs = await stage.run(ctx, inputs, params);
   await checkOutputs(store, stage, node, outputs);
-  const entry: CacheEntry = { stage: stage.name, version: stage.version, node: node.id, outputs, createdAt: new Date().toISOString() };
+  const entry: CacheEntry = {
+    stage: stage.name,
+    version: stage.version,
+    ...(plugin ? { plugin: { module: plugin.module, identity: plugin.identity } } : {}),
+    node: node.id,
+    outputs,
+    createdAt: new Date().toISOString(),
+  };
   // Outputs are already committed artifacts; the cache entry is written last, so a crash before this
   // line only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
   await store.records.put(CACHE_NAMESPACE, cacheKey, entry, { refs: Object.values(outputs).map((ref) => ref.digest) });
@@ -180,7 +198,10 @@ async function unusableOutput(store: CachingStore, outputs: Record<string, Artif
   return null;
 }
 
-/** A stage must return exactly its declared outputs, each committed to the store. Not retryable: a bug. */
+/**
+ * A stage must return exactly its declared outputs, each committed to the store and readable as its
+ * declared schema. Not retryable: a bug.
+ */
 async function checkOutputs(store: CachingStore, stage: Stage<unknown>, node: DagNode, outputs: Record<string, ArtifactRef>): Promise<void> {
   const where = `node "${node.id}" (stage ${stage.name})`;
   if (typeof outputs !== 'object' || outputs === null) throw new BadInputError(`${where} returned ${String(outputs)}, expected output refs`);
@@ -191,5 +212,8 @@ async function checkOutputs(store: CachingStore, stage: Stage<unknown>, node: Da
     const ref = outputs[name];
     if (!ref || typeof ref.digest !== 'string') throw new BadInputError(`${where} did not return its output "${name}"`);
     if (!(await store.has(ref.digest))) throw new BadInputError(`${where} output "${name}": artifact ${ref.digest} is not in the store`);
+    const declared = stage.outputSchemas?.[name];
+    const problem = declared === undefined ? null : schemaReadableAs(ref.schema, declared);
+    if (problem !== null) throw new BadInputError(`${where} output "${name}" is a ${ref.schema} artifact, declared ${declared}: ${problem}`);
   }
 }

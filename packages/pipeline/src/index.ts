@@ -1,5 +1,8 @@
 export * from './stage.ts';
 export * from './registry.ts';
+export * from './stage-plugins.ts';
+export { pluginLabel, isPackageSpecifier, resolvePluginModule, type PluginModule } from './plugin-module.ts';
+export { storeForPlugin } from './plugin-store.ts';
 export * from './dag.ts';
 export * from './execute-node.ts';
 export * from './retry.ts';

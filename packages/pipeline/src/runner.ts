@@ -23,6 +23,7 @@ import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryable, sleep, type RetryPol
 import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
 import { createProgressReporter, type RunProgressReporter } from './progress.ts';
 import type { StageLookup } from './registry.ts';
+import { loadDagPlugins } from './stage-plugins.ts';
 
 export interface RunDagOptions {
   store: LocalArtifactStore;
@@ -54,6 +55,7 @@ function checkRunOptions(dag: Dag, options: RunDagOptions): void {
 }
 
 export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecord> {
+  await loadDagPlugins(dag, options.stages);
   const plan = validateDag(dag, options.stages);
   checkRunOptions(dag, options);
   const store = options.store;

@@ -56,6 +56,13 @@ export interface Stage<Params = unknown> {
   variadicInputs?: readonly string[];
   /** Names of the output artifacts the stage writes (keys of the returned record). */
   outputs: readonly string[];
+  /**
+   * The declared schema of each output its consumers read, by output name ("hidden-states/v1"). The
+   * executor checks every returned ref against it (the same schema, or a table schema with every declared
+   * column: see schemaReadableAs), and a stage plugin must declare the same schema as the stage it
+   * replaces. Outputs not listed here are not checked.
+   */
+  outputSchemas?: Readonly<Record<string, string>>;
   /** Validate params and fill defaults; throw BadInputError naming the field on bad params. */
   parseParams?(raw: unknown): Params;
   run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: Params): Promise<Record<string, ArtifactRef>>;
@@ -92,6 +99,24 @@ export interface DagNode {
   inputs: Record<string, { node: string; output: string } | { ref: ArtifactRef }>;
   /** Model file for needs = "model" stages. */
   model?: { path: string; digest: string } | null;
+  /**
+   * The stage plugin that runs this node instead of the registered stage of the same name (from the
+   * experiment config's "stages"). Every engine loads it from here, so it must resolve on every worker.
+   */
+  plugin?: StagePluginRef;
+}
+
+/** Where a stage plugin's module is: an absolute file path, or a package name resolved from `resolveFrom`. */
+export interface StagePluginSource {
+  module: string;
+  /** For a package: the directory it resolves from (node_modules lookup upward, as Node does). */
+  resolveFrom?: string;
+}
+
+/** A stage plugin and its identity, which is part of the cache key of every node it runs. */
+export interface StagePluginRef extends StagePluginSource {
+  /** "<package>@<version>" for a package; "sha256:<hex>" of the module file (and its local imports) for a path. */
+  identity: string;
 }
 
 export interface Dag {

@@ -188,6 +188,7 @@ export const refusalLogprobStage: Stage<RefusalLogprobParams> = {
   needs: 'model',
   inputs: ['rendered'],
   outputs: ['scores'],
+  outputSchemas: { scores: complianceScoresSchema.name },
   parseParams: parseRefusalLogprobParams,
   run: runRefusalLogprob,
 };

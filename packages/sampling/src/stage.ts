@@ -284,6 +284,7 @@ export const samplingStage: Stage<SamplingParams> = {
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],
   outputs: ['samples', 'scores'],
+  outputSchemas: { samples: samplesSchema.name, scores: complianceScoresSchema.name },
   parseParams: (raw) => parseSamplingParams(raw),
   run: runSampling,
 };

@@ -68,7 +68,7 @@ export const runCommand: Command = {
 
     const started = performance.now();
     process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);
-    const checked = exp.checkExperiment(config);
+    const checked = await exp.checkExperiment(config);
     for (const warning of checked.warnings) process.stderr.write(`dro run: WARNING: ${warning}\n`);
     const force = parseForce(args, checked.dag);
     if (engine === 'temporal') {

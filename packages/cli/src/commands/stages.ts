@@ -3,28 +3,29 @@ import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../c
 
 export const stagesCommand: Command = {
   path: ['stages'],
-  summary: 'List the pipeline stages (name, version, resource class, inputs → outputs) and which judge and selection produce the held-out numbers per preset',
+  summary: 'List the pipeline stages (name, source, version, resource class, inputs → outputs; --config shows its stage plugins in place) and which judge and selection produce the held-out numbers per preset',
   usage: '[--config FILE] [--json]',
   options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
   async run(args) {
     const exp = await import('@dro/experiment');
-    const stages = exp.droStageRegistry().list();
     const configFile = pathOpt(args, 'config');
     const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    // Listing a config's stages loads and checks its stage plugins: a plugin that does not fit fails here.
+    const stages = await exp.listStages(configFile ? config : undefined);
     // The verdicts every rate counts are decided by the sampling stage (see verdicts.ts in @dro/artifacts).
     const verdicts = Object.fromEntries((['quick', 'paper'] as const).map((preset) => [preset, exp.heldOutVerdict({ ...config, preset })]));
     if (args.values.json === true) {
-      const list = stages.map((s) => ({ name: s.name, version: s.version, needs: s.needs, inputs: s.inputs, variadicInputs: s.variadicInputs ?? [], outputs: s.outputs }));
-      process.stdout.write(JSON.stringify({ stages: list, verdicts }) + '\n');
+      process.stdout.write(JSON.stringify({ stages, verdicts }) + '\n');
       return 0;
     }
     const rows = stages.map((s) => {
-      const ins = [...s.inputs, ...(s.variadicInputs ?? []).map((v) => `${v}:*`)].join(', ') || '-';
-      return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}`;
+      const ins = [...s.inputs, ...s.variadicInputs.map((v) => `${v}:*`)].join(', ') || '-';
+      const source = s.identity ? `${s.source} (${s.identity.startsWith('sha256:') ? s.identity.slice(0, 19) : s.identity})` : s.source;
+      return `${s.name.padEnd(18)} v${s.version.padEnd(8)} ${s.needs.padEnd(6)} ${ins} → ${s.outputs.join(', ')}  [${source}]`;
     });
     const judged = Object.entries(verdicts).map(([preset, v]) => `  ${preset.padEnd(6)} ${v}`);
     process.stdout.write(
-      `${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs\n${rows.join('\n')}\n\n` +
+      `${'stage'.padEnd(18)} ${'ver'.padEnd(9)} ${'needs'.padEnd(6)} inputs → outputs  [source]\n${rows.join('\n')}\n\n` +
         `held-out verdicts (decided once by sampling; labels, evaluate, comparisons and the report count them):\n${judged.join('\n')}\n`,
     );
     return 0;
@@ -49,7 +50,7 @@ export const stageCommand: Command = {
     if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
     else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
     // Checked (and the target looked up) before anything is imported into the store.
-    const checked = exp.checkExperiment(config);
+    const checked = await exp.checkExperiment(config);
     for (const warning of checked.warnings) process.stderr.write(`dro stage: WARNING: ${warning}\n`);
     try {
       exp.dagFor(checked.dag, target);

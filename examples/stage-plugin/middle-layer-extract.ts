@@ -1,0 +1,146 @@
+/**
+ * A stage plugin that replaces `extract`: for each rendered input it stores the hidden state of a chosen
+ * layer — by default the middle one — at the last input position, instead of the final normed state.
+ * The rest of the DAG is unchanged: `directions` fits PCA and the refusal / harmfulness boundaries on
+ * these states, so its report (held-out accuracy per boundary) says how readable refusal is at that
+ * layer. Run it at several layers to see where the refusal direction becomes readable.
+ *
+ * It is the same contract as the built-in stages (a Stage as the default export), checked against
+ * `extract` when the config loads it: name "extract", needs "model", inputs [rendered], outputs
+ * [hiddenStates] with the schema `directions` reads, hidden-states/v1. The `hidden` column then holds
+ * layer `layer`'s state; the layer actually used is in each output's manifest (summary.layer).
+ *
+ * Params: the built-in's (the preset passes them: batchSize, chunkSize, allLayers, sets) plus `layer`.
+ * Layers are numbered as in Hugging Face's hidden_states: 0 = embeddings, i = output of block i,
+ * L = the final normed state (what the built-in stores); "middle" = ⌊L/2⌋.
+ */
+import { BadInputError, columnValues, hiddenStatesSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
+import { loadModel, padBatch, tf, type ChatModel } from '@dro/llm';
+import type { Stage, StageContext } from '@dro/pipeline';
+
+export interface MiddleLayerParams {
+  layer: number | 'middle';
+  /** Rows per forward pass (rows are grouped by token length, as in the built-in). */
+  batchSize: number;
+  /** Accepted for the preset's sake; this example does not checkpoint chunks. */
+  chunkSize: number;
+  /** Must be false: this stage stores one layer. */
+  allLayers: false;
+  /** Only rows of these query sets; empty = all. */
+  sets: string[];
+}
+
+const DEFAULTS: MiddleLayerParams = { layer: 'middle', batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
+
+function parseParams(raw: unknown): MiddleLayerParams {
+  const fail = (field: string, expected: string, got: unknown): never => {
+    throw new BadInputError(`middle-layer extract params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
+  };
+  if (raw === undefined || raw === null) return { ...DEFAULTS };
+  if (typeof raw !== 'object' || Array.isArray(raw)) fail('(params)', 'an object', raw);
+  const r = { ...DEFAULTS, ...(raw as Record<string, unknown>) };
+  for (const key of Object.keys(r)) if (!(key in DEFAULTS)) fail(key, `one of ${Object.keys(DEFAULTS).join(', ')}`, key);
+  if (r.layer !== 'middle' && !(Number.isInteger(r.layer) && (r.layer as number) >= 0)) fail('layer', 'a layer index ≥ 0 or "middle"', r.layer);
+  for (const key of ['batchSize', 'chunkSize'] as const) {
+    if (!Number.isInteger(r[key]) || (r[key] as number) < 1) fail(key, 'a positive integer', r[key]);
+  }
+  if (r.allLayers !== false) fail('allLayers', 'false (this stage stores one layer; use the built-in extract for all of them)', r.allLayers);
+  if (!Array.isArray(r.sets) || r.sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', r.sets);
+  return r as MiddleLayerParams;
+}
+
+/** The layer index `param` names for a model with `numLayers` blocks (HF hidden_states has numLayers + 1). */
+export function resolveLayer(param: MiddleLayerParams['layer'], numLayers: number): number {
+  const layer = param === 'middle' ? Math.floor(numLayers / 2) : param;
+  if (layer > numLayers) throw new BadInputError(`middle-layer extract params: layer: the model has hidden states 0..${numLayers}, got ${layer}`);
+  return layer;
+}
+
+/**
+ * Layer `layer`'s hidden state at the last position of each sequence: [rows, d] row-major, in input order.
+ * Between batches it yields to the event loop (so heartbeats and signals get through) and calls
+ * `afterBatch(rowsDone)` (progress, cancellation).
+ */
+async function layerStates(model: ChatModel, sequences: number[][], layer: number, batchSize: number, afterBatch: (done: number) => void): Promise<Float32Array> {
+  const d = model.config.hiddenSize;
+  const out = new Float32Array(sequences.length * d);
+  // Similar lengths together waste less padding; results go back to input order.
+  const order = sequences.map((_, i) => i).sort((a, b) => sequences[a]!.length - sequences[b]!.length || a - b);
+  for (let start = 0; start < order.length; start += batchSize) {
+    const rows = order.slice(start, start + batchSize);
+    const { ids, mask } = padBatch(rows.map((r) => sequences[r]!), model.padId);
+    const t = ids[0]!.length;
+    const result = model.forward({ inputIds: ids, attentionMask: mask, logitsFor: 'none', allLayers: true });
+    try {
+      // Left padding: position t − 1 is every row's last real token. [b, 1, d]
+      const last = tf.tidy(() => tf.slice(result.layers![layer]!, [0, t - 1, 0], [rows.length, 1, d]).dataSync() as Float32Array);
+      rows.forEach((row, b) => out.set(last.subarray(b * d, (b + 1) * d), row * d));
+    } finally {
+      tf.dispose([result.logits, result.lastHidden, ...(result.layers ?? [])]);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    afterBatch(start + rows.length);
+  }
+  return out;
+}
+
+async function run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: MiddleLayerParams): Promise<Record<string, ArtifactRef>> {
+  if (!ctx.modelPath) throw new BadInputError('middle-layer extract needs a model: none configured');
+  const table = await ctx.store.getTable(inputs.rendered!);
+  const name = `rendered inputs ${inputs.rendered!.digest.slice(0, 12)}`;
+  const col = <T,>(c: string) => columnValues<T>(table, c, name);
+  const sets = col<string>('set');
+  const keep = sets.map((_, i) => i).filter((i) => params.sets.length === 0 || params.sets.includes(sets[i]!));
+  if (keep.length === 0) throw new BadInputError(`${name}: no rows to extract`);
+  const pick = <T,>(values: T[]) => keep.map((i) => values[i]!);
+  const tokens = table.getChild('token_ids')!;
+  const sequences = keep.map((i) => Array.from((tokens.get(i) as { toArray(): Int32Array }).toArray()));
+
+  const model = await loadModel(ctx.modelPath);
+  try {
+    const layer = resolveLayer(params.layer, model.config.numLayers);
+    const message = `hidden states at layer ${layer}`;
+    ctx.progress({ done: 0, total: sequences.length, message });
+    const hidden = await layerStates(model, sequences, layer, params.batchSize, (done) => {
+      ctx.signal.throwIfAborted();
+      ctx.progress({ done, total: sequences.length, message });
+    });
+    const out = tableForSchema(
+      hiddenStatesSchema,
+      {
+        input_id: pick(col<string>('input_id')),
+        set: pick(sets),
+        query_id: pick(col<string>('query_id')),
+        prompt_id: pick(col<string>('prompt_id')),
+        label: pick(col<string>('label')),
+        n_tokens: sequences.map((s) => s.length),
+        hidden,
+      },
+      { hidden: model.config.hiddenSize },
+    );
+    const manifest = {
+      producer: { stage: middleLayerExtract.name, version: middleLayerExtract.version },
+      params,
+      inputs: { rendered: inputs.rendered!.digest },
+      modelDigest: ctx.modelDigest,
+      backend: model.backend,
+      summary: { layer, numLayers: model.config.numLayers },
+    };
+    return { hiddenStates: await ctx.store.putTable(hiddenStatesSchema.name, out, manifest) };
+  } finally {
+    model.dispose();
+  }
+}
+
+const middleLayerExtract: Stage<MiddleLayerParams> = {
+  name: 'extract',
+  version: '1',
+  needs: 'model',
+  inputs: ['rendered'],
+  outputs: ['hiddenStates'],
+  outputSchemas: { hiddenStates: hiddenStatesSchema.name },
+  parseParams,
+  run,
+};
+
+export default middleLayerExtract;
