@@ -56,8 +56,10 @@ describe('preflight: impossible configs fail before any stage runs', () => {
 
   it('a bad stage param is rejected by DAG validation, before the runner starts anything', async () => {
     const s = setup();
-    const prepared = await prepareExperiment(s.config({ overrides: { 'sampling:eval': { judge: 'strict' } } }));
-    expect(() => validateDag(prepared.dag, droStageRegistry())).toThrow(/node "sample-eval-none@tiny" params: sampling params: judge: expected one of "project", "paper"/);
+    // checkExperiment validates every node's params before prepareExperiment imports anything.
+    await expect(prepareExperiment(s.config({ overrides: { 'sampling:eval': { judge: 'strict' } } }))).rejects.toThrow(
+      /node "sample-eval-none@tiny" params: sampling params: judge: expected one of "project", "paper"/,
+    );
   });
 
   it('rejects bad trainPrompts in the config, naming the field', () => {
