@@ -7,9 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadInputError } from '@dro/artifacts';
-import { validateDag } from '@dro/pipeline';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
-import { defaultConfig, droStageRegistry, prepareExperiment, validateConfig } from '../src/index.ts';
+import { defaultConfig, prepareExperiment, validateConfig } from '../src/index.ts';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
 
