@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeLoopbackPort } from '@dro/workflows';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { DEFAULT_MODEL_ID, knownModel } from '@dro/llm/weights';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-run-usage-'));
@@ -60,9 +61,9 @@ describe('dro run: bad flags are usage errors, before anything is written', () =
     [['--concurrency', '0'], /--concurrency expects a whole number ≥ 1, got 0/],
     [['--concurrency=-1'], /--concurrency expects a whole number ≥ 1, got -1/],
     [['--concurrency', '1.5'], /--concurrency expects a whole number ≥ 1, got 1\.5/],
-    [['--force', 'nope,prep-train@tiny'], /--force: no node "nope" in DAG "tiny-cli"; the node ids are: prep-train@tiny, refusal-logprob@tiny, extract@tiny, directions@tiny, dro@tiny, /],
+    [['--force', 'nope,prep-train@tiny'], /--force: no node "nope" in DAG "tiny-cli"; the node ids are: prep-train@tiny, refusal-logprob@tiny, extract@tiny, directions@tiny, dro:default@tiny, /],
     [['--force', ','], /--force expects node ids separated by commas; the DAG's node ids are: prep-train@tiny/],
-    [['--engine', 'temporal', '--force', 'dro@tiny'], /--force works with --engine local only/],
+    [['--engine', 'temporal', '--force', 'dro:default@tiny'], /--force works with --engine local only/],
   ])('dro run %j → exit 2', (flags, message) => {
     const { config, store } = tinyExperiment(path.join(tmp, `usage-${Math.random().toString(36).slice(2)}`));
     const r = dro(['run', '--config', config, ...flags]);
@@ -109,8 +110,9 @@ describe('~ in paths', () => {
     const home = path.join(tmp, 'home');
     const cache = path.join(home, 'cache');
     fs.mkdirSync(path.join(cache, 'models'), { recursive: true });
+    // The default model's file name, under $DRO_CACHE/models.
     writeTinyGgufModel(path.join(home, 'tiny.gguf'), 'F32');
-    writeTinyGgufModel(path.join(cache, 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf'), 'F32');
+    writeTinyGgufModel(path.join(cache, 'models', knownModel(DEFAULT_MODEL_ID).file), 'F32');
     const env = { HOME: home, DRO_CACHE: '~/cache' };
 
     const inspect = dro(['llm', 'inspect', '--model=~/tiny.gguf', '--json'], env);
