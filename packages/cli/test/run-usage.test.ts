@@ -110,8 +110,8 @@ describe('~ in paths', () => {
     const home = path.join(tmp, 'home');
     const cache = path.join(home, 'cache');
     fs.mkdirSync(path.join(cache, 'models'), { recursive: true });
-    // The default model's file name, under $DRO_CACHE/models.
     writeTinyGgufModel(path.join(home, 'tiny.gguf'), 'F32');
+    // The default model's file name, under $DRO_CACHE/models.
     writeTinyGgufModel(path.join(cache, 'models', knownModel(DEFAULT_MODEL_ID).file), 'F32');
     const env = { HOME: home, DRO_CACHE: '~/cache' };
 

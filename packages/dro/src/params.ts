@@ -73,18 +73,25 @@ export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
 };
 
 /**
- * A few minutes on a 2-core CPU with SmolLM2-135M: 64 of the training queries, batch 16, 2 epochs
- * (8 optimiser steps). The learning rate is raised to 1e-2 so so few steps move the prompt visibly;
- * everything else is the paper's.
+ * A few minutes on a 2-core CPU: up to 64 training queries (the quick data has 48), batch 16, 4 epochs
+ * (12 optimiser steps), and a step size of 0.1 × the initial prompt's RMS per coordinate (lrUnit
+ * "prompt-rms": 1.7e-3 on Qwen2.5-0.5B, 1.2e-2 on SmolLM2-135M). Chosen with tools/measure/dro-step-size.ts
+ * on both models (2026-11-29, README "Choosing the quick preset"): of lr ∈ {0.025, 0.05, 0.1} × {2, 4}
+ * epochs it is the one setting that reaches the training objective on both models with the largest
+ * held-out shift on both (Qwen: harmful Δr −1.02 [−1.15, −0.89], harmless +0.13 [0.05, 0.21];
+ * SmolLM2: −0.23 [−0.30, −0.16], +0.24 [0.17, 0.31]); 2 epochs missed it on Qwen at lr 0.025 and 0.05.
+ * The former absolute lr 1e-2 — 58 % of Qwen's embedding scale per step — pushed Qwen's harmful queries
+ * toward compliance. Everything else is the paper's.
  */
 export const quickDroParams: Omit<DroTrainParams, 'promptId'> = {
   ...paperDroParams,
   // Ablations here only switch their term off (the quick run trains none by default).
   ablationWeights: {},
-  lr: 1e-2,
+  lr: 0.1,
+  lrUnit: 'prompt-rms',
   batchSize: 16,
   microBatchSize: 4,
-  epochs: 2,
+  epochs: 4,
   maxQueries: 64,
 };
 

@@ -24,11 +24,15 @@ import { describeVerdict, paperRefusalLogprobParams, paperSamplingParams, parseS
 import type { ExperimentConfig, PresetName } from './config.ts';
 
 /**
- * Quick-preset data sizes. Training: the first QUICK_TRAIN_PAIRS harmful/harmless pairs (every prompt
- * variant); evaluation: the first QUICK_EVAL_PER_LABEL queries of each label of each held-out set.
+ * Quick-preset data sizes. Training: the first QUICK_TRAIN_PER_LABEL harmful/harmless pairs (every prompt
+ * variant); evaluation: the first QUICK_EVAL_PER_LABEL queries of each label of each held-out set, with
+ * QUICK_EVAL_SAMPLES samples each. Intervals are over queries, so 25 queries × 2 samples say more than
+ * 12 × 4 for the same sampling work (100 vs 96 sampled responses per condition): the Wilson interval of a
+ * rate narrows from about ±0.25 to ±0.18, and the paired r(h) shift has twice the queries.
  */
 export const QUICK_TRAIN_PER_LABEL = 24;
-export const QUICK_EVAL_PER_LABEL = 12;
+export const QUICK_EVAL_PER_LABEL = 25;
+export const QUICK_EVAL_SAMPLES = 2;
 
 type Params = Record<string, unknown>;
 
@@ -36,7 +40,7 @@ const PRESETS: Record<string, Record<PresetName, Params>> = {
   'data-prep:train': { paper: { ...paperDataPrepParams }, quick: { ...quickDataPrepParams, limitPerLabel: QUICK_TRAIN_PER_LABEL } },
   'data-prep:eval': { paper: { ...paperDataPrepParams }, quick: { ...quickDataPrepParams, limitPerLabel: QUICK_EVAL_PER_LABEL } },
   'sampling:train': { paper: { ...paperSamplingParams }, quick: { ...quickSamplingParams } },
-  'sampling:eval': { paper: { ...paperSamplingParams }, quick: { ...quickSamplingParams } },
+  'sampling:eval': { paper: { ...paperSamplingParams }, quick: { ...quickSamplingParams, samples: QUICK_EVAL_SAMPLES } },
   'refusal-logprob': { paper: { ...paperRefusalLogprobParams }, quick: { ...quickRefusalLogprobParams } },
   extract: { paper: { ...paperExtractParams }, quick: { ...quickExtractParams } },
   directions: { paper: { ...paperDirectionsParams }, quick: { ...quickDirectionsParams } },
