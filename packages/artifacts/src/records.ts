@@ -41,6 +41,11 @@ export function assertSafeName(name: unknown, what: string): asserts name is str
   }
 }
 
+/** Whether `name` is the name of a record file (`<key>.json`). */
+export function isRecordFileName(name: string): boolean {
+  return name.endsWith('.json') && NAME.test(name.slice(0, -'.json'.length));
+}
+
 function parseRecord<T>(bytes: Uint8Array, file: string): StoredRecord<T> {
   let record: StoredRecord<T>;
   try {
