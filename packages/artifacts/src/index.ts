@@ -12,6 +12,7 @@ export * from './gc.ts';
 export * from './store.ts';
 export * from './paths.ts';
 export * from './text-file.ts';
+export * from './user-output.ts';
 export * from './fs-errors.ts';
 export * from './schemas/dro.ts';
 export * from './schemas/dro-train.ts';

@@ -161,6 +161,21 @@ describe('dro report', () => {
     expect(readFileSync(page, 'utf8')).toBe(HTML);
   });
 
+  it('--out onto a FIFO or a directory is refused and leaves it as it was (never replaced by a file)', async () => {
+    const root = freshRoot();
+    const store = new LocalArtifactStore({ root });
+    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const fifo = path.join(tmp, 'report-fifo.html');
+    execFileSync('mkfifo', [fifo]);
+    const r = dro('report', '--ref', ref.digest, '--store', root, '--out', fifo);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`cannot write report ${fifo}: it is a FIFO (named pipe), not a regular file`);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    const dir = path.join(tmp, 'report-dir.html');
+    mkdirSync(dir);
+    expect(dro('report', '--ref', ref.digest, '--store', root, '--out', dir).stderr).toContain(`${dir}: it is a directory`);
+  });
+
   it.skipIf(!canUnshare)('--out works on a read-only store (nothing is written into the store)', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });

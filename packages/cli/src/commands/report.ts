@@ -16,7 +16,7 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { LocalArtifactStore, REPORT_SCHEMA, writeFileAtomic } = await import('@dro/artifacts');
+    const { LocalArtifactStore, REPORT_SCHEMA, writeUserFile } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
     const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
     const digest = requireString(args, 'ref');
@@ -28,7 +28,7 @@ export const reportCommand: Command = {
     const out = pathOpt(args, 'out');
     if (out) {
       const { html } = await store.getJson<{ html: string }>(ref);
-      await writeFileAtomic(out, html);
+      writeUserFile(out, html, 'report');
       process.stdout.write(`${out}\n`);
       return 0;
     }
