@@ -54,9 +54,10 @@ function randomIds(rows: number, length: number): Token[][] {
 type Token = import('node-llama-cpp').Token;
 type EvaluateOptions = NonNullable<Parameters<import('node-llama-cpp').LlamaContextSequence['evaluate']>[1]>;
 
-/** A context of `rows` parallel sequences; run(prompts, n) = wall seconds to feed prompt i to sequence i and take n tokens from each. */
+/** A context of `rows` parallel sequences of `perRow` tokens each; run(prompts, n) = wall seconds to feed prompt i to sequence i and take n tokens from each. */
 async function withContext<T>(rows: number, perRow: number, fn: (run: (prompts: Token[][], n: number, options: EvaluateOptions) => Promise<number>) => Promise<T>): Promise<T> {
-  const context = await model.createContext({ sequences: rows, contextSize: rows * perRow, batchSize: Math.max(batch * seq, 512), threads });
+  // contextSize is per sequence: node-llama-cpp allocates sequences × contextSize cells of KV cache.
+  const context = await model.createContext({ sequences: rows, contextSize: perRow, batchSize: Math.max(batch * seq, 512), threads });
   const sequences = Array.from({ length: rows }, () => context.getSequence());
   const run = async (prompts: Token[][], n: number, options: EvaluateOptions): Promise<number> => {
     await Promise.all(sequences.map((s) => s.clearHistory()));

@@ -12,7 +12,7 @@
  * plain backprop, like PyTorch, on the native backend; activation checkpointing on wasm, whose heap
  * cannot hold plain backprop's intermediates — and both variants get their own rows), peak RSS. Prefill and fwd+bwd are the
  * median of REPEATS runs on both sides (the machine is shared; single runs vary by ±15 %). Ratios are
- * ours / PyTorch and ours / llama.cpp (> 1 = we are faster). The two sides run one after the other so they do not compete
+ * ours / PyTorch and ours / llama.cpp (> 1 = we are faster). The three sides run one after the other so they do not compete
  * for the cores. The load average (os.loadavg) at the start and end is printed with the table: the numbers
  * are only comparable at a similar load. On the native backend ours is what the runtime does by default: forwards as TensorFlow
  * graphs, plain backprop as the graph forward plus its hand-written backward graph; DRO_FORWARD_GRAPH=0
