@@ -52,6 +52,14 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Setti
   return { endpoint, region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1', forcePathStyle: !isAws };
 }
 
+/** The AWS SDK's S3 client module, loaded on first use. */
+export function loadS3Sdk(): Promise<S3Sdk> {
+  // The SDK warns on every Node before 22 that its releases after January 2027 will need 22; the version
+  // here is pinned, so the warning would only be noise on every dro command that opens an S3 store.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return import('@aws-sdk/client-s3');
+}
+
 export interface S3Entry {
   /** Path in the store's layout, relative to the prefix ("objects/ab/ab…"). */
   rel: string;
@@ -90,10 +98,7 @@ export class S3Objects {
   }
 
   private connect(): Promise<{ sdk: S3Sdk; client: S3Client }> {
-    // The SDK warns on every Node before 22 that its releases after January 2027 will need 22; the version
-    // here is pinned, so the warning would only be noise on every dro command that opens an S3 store.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.clientMemo ??= import('@aws-sdk/client-s3').then((sdk) => ({
+    this.clientMemo ??= loadS3Sdk().then((sdk) => ({
       sdk,
       client: new sdk.S3Client({
         region: this.settings.region,
@@ -190,11 +195,13 @@ export class S3Objects {
 
   /**
    * Write the object whole (an S3 PUT is atomic: readers see the old object or the new one, never a part).
-   * `sha256` (hex): the server checks the body against it and refuses a corrupted upload. `ifAbsent`:
-   * only create (If-None-Match: *); an existing object is left as it is and 'exists' returned.
+   * Every PUT carries the body's sha256 (`sha256`, hex, when the caller has it already), which the server
+   * checks, refusing a body damaged on the way (BadDigest). `ifAbsent`: only create (If-None-Match: *); an
+   * existing object is left as it is and 'exists' returned.
    */
   async put(rel: string, body: Uint8Array | string, options: { sha256?: string; ifAbsent?: boolean; contentType?: string } = {}): Promise<PutOutcome> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const sha256 = options.sha256 ?? createHash('sha256').update(bytes).digest('hex');
     try {
       const { sdk, client } = await this.sdk('write', rel);
       await client.send(
@@ -203,7 +210,7 @@ export class S3Objects {
           Body: bytes,
           ContentLength: bytes.byteLength,
           ContentType: options.contentType ?? 'application/octet-stream',
-          ...(options.sha256 ? { ChecksumSHA256: Buffer.from(options.sha256, 'hex').toString('base64') } : {}),
+          ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
           ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
         }),
       );

@@ -112,7 +112,7 @@ export class S3ArtifactStore extends TypedArtifactStore implements IndexedArtifa
     const digest = sha256Hex(bytes);
     assertManifestInputs(input);
     await this.ensureWritable();
-    await this.objects.put(this.objectRel(digest), bytes, { sha256: digest });
+    await this.objects.put(this.objectRel(digest), bytes, { sha256: digest }); // the digest is the bytes' sha256
     const rel = this.manifestRel(digest);
     const text = `${JSON.stringify(buildManifest(digest, format, schema, bytes, input, rows), null, 2)}\n`;
     if ((await this.objects.put(rel, text, { ifAbsent: true, contentType: 'application/json' })) === 'exists') {

@@ -140,7 +140,7 @@ describe('errors say what to fix', () => {
     const objects = new S3Objects(parseS3Uri(`s3://${BUCKET}/checksum`), server.settings);
     const body = Buffer.from('the bytes that were meant');
     const wrong = createHash('sha256').update('other bytes').digest('hex');
-    await expect(objects.put('objects/xx/probe', body, { sha256: wrong })).rejects.toThrow();
+    await expect(objects.put('objects/xx/probe', body, { sha256: wrong })).rejects.toThrow(StoreIOError);
     expect(await objects.get('objects/xx/probe')).toBeNull();
     const right = createHash('sha256').update(body).digest('hex');
     expect(await objects.put('objects/xx/probe', body, { sha256: right })).toBe('written');

@@ -16,7 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { droCacheDir } from '../paths.ts';
-import type { S3Settings } from '../s3-objects.ts';
+import { loadS3Sdk, type S3Settings } from '../s3-objects.ts';
 
 export interface SeaweedFsHandle {
   /** "http://127.0.0.1:PORT": the S3 endpoint. */
@@ -144,7 +144,7 @@ async function launch(binary: string, dataDir: string, config: string, ownDir: b
   };
   const endpoint = `http://127.0.0.1:${s3}`;
   const settings: S3Settings = { endpoint, region: REGION, forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } };
-  const { S3Client, CreateBucketCommand, ListBucketsCommand } = await import('@aws-sdk/client-s3');
+  const { S3Client, CreateBucketCommand, ListBucketsCommand } = await loadS3Sdk();
   const admin = { ...settings, credentials: { accessKeyId: ADMIN_ACCESS_KEY, secretAccessKey: ADMIN_SECRET_KEY } };
   const client = new S3Client({ ...admin, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1 });
   const deadline = Date.now() + startTimeoutMs;

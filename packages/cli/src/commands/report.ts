@@ -2,7 +2,8 @@
  * `dro report`: write a stored report artifact (report-html/v1) out as an HTML file and print its path.
  * The page comes from the artifact itself, verified against its digest: `--out` writes it straight to
  * the file (nothing is written into the store, so it works on a read-only store), and without `--out`
- * the page kept under the store's reports/ is checked against the artifact before its path is printed.
+ * the page kept under the store's reports/ (an S3 store: in the local cache, `$DRO_CACHE/s3/reports/`)
+ * is checked against the artifact before its path is printed.
  */
 import { CliError, pathOpt, requireString, storeOpt, type Command } from '../command.ts';
 
