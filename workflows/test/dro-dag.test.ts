@@ -134,6 +134,14 @@ describe('the DRO DAG on Temporal with an S3 store (workers share no filesystem)
   const workerDirs: string[] = [];
 
   beforeAll(async () => {
+    // Worker processes left by the tests above poll the same queues with a directory store: stop them,
+    // so every node of these runs lands on a worker that has only the bucket.
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    }
     seaweed = await startSeaweedFs();
     await seaweed.createBucket('dro-e2e');
     // This process is the client: it imports the inputs and records the run in the same bucket.
