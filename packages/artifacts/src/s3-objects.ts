@@ -33,6 +33,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   /** Explicit credentials (tests, embedding); default: the AWS SDK's credential chain, which reads the environment. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** How long a silent socket may stay silent before the request fails (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 /** The S3 settings the AWS environment variables describe (credentials are left to the SDK's chain). */
@@ -109,7 +111,9 @@ export class S3Objects {
         // the server checks), and many S3-compatible servers reject the SDK's default trailing CRC32.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+        // socketTimeout is the inactivity limit (requestTimeout only logs a warning unless told to throw,
+        // and would cap a long upload that is making progress).
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: this.settings.requestTimeoutMs ?? REQUEST_TIMEOUT_MS },
       }),
     }));
     return this.clientMemo;

@@ -5,6 +5,7 @@
  * SIGKILLed mid-upload. What both stores promise is in store-conformance.test.ts.
  */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -134,6 +135,22 @@ describe('errors say what to fix', () => {
     expect(error).not.toBeInstanceOf(BadInputError);
     expect((error as Error).message).toContain(`endpoint ${dead}`);
     expect((error as Error).message).toContain(`s3://${BUCKET}/dead/manifests/aa/`);
+  });
+
+  it('a server that accepts the connection and then says nothing fails the request instead of hanging', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket)); // reads nothing, answers nothing
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}`;
+      const store = new S3ArtifactStore({ uri: `s3://${BUCKET}/silent`, settings: { ...server.settings, endpoint, requestTimeoutMs: 300 }, cacheDir: cache.dir });
+      const error = await store.getBytes('a'.repeat(64)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreIOError);
+      expect((error as Error).message).toContain(`endpoint ${endpoint}`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('the server refuses an upload whose bytes do not match the sha256 sent with it: a corrupted upload is never stored', async () => {

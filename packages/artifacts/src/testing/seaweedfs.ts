@@ -146,7 +146,14 @@ async function launch(binary: string, dataDir: string, config: string, ownDir: b
   const settings: S3Settings = { endpoint, region: REGION, forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } };
   const { S3Client, CreateBucketCommand, ListBucketsCommand } = await loadS3Sdk();
   const admin = { ...settings, credentials: { accessKeyId: ADMIN_ACCESS_KEY, secretAccessKey: ADMIN_SECRET_KEY } };
-  const client = new S3Client({ ...admin, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1 });
+  const client = new S3Client({
+    ...admin,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 1,
+    // A server still starting may accept a connection and not answer yet: give up on that probe and poll again.
+    requestHandler: { connectionTimeout: 2_000, socketTimeout: 5_000 },
+  });
   const deadline = Date.now() + startTimeoutMs;
   try {
     while (true) {
