@@ -70,7 +70,7 @@ export function defaultStoreLocation(): string {
 /** The root of a local (directory) store: `root` resolved, else the default location, which must be a directory. */
 export function localStoreRoot(root?: string): string {
   const location = root === undefined ? defaultStoreLocation() : root;
-  if (URI.test(location)) {
+  if (URI.test(location) || isS3Uri(location)) {
     throw new InvalidNameError(`${JSON.stringify(location)} is not a directory: a LocalArtifactStore needs a directory (open an s3:// store with openStore)`);
   }
   return resolveUserPath(location);

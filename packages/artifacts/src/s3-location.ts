@@ -18,9 +18,12 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** A prefix segment: plain names only, so a key never holds "..", "//", spaces or characters that need escaping. */
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._=-]{0,254}$/;
 
-/** Whether `value` names an S3 location (as opposed to a directory). */
+/**
+ * Whether `value` is meant as an S3 location (as opposed to a directory): anything starting with "s3:",
+ * so a typo such as `s3:/bucket` or `S3://bucket` is an error naming the rule, not a local directory "s3:".
+ */
 export function isS3Uri(value: string): boolean {
-  return /^s3:\/\//i.test(value);
+  return /^s3:/i.test(value);
 }
 
 /** Parse `s3://bucket[/prefix]`; InvalidNameError naming `what` and the rule that failed. */

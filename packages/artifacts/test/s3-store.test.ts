@@ -55,6 +55,8 @@ describe('locations and settings', () => {
     expect(parseS3Uri('s3://my.bucket/team/dro/')).toEqual({ bucket: 'my.bucket', prefix: 'team/dro', uri: 's3://my.bucket/team/dro' });
     for (const [bad, why] of [
       ['s3://', /is not a valid S3 bucket name/],
+      ['s3:/bucket/x', /starts with "s3:\/\/"/],
+      ['S3://bucket/x', /starts with "s3:\/\/"/],
       ['s3://My_Bucket/x', /is not a valid S3 bucket name/],
       ['s3://ab', /is not a valid S3 bucket name/],
       ['s3://bucket/a//b', /prefix segment "" must be/],
@@ -67,6 +69,7 @@ describe('locations and settings', () => {
       expect(() => parseS3Uri(bad), bad).toThrow(why);
     }
     expect(resolveStoreLocation('s3://bucket/p/')).toBe('s3://bucket/p');
+    expect(() => resolveStoreLocation('s3:/bucket/p')).toThrow(InvalidNameError); // a typo, not a directory named "s3:"
     expect(() => resolveStoreLocation('gs://bucket/p', '/', '--store')).toThrow(/--store "gs:\/\/bucket\/p": only directories and s3:\/\/bucket\/prefix URIs are stores/);
   });
 

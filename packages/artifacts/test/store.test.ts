@@ -56,7 +56,7 @@ describe('LocalArtifactStore', () => {
   });
 
   it('refuses a URI as its root instead of making a directory named after it', () => {
-    for (const uri of ['s3://bucket/prefix', 'gs://bucket', 'https://example.com/store']) {
+    for (const uri of ['s3://bucket/prefix', 's3:/bucket/typo', 'gs://bucket', 'https://example.com/store']) {
       expect(() => new LocalArtifactStore({ root: uri }), uri).toThrow(/is not a directory: a LocalArtifactStore needs a directory/);
     }
     expect(existsSync('s3:')).toBe(false);
