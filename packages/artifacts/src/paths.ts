@@ -9,6 +9,8 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { InvalidNameError } from './errors.ts';
+import { isS3Uri, parseS3Uri } from './s3-location.ts';
 
 /** The home directory `~` stands for ($HOME when set, as shells do; else the OS's record). */
 function homeDir(): string {
@@ -42,12 +44,41 @@ export function droCacheDir(): string {
   return envPath('DRO_CACHE') ?? path.join(homeDir(), '.cache', 'dro');
 }
 
+/** `scheme://…`: a URI, never a directory name a user meant (a directory called "s3:" is not what anyone wants). */
+const URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
 /**
- * Where the store lives when no root is given: $DRO_STORE, else `.dro/store` under the current directory
- * (a per-checkout store, git-ignored, like .git). Point DRO_STORE at a shared mount to share across machines.
+ * A store location a user wrote (`--store`, `$DRO_STORE`, a config's `store`): an `s3://bucket/prefix` URI,
+ * normalised, or a directory, resolved like any user path. Other URIs are refused, naming `what`.
  */
+export function resolveStoreLocation(value: string, baseDir: string = process.cwd(), what = 'store location'): string {
+  if (isS3Uri(value)) return parseS3Uri(value, what).uri;
+  if (URI.test(value)) throw new InvalidNameError(`${what} ${JSON.stringify(value)}: only directories and s3://bucket/prefix URIs are stores`);
+  return resolveUserPath(value, baseDir);
+}
+
+/**
+ * Where the store lives when none is given: $DRO_STORE (a directory or an s3:// URI), else `.dro/store`
+ * under the current directory (a per-checkout store, git-ignored, like .git). Point DRO_STORE at a shared
+ * mount or an S3 bucket to share across machines.
+ */
+export function defaultStoreLocation(): string {
+  const value = process.env.DRO_STORE;
+  return value ? resolveStoreLocation(value, process.cwd(), '$DRO_STORE') : path.resolve('.dro', 'store');
+}
+
+/** The root of a local (directory) store: `root` resolved, else the default location, which must be a directory. */
+export function localStoreRoot(root?: string): string {
+  const location = root === undefined ? defaultStoreLocation() : root;
+  if (URI.test(location) || isS3Uri(location)) {
+    throw new InvalidNameError(`${JSON.stringify(location)} is not a directory: a LocalArtifactStore needs a directory (open an s3:// store with openStore)`);
+  }
+  return resolveUserPath(location);
+}
+
+/** The default store as a directory (see defaultStoreLocation); an S3 location is refused by localStoreRoot. */
 export function defaultStoreRoot(): string {
-  return envPath('DRO_STORE') ?? path.resolve('.dro', 'store');
+  return localStoreRoot();
 }
 
 /** The repository's data/ directory: the project's query sets, safety prompts and refusal phrases. */

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readUtf8File, repoDataDir, resolveUserPath } from '@dro/artifacts';
+import { readUtf8File, repoDataDir, resolveStoreLocation, resolveUserPath } from '@dro/artifacts';
 import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
 import { PARAM_ROLES } from './presets.ts';
@@ -73,7 +73,10 @@ export interface ExperimentConfig {
    * Loaded and checked before anything runs (see loadExperimentPlugins).
    */
   stages: Record<string, StagePluginSource>;
-  /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
+  /**
+   * Artifact store: a directory (relative to the config file) or an `s3://bucket/prefix` URI (default:
+   * $DRO_STORE or .dro/store under the working directory).
+   */
   store?: string;
   /**
    * Run even when evaluation sets share queries with the training set (compared as data-prep's queryKey
@@ -138,6 +141,13 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   }
   const d = defaultConfig();
   const abs = (p: string) => resolveUserPath(p, baseDir);
+  const storeLocation = (p: string) => {
+    try {
+      return resolveStoreLocation(p, baseDir);
+    } catch (error) {
+      return fail(file, 'store', `a directory or an s3://bucket/prefix URI (${(error as Error).message})`, p);
+    }
+  };
   const mustExist = (field: string, p: string) => {
     if (!fs.existsSync(p)) fail(file, field, 'an existing file or directory', p);
     return p;
@@ -254,7 +264,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
         : { module: mustExist(`stages.${name}`, abs(module)) };
     }
   }
-  const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
+  const store = raw.store === undefined ? undefined : storeLocation(str('store', raw.store, ''));
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
   return {

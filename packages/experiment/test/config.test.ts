@@ -104,6 +104,14 @@ describe('experiment config', () => {
     }
   });
 
+  it('store: a directory resolves against the config file, an s3:// URI is kept as written, other URIs are refused', () => {
+    const local = writeConfig({ store: 'runs/store' });
+    expect(loadConfig(local).store).toBe(path.join(path.dirname(local), 'runs', 'store'));
+    expect(loadConfig(writeConfig({ store: 's3://dro-artifacts/team/exp/' })).store).toBe('s3://dro-artifacts/team/exp');
+    expect(() => loadConfig(writeConfig({ store: 's3://Bad_Bucket/x' }))).toThrow(/field "store": expected a directory or an s3:\/\/bucket\/prefix URI \(.*bucket "Bad_Bucket" is not a valid S3 bucket name/);
+    expect(() => loadConfig(writeConfig({ store: 'gs://bucket/x' }))).toThrow(/field "store": expected a directory or an s3:\/\/bucket\/prefix URI/);
+  });
+
   it('reads allowOverlap (default false) and rejects a non-boolean', () => {
     expect(loadConfig(writeConfig({})).allowOverlap).toBe(false);
     expect(loadConfig(writeConfig({ allowOverlap: true })).allowOverlap).toBe(true);

@@ -14,7 +14,7 @@
  * leaving "running" behind while its process is alive to say otherwise.
  */
 import os from 'node:os';
-import type { ArtifactRef, LocalArtifactStore } from '@dro/artifacts';
+import type { ArtifactRef, IndexedArtifactStore } from '@dro/artifacts';
 import { BadInputError, codeVersion } from '@dro/artifacts';
 import type { Dag, DagNode, StageLogger } from './stage.ts';
 import { resolveInputs, validateDag } from './dag.ts';
@@ -26,7 +26,7 @@ import type { StageLookup } from './registry.ts';
 import { loadDagPlugins } from './stage-plugins.ts';
 
 export interface RunDagOptions {
-  store: LocalArtifactStore;
+  store: IndexedArtifactStore;
   stages: StageLookup;
   /** Nodes running at once (default: CPU count, at most 4). */
   concurrency?: number;

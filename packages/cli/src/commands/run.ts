@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import type { Dag } from '@dro/pipeline';
-import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, storeOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
 
 /** What `dro run` reports at the end, from either engine. */
 type RunOutcome = Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
@@ -35,7 +35,7 @@ export const runCommand: Command = {
   path: ['run'],
   summary: 'Run the DRO experiment DAG (default: Qwen2.5-Coder-0.5B-Instruct, project data, quick preset, local engine)',
   usage:
-    '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR] [--concurrency N] [--force NODE,...] ' +
+    '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR|s3://BUCKET/PREFIX] [--concurrency N] [--force NODE,...] ' +
     '[--address HOST:PORT] [--namespace NS] [--server-timeout SECONDS] [--worker-timeout SECONDS] [--json]',
   options: {
     config: { type: 'string' },
@@ -75,7 +75,7 @@ export const runCommand: Command = {
       const { connectTemporal, runExperimentOnTemporal } = await import('./run-temporal.ts');
       const temporal = await connectTemporal({ address: stringOpt(args, 'address'), namespace: stringOpt(args, 'namespace') });
       try {
-        const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+        const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
         process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
         const outcome = await runExperimentOnTemporal(prepared, temporal, { concurrency, ...temporalWaits });
         process.stderr.write(`dro run: ${outcome.status} in ${((performance.now() - started) / 1000).toFixed(1)} s (workflow ${outcome.runId}; \`dro status ${outcome.runId} --engine temporal\`)\n`);
@@ -90,7 +90,7 @@ export const runCommand: Command = {
     const { abortOnSignals } = await import('@dro/pipeline');
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro run: stopping on ${signal} (send it again to exit at once)…\n`));
     try {
-      const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+      const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
       process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
       const r = await exp.runExperimentLocally(prepared, { signal: stop.signal, concurrency, force });
       const failed = r.record.nodes.find((n) => n.status === 'failed');

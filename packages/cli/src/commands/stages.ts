@@ -1,5 +1,5 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, storeOpt, stringOpt, type Command } from '../command.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -35,7 +35,7 @@ export const stagesCommand: Command = {
 export const stageCommand: Command = {
   path: ['stage'],
   summary: 'Run one stage (every node of it in the experiment DAG) and the stages it needs, locally',
-  usage: 'NAME [--config FILE] [--preset quick|paper] [--store DIR] [--concurrency N]',
+  usage: 'NAME [--config FILE] [--preset quick|paper] [--store DIR|s3://BUCKET/PREFIX] [--concurrency N]',
   allowPositionals: true,
   options: { config: { type: 'string' }, preset: { type: 'string' }, store: { type: 'string' }, concurrency: { type: 'string' } },
   async run(args) {
@@ -57,7 +57,7 @@ export const stageCommand: Command = {
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }
-    const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+    const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
     const dag = exp.dagFor(prepared.dag, target);
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro stage: stopping on ${signal} (send it again to exit at once)…\n`));
     try {
