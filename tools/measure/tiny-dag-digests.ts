@@ -30,7 +30,7 @@ try {
     const failed = outcome.record.nodes.filter((n) => n.status !== 'succeeded').map((n) => `${n.id}: ${n.error?.message}`);
     throw new Error(`the tiny DAG did not succeed:\n${failed.join('\n')}`);
   }
-  const digests = Object.fromEntries(
+  const digests: Record<string, Record<string, string>> = Object.fromEntries(
     [...outcome.record.nodes]
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((n) => [n.id, { cacheKey: n.cacheKey ?? '', ...Object.fromEntries(Object.entries(n.outputs ?? {}).sort().map(([name, ref]) => [name, ref.digest])) }]),

@@ -17,7 +17,7 @@ describe('dro stages', () => {
     const text = dro('stages');
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^sampling +v3\./m);
-    expect(text.stdout).toContain('  quick  string match (project phrases); every sample of 4 judged');
+    expect(text.stdout).toContain('  quick  string match (project phrases); every sample of 2 judged');
     expect(text.stdout).toContain('  paper  string match (paper phrases); 20 longest of 25 samples judged');
     const json = JSON.parse(dro('stages', '--json').stdout) as { stages: { name: string }[]; verdicts: Record<string, string> };
     expect(json.stages.map((s) => s.name)).toContain('evaluate');

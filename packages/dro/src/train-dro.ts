@@ -7,7 +7,7 @@
  * are accumulated (same mathematics, bounded memory), then clipped and applied with AdamW.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BadInputError } from '@dro/artifacts';
+import { BadInputError, type CurvePoint } from '@dro/artifacts';
 import { registerAllGradients } from '@dro/llm';
 import { AdamW, accumulateGradient } from './adamw.ts';
 import { boundaryLogits, directionTensors, disposeDirections, droLoss, type DirectionArrays, type LossWeights } from './loss.ts';
@@ -60,11 +60,7 @@ export interface TrainingHooks {
   signal?: AbortSignal;
 }
 
-export interface CurvePoint {
-  step: number;
-  epoch: number;
-  terms: Record<string, number>;
-}
+export type { CurvePoint } from '@dro/artifacts';
 
 /** Per training query: boundary logits under the basic prompt and under the trained soft prompt. */
 export interface LogitShift {

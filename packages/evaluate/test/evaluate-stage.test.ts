@@ -10,10 +10,10 @@ import {
   BadInputError,
   columnValues,
   samplesSchema,
-  SOFT_PROMPT_SCHEMA,
+  softPromptSchema,
   tableForSchema,
-  TRAINING_CURVE_SCHEMA,
-  TRAINING_SHIFT_SCHEMA,
+  trainingCurveSchema,
+  trainingShiftSchema,
   vectorValues,
   type ArtifactRef,
 } from '@dro/artifacts';
@@ -96,7 +96,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const promptIds = model.tokenizer.encode(PROMPT, { addSpecialTokens: false });
     const init = tf.tidy(() => Float32Array.from(model.embed([promptIds]).dataSync()));
     const softRef = await store.putTensors(
-      SOFT_PROMPT_SCHEMA.name,
+      softPromptSchema.name,
       { soft_prompt: { dtype: 'F32', shape: [promptIds.length, model.config.hiddenSize], data: init } },
       USER,
       { method: 'dro', prompt_id: 'basic', span_start: '0', span_end: '0', init_token_ids: JSON.stringify(promptIds) },
@@ -136,13 +136,13 @@ describe('evaluate and report stages (tiny model)', () => {
 
     // The report gathers everything into one page that renders with every chart.
     const curve = await store.putTable(
-      TRAINING_CURVE_SCHEMA.name,
-      tableForSchema(TRAINING_CURVE_SCHEMA, { step: Int32Array.from([1, 1, 2, 2]), epoch: Int32Array.from([1, 1, 1, 1]), term: ['total', 'refusal', 'total', 'refusal'], value: Float64Array.from([0.7, 0.69, 0.6, 0.59]) }),
+      trainingCurveSchema.name,
+      tableForSchema(trainingCurveSchema, { step: Int32Array.from([1, 1, 2, 2]), epoch: Int32Array.from([1, 1, 1, 1]), term: ['total', 'refusal', 'total', 'refusal'], value: Float64Array.from([0.7, 0.69, 0.6, 0.59]) }),
       USER,
     );
     const shift = await store.putTable(
-      TRAINING_SHIFT_SCHEMA.name,
-      tableForSchema(TRAINING_SHIFT_SCHEMA, {
+      trainingShiftSchema.name,
+      tableForSchema(trainingShiftSchema, {
         query_id: ['a', 'b'], label: ['harmful', 'harmless'], base_refusal_logit: Float64Array.from([0.1, 0.2]),
         soft_refusal_logit: Float64Array.from([-0.5, 0.9]), base_harmfulness_logit: Float64Array.from([0, 0]), soft_harmfulness_logit: Float64Array.from([0, 0]),
       }),

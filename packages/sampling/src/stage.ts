@@ -19,36 +19,28 @@ import type { Table } from 'apache-arrow';
 import {
   type ArtifactRef,
   BadInputError,
-  columnValues,
   complianceShare,
+  complianceScoresTable,
   concatTables,
   complianceScoresSchema,
   judgedSelection,
+  readRenderedInputs,
+  readSoftPrompt,
   sampleComplies,
+  samplesOf,
   samplesSchema,
-  tableForSchema,
+  samplesTable,
   tallyQueries,
+  type RenderedInput,
+  type Sample,
+  type SoftPrompt,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
 import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
 import { JUDGE_PHRASES_HASH, refusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
 import { describeVerdict, parseSamplingParams, verdictRule, type SamplingParams } from './params.ts';
-import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
-
-interface SampleRow {
-  row: RenderedRow;
-  sampleIndex: number;
-  seed: number;
-  output: string;
-  newTokens: number;
-  refused: boolean;
-  matchedPhrase: string | null;
-  llmUnsafe: boolean | null;
-  /** The final verdict; null outside the judged selection. */
-  complied: boolean | null;
-}
 
 /** Models the stage loads lazily (only for chunks not found in checkpoints) and disposes at the end. */
 class Models {
@@ -80,28 +72,26 @@ class Models {
 }
 
 /**
- * The optional soft prompt (one input "softPrompt:<key>", soft-prompt/v1 {"soft_prompt": [n, d]}): it
- * replaces each row's safety-prompt span through inputsEmbeds, so a trained DRO / prompt-tuning prompt is
- * sampled and judged exactly like a text prompt.
+ * The optional soft prompt (one input "softPrompt:<key>", soft-prompt/v1): it replaces each row's
+ * safety-prompt span through inputsEmbeds, so a trained DRO / prompt-tuning prompt is sampled and judged
+ * exactly like a text prompt.
  */
-async function readSoftPrompt(ctx: StageContext, inputs: Record<string, ArtifactRef>): Promise<{ values: Float32Array; shape: [number, number] } | null> {
+async function optionalSoftPrompt(ctx: StageContext, inputs: Record<string, ArtifactRef>): Promise<SoftPrompt | null> {
   const soft = variadicInputs(inputs, 'softPrompt');
   if (soft.length === 0) return null;
   if (soft.length > 1) throw new BadInputError(`sampling: at most one softPrompt:* input, got ${soft.map((s) => s.key).join(', ')}`);
-  const t = (await ctx.store.getTensors(soft[0].value)).soft_prompt;
-  if (!t || t.dtype !== 'F32' || t.shape.length !== 2) throw new BadInputError(`softPrompt:${soft[0].key}: expected an F32 tensor "soft_prompt" [n_tokens, d]`);
-  return { values: t.data as Float32Array, shape: [t.shape[0], t.shape[1]] };
+  return readSoftPrompt(ctx.store, soft[0]!.value, `softPrompt:${soft[0]!.key}`);
 }
 
 /** Generation input for a batch of rows: token ids, or embeddings with the soft prompt spliced in. */
-function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Float32Array; shape: [number, number] } | null) {
-  if (soft === null) return { inputIds: rows.map((r) => r.token_ids) };
+function promptInput(model: ChatModel, rows: RenderedInput[], soft: SoftPrompt | null) {
+  if (soft === null) return { inputIds: rows.map((r) => r.tokenIds) };
   for (const row of rows) {
-    if (row.prompt_span == null) throw new BadInputError(`rendered: input "${row.input_id}" has no safety-prompt span for the soft prompt to replace`);
+    if (row.promptSpan === null) throw new BadInputError(`rendered: input "${row.inputId}" has no safety-prompt span for the soft prompt to replace`);
   }
-  const softTensor = tf.tensor2d(soft.values, soft.shape);
+  const softTensor = tf.tensor2d(soft.values, [soft.n, soft.d]);
   try {
-    const prompted = rows.map((row) => ({ ids: row.token_ids, spanStart: row.prompt_span!.start, spanEnd: row.prompt_span!.end }));
+    const prompted = rows.map((row) => ({ ids: row.tokenIds, spanStart: row.promptSpan!.start, spanEnd: row.promptSpan!.end }));
     const { embeds, mask } = spliceSoftPrompt(model, prompted, softTensor);
     return { inputsEmbeds: embeds, attentionMask: mask };
   } finally {
@@ -114,19 +104,20 @@ function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Floa
  * decode over inputs × samples); per-input seeds keep each input's samples what a one-input call with
  * seed = seedOffset + query_index draws.
  */
-async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void, soft: { values: Float32Array; shape: [number, number] } | null = null): Promise<SampleRow[]> {
+async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedInput[], params: SamplingParams, onInputDone: () => void, soft: SoftPrompt | null = null): Promise<Sample[]> {
   const judge = refusalJudge(params.judge);
   const rule = verdictRule(params);
+  const described = describeVerdict(params);
   const model = await models.model();
   const llmJudge = await models.llmJudge();
-  const bySample = new Map<RenderedRow, SampleRow[]>();
+  const bySample = new Map<RenderedInput, Sample[]>();
   for (const label of ['harmful', 'harmless'] as const) {
     const group = rows.filter((r) => r.label === label);
     if (group.length === 0) continue;
     ctx.signal.throwIfAborted();
-    const seeds = group.map((row) => params.seedOffset + row.query_index);
+    const seeds = group.map((row) => params.seedOffset + row.queryIndex);
     // Bounded before anything is built (the soft-prompt embeddings of the whole group included).
-    const promptLength = group.reduce((m, r) => Math.max(m, r.token_ids.length), 0) + (soft?.shape[0] ?? 0);
+    const promptLength = group.reduce((m, r) => Math.max(m, r.tokenIds.length), 0) + (soft?.n ?? 0);
     const maxNewTokens = params.maxNewTokens[label];
     // generate() ends new tokens at the model's context.
     const newTokens = Math.max(0, Math.min(maxNewTokens, model.config.maxPositionEmbeddings - promptLength));
@@ -166,7 +157,11 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
         const llmUnsafe = judged[i] && llmVerdicts ? llmVerdicts[next++]! : null;
         const evidence = { label: row.label, refused: verdict.refused, llmUnsafe, output: s.text };
         return {
-          row,
+          inputId: row.inputId,
+          set: row.set,
+          queryId: row.queryId,
+          promptId: row.promptId,
+          label: row.label,
           sampleIndex: i,
           seed: seeds[g]!,
           output: s.text,
@@ -175,6 +170,7 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
           matchedPhrase: verdict.matchedPhrase,
           llmUnsafe,
           complied: judged[i] ? sampleComplies(evidence, rule) : null,
+          judge: described,
         };
       }));
       onInputDone();
@@ -184,57 +180,21 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
   return rows.flatMap((row) => bySample.get(row) ?? []);
 }
 
-function samplesTable(samples: SampleRow[], judge: string): Table {
-  return tableForSchema(samplesSchema, {
-    input_id: samples.map((s) => s.row.input_id),
-    set: samples.map((s) => s.row.set),
-    query_id: samples.map((s) => s.row.query_id),
-    prompt_id: samples.map((s) => s.row.prompt_id),
-    label: samples.map((s) => s.row.label),
-    sample_index: samples.map((s) => s.sampleIndex),
-    seed: samples.map((s) => s.seed),
-    output: samples.map((s) => s.output),
-    new_tokens: samples.map((s) => s.newTokens),
-    refused: samples.map((s) => s.refused),
-    matched_phrase: samples.map((s) => s.matchedPhrase),
-    llm_unsafe: samples.map((s) => s.llmUnsafe),
-    complied: samples.map((s) => s.complied),
-    judge: samples.map(() => judge),
-  });
-}
-
 /** Per-input compliance from a samples table (the share of judged samples that complied), in the order of `rows`. */
-export function complianceScores(rows: RenderedRow[], samples: Table): Table {
-  const name = 'samples';
-  const col = (c: string) => columnValues<string>(samples, c, name);
-  const [sets, queryIds, promptIds, labels] = [col('set'), col('query_id'), col('prompt_id'), col('label')];
-  const complied = columnValues<boolean | null>(samples, 'complied', name);
-  const tallies = tallyQueries(
-    sets.map((set, i) => ({ set, queryId: queryIds[i]!, promptId: promptIds[i]!, label: labels[i] as RenderedRow['label'], complied: complied[i] ?? null })),
-    name,
-  );
+export function complianceScores(rows: RenderedInput[], samples: Table): Table {
+  const tallies = tallyQueries(samplesOf(samples, 'samples'), 'samples');
   const byInput = new Map(tallies.map((t) => [`${t.set}\u0000${t.queryId}\u0000${t.promptId}`, t]));
-  const tallyOf = (r: RenderedRow) => {
-    const t = byInput.get(`${r.set}\u0000${r.query_id}\u0000${r.prompt_id}`);
-    if (!t) throw new BadInputError(`samples: no samples for input "${r.input_id}"`);
+  const tallyOf = (r: RenderedInput) => {
+    const t = byInput.get(`${r.set}\u0000${r.queryId}\u0000${r.promptId}`);
+    if (!t) throw new BadInputError(`samples: no samples for input "${r.inputId}"`);
     return t;
   };
-  return tableForSchema(complianceScoresSchema, {
-    input_id: rows.map((r) => r.input_id),
-    set: rows.map((r) => r.set),
-    query_id: rows.map((r) => r.query_id),
-    prompt_id: rows.map((r) => r.prompt_id),
-    label: rows.map((r) => r.label),
-    compliance: rows.map((r) => complianceShare(tallyOf(r))),
-    n_samples: rows.map((r) => tallyOf(r).judged),
-    source: rows.map(() => 'sampled'),
-    refusal_prob: rows.map(() => null),
-  });
+  return complianceScoresTable(rows, rows.map((r) => ({ compliance: complianceShare(tallyOf(r)), samples: tallyOf(r).judged, source: 'sampled', refusalProb: null })));
 }
 
 async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: SamplingParams): Promise<Record<string, ArtifactRef>> {
   if (!ctx.modelPath) throw new BadInputError('sampling needs a model: none configured');
-  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered, { sets: params.sets });
   const manifest = {
     producer: { stage: samplingStage.name, version: samplingStage.version },
     params,
@@ -243,7 +203,7 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
   };
   const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
   const models = new Models(ctx.modelPath, params);
-  let soft: Awaited<ReturnType<typeof readSoftPrompt>> = null;
+  let soft: SoftPrompt | null = null;
   const tables: Table[] = [];
   let done = 0;
   const report = () => ctx.progress({ done, total: rows.length, message: `sampling ${params.samples}×` });
@@ -257,12 +217,12 @@ async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef
         done += chunkRows.length;
         report();
       } else {
-        soft ??= await readSoftPrompt(ctx, inputs);
+        soft ??= await optionalSoftPrompt(ctx, inputs);
         const samples = await sampleChunk(ctx, models, chunkRows, params, () => {
           done++;
           report();
         }, soft);
-        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples, describeVerdict(params)), { ...manifest, params: { ...params, chunk } });
+        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples), { ...manifest, params: { ...params, chunk } });
         await checkpoints.remember(chunk, ref);
       }
       tables.push(await ctx.store.getTable(ref));

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { columnValues, judgedSelection, responseLines, samplesSchema, tableForSchema } from '@dro/artifacts';
+import { columnValues, judgedSelection, responseLines, samplesSchema, tableForSchema, type RenderedInput } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
 import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
 import {
@@ -13,7 +13,6 @@ import {
   quickSamplingParams,
   samplingStage,
 } from '../src/index.ts';
-import type { RenderedRow } from '../src/rendered.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
 
 const queries = [
@@ -195,7 +194,10 @@ describe('the verdict: selection, LLM judge formats, the line rule', () => {
 
 describe('complianceScores', () => {
   const rows = (['harmful', 'harmless'] as const).map(
-    (label, i): RenderedRow => ({ input_id: `s/${i}/none`, set: 's', query_id: `${i}`, query_index: i, prompt_id: 'none', label, query: 'q', token_ids: [1] }),
+    (label, i): RenderedInput => ({
+      inputId: `s/${i}/none`, set: 's', queryId: `${i}`, queryIndex: i, promptId: 'none', label, query: 'q', rendered: 'q', tokenIds: [1],
+      category: null, pairId: null, promptSpan: null,
+    }),
   );
   const samples = tableForSchema(samplesSchema, {
     input_id: ['s/0/none', 's/0/none', 's/0/none', 's/0/none', 's/1/none', 's/1/none'],
@@ -222,7 +224,7 @@ describe('complianceScores', () => {
   });
 
   it('names an input without samples', () => {
-    const extra = [...rows, { ...rows[0], input_id: 's/9/none', query_id: '9' }];
+    const extra = [...rows, { ...rows[0]!, inputId: 's/9/none', queryId: '9' }];
     expect(() => complianceScores(extra, samples)).toThrow('samples: no samples for input "s/9/none"');
   });
 });

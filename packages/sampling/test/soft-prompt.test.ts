@@ -3,7 +3,7 @@
  * token embeddings samples exactly what the text prompt samples (same seeds); a changed one does not.
  */
 import { describe, expect, it } from 'vitest';
-import { columnValues, renderedInputsSchema, SOFT_PROMPT_SCHEMA, tableForSchema } from '@dro/artifacts';
+import { columnValues, renderedInputsSchema, softPromptSchema, tableForSchema } from '@dro/artifacts';
 import { ChatTemplate, initBackend, loadModel, loadTokenizer, tf } from '@dro/llm';
 import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
 import { parseSamplingParams } from '../src/params.ts';
@@ -42,7 +42,7 @@ describe('sampling with a soft prompt (tiny model)', () => {
     const d = model.config.hiddenSize;
     model.dispose();
     const putSoft = (values: Float32Array) =>
-      ctx.store.putTensors(SOFT_PROMPT_SCHEMA.name, { soft_prompt: { dtype: 'F32', shape: [promptIds.length, d], data: values } }, USER, {
+      ctx.store.putTensors(softPromptSchema.name, { soft_prompt: { dtype: 'F32', shape: [promptIds.length, d], data: values } }, USER, {
         method: 'test', prompt_id: 'p', span_start: '0', span_end: '0', init_token_ids: '[]',
       });
     const outputs = async (extra: Record<string, Awaited<ReturnType<typeof putSoft>>>) => {
