@@ -2,7 +2,8 @@
  * The params every node of the built-in DAGs gets, pinned: the quick preset's values were measured and
  * documented (README "Choosing the quick preset"), the paper preset's follow the published protocol, so
  * moving where preset values live must not change one of them. The snapshot was recorded before the
- * presets moved into packages/experiment/src/presets/; a change here is a change of an experiment's
+ * presets moved into packages/experiment/src/presets/ (the parsed params before stages read them with
+ * @dro/pipeline's ParamReader); a change here is a change of an experiment's
  * protocol and needs its own reason (update with `npx vitest run -u` only then).
  */
 import fs from 'node:fs';
@@ -11,7 +12,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_ID } from '@dro/llm/weights';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
-import { checkExperiment, defaultConfig, withPreset, type ExperimentConfig } from '../src/index.ts';
+import { validateDag } from '@dro/pipeline';
+import { checkExperiment, defaultConfig, droStageRegistry, withPreset, type ExperimentConfig } from '../src/index.ts';
 
 /** Objects with their keys sorted: the snapshot is about values, not about the order a preset spells them in. */
 function sorted(value: unknown): unknown {
@@ -20,10 +22,14 @@ function sorted(value: unknown): unknown {
   return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sorted((value as Record<string, unknown>)[k])]));
 }
 
-/** node id → stage and params, for the config (its model file replaced by a tiny one: params do not depend on it). */
-async function nodeParams(config: ExperimentConfig): Promise<Record<string, { stage: string; params: unknown }>> {
+/**
+ * node id → stage, params as the DAG gives them (preset + overrides) and as the stage parses them (what the
+ * cache key hashes), for the config (its model file replaced by a tiny one: params do not depend on it).
+ */
+async function nodeParams(config: ExperimentConfig): Promise<Record<string, { stage: string; params: unknown; parsed: unknown }>> {
   const { dag } = await checkExperiment(config);
-  return Object.fromEntries(dag.nodes.map((n) => [n.id, { stage: n.stage, params: sorted(n.params) }]));
+  const { paramsOf } = validateDag(dag, droStageRegistry());
+  return Object.fromEntries(dag.nodes.map((n) => [n.id, { stage: n.stage, params: sorted(n.params), parsed: sorted(paramsOf.get(n.id)) }]));
 }
 
 describe('preset params of the built-in DAGs', () => {
