@@ -16,7 +16,7 @@
  */
 import { BadInputError, columnValues, hiddenStatesSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import { loadModel, padBatch, tf, type ChatModel } from '@dro/llm';
-import type { Stage, StageContext } from '@dro/pipeline';
+import { ParamReader, type Stage, type StageContext } from '@dro/pipeline';
 
 export interface MiddleLayerParams {
   layer: number | 'middle';
@@ -33,20 +33,21 @@ export interface MiddleLayerParams {
 const DEFAULTS: MiddleLayerParams = { layer: 'middle', batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
 
 function parseParams(raw: unknown): MiddleLayerParams {
-  const fail = (field: string, expected: string, got: unknown): never => {
-    throw new BadInputError(`middle-layer extract params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
+  const r = ParamReader.of('middle-layer extract', raw);
+  const layer = r.raw.layer === undefined ? DEFAULTS.layer : r.raw.layer;
+  if (layer !== 'middle' && !(typeof layer === 'number' && Number.isInteger(layer) && layer >= 0)) r.fail('layer', 'a layer index ≥ 0 or "middle"', layer);
+  r.mark('layer');
+  const allLayers = r.boolean('allLayers', DEFAULTS.allLayers);
+  if (allLayers) r.fail('allLayers', 'false (this stage stores one layer; use the built-in extract for all of them)', allLayers);
+  const params: MiddleLayerParams = {
+    layer: layer as MiddleLayerParams['layer'],
+    batchSize: r.int('batchSize', DEFAULTS.batchSize, 1),
+    chunkSize: r.int('chunkSize', DEFAULTS.chunkSize, 1),
+    allLayers: false,
+    sets: r.strings('sets', DEFAULTS.sets, 'an array of set names'),
   };
-  if (raw === undefined || raw === null) return { ...DEFAULTS };
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail('(params)', 'an object', raw);
-  const r = { ...DEFAULTS, ...(raw as Record<string, unknown>) };
-  for (const key of Object.keys(r)) if (!(key in DEFAULTS)) fail(key, `one of ${Object.keys(DEFAULTS).join(', ')}`, key);
-  if (r.layer !== 'middle' && !(Number.isInteger(r.layer) && (r.layer as number) >= 0)) fail('layer', 'a layer index ≥ 0 or "middle"', r.layer);
-  for (const key of ['batchSize', 'chunkSize'] as const) {
-    if (!Number.isInteger(r[key]) || (r[key] as number) < 1) fail(key, 'a positive integer', r[key]);
-  }
-  if (r.allLayers !== false) fail('allLayers', 'false (this stage stores one layer; use the built-in extract for all of them)', r.allLayers);
-  if (!Array.isArray(r.sets) || r.sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', r.sets);
-  return r as MiddleLayerParams;
+  r.done();
+  return params;
 }
 
 /** The layer index `param` names for a model with `numLayers` blocks (HF hidden_states has numLayers + 1). */

@@ -85,11 +85,11 @@ describe('data-prep stage (tiny model)', () => {
     await expect(dataPrepStage.run(ctx, inputs, parseDataPrepParams({ promptVariants: ['nope'] }))).rejects.toThrow(
       /promptVariants: unknown prompt "nope" \(prompt set has: none, default, short, medium\)/,
     );
-    expect(() => parseDataPrepParams({ systemPrompt: 'sys' })).toThrow(/systemPrompt: expected "auto", "system" or "user-prefix"/);
+    expect(() => parseDataPrepParams({ systemPrompt: 'sys' })).toThrow(/systemPrompt: expected one of "auto", "system", "user-prefix"/);
     expect(() => parseDataPrepParams({ limitPerLabel: 0 })).toThrow(/limitPerLabel/);
     expect(() => parseDataPrepParams({ variants: [] })).toThrow(BadInputError);
     await expect(dataPrepStage.run(testContext(null), inputs, parseDataPrepParams({}))).rejects.toThrow(/needs a model/);
-    expect(() => parseDataPrepParams({ maxQueryTokens: 0 })).toThrow(/maxQueryTokens: expected a positive integer, got 0/);
+    expect(() => parseDataPrepParams({ maxQueryTokens: 0 })).toThrow(/maxQueryTokens: expected an integer ≥ 1, got 0/);
   });
 
   it('rejects a query longer than maxQueryTokens (default 1024), naming the query and the param', async () => {

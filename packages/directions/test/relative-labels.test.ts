@@ -27,6 +27,6 @@ describe('relative refusal labels', () => {
     expect(parseDirectionsParams({}).refusalLabels).toBe('compliance');
     expect(quickDirectionsParams.refusalLabels).toBe('relative');
     expect(quickDirectionsParams.boundary.learningRate).toBe(1e-2);
-    expect(() => parseDirectionsParams({ refusalLabels: 'ranked' })).toThrow(/refusalLabels: expected "compliance" or "relative"/);
+    expect(() => parseDirectionsParams({ refusalLabels: 'ranked' })).toThrow(/refusalLabels: expected one of "compliance", "relative"/);
   });
 });

@@ -2,8 +2,8 @@
  * Parameters of the dro-train and prompt-tuning stages: validation (errors name the field) and the
  * "paper" and "quick" presets.
  */
-import { BadInputError } from '@dro/artifacts';
 import { DEFAULT_OBJECTIVE_MIN_SHARE } from '@dro/artifacts';
+import { ParamReader } from '@dro/pipeline';
 import { PAPER_LOSS_WEIGHTS, type LossWeights } from './loss.ts';
 import { LR_UNITS, type OptimiserOptions } from './train-dro.ts';
 
@@ -95,95 +95,6 @@ export const quickDroParams: Omit<DroTrainParams, 'promptId'> = {
   maxQueries: 64,
 };
 
-function fail(stage: string, field: string, expected: string, got: unknown): never {
-  throw new BadInputError(`${stage} params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
-
-/** Small typed readers over a raw params object, each failing with the field's name. */
-export class ParamReader {
-  private readonly seen = new Set<string>();
-  constructor(
-    readonly stage: string,
-    readonly raw: Record<string, unknown>,
-    private readonly prefix = '',
-  ) {}
-
-  static of(stage: string, raw: unknown, prefix = ''): ParamReader {
-    if (raw === undefined || raw === null) return new ParamReader(stage, {}, prefix);
-    if (typeof raw !== 'object' || Array.isArray(raw)) fail(stage, prefix || '(params)', 'an object', raw);
-    return new ParamReader(stage, raw as Record<string, unknown>, prefix);
-  }
-
-  /** Record `key` as known without reading it (fields handled by hand). */
-  mark(key: string): void {
-    this.seen.add(key);
-  }
-
-  private field(key: string): string {
-    this.seen.add(key);
-    return this.prefix ? `${this.prefix}.${key}` : key;
-  }
-
-  number(key: string, fallback: number, check: (v: number) => boolean, expected: string): number {
-    const field = this.field(key);
-    const v = this.raw[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) fail(this.stage, field, expected, v);
-    return v as number;
-  }
-
-  int(key: string, fallback: number, min: number): number {
-    return this.number(key, fallback, (v) => Number.isInteger(v) && v >= min, `an integer ≥ ${min}`);
-  }
-
-  nullableInt(key: string, fallback: number | null, min: number): number | null {
-    if (this.raw[key] === null) {
-      this.field(key);
-      return null;
-    }
-    return this.raw[key] === undefined ? (this.field(key), fallback) : this.int(key, 0, min);
-  }
-
-  string(key: string, fallback: string | undefined, pattern = /^[A-Za-z0-9._:-]+$/): string {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (typeof v !== 'string' || !pattern.test(v)) fail(this.stage, field, `a string matching ${pattern}`, v);
-    return v as string;
-  }
-
-  oneOf<T extends string>(key: string, fallback: T, allowed: readonly T[]): T {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (!allowed.includes(v as T)) fail(this.stage, field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`, v);
-    return v as T;
-  }
-
-  boolean(key: string, fallback: boolean): boolean {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (typeof v !== 'boolean') fail(this.stage, field, 'true or false', v);
-    return v as boolean;
-  }
-
-  strings(key: string, fallback: string[]): string[] {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) fail(this.stage, field, 'an array of non-empty strings', v);
-    return [...(v as string[])];
-  }
-
-  child(key: string): ParamReader {
-    return ParamReader.of(this.stage, this.raw[key], this.field(key));
-  }
-
-  /** Reject fields nobody read (typos must not pass silently). */
-  done(): void {
-    for (const key of Object.keys(this.raw)) {
-      if (!this.seen.has(key)) fail(this.stage, this.prefix ? `${this.prefix}.${key}` : key, `one of the known fields (${[...this.seen].join(', ')})`, key);
-    }
-  }
-}
-
 /** Fields shared by DRO and prompt tuning. */
 export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'>): CommonTrainParams {
   const common: CommonTrainParams = {
@@ -230,7 +141,7 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
         one.mark(key);
         continue;
       }
-      if (key === ABLATED_TERM[ablation]) fail('dro-train', `ablationWeights.${ablation}.${key}`, `no weight for the term this ablation switches off`, one.raw[key]);
+      if (key === ABLATED_TERM[ablation]) one.fail(key, 'no weight for the term this ablation switches off', one.raw[key]);
       set[key] = one.number(key, 0, (v) => v >= 0, 'a number ≥ 0');
     }
     one.done();
@@ -242,7 +153,7 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
   const params: DroTrainParams = { ...common, variant, lossWeights, ablationWeights, objectiveMinShare };
   const eff = effectiveWeights(params);
   if (eff.refusal === 0 && eff.harmfulness === 0 && eff.norm === 0) {
-    fail('dro-train', 'lossWeights', 'at least one loss term with a weight > 0 after the variant', { variant, lossWeights });
+    r.fail('lossWeights', 'at least one loss term with a weight > 0 after the variant', { variant, lossWeights });
   }
   return params;
 }
@@ -331,6 +242,6 @@ export function parsePromptTuningParams(raw: unknown): PromptTuningParams {
   const lossAveraging = r.oneOf('lossAveraging', d.lossAveraging, LOSS_AVERAGING);
   const unpromptedNegatives = r.boolean('unpromptedNegatives', d.unpromptedNegatives);
   r.done();
-  if (weights.likelihood === 0 && weights.unlikelihood === 0) fail('prompt-tuning', 'weights', 'at least one weight > 0', weights);
+  if (weights.likelihood === 0 && weights.unlikelihood === 0) r.fail('weights', 'at least one weight > 0', weights);
   return { ...common, weights, maxResponseTokens, samplesPerQuery, eosTargets, lossAveraging, unpromptedNegatives };
 }

@@ -96,7 +96,7 @@ describe('extract stage (tiny model)', () => {
   });
 
   it('names bad params and a missing model', async () => {
-    expect(() => parseExtractParams({ batchSize: 0 })).toThrow('extract params: batchSize: expected a positive integer, got 0');
+    expect(() => parseExtractParams({ batchSize: 0 })).toThrow('extract params: batchSize: expected an integer ≥ 1, got 0');
     expect(() => parseExtractParams({ layers: true })).toThrow(/extract params: layers/);
     const ctx = testContext(null);
     await expect(extractStage.run(ctx, {}, parseExtractParams({}))).rejects.toThrow(/extract needs a model/);

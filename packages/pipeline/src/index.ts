@@ -1,4 +1,5 @@
 export * from './stage.ts';
+export * from './params.ts';
 export * from './registry.ts';
 export * from './stage-plugins.ts';
 export { pluginLabel, isPackageSpecifier, resolvePluginModule, type PluginModule } from './plugin-module.ts';
