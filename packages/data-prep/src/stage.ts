@@ -15,6 +15,8 @@ import {
   type QueryLabel,
   type RenderedInput,
   columnValues,
+  promptSetSchema,
+  querySetSchema,
   renderedInputsSchema,
   writeRenderedInputs,
 } from '@dro/artifacts';
@@ -109,12 +111,8 @@ export async function renderQuerySet(
     }
     ctx.progress({ done: rows.length, total, message: `rendered prompt "${variant}"` });
   }
-  return writeRenderedInputs(ctx.store, rows, {
-    producer: { stage: dataPrepStage.name, version: dataPrepStage.version },
-    params: { ...params, placement },
-    inputs: { queries: inputs.queries.digest, prompts: inputs.prompts.digest },
-    modelDigest: ctx.modelDigest,
-  });
+  // The placement "auto" resolved to is part of what the rows mean: the manifest records it.
+  return writeRenderedInputs(ctx.store, rows, ctx.manifest({ params: { ...params, placement } }));
 }
 
 export const dataPrepStage: Stage<DataPrepParams> = {
@@ -123,11 +121,12 @@ export const dataPrepStage: Stage<DataPrepParams> = {
   version: '2',
   needs: 'model',
   inputs: ['queries', 'prompts'],
+  inputSchemas: { queries: querySetSchema.name, prompts: promptSetSchema.name },
   outputs: ['rendered'],
   outputSchemas: { rendered: renderedInputsSchema.name },
   parseParams: parseDataPrepParams,
   async run(ctx, inputs, params) {
-    if (!ctx.modelPath) throw new BadInputError('data-prep needs a model (its tokenizer and chat template): none configured');
-    return { rendered: await renderQuerySet(ctx, rendererFor(ctx.modelPath), inputs, params) };
+    // Only the model's tokenizer and chat template: the weights are not loaded.
+    return { rendered: await renderQuerySet(ctx, rendererFor(ctx.modelPath!), inputs, params) };
   },
 };

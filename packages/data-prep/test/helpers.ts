@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore } from '@dro/artifacts';
-import type { ProgressEvent, StageContext } from '@dro/pipeline';
+import type { ProgressEvent, StageEnvironment } from '@dro/pipeline';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 
@@ -11,7 +11,7 @@ export function tempDir(prefix = 'dro-data-prep-'): string {
 }
 
 /** A real store in a fresh temp directory and a context that records progress. */
-export function testContext(modelPath: string | null = null): StageContext & { store: LocalArtifactStore; events: ProgressEvent[] } {
+export function testContext(modelPath: string | null = null): StageEnvironment & { store: LocalArtifactStore; events: ProgressEvent[] } {
   const store = new LocalArtifactStore({ root: tempDir('dro-store-') });
   const events: ProgressEvent[] = [];
   return {

@@ -111,11 +111,7 @@ async function runDirections(
     groups.set(key, group);
   });
 
-  const manifest = {
-    producer: { stage: directionsStage.name, version: directionsStage.version },
-    params,
-    inputs: { hiddenStates: inputs.hiddenStates.digest, scores: inputs.scores.digest },
-  };
+  const manifest = ctx.manifest();
   const directions = await writeDirections(ctx.store, {
     mean: pca.mean,
     components: pca.components,
@@ -147,11 +143,10 @@ export const directionsStage: Stage<DirectionsParams> = {
   version: '2',
   needs: 'cpu',
   inputs: ['hiddenStates', 'scores'],
+  inputSchemas: { hiddenStates: hiddenStatesSchema.name, scores: complianceScoresSchema.name },
   outputs: ['directions', 'report'],
   outputSchemas: { directions: directionsSchema.name, report: directionsReportSchema.name },
   parseParams: parseDirectionsParams,
   run: runDirections,
 };
 
-/** Schemas this stage reads, for engines that check inputs before running. */
-export const directionsInputSchemas = { hiddenStates: hiddenStatesSchema.name, scores: complianceScoresSchema.name };

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import {
   BadInputError,
   type DirectionsReport,
@@ -72,7 +73,7 @@ describe('directions stage', () => {
   it('fits PCA and both boundaries with the documented sign conventions; Python reads the tensors', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(40));
-    const out = await directionsStage.run(ctx, inputs, quickDirectionsParams);
+    const out = await runStage(directionsStage, inputs, quickDirectionsParams, ctx);
     expect(Object.keys(out).sort()).toEqual(['directions', 'report']);
 
     const tensors = await ctx.store.getTensors(out.directions);
@@ -126,19 +127,19 @@ describe('directions stage', () => {
   it('is deterministic: the same inputs and params give the same artifact digests', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(15));
-    const a = await directionsStage.run(ctx, inputs, quickDirectionsParams);
-    const b = await directionsStage.run(ctx, inputs, quickDirectionsParams);
+    const a = await runStage(directionsStage, inputs, quickDirectionsParams, ctx);
+    const b = await runStage(directionsStage, inputs, quickDirectionsParams, ctx);
     expect(a.directions.digest).toBe(b.directions.digest);
   });
 
   it('names the input that has no compliance score, and a set filter that leaves too few rows', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(10), 'train/harmful-3/default');
-    await expect(directionsStage.run(ctx, inputs, quickDirectionsParams)).rejects.toThrow(BadInputError);
-    await expect(directionsStage.run(ctx, inputs, quickDirectionsParams)).rejects.toThrow(
+    await expect(runStage(directionsStage, inputs, quickDirectionsParams, ctx)).rejects.toThrow(BadInputError);
+    await expect(runStage(directionsStage, inputs, quickDirectionsParams, ctx)).rejects.toThrow(
       /no compliance score for input "train\/harmful-3\/default"/,
     );
-    await expect(directionsStage.run(ctx, inputs, { ...quickDirectionsParams, sets: ['heldout'] })).rejects.toThrow(
+    await expect(runStage(directionsStage, inputs, { ...quickDirectionsParams, sets: ['heldout'] }, ctx)).rejects.toThrow(
       /0 rows in sets heldout; need at least 10/,
     );
   });

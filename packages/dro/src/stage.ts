@@ -10,7 +10,9 @@
  */
 import {
   BadInputError,
+  directionsSchema,
   nearestTokensSchema,
+  renderedInputsSchema,
   softPromptSchema,
   trainingCurveSchema,
   trainingShiftSchema,
@@ -25,18 +27,13 @@ import {
   type ManifestInput,
   type TrainingShiftRow,
 } from '@dro/artifacts';
-import { loadModel, type ChatModel } from '@dro/llm';
+import type { ChatModel } from '@dro/llm';
 import type { Stage, StageContext } from '@dro/pipeline';
 import * as tf from '@tensorflow/tfjs-core';
 import { readDirections, readTrainingInputs, type TrainingInputs } from './inputs.ts';
 import { nearestTokens } from './nearest.ts';
 import { effectiveWeights, parseDroTrainParams, type CommonTrainParams, type DroTrainParams } from './params.ts';
 import { trainDro } from './train-dro.ts';
-
-export async function openModel(ctx: StageContext, stage: string): Promise<ChatModel> {
-  if (!ctx.modelPath) throw new BadInputError(`${stage}: needs a model (the DAG node has no model path)`);
-  return loadModel(ctx.modelPath);
-}
 
 /** The basic prompt's token embeddings: the soft prompt's starting point, [n, d] row-major. */
 export function initialSoftPrompt(model: ChatModel, promptIds: number[]): Float32Array {
@@ -72,35 +69,24 @@ export async function writeSoftPromptOutputs(
 async function runDroTrain(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: DroTrainParams): Promise<Record<string, ArtifactRef>> {
   const training = await readTrainingInputs(ctx.store, inputs.rendered!, params);
   const directions = await readDirections(ctx.store, inputs.directions!);
-  const model = await openModel(ctx, droTrainStage.name);
-  try {
-    if (model.config.hiddenSize !== directions.d) {
-      throw new BadInputError(`directions: PCA dimension ${directions.d} does not match the model's hidden size ${model.config.hiddenSize}`);
-    }
-    const init = initialSoftPrompt(model, training.promptIds);
-    const weights = effectiveWeights(params);
-    ctx.log.info('dro-train: start', { variant: params.variant, queries: training.examples.length, promptTokens: training.promptIds.length, weights });
-    const result = await trainDro(model, training.examples, directions, { values: init, nTokens: training.promptIds.length }, weights, params, {
-      signal: ctx.signal,
-      progress: (done, total, message) => ctx.progress({ done, total, message }),
-    });
-    const shifts: TrainingShiftRow[] = result.shifts.map((s) => ({ ...s, label: s.label === 1 ? 'harmless' : 'harmful' }));
-    const objective = trainingObjective(shifts, params.objectiveMinShare);
-    (objective.met ? ctx.log.info : ctx.log.warn).call(ctx.log, `dro-train: training objective ${formatObjective(objective)}`, { variant: params.variant });
-    const manifest: ManifestInput = {
-      producer: { stage: droTrainStage.name, version: droTrainStage.version },
-      params,
-      inputs: { rendered: inputs.rendered!.digest, directions: inputs.directions!.digest },
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-      summary: { objective, effectiveLr: result.effectiveLr },
-    };
-    const method = params.variant === 'dro' ? 'dro' : `dro:${params.variant}`;
-    const outputs = await writeSoftPromptOutputs(ctx, model, manifest, method, params, training, result.softPrompt, result.curve);
-    return { ...outputs, shift: await writeTrainingShift(ctx.store, shifts, manifest) };
-  } finally {
-    model.dispose();
+  const model = await ctx.openModel();
+  if (model.config.hiddenSize !== directions.d) {
+    throw new BadInputError(`directions: PCA dimension ${directions.d} does not match the model's hidden size ${model.config.hiddenSize}`);
   }
+  const init = initialSoftPrompt(model, training.promptIds);
+  const weights = effectiveWeights(params);
+  ctx.log.info('dro-train: start', { variant: params.variant, queries: training.examples.length, promptTokens: training.promptIds.length, weights });
+  const result = await trainDro(model, training.examples, directions, { values: init, nTokens: training.promptIds.length }, weights, params, {
+    signal: ctx.signal,
+    progress: (done, total, message) => ctx.progress({ done, total, message }),
+  });
+  const shifts: TrainingShiftRow[] = result.shifts.map((s) => ({ ...s, label: s.label === 1 ? 'harmless' : 'harmful' }));
+  const objective = trainingObjective(shifts, params.objectiveMinShare);
+  (objective.met ? ctx.log.info : ctx.log.warn).call(ctx.log, `dro-train: training objective ${formatObjective(objective)}`, { variant: params.variant });
+  const manifest = ctx.manifest({ summary: { objective, effectiveLr: result.effectiveLr } });
+  const method = params.variant === 'dro' ? 'dro' : `dro:${params.variant}`;
+  const outputs = await writeSoftPromptOutputs(ctx, model, manifest, method, params, training, result.softPrompt, result.curve);
+  return { ...outputs, shift: await writeTrainingShift(ctx.store, shifts, manifest) };
 }
 
 export const droTrainStage: Stage<DroTrainParams> = {
@@ -110,6 +96,7 @@ export const droTrainStage: Stage<DroTrainParams> = {
   version: '3',
   needs: 'model',
   inputs: ['rendered', 'directions'],
+  inputSchemas: { rendered: renderedInputsSchema.name, directions: directionsSchema.name },
   outputs: ['softPrompt', 'curve', 'nearestTokens', 'shift'],
   outputSchemas: {
     softPrompt: softPromptSchema.name,

@@ -27,7 +27,12 @@
  */
 import {
   BadInputError,
+  directionsSchema,
   evalMetricsSchema,
+  referenceAnswersSchema,
+  renderedInputsSchema,
+  samplesSchema,
+  softPromptSchema,
   evalPointsSchema,
   readDirections,
   readReferenceAnswers,
@@ -37,10 +42,9 @@ import {
   writeEvalMetrics,
   writeEvalPoints,
   type ArtifactRef,
-  type ManifestInput,
   type ReferenceAnswer,
 } from '@dro/artifacts';
-import { loadModel, tf } from '@dro/llm';
+import { tf } from '@dro/llm';
 import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
 import { project, promptedInput } from './inputs.ts';
 import { aggregateSamples } from './metrics.ts';
@@ -65,8 +69,7 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
     throw new BadInputError(`samples: no samples with prompt_id "${params.promptId}" for ${missing.length} eval queries (e.g. ${missing[0]!.set}/${missing[0]!.queryId})`);
   }
 
-  if (!ctx.modelPath) throw new BadInputError('evaluate: needs a model (the DAG node has no model path)');
-  const model = await loadModel(ctx.modelPath);
+  const model = await ctx.openModel();
   const softTensor = soft ? tf.tensor2d(soft.values, [soft.n, soft.d]) : null;
   try {
     if (model.config.hiddenSize !== directions.d) throw new BadInputError(`directions: dimension ${directions.d} ≠ the model's hidden size ${model.config.hiddenSize}`);
@@ -102,13 +105,7 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
         capability: m.label === 'harmless' ? mean(caps) : null,
       };
     });
-    const manifest: ManifestInput = {
-      producer: { stage: evaluateStage.name, version: evaluateStage.version },
-      params,
-      inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-    };
+    const manifest = ctx.manifest();
     const metricsRef = await writeEvalMetrics(ctx.store, metrics.map((m) => ({ ...m, model: params.model, condition: params.condition })), manifest);
     const points = rows.map((r, i) => ({
       model: params.model,
@@ -125,7 +122,6 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
     return { metrics: metricsRef, points: pointsRef };
   } finally {
     softTensor?.dispose();
-    model.dispose();
   }
 }
 
@@ -136,6 +132,13 @@ export const evaluateStage: Stage<EvaluateParams> = {
   needs: 'model',
   inputs: ['rendered', 'directions', 'samples'],
   variadicInputs: ['softPrompt', 'references'],
+  inputSchemas: {
+    rendered: renderedInputsSchema.name,
+    directions: directionsSchema.name,
+    samples: samplesSchema.name,
+    softPrompt: softPromptSchema.name,
+    references: referenceAnswersSchema.name,
+  },
   outputs: ['metrics', 'points'],
   outputSchemas: { metrics: evalMetricsSchema.name, points: evalPointsSchema.name },
   parseParams: parseEvaluateParams,

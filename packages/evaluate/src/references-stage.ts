@@ -5,8 +5,7 @@
  *
  * Inputs:  rendered (rendered-inputs/v1)   Outputs: references (reference-answers/v1)
  */
-import { referenceAnswersSchema, readRenderedInputs, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
-import { loadModel } from '@dro/llm';
+import { referenceAnswersSchema, readRenderedInputs, renderedInputsSchema, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { BadInputError } from '@dro/artifacts';
 import { yieldToEventLoop } from './model-pass.ts';
@@ -17,30 +16,18 @@ async function runReferences(ctx: StageContext, inputs: Record<string, ArtifactR
     .filter((r) => r.label === 'harmless')
     .slice(0, params.maxQueries ?? Infinity);
   if (rows.length === 0) throw new BadInputError(`rendered: no harmless queries with prompt_id "${params.promptId}" to answer`);
-  if (!ctx.modelPath) throw new BadInputError('reference-answers: needs a model (the DAG node has no model path)');
-  const model = await loadModel(ctx.modelPath);
+  const model = await ctx.openModel();
   const answers: { text: string; ids: number[] }[] = [];
-  try {
-    for (let i = 0; i < rows.length; i += params.batch) {
-      ctx.signal.throwIfAborted();
-      const batch = rows.slice(i, i + params.batch);
-      const result = await model.generate({ inputIds: batch.map((r) => r.tokenIds), greedy: true, maxNewTokens: params.maxNewTokens, signal: ctx.signal });
-      for (const seqs of result.sequences) answers.push({ text: seqs[0]!.text, ids: seqs[0]!.tokenIds });
-      ctx.progress({ done: answers.length, total: rows.length, message: 'greedy reference answers' });
-      await yieldToEventLoop();
-    }
-  } finally {
-    model.dispose();
+  for (let i = 0; i < rows.length; i += params.batch) {
+    ctx.signal.throwIfAborted();
+    const batch = rows.slice(i, i + params.batch);
+    const result = await model.generate({ inputIds: batch.map((r) => r.tokenIds), greedy: true, maxNewTokens: params.maxNewTokens, signal: ctx.signal });
+    for (const seqs of result.sequences) answers.push({ text: seqs[0]!.text, ids: seqs[0]!.tokenIds });
+    ctx.progress({ done: answers.length, total: rows.length, message: 'greedy reference answers' });
+    await yieldToEventLoop();
   }
-  const manifest = {
-    producer: { stage: referenceAnswersStage.name, version: referenceAnswersStage.version },
-    params,
-    inputs: { rendered: inputs.rendered!.digest },
-    modelDigest: ctx.modelDigest,
-    backend: model.backend,
-  };
-    const references = rows.map((r, i) => ({ set: r.set, queryId: r.queryId, query: r.query, answer: answers[i]!.text, answerIds: answers[i]!.ids }));
-  return { references: await writeReferenceAnswers(ctx.store, references, manifest) };
+  const references = rows.map((r, i) => ({ set: r.set, queryId: r.queryId, query: r.query, answer: answers[i]!.text, answerIds: answers[i]!.ids }));
+  return { references: await writeReferenceAnswers(ctx.store, references, ctx.manifest()) };
 }
 
 export const referenceAnswersStage: Stage<ReferenceAnswersParams> = {
@@ -48,6 +35,7 @@ export const referenceAnswersStage: Stage<ReferenceAnswersParams> = {
   version: '1',
   needs: 'model',
   inputs: ['rendered'],
+  inputSchemas: { rendered: renderedInputsSchema.name },
   outputs: ['references'],
   outputSchemas: { references: referenceAnswersSchema.name },
   parseParams: parseReferenceAnswersParams,

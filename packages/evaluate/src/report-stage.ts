@@ -13,7 +13,14 @@
  * reports/<digest>.html (see reportHtmlPath), which is what the CLI prints.
  */
 import {
+  directionsSchema,
+  evalMetricsSchema,
+  evalPointsSchema,
+  nearestTokensSchema,
   reportHtmlSchema,
+  samplesSchema,
+  trainingCurveSchema,
+  trainingShiftSchema,
   DEFAULT_OBJECTIVE_MIN_SHARE,
   readDirections,
   readEvalMetrics,
@@ -236,12 +243,7 @@ async function runReport(ctx: StageContext, inputs: Record<string, ArtifactRef>,
   const data = await buildReportData(ctx.store, inputs, params);
   // A timestamp in the page would make every run a new artifact; the manifest records when it was made.
   const html = renderReport({ ...data, generatedAt: '' });
-  const manifest = {
-    producer: { stage: reportStage.name, version: reportStage.version },
-    params,
-    inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
-  };
-  const ref = await ctx.store.putJson(reportHtmlSchema.name, { html, title: params.title } satisfies ReportArtifact, manifest);
+  const ref = await ctx.store.putJson(reportHtmlSchema.name, { html, title: params.title } satisfies ReportArtifact, ctx.manifest());
   const file = await reportHtmlPath(ctx.store, ref);
   ctx.log.info('report written', { file });
   ctx.progress({ done: 1, total: 1, message: file });
@@ -255,6 +257,15 @@ export const reportStage: Stage<ReportParams> = {
   needs: 'cpu',
   inputs: [],
   variadicInputs: ['metrics', 'points', 'directions', 'samples', 'curve', 'nearestTokens', 'shift'],
+  inputSchemas: {
+    metrics: evalMetricsSchema.name,
+    points: evalPointsSchema.name,
+    directions: directionsSchema.name,
+    samples: samplesSchema.name,
+    curve: trainingCurveSchema.name,
+    nearestTokens: nearestTokensSchema.name,
+    shift: trainingShiftSchema.name,
+  },
   outputs: ['report'],
   outputSchemas: { report: reportHtmlSchema.name },
   parseParams: parseReportParams,

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { chromium } from 'playwright-core';
 import {
   BadInputError,
@@ -71,7 +72,7 @@ describe('evaluate and report stages (tiny model)', () => {
     model = await loadModel(dir);
     rendered = await putRendered(store, model, { none: null, basic: PROMPT });
     directions = await putDirections(store, model.config.hiddenSize);
-    const out = await referenceAnswersStage.run(stageContext(store, dir), { rendered }, referenceAnswersStage.parseParams!({ maxNewTokens: 6 }));
+    const out = await runStage(referenceAnswersStage, { rendered }, referenceAnswersStage.parseParams!({ maxNewTokens: 6 }), stageContext(store, dir));
     references = out.references!;
   });
   afterAll(() => model?.dispose());
@@ -86,7 +87,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const run = async (condition: string, promptId: string, extra: Record<string, ArtifactRef> = {}) => {
       const samples = await putSamples(store, promptId);
-      const out = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }));
+      const out = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }), ctx);
       return { metrics: out.metrics!, points: out.points!, samples };
     };
     const before = tf.memory().numTensors;
@@ -156,7 +157,7 @@ describe('evaluate and report stages (tiny model)', () => {
       reportInputs[`points:tiny.${c}`] = r.points!;
       reportInputs[`samples:tiny.${c}`] = r.samples;
     }
-    const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }));
+    const { report } = await runStage(reportStage, reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }), stageContext(store, null));
     const file = await reportHtmlPath(store, report!);
     expect(existsSync(file)).toBe(true);
     const html = readFileSync(file, 'utf8');
@@ -190,7 +191,7 @@ describe('evaluate and report stages (tiny model)', () => {
   it('without references (a set with no harmless queries has none) the capability is null', async () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'none');
-    const out = await evaluateStage.run(ctx, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }));
+    const out = await runStage(evaluateStage, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }), ctx);
     const metrics = await store.getTable(out.metrics!);
     expect(columnValues<number | null>(metrics, 'capability', 'm')).toEqual([null, null]);
     expect(columnValues<number>(metrics, 'queries_any_complied', 'm')).toEqual([3, 4]);
@@ -200,7 +201,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'basic');
     const params = evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' });
-    const err = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references }, params).catch((e: unknown) => e);
+    const err = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references }, params, ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toMatch(/samples: no samples with prompt_id "none" for 8 eval queries/);
     expect(() => evaluateStage.parseParams!({ model: 'tiny', condition: 'x' })).toThrow(/evaluate params: promptId/);

@@ -4,24 +4,22 @@
  * With allLayers, also every layer's state at that position (HF hidden_states layout: embeddings, block
  * outputs 1..L−1, final normed state), layer-major in one [(L+1)·d] vector.
  *
- * Rows are processed in checkpointed chunks (resumable, see ChunkCheckpoints in @dro/pipeline); inside a chunk rows are
+ * Rows are processed in checkpointed chunks (resumable, see runInChunks in @dro/pipeline); inside a chunk rows are
  * grouped by token length into left-padded batches, then put back in input order.
  *
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: hiddenStates (hidden-states/v1, or hidden-states-all-layers/v1 with allLayers)
  */
-import type { Table } from 'apache-arrow';
 import {
   type ArtifactRef,
-  BadInputError,
-  concatTables,
   hiddenStatesAllLayersSchema,
   hiddenStatesSchema,
   hiddenStatesTable,
   readRenderedInputs,
+  renderedInputsSchema,
 } from '@dro/artifacts';
-import { type ChatModel, loadModel, padBatch, tf } from '@dro/llm';
-import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
+import { type ChatModel, padBatch, tf } from '@dro/llm';
+import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
 import { parseExtractParams, type ExtractParams } from './params.ts';
 
 export interface ExtractedStates {
@@ -63,41 +61,14 @@ export function extractHiddenStates(model: ChatModel, sequences: readonly (reado
 }
 
 async function runExtract(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: ExtractParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('extract needs a model: none configured');
-  const rows = await readRenderedInputs(ctx.store, inputs.rendered, { sets: params.sets });
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
   const schema = params.allLayers ? hiddenStatesAllLayersSchema : hiddenStatesSchema;
-  const manifest = {
-    producer: { stage: extractStage.name, version: extractStage.version },
-    params,
-    inputs: { rendered: inputs.rendered.digest },
-    modelDigest: ctx.modelDigest,
-  };
-  const checkpoints = new ChunkCheckpoints(ctx.store, { ...manifest, chunkSize: params.chunkSize });
-  const chunks = Math.ceil(rows.length / params.chunkSize);
-  const tables: Table[] = [];
-  let model: ChatModel | null = null;
-  try {
-    for (let chunk = 0; chunk < chunks; chunk++) {
-      ctx.signal.throwIfAborted();
-      const chunkRows = rows.slice(chunk * params.chunkSize, (chunk + 1) * params.chunkSize);
-      let ref = await checkpoints.find(chunk);
-      if (ref !== null) ctx.log.info('chunk resumed from checkpoint', { chunk });
-      else {
-        model ??= await loadModel(ctx.modelPath);
-        const states = extractHiddenStates(model, chunkRows.map((r) => r.tokenIds), params.batchSize, params.allLayers);
-        const layers = states.layers && { values: states.layers, numLayers: states.numLayers };
-        const table = hiddenStatesTable(chunkRows.map((r) => ({ ...r, tokens: r.tokenIds.length })), states.hidden, states.dim, layers);
-        ref = await ctx.store.putTable(schema.name, table, { ...manifest, params: { ...params, chunk } });
-        await checkpoints.remember(chunk, ref);
-      }
-      tables.push(await ctx.store.getTable(ref));
-      ctx.progress({ done: Math.min(rows.length, (chunk + 1) * params.chunkSize), total: rows.length, message: 'hidden states' });
-    }
-  } finally {
-    model?.dispose();
-  }
-  const all = concatTables(tables);
-  return { hiddenStates: await ctx.store.putTable(schema.name, all, manifest) };
+  const all = await runInChunks(ctx, rows, { chunkSize: params.chunkSize, schema: schema.name, message: 'hidden states' }, async (chunkRows) => {
+    const states = extractHiddenStates(await ctx.openModel(), chunkRows.map((r) => r.tokenIds), params.batchSize, params.allLayers);
+    const layers = states.layers && { values: states.layers, numLayers: states.numLayers };
+    return hiddenStatesTable(chunkRows.map((r) => ({ ...r, tokens: r.tokenIds.length })), states.hidden, states.dim, layers);
+  });
+  return { hiddenStates: await ctx.store.putTable(schema.name, all, ctx.manifest()) };
 }
 
 export const extractStage: Stage<ExtractParams> = {
@@ -105,6 +76,7 @@ export const extractStage: Stage<ExtractParams> = {
   version: '1',
   needs: 'model',
   inputs: ['rendered'],
+  inputSchemas: { rendered: renderedInputsSchema.name },
   outputs: ['hiddenStates'],
   // With allLayers the output is hidden-states-all-layers/v1, which reads as hidden-states/v1.
   outputSchemas: { hiddenStates: hiddenStatesSchema.name },

@@ -7,7 +7,7 @@
  * samples that complied: the refusal-boundary labels count exactly what the evaluation counts.
  *
  * Each input is generated alone with its own seed, so results do not depend on chunking or on the other
- * inputs. Inputs are processed in checkpointed chunks (resumable: see ChunkCheckpoints in @dro/pipeline).
+ * inputs. Inputs are processed in checkpointed chunks (resumable: see runInChunks in @dro/pipeline).
  *
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: samples (samples/v1: every response with its verdicts), scores (compliance-scores/v1)
@@ -21,10 +21,11 @@ import {
   BadInputError,
   complianceShare,
   complianceScoresTable,
-  concatTables,
   complianceScoresSchema,
   judgedSelection,
   readRenderedInputs,
+  renderedInputsSchema,
+  softPromptSchema,
   readSoftPrompt,
   sampleComplies,
   samplesOf,
@@ -36,37 +37,29 @@ import {
   type SoftPrompt,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
-import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
+import { runInChunks, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
 import { JUDGE_PHRASES_HASH, refusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
 import { describeVerdict, parseSamplingParams, verdictRule, type SamplingParams } from './params.ts';
 
 
-/** Models the stage loads lazily (only for chunks not found in checkpoints) and disposes at the end. */
-class Models {
-  private sampler: ChatModel | null = null;
+/** The LLM judge, if configured: the sampled model itself ("self"), or another model loaded here and disposed at the end. */
+class JudgeModels {
   private judgeModel: ChatModel | null = null;
 
   constructor(
-    private readonly modelPath: string,
-    private readonly params: SamplingParams,
+    private readonly ctx: StageContext,
+    private readonly config: SamplingParams['llmJudge'],
   ) {}
 
-  async model(): Promise<ChatModel> {
-    this.sampler ??= await loadModel(this.modelPath);
-    return this.sampler;
-  }
-
-  async llmJudge(): Promise<LlmJudge | null> {
-    const config = this.params.llmJudge;
-    if (config === null) return null;
-    if (config.model === 'self') return new LlmJudge(await this.model(), config);
-    this.judgeModel ??= await loadModel(config.model);
-    return new LlmJudge(this.judgeModel, config);
+  async judge(): Promise<LlmJudge | null> {
+    if (this.config === null) return null;
+    if (this.config.model === 'self') return new LlmJudge(await this.ctx.openModel(), this.config);
+    this.judgeModel ??= await loadModel(this.config.model);
+    return new LlmJudge(this.judgeModel, this.config);
   }
 
   dispose(): void {
-    this.sampler?.dispose();
     this.judgeModel?.dispose();
   }
 }
@@ -104,12 +97,12 @@ function promptInput(model: ChatModel, rows: RenderedInput[], soft: SoftPrompt |
  * decode over inputs × samples); per-input seeds keep each input's samples what a one-input call with
  * seed = seedOffset + query_index draws.
  */
-async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedInput[], params: SamplingParams, onInputDone: () => void, soft: SoftPrompt | null = null): Promise<Sample[]> {
+async function sampleChunk(ctx: StageContext, judges: JudgeModels, rows: RenderedInput[], params: SamplingParams, onInputDone: () => void, soft: SoftPrompt | null = null): Promise<Sample[]> {
   const judge = refusalJudge(params.judge);
   const rule = verdictRule(params);
   const described = describeVerdict(params);
-  const model = await models.model();
-  const llmJudge = await models.llmJudge();
+  const model = await ctx.openModel();
+  const llmJudge = await judges.judge();
   const bySample = new Map<RenderedInput, Sample[]>();
   for (const label of ['harmful', 'harmless'] as const) {
     const group = rows.filter((r) => r.label === label);
@@ -193,47 +186,27 @@ export function complianceScores(rows: RenderedInput[], samples: Table): Table {
 }
 
 async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: SamplingParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('sampling needs a model: none configured');
-  const rows = await readRenderedInputs(ctx.store, inputs.rendered, { sets: params.sets });
-  const manifest = {
-    producer: { stage: samplingStage.name, version: samplingStage.version },
-    params,
-    inputs: Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest])),
-    modelDigest: ctx.modelDigest,
-  };
-  const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
-  const models = new Models(ctx.modelPath, params);
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
+  const judges = new JudgeModels(ctx, params.llmJudge);
   let soft: SoftPrompt | null = null;
-  const tables: Table[] = [];
   let done = 0;
-  const report = () => ctx.progress({ done, total: rows.length, message: `sampling ${params.samples}×` });
+  const message = `sampling ${params.samples}×`;
+  let all: Table;
   try {
-    for (let chunk = 0; chunk * params.chunkSize < rows.length; chunk++) {
-      ctx.signal.throwIfAborted();
-      const chunkRows = rows.slice(chunk * params.chunkSize, (chunk + 1) * params.chunkSize);
-      let ref = await checkpoints.find(chunk);
-      if (ref !== null) {
-        ctx.log.info('chunk resumed from checkpoint', { chunk });
-        done += chunkRows.length;
-        report();
-      } else {
-        soft ??= await optionalSoftPrompt(ctx, inputs);
-        const samples = await sampleChunk(ctx, models, chunkRows, params, () => {
-          done++;
-          report();
-        }, soft);
-        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples), { ...manifest, params: { ...params, chunk } });
-        await checkpoints.remember(chunk, ref);
-      }
-      tables.push(await ctx.store.getTable(ref));
-    }
+    all = await runInChunks(ctx, rows, { chunkSize: params.chunkSize, schema: samplesSchema.name, message }, async (chunkRows, offset) => {
+      soft ??= await optionalSoftPrompt(ctx, inputs);
+      done = offset;
+      const samples = await sampleChunk(ctx, judges, chunkRows, params, () => ctx.progress({ done: ++done, total: rows.length, message }), soft);
+      return samplesTable(samples);
+    });
   } finally {
-    models.dispose();
+    judges.dispose();
   }
-  const all = concatTables(tables);
-  const samplesRef = await ctx.store.putTable(samplesSchema.name, all, manifest);
   const scores = complianceScores(rows, all);
-  return { samples: samplesRef, scores: await ctx.store.putTable(complianceScoresSchema.name, scores, manifest) };
+  return {
+    samples: await ctx.store.putTable(samplesSchema.name, all, ctx.manifest()),
+    scores: await ctx.store.putTable(complianceScoresSchema.name, scores, ctx.manifest()),
+  };
 }
 
 export const samplingStage: Stage<SamplingParams> = {
@@ -243,6 +216,7 @@ export const samplingStage: Stage<SamplingParams> = {
   needs: 'model',
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],
+  inputSchemas: { rendered: renderedInputsSchema.name, softPrompt: softPromptSchema.name },
   outputs: ['samples', 'scores'],
   outputSchemas: { samples: samplesSchema.name, scores: complianceScoresSchema.name },
   parseParams: (raw) => parseSamplingParams(raw),

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { columnValues, judgedSelection, responseLines, samplesSchema, tableForSchema, type RenderedInput } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
 import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
@@ -29,7 +30,7 @@ describe('sampling stage (tiny model)', () => {
     const rendered = await storeRenderedInputs(ctx, modelPath, queries);
     await initBackend();
     const tensorsBefore = tf.memory().numTensors;
-    const out = await samplingStage.run(ctx, { rendered }, tinyParams);
+    const out = await runStage(samplingStage, { rendered }, tinyParams, ctx);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
 
     const samples = await ctx.store.getTable(out.samples);
@@ -62,7 +63,7 @@ describe('sampling stage (tiny model)', () => {
     expect(ctx.events.at(-1)).toMatchObject({ done: 3, total: 3 });
 
     // Same seed → same responses; the same input under another chunking gives the same samples.
-    const again = await samplingStage.run(testContext(modelPath, ctx.store), { rendered }, { ...tinyParams, chunkSize: 3 });
+    const again = await runStage(samplingStage, { rendered }, { ...tinyParams, chunkSize: 3 }, testContext(modelPath, ctx.store));
     expect(columnValues(await ctx.store.getTable(again.samples), 'output', 's')).toEqual(col<string>('output'));
   });
 
@@ -71,7 +72,7 @@ describe('sampling stage (tiny model)', () => {
     const ctx = testContext(modelPath);
     const rendered = await storeRenderedInputs(ctx, modelPath, queries);
     const huge = parseSamplingParams({ samples: 100_000, maxNewTokens: 400, chunkSize: 2 });
-    await expect(samplingStage.run(ctx, { rendered }, huge)).rejects.toThrow(
+    await expect(runStage(samplingStage, { rendered }, huge, ctx)).rejects.toThrow(
       /^sampling: 1 harmful input\(s\) × 100000 sample\(s\) × \d+ positions \(params chunkSize 2, samples 100000, maxNewTokens.harmful 400\) needs at least \d+\.\d GiB \(KV cache .*\), over the memory budget: .* left on the \w+ backend/,
     );
   });
@@ -83,12 +84,12 @@ describe('sampling stage (tiny model)', () => {
     first.progress = (e) => {
       if (e.done >= 2) first.abort.abort(new Error('cancelled by test'));
     };
-    await expect(samplingStage.run(first, { rendered }, tinyParams)).rejects.toThrow('cancelled by test');
+    await expect(runStage(samplingStage, { rendered }, tinyParams, first)).rejects.toThrow('cancelled by test');
     const second = testContext(modelPath, first.store);
-    const resumed = await samplingStage.run(second, { rendered }, tinyParams);
+    const resumed = await runStage(samplingStage, { rendered }, tinyParams, second);
     expect(second.logs.filter((l) => l === 'chunk resumed from checkpoint')).toHaveLength(1);
     const fresh = testContext(modelPath);
-    const uninterrupted = await samplingStage.run(fresh, { rendered: await storeRenderedInputs(fresh, modelPath, queries) }, tinyParams);
+    const uninterrupted = await runStage(samplingStage, { rendered: await storeRenderedInputs(fresh, modelPath, queries) }, tinyParams, fresh);
     expect(resumed.samples.digest).toBe(uninterrupted.samples.digest);
     expect(resumed.scores.digest).toBe(uninterrupted.scores.digest);
   });
@@ -99,7 +100,7 @@ describe('sampling stage (tiny model)', () => {
     const rendered = await storeRenderedInputs(ctx, modelPath, queries.slice(0, 1));
     // The tiny model writes bytes at random; a pattern that matches any answer makes every verdict "unsafe".
     const params = parseSamplingParams({ samples: 2, minNewTokens: 1, maxNewTokens: 4, llmJudge: { format: 'instruction', unsafePattern: '[\\s\\S]', maxNewTokens: 2 } });
-    const out = await samplingStage.run(ctx, { rendered }, params);
+    const out = await runStage(samplingStage, { rendered }, params, ctx);
     expect(columnValues(await ctx.store.getTable(out.samples), 'llm_unsafe', 's')).toEqual([true, true]);
 
     const model = await loadModel(modelPath);
@@ -137,7 +138,7 @@ describe('the verdict: selection, LLM judge formats, the line rule', () => {
       samples: 4, minNewTokens: 1, maxNewTokens: 12, judgeTopLongest: 2, requireUnsafeForCompliance: true,
       llmJudge: { format: 'instruction', unsafePattern: '[\\s\\S]', maxNewTokens: 1, unsafeMinLines: null },
     });
-    const out = await samplingStage.run(ctx, { rendered }, params);
+    const out = await runStage(samplingStage, { rendered }, params, ctx);
     const samples = await ctx.store.getTable(out.samples);
     const col = <T,>(c: string) => columnValues<T>(samples, c, 's');
     const outputs = col<string>('output');
@@ -180,7 +181,7 @@ describe('the verdict: selection, LLM judge formats, the line rule', () => {
         samples: 3, minNewTokens: 4, maxNewTokens: 16, requireUnsafeForCompliance: true,
         llmJudge: { model: guardPath, unsafePattern: '[\\s\\S]', maxNewTokens: 1, unsafeMinLines },
       });
-      const samples = await ctx.store.getTable((await samplingStage.run(ctx, { rendered }, params)).samples);
+      const samples = await ctx.store.getTable((await runStage(samplingStage, { rendered }, params, ctx)).samples);
       return ['label', 'output', 'refused', 'complied'].map((c) => columnValues<unknown>(samples, c, 's')) as [string[], string[], boolean[], boolean[]];
     };
     const [labels, outputs, refused, anyLength] = await verdicts(null);

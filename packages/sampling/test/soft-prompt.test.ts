@@ -3,6 +3,7 @@
  * token embeddings samples exactly what the text prompt samples (same seeds); a changed one does not.
  */
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { columnValues, renderedInputsSchema, softPromptSchema, tableForSchema } from '@dro/artifacts';
 import { ChatTemplate, initBackend, loadModel, loadTokenizer, tf } from '@dro/llm';
 import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
@@ -46,7 +47,7 @@ describe('sampling with a soft prompt (tiny model)', () => {
         method: 'test', prompt_id: 'p', span_start: '0', span_end: '0', init_token_ids: '[]',
       });
     const outputs = async (extra: Record<string, Awaited<ReturnType<typeof putSoft>>>) => {
-      const out = await samplingStage.run(testContext(modelPath, ctx.store), { rendered, ...extra }, params);
+      const out = await runStage(samplingStage, { rendered, ...extra }, params, testContext(modelPath, ctx.store));
       return columnValues<string>(await ctx.store.getTable(out.samples), 'output', 's');
     };
     const before = tf.memory().numTensors;
