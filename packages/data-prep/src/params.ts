@@ -1,4 +1,4 @@
-/** Parameters of the data-prep stage, their validation (errors name the field) and presets. */
+/** Parameters of the data-prep stage, their defaults and their validation (errors name the field). */
 import { ParamReader } from '@dro/pipeline';
 import { SYSTEM_PROMPT_PLACEMENTS, type SystemPromptPlacement } from './render.ts';
 
@@ -27,13 +27,12 @@ export interface DataPrepParams {
 
 export const DEFAULT_MAX_QUERY_TOKENS = 1024;
 
-export const paperDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null, maxQueryTokens: DEFAULT_MAX_QUERY_TOKENS };
-/** Rendering is cheap; the quick preset differs only downstream (fewer samples, shorter answers). */
-export const quickDataPrepParams: DataPrepParams = { ...paperDataPrepParams };
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null, maxQueryTokens: DEFAULT_MAX_QUERY_TOKENS };
 
 export function parseDataPrepParams(raw: unknown): DataPrepParams {
   const r = ParamReader.of('data-prep', raw);
-  const d = paperDataPrepParams;
+  const d = defaultDataPrepParams;
   const promptVariants = r.strings('promptVariants', d.promptVariants, 'an array of prompt ids ("none" or a prompt file id)');
   if (new Set(promptVariants).size !== promptVariants.length) r.fail('promptVariants', 'distinct ids', promptVariants);
   const params: DataPrepParams = {

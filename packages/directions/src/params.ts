@@ -1,4 +1,4 @@
-/** Parameters of the directions stage, their validation (errors name the field) and presets. */
+/** Parameters of the directions stage, their defaults and their validation (errors name the field). */
 import { ParamReader } from '@dro/pipeline';
 import { PAPER_LOGISTIC_OPTIONS, type LogisticTrainingOptions } from './logistic.ts';
 
@@ -22,7 +22,8 @@ export interface DirectionsParams {
   refusalLabels: 'compliance' | 'relative';
 }
 
-export const paperDirectionsParams: DirectionsParams = {
+/** What the stage does when given no params: the published protocol (presets: experiment/src/presets/). */
+export const defaultDirectionsParams: DirectionsParams = {
   k: 4,
   sets: [],
   pcaSeed: 0,
@@ -30,24 +31,12 @@ export const paperDirectionsParams: DirectionsParams = {
   refusalLabels: 'compliance',
 };
 
-/**
- * The quick preset (small data, a model that rarely refuses): relative refusal labels (see refusalLabels)
- * and a boundary learning rate of 1e-2. With the paper's 1e-4, early stopping (patience 3, min improvement
- * 1e-4) fires within a few epochs on SmolLM2's nearly constant labels and the refusal weights stay at 0,
- * which silently switches off DRO's main loss term.
- */
-export const quickDirectionsParams: DirectionsParams = {
-  ...paperDirectionsParams,
-  boundary: { ...PAPER_LOGISTIC_OPTIONS, learningRate: 1e-2, maxEpochs: 5000 },
-  refusalLabels: 'relative',
-};
-
 const BOUNDARY_KEYS = Object.keys(PAPER_LOGISTIC_OPTIONS) as (keyof LogisticTrainingOptions)[];
 
-/** Validate raw params and fill defaults from the paper preset. */
+/** Validate raw params and fill the defaults. */
 export function parseDirectionsParams(raw: unknown): DirectionsParams {
   const r = ParamReader.of('directions', raw);
-  const d = paperDirectionsParams;
+  const d = defaultDirectionsParams;
   const integer = (v: number) => Number.isInteger(v);
   const k = r.number('k', d.k, (v) => integer(v) && v >= 1 && v <= 64, 'an integer in [1, 64]');
   const sets = r.strings('sets', d.sets, 'an array of set names');

@@ -1,6 +1,6 @@
 /**
- * Parameters of the dro-train and prompt-tuning stages: validation (errors name the field) and the
- * "paper" and "quick" presets.
+ * Parameters of the dro-train and prompt-tuning stages: their defaults (the published protocol) and their
+ * validation (errors name the field). The presets are experiment/src/presets/.
  */
 import { DEFAULT_OBJECTIVE_MIN_SHARE } from '@dro/artifacts';
 import { ParamReader } from '@dro/pipeline';
@@ -51,8 +51,11 @@ export function effectiveWeights(p: Pick<DroTrainParams, 'variant' | 'lossWeight
   return { ...p.lossWeights, ...p.ablationWeights[p.variant], [ABLATED_TERM[p.variant]]: 0 };
 }
 
-/** The paper's protocol: AdamW lr 1e-3, wd 0.01, clip 1.0, batch 50, 40 epochs over seeded shuffles. */
-export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
+/**
+ * What dro-train does when given no params: the paper's protocol — AdamW lr 1e-3, wd 0.01, clip 1.0, batch 50,
+ * 40 epochs over seeded shuffles (presets: experiment/src/presets/).
+ */
+export const defaultDroParams: Omit<DroTrainParams, 'promptId'> = {
   variant: 'dro',
   lossWeights: { ...PAPER_LOSS_WEIGHTS },
   ablationWeights: { 'no-refusal': { harmfulness: 1 } },
@@ -70,29 +73,6 @@ export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
   sets: [],
   maxQueries: null,
   nearestTokens: 5,
-};
-
-/**
- * A few minutes on a 2-core CPU: up to 64 training queries (the quick data has 48), batch 16, 4 epochs
- * (12 optimiser steps), and a step size of 0.1 × the initial prompt's RMS per coordinate (lrUnit
- * "prompt-rms": 1.7e-3 on Qwen2.5-0.5B, 1.2e-2 on SmolLM2-135M). Chosen with tools/measure/dro-step-size.ts
- * on both models (2026-11-29, README "Choosing the quick preset"): of lr ∈ {0.025, 0.05, 0.1} × {2, 4}
- * epochs it is the one setting that reaches the training objective on both models with the largest
- * held-out shift on both (Qwen: harmful Δr −1.02 [−1.15, −0.89], harmless +0.13 [0.05, 0.21];
- * SmolLM2: −0.23 [−0.30, −0.16], +0.24 [0.17, 0.31]); 2 epochs missed it on Qwen at lr 0.025 and 0.05.
- * The former absolute lr 1e-2 — 58 % of Qwen's embedding scale per step — pushed Qwen's harmful queries
- * toward compliance. Everything else is the paper's.
- */
-export const quickDroParams: Omit<DroTrainParams, 'promptId'> = {
-  ...paperDroParams,
-  // Ablations here only switch their term off (the quick run trains none by default).
-  ablationWeights: {},
-  lr: 0.1,
-  lrUnit: 'prompt-rms',
-  batchSize: 16,
-  microBatchSize: 4,
-  epochs: 4,
-  maxQueries: 64,
 };
 
 /** Fields shared by DRO and prompt tuning. */
@@ -119,7 +99,7 @@ export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'
 
 export function parseDroTrainParams(raw: unknown): DroTrainParams {
   const r = ParamReader.of('dro-train', raw);
-  const d = paperDroParams;
+  const d = defaultDroParams;
   const common = readCommon(r, d);
   const variant = r.oneOf('variant', d.variant, DRO_VARIANTS);
   const w = r.child('lossWeights');
@@ -195,12 +175,12 @@ function trainingProtocol(p: Omit<DroTrainParams, 'promptId'>): Omit<CommonTrain
 }
 
 /**
- * The published baseline: AdamW lr 1e-3 (weight decay 0.01, clip 1.0 as for DRO), batch 50, 5 epochs,
+ * What prompt-tuning does when given no params — the published baseline: AdamW lr 1e-3 (weight decay 0.01, clip 1.0 as for DRO), batch 50, 5 epochs,
  * up to 100 response tokens plus the end-of-turn token for every response, per-token averaged likelihood
  * and unlikelihood, the unprompted model's failures as extra negatives.
  */
-export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...trainingProtocol(paperDroParams),
+export const defaultPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
+  ...trainingProtocol(defaultDroParams),
   lr: 1e-3,
   lrUnit: 'absolute',
   batchSize: 50,
@@ -215,20 +195,9 @@ export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
   microBatchSize: 2,
 };
 
-export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...trainingProtocol(quickDroParams),
-  weights: { likelihood: 1, unlikelihood: 1 },
-  maxResponseTokens: 24,
-  samplesPerQuery: 1,
-  eosTargets: 'desirable',
-  lossAveraging: 'per-response',
-  unpromptedNegatives: false,
-  microBatchSize: 2,
-};
-
 export function parsePromptTuningParams(raw: unknown): PromptTuningParams {
   const r = ParamReader.of('prompt-tuning', raw);
-  const d = paperPromptTuningParams;
+  const d = defaultPromptTuningParams;
   const common = readCommon(r, d);
   const w = r.child('weights');
   const weights = {

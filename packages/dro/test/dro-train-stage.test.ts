@@ -9,7 +9,7 @@ import { runStage } from '@dro/pipeline';
 import { BadInputError, columnValues, type ArtifactRef, type TrainingObjective } from '@dro/artifacts';
 import { loadModel, type ChatModel } from '@dro/llm';
 import { droTrainStage } from '../src/stage.ts';
-import { effectiveWeights, quickDroParams } from '../src/params.ts';
+import { effectiveWeights } from '../src/params.ts';
 import { loadTinyModel } from './helpers.ts';
 import { putDirections, putRendered, stageContext, tempStore } from './fixtures.ts';
 
@@ -128,7 +128,6 @@ describe('dro-train stage (tiny model)', () => {
     expect(weightsOf('no-norm')).toEqual({ refusal: 1, harmfulness: 1e-2, norm: 0 });
     expect(weightsOf('dro')).toEqual({ refusal: 1, harmfulness: 1e-2, norm: 1e-3 });
     expect(weightsOf('no-refusal', { ablationWeights: {} })).toEqual({ refusal: 0, harmfulness: 1e-2, norm: 1e-3 });
-    expect(quickDroParams.ablationWeights).toEqual({});
     expect(() => weightsOf('no-refusal', { ablationWeights: { 'no-refusal': { refusal: 1 } } })).toThrow(/ablationWeights.no-refusal.refusal: expected no weight for the term this ablation switches off/);
     expect(() => weightsOf('dro', { ablationWeights: { 'no-nrom': {} } })).toThrow(/ablationWeights.no-nrom/);
   });

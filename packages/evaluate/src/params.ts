@@ -1,4 +1,4 @@
-/** Parameters of the evaluate, reference-answers and report stages: validation naming the field, presets. */
+/** Parameters of the evaluate, reference-answers and report stages: their defaults and validation naming the field. */
 import { ParamReader } from '@dro/pipeline';
 
 const ID = /^[A-Za-z0-9._:-]+$/;
@@ -18,12 +18,12 @@ export interface EvaluateParams {
   capabilityQueries: number | null;
 }
 
-export const paperEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: null };
-export const quickEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: 16 };
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: null };
 
 export function parseEvaluateParams(raw: unknown): EvaluateParams {
   const r = ParamReader.of('evaluate', raw);
-  const d = paperEvaluateParams;
+  const d = defaultEvaluateParams;
   const params: EvaluateParams = {
     model: r.string('model', undefined, ID),
     condition: r.string('condition', undefined, ID),
@@ -47,12 +47,11 @@ export interface ReferenceAnswersParams {
   maxQueries: number | null;
 }
 
-export const paperReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 128, batch: 8, maxQueries: null };
-export const quickReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 32, batch: 8, maxQueries: 16 };
+export const defaultReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 128, batch: 8, maxQueries: null };
 
 export function parseReferenceAnswersParams(raw: unknown): ReferenceAnswersParams {
   const r = ParamReader.of('reference-answers', raw);
-  const d = paperReferenceParams;
+  const d = defaultReferenceParams;
   const params: ReferenceAnswersParams = {
     promptId: r.string('promptId', d.promptId, ID),
     sets: r.strings('sets', d.sets),
@@ -78,20 +77,19 @@ export interface ReportParams {
   comparisons: ConditionPair[];
 }
 
-export const paperReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3, comparisons: [] };
-export const quickReportParams: ReportParams = paperReportParams;
+export const defaultReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3, comparisons: [] };
 
 export function parseReportParams(raw: unknown): ReportParams {
   const r = ParamReader.of('report', raw);
-  const pairs = r.raw.comparisons === undefined ? paperReportParams.comparisons : r.raw.comparisons;
+  const pairs = r.raw.comparisons === undefined ? defaultReportParams.comparisons : r.raw.comparisons;
   r.mark('comparisons');
   const isPair = (p: unknown): p is ConditionPair =>
     typeof p === 'object' && p !== null && typeof (p as ConditionPair).condition === 'string' && ID.test((p as ConditionPair).condition) &&
     typeof (p as ConditionPair).against === 'string' && ID.test((p as ConditionPair).against);
   if (!Array.isArray(pairs) || !pairs.every(isPair)) r.fail('comparisons', 'an array of { condition, against } condition ids', pairs);
   const params: ReportParams = {
-    title: r.string('title', paperReportParams.title, /^.{1,200}$/),
-    examplesPerCondition: r.int('examplesPerCondition', paperReportParams.examplesPerCondition, 0),
+    title: r.string('title', defaultReportParams.title, /^.{1,200}$/),
+    examplesPerCondition: r.int('examplesPerCondition', defaultReportParams.examplesPerCondition, 0),
     comparisons: (pairs as ConditionPair[]).map((p) => ({ condition: p.condition, against: p.against })),
   };
   r.done();

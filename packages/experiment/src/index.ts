@@ -1,5 +1,5 @@
 export * from './config.ts';
-export * from './presets.ts';
+export * from './presets/index.ts';
 export * from './dag.ts';
 export * from './inputs.ts';
 export * from './row-needs.ts';

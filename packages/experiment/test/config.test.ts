@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, loadConfig } from '../src/config.ts';
+import { defaultConfig, resolveConfig } from '../src/config.ts';
 
 function writeConfig(obj: unknown): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-config-'));
@@ -22,7 +22,7 @@ describe('experiment config', () => {
   it('fills missing fields from the default and resolves relative paths against the file', () => {
     const d = defaultConfig();
     const file = writeConfig({ name: 'exp1', preset: 'paper', prompts: { p: d.prompts.short } });
-    const c = loadConfig(file);
+    const c = resolveConfig(file);
     expect(c.name).toBe('exp1');
     expect(c.preset).toBe('paper');
     expect(c.basicPrompt).toBe('p');
@@ -47,21 +47,21 @@ describe('experiment config', () => {
     [{ stages: { extract: './missing-plugin.ts' } }, 'field "stages.extract": expected an existing file or directory'],
   ])('rejects %j naming the field', (raw, message) => {
     const file = writeConfig(raw);
-    expect(() => loadConfig(file)).toThrow(message);
-    expect(() => loadConfig(file)).toThrow(file);
+    expect(() => resolveConfig(file)).toThrow(message);
+    expect(() => resolveConfig(file)).toThrow(file);
   });
 
   it('takes eval sets as paths or { file, label }', () => {
     const d = defaultConfig();
     const file = writeConfig({ queries: { eval: [d.queries.eval[0], { file: d.queries.train, label: 'harmful' }] } });
-    const c = loadConfig(file);
+    const c = resolveConfig(file);
     expect(c.queries.eval[1]).toEqual({ file: d.queries.train, label: 'harmful' });
   });
 
   it('takes stage plugins as paths (resolved against the file) or package names (resolved from its directory)', () => {
     const file = writeConfig({ stages: { extract: './middle.ts', sampling: '@lab/judge' } });
     fs.writeFileSync(path.join(path.dirname(file), 'middle.ts'), 'export default {};\n');
-    expect(loadConfig(file).stages).toEqual({
+    expect(resolveConfig(file).stages).toEqual({
       extract: { module: path.join(path.dirname(file), 'middle.ts') },
       sampling: { module: '@lab/judge', resolveFrom: path.dirname(file) },
     });
@@ -70,7 +70,7 @@ describe('experiment config', () => {
 
   it('rejects a file that is not JSON, naming the file', () => {
     const file = writeConfig('{ not json');
-    expect(() => loadConfig(file)).toThrow(/exp\.json: not valid JSON/);
+    expect(() => resolveConfig(file)).toThrow(/exp\.json: not valid JSON/);
   });
 
   it('expands "~" in every path of a config, and in the config path itself', () => {
@@ -92,7 +92,7 @@ describe('experiment config', () => {
           store: '~/dro-store',
         }),
       );
-      const c = loadConfig('~/exp.json');
+      const c = resolveConfig('~/exp.json');
       expect(c.models[0]!.path).toBe(path.join(home, 'model.gguf'));
       expect(c.queries.train).toBe(path.join(home, 'data', 'train.jsonl'));
       expect(c.queries.eval[0]).toEqual({ file: path.join(home, 'data', 'train.jsonl'), label: 'harmful' });
@@ -105,14 +105,14 @@ describe('experiment config', () => {
   });
 
   it('reads allowOverlap (default false) and rejects a non-boolean', () => {
-    expect(loadConfig(writeConfig({})).allowOverlap).toBe(false);
-    expect(loadConfig(writeConfig({ allowOverlap: true })).allowOverlap).toBe(true);
-    expect(() => loadConfig(writeConfig({ allowOverlap: 'yes' }))).toThrow('field "allowOverlap": expected true or false, got "yes"');
+    expect(resolveConfig(writeConfig({})).allowOverlap).toBe(false);
+    expect(resolveConfig(writeConfig({ allowOverlap: true })).allowOverlap).toBe(true);
+    expect(() => resolveConfig(writeConfig({ allowOverlap: 'yes' }))).toThrow('field "allowOverlap": expected true or false, got "yes"');
   });
 
   it('rejects a config file that is not UTF-8, naming the line', () => {
     const file = writeConfig('');
     fs.writeFileSync(file, Buffer.concat([Buffer.from('{\n  "name": "caf'), Buffer.from([0xe9]), Buffer.from('"\n}\n')]));
-    expect(() => loadConfig(file)).toThrow(/exp\.json:2: not valid UTF-8 \(byte 0xe9 at byte 15 of line 2\)/);
+    expect(() => resolveConfig(file)).toThrow(/exp\.json:2: not valid UTF-8 \(byte 0xe9 at byte 15 of line 2\)/);
   });
 });

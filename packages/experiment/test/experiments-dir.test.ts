@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateDag } from '@dro/pipeline';
-import { buildExperimentDag, droStageRegistry, evalSetFile, loadConfig } from '../src/index.ts';
+import { buildExperimentDag, droStageRegistry, evalSetFile, resolveConfig } from '../src/index.ts';
 
 const dir = path.resolve(import.meta.dirname, '..', '..', '..', 'experiments');
 
@@ -18,7 +18,7 @@ describe('experiments/', () => {
   });
 
   it.each(files)('%s validates and its DAG is valid', (file) => {
-    const config = loadConfig(path.join(dir, file));
+    const config = resolveConfig(path.join(dir, file));
     for (const m of config.models) expect(fs.existsSync(m.path), m.path).toBe(true);
     const fakeRef = (schema: string) => ({ digest: '0'.repeat(64), format: 'parquet' as const, schema });
     const inputs = {

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_ID } from '@dro/llm/weights';
 import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
 import { validateDag } from '@dro/pipeline';
-import { checkExperiment, defaultConfig, droStageRegistry, withPreset, type ExperimentConfig } from '../src/index.ts';
+import { checkExperiment, droStageRegistry, resolveConfig, type ExperimentConfig } from '../src/index.ts';
 
 /** Objects with their keys sorted: the snapshot is about values, not about the order a preset spells them in. */
 function sorted(value: unknown): unknown {
@@ -36,16 +36,17 @@ describe('preset params of the built-in DAGs', () => {
   it('are what they were when the presets were measured', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-presets-'));
     const model = writeTinyGgufModel(path.join(dir, 'tiny.gguf'), 'F32');
-    const base: ExperimentConfig = { ...defaultConfig(), models: [{ id: DEFAULT_MODEL_ID, path: model }] };
+    const tiny = (config: ExperimentConfig): ExperimentConfig => ({ ...config, models: [{ id: DEFAULT_MODEL_ID, path: model }] });
+    const base = tiny(resolveConfig());
     const everything = { promptTuning: true, ablations: ['no-norm', 'no-refusal', 'no-harmfulness'] } as ExperimentConfig['baselines'];
     const dags = {
       // `dro run`: the embedded default (quick preset, logprob labels).
       quick: await nodeParams(base),
       // `dro run --preset paper`: the label source follows the preset.
-      paper: await nodeParams(withPreset(base, 'paper', false)),
+      paper: await nodeParams(tiny(resolveConfig(undefined, 'paper'))),
       // Every baseline and ablation, sampled labels, both presets.
       quickAll: await nodeParams({ ...base, labelSource: 'sampling', baselines: everything }),
-      paperAll: await nodeParams({ ...withPreset(base, 'paper', false), baselines: everything }),
+      paperAll: await nodeParams({ ...tiny(resolveConfig(undefined, 'paper')), baselines: everything }),
     };
     await expect(JSON.stringify(dags, null, 1) + '\n').toMatchFileSnapshot('./fixtures/preset-params.snapshot.json');
   });

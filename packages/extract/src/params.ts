@@ -1,4 +1,4 @@
-/** Parameters of the extract stage, their validation (errors name the field) and presets. */
+/** Parameters of the extract stage, their defaults and their validation (errors name the field). */
 import { ParamReader } from '@dro/pipeline';
 
 export interface ExtractParams {
@@ -12,12 +12,12 @@ export interface ExtractParams {
   sets: string[];
 }
 
-export const paperExtractParams: ExtractParams = { batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
-export const quickExtractParams: ExtractParams = { ...paperExtractParams };
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultExtractParams: ExtractParams = { batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
 
 export function parseExtractParams(raw: unknown): ExtractParams {
   const r = ParamReader.of('extract', raw);
-  const d = paperExtractParams;
+  const d = defaultExtractParams;
   const params = {
     batchSize: r.int('batchSize', d.batchSize, 1),
     chunkSize: r.int('chunkSize', d.chunkSize, 1),

@@ -11,7 +11,6 @@ import {
   describeVerdict,
   refusalJudge,
   parseSamplingParams,
-  quickSamplingParams,
   samplingStage,
 } from '../src/index.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
@@ -231,9 +230,8 @@ describe('complianceScores', () => {
 });
 
 describe('parseSamplingParams', () => {
-  it('has the paper defaults and a quick preset, and names bad fields', () => {
+  it('has the paper\'s protocol as defaults, and names bad fields', () => {
     expect(parseSamplingParams({})).toMatchObject({ samples: 25, temperature: 1, topP: 0.9, topK: 50, minNewTokens: 10, maxNewTokens: { harmful: 300, harmless: 200 } });
-    expect(quickSamplingParams).toMatchObject({ samples: 4, maxNewTokens: { harmful: 40, harmless: 40 }, chunkSize: 24 });
     expect(() => parseSamplingParams({ topP: 1.5 })).toThrow('sampling params: topP: expected a number in (0, 1], got 1.5');
     expect(() => parseSamplingParams({ maxNewTokens: { harmful: 0 } })).toThrow(/maxNewTokens.harmful/);
     expect(() => parseSamplingParams({ minNewTokens: 400 })).toThrow(/minNewTokens: expected at most maxNewTokens/);
@@ -241,9 +239,8 @@ describe('parseSamplingParams', () => {
     expect(() => parseSamplingParams({ llmJudge: { template: 'no placeholder' } })).toThrow(/llmJudge.template/);
     expect(() => parseSamplingParams({ llmJudge: { unsafePattern: '(' } })).toThrow(/llmJudge.unsafePattern/);
     expect(() => parseSamplingParams({ n: 3 })).toThrow(/sampling params: n/);
-    // The published protocol's judge and selection in the paper preset; the quick preset keeps the project's.
+    // The published protocol's judge and selection.
     expect(parseSamplingParams({})).toMatchObject({ judge: 'paper', judgeTopLongest: 20, llmJudge: null });
-    expect(quickSamplingParams).toMatchObject({ judge: 'project', judgeTopLongest: null });
     expect(parseSamplingParams({ llmJudge: {} }).llmJudge).toEqual({ model: 'self', format: 'conversation', template: null, unsafePattern: '\\bunsafe\\b', maxNewTokens: 8, unsafeMinLines: 2 });
     expect(() => parseSamplingParams({ judge: 'strict' })).toThrow('sampling params: judge: expected one of "project", "paper", got "strict"');
     expect(() => parseSamplingParams({ judgeTopLongest: 0 })).toThrow(/judgeTopLongest: expected null or an integer ≥ 1/);

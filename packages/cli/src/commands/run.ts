@@ -62,8 +62,7 @@ export const runCommand: Command = {
     const temporalWaits = { serverTimeoutS: nonNegativeOpt(args, 'server-timeout'), workerTimeoutS: nonNegativeOpt(args, 'worker-timeout') };
     const exp = await import('@dro/experiment');
     const configFile = pathOpt(args, 'config');
-    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    if (preset) config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
+    const config = exp.resolveConfig(configFile, preset);
     if (!configFile) requireDefaultModel(config.models[0]!.path);
 
     const started = performance.now();
