@@ -21,8 +21,9 @@ import { parseArgs } from 'node:util';
 import { generate, loadModel, requireSmolLm2Gguf, tf, type ChatModel } from '../../packages/llm/src/index.ts';
 import { checkpointsByDefault } from '../../packages/llm/src/model/chat-model.ts';
 import { mulberry32 } from '../../packages/llm/src/generate/rng.ts';
+import { droCacheDir } from '../../packages/artifacts/src/paths.ts';
 
-const PYREF = process.env.DRO_PYREF ?? path.join(process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro'), 'pyref', 'bin', 'python');
+const PYREF = process.env.DRO_PYREF ?? path.join(droCacheDir(), 'pyref', 'bin', 'python');
 const BATCH = 8;
 const SEQ = 128;
 const DECODE_PROMPT = 32;
