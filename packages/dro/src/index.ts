@@ -3,6 +3,7 @@ export * from './loss.ts';
 export * from './adamw.ts';
 export * from './soft-prompt.ts';
 export * from './shuffle.ts';
+export * from './soft-prompt-training.ts';
 export * from './train-dro.ts';
 export * from './nearest.ts';
 export * from './inputs.ts';

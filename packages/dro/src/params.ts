@@ -5,7 +5,7 @@
 import { DEFAULT_OBJECTIVE_MIN_SHARE } from '@dro/artifacts';
 import { ParamReader } from '@dro/pipeline';
 import { PAPER_LOSS_WEIGHTS, type LossWeights } from './loss.ts';
-import { LR_UNITS, type OptimiserOptions } from './train-dro.ts';
+import { LR_UNITS, type OptimiserOptions } from './soft-prompt-training.ts';
 
 /** The full method and its ablations (each switches one loss term off). */
 export const DRO_VARIANTS = ['dro', 'no-norm', 'no-refusal', 'no-harmfulness'] as const;
