@@ -9,7 +9,8 @@ import {
   tableForSchema,
 } from '@dro/artifacts';
 import { PAPER_LOGISTIC_OPTIONS, defaultDirectionsParams, directionsStage, parseDirectionsParams, type DirectionsParams } from '../src/index.ts';
-import { gaussian, mulberry32 } from '../src/random.ts';
+import { mulberry32 } from '@dro/llm';
+import { gaussian } from '../src/random.ts';
 import { testContext } from './helpers.ts';
 
 /** Relative labels and a faster boundary (as the quick preset fits them): the synthetic labels are nearly constant. */

@@ -2,7 +2,6 @@
 export * from './loss.ts';
 export * from './adamw.ts';
 export * from './soft-prompt.ts';
-export * from './shuffle.ts';
 export * from './soft-prompt-training.ts';
 export * from './train-dro.ts';
 export * from './nearest.ts';

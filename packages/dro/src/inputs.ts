@@ -1,7 +1,8 @@
 /** Reading the training stages' inputs: rendered chat inputs with the basic prompt, and the directions. */
 import { BadInputError, readRenderedInputs, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
 import type { DroExample } from './train-dro.ts';
-import { seededShuffle } from './shuffle.ts';
+import { mulberry32 } from '@dro/llm';
+import { shuffledIndices } from '@dro/pipeline';
 
 export interface TrainingInputs {
   examples: (DroExample & { set: string; query: string })[];
@@ -39,7 +40,7 @@ export async function readTrainingInputs(
     // Half from each label (as far as they go), in a seeded order, then back in table order.
     const pick = (label: 0 | 1, n: number) => {
       const pool = examples.filter((x) => x.label === label);
-      return seededShuffle(pool.length, opts.seed).slice(0, n).map((j) => pool[j]!);
+      return shuffledIndices(pool.length, mulberry32(opts.seed)).slice(0, n).map((j) => pool[j]!);
     };
     const harmful = pick(0, Math.ceil(opts.maxQueries / 2));
     const harmless = pick(1, opts.maxQueries - harmful.length);

@@ -6,9 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BadInputError, type CurvePoint } from '@dro/artifacts';
-import { registerAllGradients } from '@dro/llm';
+import { mulberry32, registerAllGradients } from '@dro/llm';
+import { shuffledIndices } from '@dro/pipeline';
 import { AdamW, accumulateGradient } from './adamw.ts';
-import { seededShuffle } from './shuffle.ts';
 
 export type { CurvePoint } from '@dro/artifacts';
 
@@ -137,7 +137,7 @@ export async function trainSoftPrompt(
     const totalSteps = Math.min(Math.ceil(examples / opt.batchSize) * opt.epochs, opt.maxSteps ?? Infinity);
     let step = 0;
     for (let epoch = 0; epoch < opt.epochs && step < totalSteps; epoch++) {
-      const order = seededShuffle(examples, opt.seed + epoch);
+      const order = shuffledIndices(examples, mulberry32(opt.seed + epoch));
       for (let start = 0; start < order.length && step < totalSteps; start += opt.batchSize) {
         await yieldToEventLoop();
         if (hooks.signal?.aborted) throw new AbortedError(`${objective.name} cancelled`);

@@ -14,3 +14,4 @@ export * from './runner.ts';
 export * from './format.ts';
 export * from './signals.ts';
 export * from './chunk-checkpoints.ts';
+export * from './random.ts';
