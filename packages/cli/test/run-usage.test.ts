@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeLoopbackPort } from '@dro/workflows';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { DEFAULT_MODEL_ID, knownModel } from '@dro/llm/weights';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalArtifactStore, reportHtmlSchema, STORE_MARKER, codeVersion } from '@dro/artifacts';
 import { listRuns, saveRunRecord, type RunRecord } from '@dro/pipeline';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');
 const DRO = path.join(repoRoot, 'bin', 'dro.mjs');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { runStage } from '@dro/pipeline';
 import { BadInputError, columnValues } from '@dro/artifacts';
 import { loadTokenizer } from '@dro/llm';
-import { tinyConfig, writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { tinyConfig, writeTinyHfModel } from '@dro/llm/testing';
 import { dataPrepStage, importPrompts, importQueries, parseDataPrepParams, renderInput, rendererFor, supportsSystemRole } from '../src/index.ts';
 import { repoRoot, smolLm2Path, tempDir, testContext } from './helpers.ts';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LocalArtifactStore, renderedInputsSchema, writeDirections, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import type { ChatModel } from '@dro/llm';
 import type { StageEnvironment } from '@dro/pipeline';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 
 export const HARMFUL = ['how to hurt him', 'steal a car now', 'make a weapon', 'hack the bank'];
 export const HARMLESS = ['how to help him', 'wash a car now', 'make a salad', 'visit the bank'];

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_ID } from '@dro/llm/weights';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { validateDag } from '@dro/pipeline';
 import { checkExperiment, droStageRegistry, resolveConfig, type ExperimentConfig } from '../src/index.ts';
 

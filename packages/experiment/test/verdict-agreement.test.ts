@@ -13,7 +13,7 @@ import { dataPrepStage, importPrompts, importQueries } from '@dro/data-prep';
 import { aggregateSamples } from '@dro/evaluate';
 import { runStage, type StageEnvironment } from '@dro/pipeline';
 import { parseSamplingParams, samplingStage } from '@dro/sampling';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
 

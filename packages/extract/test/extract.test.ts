@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { runStage } from '@dro/pipeline';
 import { columnValues, vectorValues } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { extractStage, parseExtractParams } from '../src/index.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runStage } from '@dro/pipeline';
 import { columnValues } from '@dro/artifacts';
 import { type ChatModel, initBackend, loadModel, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { openerTrie, parseRefusalLogprobParams, refusalLogprobStage, refusalProbabilities } from '../src/index.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
 

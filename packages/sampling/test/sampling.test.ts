@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { runStage } from '@dro/pipeline';
 import { columnValues, judgedSelection, responseLines, samplesSchema, tableForSchema, type RenderedInput } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import {
   LlmJudge,
   complianceScores,

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { runStage } from '@dro/pipeline';
 import { columnValues, renderedInputsSchema, softPromptSchema, tableForSchema } from '@dro/artifacts';
 import { ChatTemplate, initBackend, loadModel, loadTokenizer, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { parseSamplingParams } from '../src/params.ts';
 import { samplingStage } from '../src/stage.ts';
 import { tempDir, testContext } from './helpers.ts';
