@@ -1,6 +1,7 @@
 export * from './config.ts';
 export * from './presets/index.ts';
 export * from './dag.ts';
+export * from './model-dags.ts';
 export * from './inputs.ts';
 export * from './row-needs.ts';
 export * from './stages.ts';
