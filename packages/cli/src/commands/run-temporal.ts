@@ -74,7 +74,8 @@ export async function runExperimentOnTemporal(prepared: PreparedExperiment, sess
         ...wait,
         runId,
         models: models.map((m) => ({ name: m, dag: modelDag(prepared, m) })),
-        child: options.concurrency ? { concurrency: options.concurrency } : undefined,
+        // --concurrency bounds the nodes of the whole run: the models' workflows share it (run.ts rejects fewer than one each).
+        child: options.concurrency ? { concurrency: Math.floor(options.concurrency / models.length) } : undefined,
       });
       outputs = Object.assign({}, ...Object.values(exp.models).map((r) => r.outputs));
       const report = await wf.runDagOnTemporal({ ...wait, runId: `${runId}-report`, dag: reportDag(prepared, outputs), storeRoot });

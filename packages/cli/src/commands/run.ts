@@ -64,6 +64,13 @@ export const runCommand: Command = {
     const configFile = pathOpt(args, 'config');
     const config = exp.resolveConfig(configFile, preset);
     if (!configFile) requireDefaultModel(config.models[0]!.path);
+    // On Temporal each model runs as its own child workflow, with at least one node at a time.
+    if (engine === 'temporal' && concurrency !== undefined && concurrency < config.models.length) {
+      throw new CliError(
+        `--concurrency ${concurrency} is fewer than the experiment's ${config.models.length} models: with --engine temporal each model runs as its own workflow, one node at a time at least; use --concurrency ${config.models.length} or more (or --engine local)`,
+        2,
+      );
+    }
 
     const started = performance.now();
     process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);
