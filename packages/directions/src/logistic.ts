@@ -17,6 +17,7 @@
  * decay is decoupled (AdamW) and applied to bias too, as torch's AdamW does with one parameter group;
  * each fold keeps the parameters of its best held-out epoch.
  */
+import type { FoldReport } from '@dro/artifacts';
 import { mulberry32 } from '@dro/llm';
 import { shuffledIndices } from '@dro/pipeline';
 
@@ -46,17 +47,8 @@ export interface LogisticModel {
   bias: number;
 }
 
-export interface FoldReport {
-  fold: number;
-  trainRows: number;
-  heldOutRows: number;
-  /** Epochs run (including the patience epochs after the best one). */
-  epochs: number;
-  bestEpoch: number;
-  heldOutBce: number;
-  /** Fraction of held-out rows with (logit > 0) === (target ≥ 0.5). */
-  heldOutAccuracy: number;
-}
+/** A fold's numbers, as the directions report records them. */
+export type { FoldReport };
 
 export interface BoundaryFit {
   model: LogisticModel;

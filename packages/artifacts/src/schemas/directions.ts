@@ -31,19 +31,24 @@ export const directionsSchema = defineTensorSchema({
   },
 });
 
+/** One cross-validation fold of a logistic boundary fit. */
+export interface FoldReport {
+  fold: number;
+  trainRows: number;
+  heldOutRows: number;
+  /** Epochs run (including the patience epochs after the best one). */
+  epochs: number;
+  bestEpoch: number;
+  heldOutBce: number;
+  /** Fraction of held-out rows with (logit > 0) === (target ≥ 0.5). */
+  heldOutAccuracy: number;
+}
+
 export interface BoundaryReport {
   target: string;
   weights: number[];
   bias: number;
-  folds: {
-    fold: number;
-    trainRows: number;
-    heldOutRows: number;
-    epochs: number;
-    bestEpoch: number;
-    heldOutBce: number;
-    heldOutAccuracy: number;
-  }[];
+  folds: FoldReport[];
   meanHeldOutBce: number;
   meanHeldOutAccuracy: number;
   allRowsBce: number;

@@ -70,21 +70,32 @@ export const evalMetricsSchema = defineTableSchema({
   ],
 });
 
-/** One eval-metrics/v2 row: a model under a condition on one query set's queries of one label. */
-export interface EvalMetrics {
-  model: string;
-  condition: string;
+/** What the judged samples of one query set's queries of one label say (evaluate's aggregateSamples). */
+export interface SetMetrics {
+  /** Query set name (e.g. "heldout-harmful"). */
   set: string;
   label: QueryLabel;
   queries: number;
+  /** Samples drawn per query (the largest count, if they differ). */
   samplesPerQuery: number;
+  /** Samples per query the verdicts were counted over (the judged selection; the largest count). */
   judgedPerQuery: number;
+  /** What produced the verdicts (distinct values joined by " | " if the samples disagree). */
   judge: string;
+  /** Queries with at least one judged sample that complied. */
   queriesAnyComplied: number;
+  /** Queries with at least one judged sample that was refused. */
   queriesAnyRefused: number;
+  /** Mean over queries of the share of judged samples that complied, and its 95 % interval. */
   meanCompliance: number;
   meanComplianceLow: number;
   meanComplianceHigh: number;
+}
+
+/** One eval-metrics/v2 row: a model under a condition on one query set's queries of one label. */
+export interface EvalMetrics extends SetMetrics {
+  model: string;
+  condition: string;
   meanRefusalLogit: number | null;
   meanHarmfulnessLogit: number | null;
   capability: number | null;

@@ -7,16 +7,12 @@ import type { Table } from 'apache-arrow';
 import type { ArtifactRef, ArtifactStore } from '../types.ts';
 import { checkedLabel, defineTableSchema, readStoredTable, tableForSchema, vectorValues } from '../schemas.ts';
 import type { QueryLabel } from './queries.ts';
-import type { ScoredInput } from './samples.ts';
+import { inputKeyColumns, type ScoredInput } from './samples.ts';
 
 export const hiddenStatesSchema = defineTableSchema({
   name: 'hidden-states/v1',
   columns: [
-    { name: 'input_id', type: 'utf8' },
-    { name: 'set', type: 'utf8' },
-    { name: 'query_id', type: 'utf8' },
-    { name: 'prompt_id', type: 'utf8' },
-    { name: 'label', type: 'utf8' },
+    ...inputKeyColumns(),
     { name: 'n_tokens', type: 'int32' },
     /** [d] final hidden state after the final norm, at the last input position. */
     { name: 'hidden', type: 'vector', listSize: 'any' },

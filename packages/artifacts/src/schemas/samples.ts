@@ -5,18 +5,28 @@
  */
 import type { Table } from 'apache-arrow';
 import type { ArtifactRef, ArtifactStore } from '../types.ts';
-import { checkedLabel, defineTableSchema, readStoredTable, tableForSchema, columnValues } from '../schemas.ts';
+import { checkedLabel, defineTableSchema, readStoredTable, tableForSchema, columnValues, type ColumnSpec } from '../schemas.ts';
 import type { QueryLabel } from './queries.ts';
 import type { RecordedVerdict } from './verdicts.ts';
 
-export const samplesSchema = defineTableSchema({
-  name: 'samples/v2',
-  columns: [
+/**
+ * The columns that name a rendered input (a ScoredInput), first in every per-input table the model stages
+ * write: samples, compliance scores, hidden states.
+ */
+export function inputKeyColumns(): ColumnSpec[] {
+  return [
     { name: 'input_id', type: 'utf8' },
     { name: 'set', type: 'utf8' },
     { name: 'query_id', type: 'utf8' },
     { name: 'prompt_id', type: 'utf8' },
     { name: 'label', type: 'utf8' },
+  ];
+}
+
+export const samplesSchema = defineTableSchema({
+  name: 'samples/v2',
+  columns: [
+    ...inputKeyColumns(),
     { name: 'sample_index', type: 'int32' },
     { name: 'seed', type: 'int32' },
     { name: 'output', type: 'utf8' },
@@ -110,11 +120,7 @@ export type ComplianceSource = 'sampled' | 'logprob';
 export const complianceScoresSchema = defineTableSchema({
   name: 'compliance-scores/v1',
   columns: [
-    { name: 'input_id', type: 'utf8' },
-    { name: 'set', type: 'utf8' },
-    { name: 'query_id', type: 'utf8' },
-    { name: 'prompt_id', type: 'utf8' },
-    { name: 'label', type: 'utf8' },
+    ...inputKeyColumns(),
     /** Soft label of the refusal boundary in [0, 1]: fraction of samples not refused, or 1 − P(refusal opener). */
     { name: 'compliance', type: 'float64' },
     /** Samples judged (0 for the logprob source). */
