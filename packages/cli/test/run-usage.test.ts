@@ -64,6 +64,7 @@ describe('dro run: bad flags are usage errors, before anything is written', () =
     [['--force', 'nope,prep-train@tiny'], /--force: no node "nope" in DAG "tiny-cli"; the node ids are: prep-train@tiny, refusal-logprob@tiny, extract@tiny, directions@tiny, dro:default@tiny, /],
     [['--force', ','], /--force expects node ids separated by commas; the DAG's node ids are: prep-train@tiny/],
     [['--engine', 'temporal', '--force', 'dro:default@tiny'], /--force works with --engine local only/],
+    [['--preset', 'papr'], /--preset expects quick or paper, got "papr"/],
   ])('dro run %j → exit 2', (flags, message) => {
     const { config, store } = tinyExperiment(path.join(tmp, `usage-${Math.random().toString(36).slice(2)}`));
     const r = dro(['run', '--config', config, ...flags]);

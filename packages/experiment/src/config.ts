@@ -9,10 +9,9 @@ import path from 'node:path';
 import { readUtf8File, repoDataDir, resolveUserPath } from '@dro/artifacts';
 import { DEFAULT_MODEL_ID, defaultModelPath, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
-import { PARAM_ROLES, PRESETS } from './presets/index.ts';
+import { PARAM_ROLES, PRESET_NAMES, PRESETS, isPresetName, type PresetName } from './presets/index.ts';
 import { droStageRegistry } from './stages.ts';
 
-export type PresetName = 'quick' | 'paper';
 
 export interface ModelSpec {
   /** Short id used in node ids and the report ("qwen2.5-coder-0.5b"). */
@@ -147,7 +146,9 @@ export function validateConfig(raw: unknown, file: string, baseDir: string, pres
   const name = str('name', raw.name, d.name);
   if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(file, 'name', 'letters, digits, ".", "_" or "-"', name);
   const filePreset = str('preset', raw.preset, d.preset);
-  if (filePreset !== 'quick' && filePreset !== 'paper') fail(file, 'preset', '"quick" or "paper"', filePreset);
+  const presetNames = PRESET_NAMES.map((p) => `"${p}"`).join(' or ');
+  if (!isPresetName(filePreset)) fail(file, 'preset', presetNames, filePreset);
+  if (presetOverride !== undefined && !isPresetName(presetOverride)) throw new BadInputError(`--preset: expected ${presetNames}, got ${JSON.stringify(presetOverride)}`);
   const preset: PresetName = presetOverride ?? filePreset;
 
   let models = d.models;

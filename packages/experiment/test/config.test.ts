@@ -68,6 +68,13 @@ describe('experiment config', () => {
     expect(defaultConfig().stages).toEqual({});
   });
 
+  it('takes the preset from the command line over the file, and rejects one that is not a preset', () => {
+    expect(resolveConfig(writeConfig({ preset: 'quick' }), 'paper').preset).toBe('paper');
+    expect(resolveConfig(undefined, 'paper').labelSource).toBe('sampling');
+    expect(resolveConfig(writeConfig({ labelSource: 'logprob' }), 'paper').labelSource).toBe('logprob');
+    expect(() => resolveConfig(undefined, 'papr' as never)).toThrow('--preset: expected "quick" or "paper", got "papr"');
+  });
+
   it('rejects a file that is not JSON, naming the file', () => {
     const file = writeConfig('{ not json');
     expect(() => resolveConfig(file)).toThrow(/exp\.json: not valid JSON/);

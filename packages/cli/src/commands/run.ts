@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import type { Dag } from '@dro/pipeline';
 import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 /** What `dro run` reports at the end, from either engine. */
 type RunOutcome = Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
@@ -53,8 +54,7 @@ export const runCommand: Command = {
   async run(args) {
     const engine = stringOpt(args, 'engine') ?? 'local';
     if (engine !== 'local' && engine !== 'temporal') throw new CliError(`--engine expects local or temporal, got "${engine}"`, 2);
-    const preset = stringOpt(args, 'preset');
-    if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
     const concurrency = positiveIntOpt(args, 'concurrency');
     if (engine === 'temporal' && args.values.force !== undefined) {
       throw new CliError('--force works with --engine local only (a Temporal run reuses every cached node; clear them with `dro gc`)', 2);

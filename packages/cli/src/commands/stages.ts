@@ -1,5 +1,6 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, type Command } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -45,8 +46,7 @@ export const stageCommand: Command = {
     const { abortOnSignals, formatRunStatus } = await import('@dro/pipeline');
     const concurrency = positiveIntOpt(args, 'concurrency');
     const configFile = pathOpt(args, 'config');
-    const preset = stringOpt(args, 'preset');
-    if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
     const config = exp.resolveConfig(configFile, preset);
     // Checked (and the target looked up) before anything is imported into the store.
     const checked = await exp.checkExperiment(config);

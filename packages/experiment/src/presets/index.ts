@@ -5,12 +5,12 @@
  * params → the stage's parseParams (which fills only what the role left out) without being re-defaulted.
  */
 import { describeVerdict, parseSamplingParams } from '@dro/sampling';
-import type { ExperimentConfig, PresetName } from '../config.ts';
+import type { ExperimentConfig } from '../config.ts';
 import { paperPreset } from './paper.ts';
-import { PRESET_ROLES, type Preset } from './preset.ts';
+import { PRESET_ROLES, type Preset, type PresetName } from './preset.ts';
 import { quickPreset } from './quick.ts';
 
-export { PRESET_ROLES, type Preset, type PresetRole } from './preset.ts';
+export { PRESET_NAMES, PRESET_ROLES, isPresetName, type Preset, type PresetName, type PresetRole } from './preset.ts';
 export { QUICK_EVAL_PER_LABEL, QUICK_EVAL_SAMPLES, QUICK_TRAIN_PER_LABEL } from './quick.ts';
 
 export const PRESETS: Readonly<Record<PresetName, Preset>> = { quick: quickPreset, paper: paperPreset };

@@ -1,5 +1,14 @@
 /** What a preset is: the experiment-level rules a config does not set itself, and every DAG role's params. */
 
+/** The presets a config's `preset` (or --preset) may name. */
+export const PRESET_NAMES = ['quick', 'paper'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** Whether `name` is a preset's name. */
+export function isPresetName(name: unknown): name is PresetName {
+  return (PRESET_NAMES as readonly unknown[]).includes(name);
+}
+
 /**
  * A DAG role: a stage name, or "stage:role" where one stage plays two parts with different params
  * ("sampling:train" labels the training set, "sampling:eval" evaluates held-out sets).
