@@ -238,7 +238,14 @@ export function validateConfig(raw: unknown, file: string, baseDir: string, pres
       if (!PARAM_ROLES.includes(k)) fail(file, `overrides.${k}`, `a stage or role name (${PARAM_ROLES.join(', ')})`);
       if (!isObject(v)) fail(file, `overrides.${k}`, 'an object of params', v);
     }
-    overrides = raw.overrides as ExperimentConfig['overrides'];
+    overrides = Object.fromEntries(
+      Object.entries(raw.overrides as ExperimentConfig['overrides']).map(([k, v]) => {
+        // The LLM judge's model is a path the user wrote (or a known model's id): resolved like models[].path.
+        const judge = v.llmJudge;
+        if (k.split(':')[0] !== 'sampling' || !isObject(judge) || typeof judge.model !== 'string' || judge.model === '' || judge.model === 'self') return [k, v];
+        return [k, { ...v, llmJudge: { ...judge, model: abs(resolveModelArgument(judge.model)) } }];
+      }),
+    );
   }
   const stages: ExperimentConfig['stages'] = {};
   if (raw.stages !== undefined) {

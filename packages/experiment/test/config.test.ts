@@ -97,9 +97,13 @@ describe('experiment config', () => {
           queries: { train: '~/data/train.jsonl', eval: [{ file: '~/data/train.jsonl', label: 'harmful' }] },
           prompts: { short: '~/data/short.txt' },
           store: '~/dro-store',
+          overrides: { 'sampling:eval': { llmJudge: { model: '~/model.gguf' } }, sampling: { llmJudge: { model: 'self' } } },
         }),
       );
       const c = resolveConfig('~/exp.json');
+      // The LLM judge's model is a user path too (and "self" stays the sampled model).
+      expect((c.overrides['sampling:eval']!.llmJudge as { model: string }).model).toBe(path.join(home, 'model.gguf'));
+      expect((c.overrides.sampling!.llmJudge as { model: string }).model).toBe('self');
       expect(c.models[0]!.path).toBe(path.join(home, 'model.gguf'));
       expect(c.queries.train).toBe(path.join(home, 'data', 'train.jsonl'));
       expect(c.queries.eval[0]).toEqual({ file: path.join(home, 'data', 'train.jsonl'), label: 'harmful' });
