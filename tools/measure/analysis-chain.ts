@@ -144,11 +144,13 @@ const summary = {
   directions: fits,
 };
 writeFileSync(values.out!, JSON.stringify(summary, null, 2));
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+// Without sampling (--logprob-only) the sampled columns have nothing to show.
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
+const fixed = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '—');
 console.log(`\nanalysis chain on ${values.model}: ${summary.seconds.toFixed(0)} s`);
 console.log('prompt    label     inputs  sample-refusal  any-refusal  mean-compliance  mean P(refusal opener)');
 for (const r of rows) {
-  console.log(`${r.prompt!.padEnd(9)} ${r.label!.padEnd(9)} ${String(r.inputs).padStart(6)}  ${pct(r.sampleRefusalRate).padStart(14)}  ${pct(r.queriesWithAnyRefusal).padStart(11)}  ${r.meanSampledCompliance.toFixed(3).padStart(15)}  ${r.meanLogprobRefusal.toExponential(2).padStart(22)}`);
+  console.log(`${r.prompt!.padEnd(9)} ${r.label!.padEnd(9)} ${String(r.inputs).padStart(6)}  ${pct(r.sampleRefusalRate).padStart(14)}  ${pct(r.queriesWithAnyRefusal).padStart(11)}  ${fixed(r.meanSampledCompliance).padStart(15)}  ${r.meanLogprobRefusal.toExponential(2).padStart(22)}`);
 }
 if (summary.labelAgreement) console.log(`label agreement (sampled vs logprob compliance): pearson ${summary.labelAgreement.pearson.toFixed(3)}, spearman ${summary.labelAgreement.spearman.toFixed(3)}`);
 for (const [name, d] of Object.entries(fits)) {
