@@ -18,11 +18,12 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate, loadModel, requireSmolLm2Gguf, tf, type ChatModel } from '../../packages/llm/src/index.ts';
+import { droCacheDir } from '@dro/artifacts';
+import { generate, loadModel, mulberry32, requireSmolLm2Gguf, tf, type ChatModel } from '@dro/llm';
+// Not part of @dro/llm's API: the benchmark reports which gradient-checkpointing default it measured.
 import { checkpointsByDefault } from '../../packages/llm/src/model/chat-model.ts';
-import { mulberry32 } from '../../packages/llm/src/generate/rng.ts';
 
-const PYREF = process.env.DRO_PYREF ?? path.join(process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro'), 'pyref', 'bin', 'python');
+const PYREF = process.env.DRO_PYREF ?? path.join(droCacheDir(), 'pyref', 'bin', 'python');
 const BATCH = 8;
 const SEQ = 128;
 const DECODE_PROMPT = 32;

@@ -36,10 +36,11 @@ import {
   TENSORFLOW_WHEEL,
   TFJS_NODE,
 } from './pins.mjs';
+import { droCacheDir } from '../../packages/artifacts/src/user-paths.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
-const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+const cacheRoot = droCacheDir();
 const finalDir = path.join(cacheRoot, NATIVE_TF_DIR);
 const args = new Set(process.argv.slice(2));
 

@@ -20,14 +20,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from './hash.mjs';
 import { ASSETS, PYTHON_TEST_PACKAGES, SEAWEEDFS, TEMPORAL_CLI } from './assets.mjs';
+import { droCacheDir } from '../../packages/artifacts/src/user-paths.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+const cacheRoot = droCacheDir();
 const args = new Set(process.argv.slice(2));
 const wantTest = args.has('--test');
 const checkOnly = args.has('--check');

@@ -4,7 +4,7 @@
  * anything with side effects (type-only imports are erased).
  */
 import type { ArtifactRef } from '@dro/artifacts';
-import type { Dag, DagNode, StageNeeds } from '@dro/pipeline';
+import type { Dag, DagNode, RetryPolicy, StageNeeds } from '@dro/pipeline';
 
 /** Activity task queue per stage resource class. */
 export const TASK_QUEUES: Record<StageNeeds, string> = { cpu: 'dro-cpu', model: 'dro-model' };
@@ -22,14 +22,6 @@ export const DEFAULT_NAMESPACE = 'default';
 
 export type QueueName = keyof typeof TASK_QUEUES;
 
-export interface RetrySettings {
-  /** Attempts per node including the first (transient errors only; bad input is never retried). */
-  maximumAttempts: number;
-  initialIntervalMs: number;
-  maximumIntervalMs: number;
-  backoffCoefficient: number;
-}
-
 export interface DagWorkflowInput {
   /** Run id recorded in progress/status; defaults to the workflow id. */
   runId?: string;
@@ -40,7 +32,8 @@ export interface DagWorkflowInput {
   heartbeatTimeoutMs?: number;
   /** Upper bound on one attempt of one node (training can take hours). */
   startToCloseTimeoutMs?: number;
-  retry?: Partial<RetrySettings>;
+  /** Per node, as for the local runner (@dro/pipeline's RetryPolicy); bad input is never retried. */
+  retry?: Partial<RetryPolicy>;
 }
 
 /** What runStageActivity receives: one node with every input already resolved to an artifact ref. */
@@ -143,10 +136,15 @@ export interface ExperimentResult {
   models: Record<string, DagWorkflowResult>;
 }
 
-export const DEFAULT_RETRY: RetrySettings = {
-  maximumAttempts: 5,
-  initialIntervalMs: 1_000,
-  maximumIntervalMs: 60_000,
+/**
+ * The local runner's policy type with more attempts and a longer cap than its default (3, 30 s): on Temporal
+ * a failed attempt is often a lost worker or server, which takes longer to come back than a local hiccup.
+ * (A literal, not built from pipeline's DEFAULT_RETRY_POLICY: this file is bundled into the workflow sandbox.)
+ */
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  initialDelayMs: 1_000,
+  maxDelayMs: 60_000,
   backoffCoefficient: 2,
 };
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 120_000;

@@ -53,9 +53,9 @@ function activityOptions(input: DagWorkflowInput, taskQueue: string): ActivityOp
     // Let a cancelled stage finish its cleanup (temp files) before the workflow reports "cancelled".
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
-      maximumAttempts: retry.maximumAttempts,
-      initialInterval: retry.initialIntervalMs,
-      maximumInterval: retry.maximumIntervalMs,
+      maximumAttempts: retry.maxAttempts,
+      initialInterval: retry.initialDelayMs,
+      maximumInterval: retry.maxDelayMs,
       backoffCoefficient: retry.backoffCoefficient,
       nonRetryableErrorTypes: [BAD_INPUT_ERROR_TYPE],
     },

@@ -130,7 +130,7 @@ describe('planDag', () => {
       name: 'loop',
       nodes: [
         { id: 'a', stage: 'test-total', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' }, squares: { node: 'b', output: 'squares' } } },
-        { id: 'b', stage: 'test-slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } } },
+        { id: 'b', stage: 'test-slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } }, model: { path: '/models/none', digest: 'f'.repeat(64) } },
         { id: 'n', stage: numbersStage.name, params: {}, inputs: {} },
       ],
     };

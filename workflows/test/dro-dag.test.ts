@@ -102,7 +102,7 @@ describe('the DRO DAG on Temporal (tiny model)', () => {
     const client = await connectClient({ address: server.address });
     try {
       const first = await spawnWorker(prepared.store.root);
-      const handle = await startDagRun(client, prepared.dag, { heartbeatTimeoutMs: 3_000, retry: { initialIntervalMs: 200 } });
+      const handle = await startDagRun(client, prepared.dag, { heartbeatTimeoutMs: 3_000, retry: { initialDelayMs: 200 } });
       // The training-set sampling node (seconds long, on dro-model) has started on the child and
       // heartbeated, so the kill lands inside it rather than after it.
       const victim = 'sample-train@tiny';

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPORT_SCHEMA, S3ArtifactStore, S3Objects, codeVersion, parseS3Uri } from '@dro/artifacts';
+import { reportHtmlSchema, S3ArtifactStore, S3Objects, codeVersion, parseS3Uri } from '@dro/artifacts';
 import { startSeaweedFs, type SeaweedFsHandle } from '@dro/artifacts/testing';
 import { saveRunRecord, type RunRecord } from '@dro/pipeline';
 
@@ -51,7 +51,7 @@ describe('store commands on an S3 store', () => {
   it('status lists the runs, verify finds and removes an object corrupted through the S3 API, gc collects', async () => {
     const store = storeAt('commands');
     await saveRunRecord(store, runRecord('run-s3'));
-    const loose = await store.putJson(REPORT_SCHEMA.name, { html: '<!DOCTYPE html><p>unreferenced</p>', title: 'x' }, made);
+    const loose = await store.putJson(reportHtmlSchema.name, { html: '<!DOCTYPE html><p>unreferenced</p>', title: 'x' }, made);
 
     const listed = dro(['status', '--list', '--store', store.root]);
     expect(listed.code, listed.stderr).toBe(0);
@@ -72,7 +72,7 @@ describe('store commands on an S3 store', () => {
     expect(removed.code, removed.stderr).toBe(0);
     expect(await store.has(loose.digest)).toBe(false);
 
-    const other = await store.putJson(REPORT_SCHEMA.name, { html: '<!DOCTYPE html><p>also unreferenced</p>', title: 'y' }, made);
+    const other = await store.putJson(reportHtmlSchema.name, { html: '<!DOCTYPE html><p>also unreferenced</p>', title: 'y' }, made);
     const gc = dro(['gc', '--store', store.root, '--grace', '0', '--json']);
     expect(gc.code, gc.stderr).toBe(0);
     expect((JSON.parse(gc.stdout) as { deleted: string[] }).deleted).toEqual([other.digest]);
@@ -81,7 +81,7 @@ describe('store commands on an S3 store', () => {
 
   it('report prints a page in the local cache, made from the verified artifact; --out writes it where asked', async () => {
     const store = storeAt('report');
-    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const ref = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 't' }, made);
     const served = dro(['report', '--ref', ref.digest, '--store', store.root]);
     expect(served.code, served.stderr).toBe(0);
     expect(served.stdout.trim()).toBe(path.join(tmp, 'cache', 's3', 'reports', `${ref.digest}.html`));

@@ -7,12 +7,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readUtf8File, repoDataDir, resolveStoreLocation, resolveUserPath } from '@dro/artifacts';
-import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, resolveModelArgument } from '@dro/llm/weights';
+import { DEFAULT_MODEL_ID, defaultModelPath, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
-import { PARAM_ROLES } from './presets.ts';
+import { PARAM_ROLES, PRESET_NAMES, PRESETS, isPresetName, type PresetName } from './presets/index.ts';
 import { droStageRegistry } from './stages.ts';
 
-export type PresetName = 'quick' | 'paper';
 
 export interface ModelSpec {
   /** Short id used in node ids and the report ("qwen2.5-coder-0.5b"). */
@@ -86,11 +85,6 @@ export interface ExperimentConfig {
   allowOverlap: boolean;
 }
 
-/** The embedded default's model: the known model that refuses (see @dro/llm's known models). */
-export function defaultModelPath(): string {
-  return defaultModelFile();
-}
-
 /**
  * The embedded default: Qwen2.5-Coder-0.5B-Instruct (a model that refuses, so DRO has something to move),
  * the project's data, the quick preset.
@@ -108,7 +102,7 @@ export function defaultConfig(): ExperimentConfig {
       medium: path.join(data, 'prompts', 'medium.txt'),
     },
     basicPrompt: 'default',
-    labelSource: 'logprob',
+    labelSource: PRESETS.quick.labelSource,
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
     allowOverlap: false,
@@ -131,10 +125,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Validate a parsed config object. Missing fields take the embedded default's values; relative paths
- * resolve against `baseDir` (the config file's directory). Files must exist.
+ * Validate a parsed config object. Missing fields take the embedded default's values, and the preset's
+ * rules where the preset decides (labelSource); relative paths resolve against `baseDir` (the config
+ * file's directory). Files must exist. `preset` (the command line's --preset) replaces the config's.
  */
-export function validateConfig(raw: unknown, file: string, baseDir: string): ExperimentConfig {
+export function validateConfig(raw: unknown, file: string, baseDir: string, presetOverride?: PresetName): ExperimentConfig {
   if (!isObject(raw)) fail(file, '(root)', 'a JSON object', raw);
   for (const k of Object.keys(raw)) {
     if (!KEYS.includes(k as keyof ExperimentConfig)) fail(file, k, `one of ${KEYS.join(', ')} (unknown field)`);
@@ -160,8 +155,11 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
 
   const name = str('name', raw.name, d.name);
   if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(file, 'name', 'letters, digits, ".", "_" or "-"', name);
-  const preset = str('preset', raw.preset, d.preset);
-  if (preset !== 'quick' && preset !== 'paper') fail(file, 'preset', '"quick" or "paper"', preset);
+  const filePreset = str('preset', raw.preset, d.preset);
+  const presetNames = PRESET_NAMES.map((p) => `"${p}"`).join(' or ');
+  if (!isPresetName(filePreset)) fail(file, 'preset', presetNames, filePreset);
+  if (presetOverride !== undefined && !isPresetName(presetOverride)) throw new BadInputError(`--preset: expected ${presetNames}, got ${JSON.stringify(presetOverride)}`);
+  const preset: PresetName = presetOverride ?? filePreset;
 
   let models = d.models;
   if (raw.models !== undefined) {
@@ -227,7 +225,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     trainPrompts = v as string[];
   }
 
-  const labelSource = str('labelSource', raw.labelSource, preset === 'paper' ? 'sampling' : 'logprob');
+  const labelSource = str('labelSource', raw.labelSource, PRESETS[preset].labelSource);
   if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
 
   let baselines = d.baselines;
@@ -250,7 +248,14 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
       if (!PARAM_ROLES.includes(k)) fail(file, `overrides.${k}`, `a stage or role name (${PARAM_ROLES.join(', ')})`);
       if (!isObject(v)) fail(file, `overrides.${k}`, 'an object of params', v);
     }
-    overrides = raw.overrides as ExperimentConfig['overrides'];
+    overrides = Object.fromEntries(
+      Object.entries(raw.overrides as ExperimentConfig['overrides']).map(([k, v]) => {
+        // The LLM judge's model is a path the user wrote (or a known model's id): resolved like models[].path.
+        const judge = v.llmJudge;
+        if (k.split(':')[0] !== 'sampling' || !isObject(judge) || typeof judge.model !== 'string' || judge.model === '' || judge.model === 'self') return [k, v];
+        return [k, { ...v, llmJudge: { ...judge, model: abs(resolveModelArgument(judge.model)) } }];
+      }),
+    );
   }
   const stages: ExperimentConfig['stages'] = {};
   if (raw.stages !== undefined) {
@@ -268,21 +273,21 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
   return {
-    name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
+    name, preset, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store, allowOverlap,
   };
 }
 
-/** Text prompts evaluated besides "none" and the trained prompts: the config's, else every prompt (paper) or the basic prompt (quick). */
+/** Text prompts evaluated besides "none" and the trained prompts: the config's, else as its preset says. */
 export function evalPromptsOf(config: ExperimentConfig): string[] {
   if (config.evalPrompts) return config.evalPrompts;
-  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+  return PRESETS[config.preset].evalPrompts === 'every' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
-/** The prompts soft prompts are trained from: the config's, else every prompt (paper) or the basic prompt (quick). */
+/** The prompts soft prompts are trained from: the config's, else as its preset says. */
 export function trainPromptsOf(config: ExperimentConfig): string[] {
   if (config.trainPrompts) return config.trainPrompts;
-  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+  return PRESETS[config.preset].trainPrompts === 'every' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
 /** Read a config file: strict UTF-8 (an invalid byte is reported with its line), then JSON. */
@@ -295,26 +300,13 @@ function readConfigJson(file: string): unknown {
   }
 }
 
-/** Read and validate a JSON config file (`~` in its path is expanded). */
-export function loadConfig(file: string): ExperimentConfig {
-  const resolved = resolveUserPath(file);
-  return validateConfig(readConfigJson(resolved), file, path.dirname(resolved));
-}
-
 /**
- * The embedded default (or a config) with its preset switched from the command line: the default's label
- * source follows the preset (paper: sampling, quick: logprob) unless the config file set one.
+ * The experiment a command runs (`dro run`, `dro stage`, `dro stages`): the config file (`~` in its path
+ * expanded), or the embedded default without one, with `preset` (--preset) in place of the config's —
+ * its rules (labelSource, prompts) apply wherever the file leaves them open.
  */
-export function withPreset(config: ExperimentConfig, preset: PresetName, labelSourceFromFile: boolean): ExperimentConfig {
-  return { ...config, preset, labelSource: labelSourceFromFile ? config.labelSource : preset === 'paper' ? 'sampling' : 'logprob' };
-}
-
-/** Whether a config file sets labelSource itself (so a --preset switch must not override it). */
-export function configSetsLabelSource(file: string | undefined): boolean {
-  if (!file) return false;
-  try {
-    return 'labelSource' in (readConfigJson(resolveUserPath(file)) as object);
-  } catch {
-    return false;
-  }
+export function resolveConfig(file?: string, preset?: PresetName): ExperimentConfig {
+  if (file === undefined) return validateConfig({}, 'the embedded default config', process.cwd(), preset);
+  const resolved = resolveUserPath(file);
+  return validateConfig(readConfigJson(resolved), file, path.dirname(resolved), preset);
 }

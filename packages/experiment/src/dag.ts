@@ -22,7 +22,7 @@ import { BadInputError } from '@dro/pipeline';
 import { evalPromptsOf, trainPromptsOf, type ExperimentConfig } from './config.ts';
 import type { ExperimentInputs } from './inputs.ts';
 import { checkNodeSets, checkTrainingSetup } from './preflight.ts';
-import { stageParams } from './presets.ts';
+import { stageParams } from './presets/index.ts';
 
 /** A condition evaluated on the held-out sets. */
 export interface Condition {

@@ -12,15 +12,14 @@ import {
   NotFoundError,
   UnsafeStoreEntryError,
   canonicalJson,
-  schemaReadableAs,
   sha256Hex,
   type ArtifactRef,
   type ArtifactStore,
-  type ManifestInput,
   type RecordIndex,
 } from '@dro/artifacts';
-import type { DagNode, ProgressEvent, Stage, StageContext, StageLogger } from './stage.ts';
+import type { DagNode, ProgressEvent, Stage, StageLogger } from './stage.ts';
 import { parseNodeParams } from './dag.ts';
+import { checkInputs, checkModel, runChecked } from './run-stage.ts';
 import type { StageLookup } from './registry.ts';
 import { resolveNodeStage } from './stage-plugins.ts';
 import { storeForPlugin } from './plugin-store.ts';
@@ -87,18 +86,6 @@ export function computeCacheKey(
   return sha256Hex(canonical);
 }
 
-/** The manifest a stage should attach to its outputs (a convenience for stage authors). */
-export function stageManifest(
-  stage: Pick<Stage<unknown>, 'name' | 'version'>,
-  ctx: Pick<StageContext, 'modelDigest'>,
-  params: unknown,
-  inputs: Record<string, ArtifactRef>,
-  backend: string | null = null,
-): ManifestInput {
-  const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
-  return { producer: { stage: stage.name, version: stage.version }, params, inputs: inputDigests, modelDigest: ctx.modelDigest, backend };
-}
-
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('the run was cancelled', 'AbortError');
 }
@@ -110,15 +97,8 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
   const signal = request.signal ?? new AbortController().signal;
   const params = parseNodeParams(stage, node);
   const modelDigest = node.model?.digest ?? null;
-
-  for (const name of stage.inputs) {
-    if (!inputs[name]) throw new BadInputError(`node "${node.id}" (stage ${stage.name}) is missing input "${name}"`);
-  }
-  for (const [name, ref] of Object.entries(inputs)) {
-    if (!(await store.has(ref.digest))) {
-      throw new BadInputError(`node "${node.id}" input "${name}": artifact ${ref.digest} is not in store ${store.root}`);
-    }
-  }
+  checkModel(stage, node.model?.path, node.id);
+  await checkInputs(store, stage, inputs, node.id);
 
   const plugin = node.plugin ?? null;
   const cacheKey = computeCacheKey(stage, params, inputs, modelDigest, plugin?.identity ?? null);
@@ -133,16 +113,15 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
   }
 
   if (signal.aborted) throw abortReason(signal);
-  const ctx: StageContext = {
+  const outputs = await runChecked(stage, inputs, params, {
     store: plugin ? storeForPlugin(store, plugin) : store,
-    progress: request.progress ?? (() => {}),
+    progress: request.progress,
     signal,
     log,
     modelDigest,
     modelPath: node.model?.path ?? null,
-  };
-  const outputs = await stage.run(ctx, inputs, params);
-  await checkOutputs(store, stage, node, outputs);
+    node: node.id,
+  });
   const entry: CacheEntry = {
     stage: stage.name,
     version: stage.version,
@@ -196,24 +175,4 @@ async function unusableOutput(store: CachingStore, outputs: Record<string, Artif
     }
   }
   return null;
-}
-
-/**
- * A stage must return exactly its declared outputs, each committed to the store and readable as its
- * declared schema. Not retryable: a bug.
- */
-async function checkOutputs(store: CachingStore, stage: Stage<unknown>, node: DagNode, outputs: Record<string, ArtifactRef>): Promise<void> {
-  const where = `node "${node.id}" (stage ${stage.name})`;
-  if (typeof outputs !== 'object' || outputs === null) throw new BadInputError(`${where} returned ${String(outputs)}, expected output refs`);
-  for (const name of Object.keys(outputs)) {
-    if (!stage.outputs.includes(name)) throw new BadInputError(`${where} returned undeclared output "${name}" (declared: ${stage.outputs.join(', ')})`);
-  }
-  for (const name of stage.outputs) {
-    const ref = outputs[name];
-    if (!ref || typeof ref.digest !== 'string') throw new BadInputError(`${where} did not return its output "${name}"`);
-    if (!(await store.has(ref.digest))) throw new BadInputError(`${where} output "${name}": artifact ${ref.digest} is not in the store`);
-    const declared = stage.outputSchemas?.[name];
-    const problem = declared === undefined ? null : schemaReadableAs(ref.schema, declared);
-    if (problem !== null) throw new BadInputError(`${where} output "${name}" is a ${ref.schema} artifact, declared ${declared}: ${problem}`);
-  }
 }

@@ -17,14 +17,14 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { openStore, REPORT_SCHEMA, writeFileAtomic } = await import('@dro/artifacts');
+    const { openStore, reportHtmlSchema, writeFileAtomic } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
     const store = openStore(storeOpt(args));
     const digest = requireString(args, 'ref');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new CliError(`--ref expects an artifact digest (64 hex characters), got "${digest}"`, 2);
     if (!(await store.has(digest))) throw new CliError(`artifact ${digest} is not in store ${store.root}`);
     const manifest = await store.manifest(digest);
-    if (manifest.schema !== REPORT_SCHEMA.name) throw new CliError(`artifact ${digest} is a ${manifest.schema} artifact, not a report (${REPORT_SCHEMA.name})`);
+    if (manifest.schema !== reportHtmlSchema.name) throw new CliError(`artifact ${digest} is a ${manifest.schema} artifact, not a report (${reportHtmlSchema.name})`);
     const ref = { digest, format: manifest.format, schema: manifest.schema };
     const out = pathOpt(args, 'out');
     if (out) {

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import type { Dag } from '@dro/pipeline';
 import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, storeOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 /** What `dro run` reports at the end, from either engine. */
 type RunOutcome = Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
@@ -53,8 +54,7 @@ export const runCommand: Command = {
   async run(args) {
     const engine = stringOpt(args, 'engine') ?? 'local';
     if (engine !== 'local' && engine !== 'temporal') throw new CliError(`--engine expects local or temporal, got "${engine}"`, 2);
-    const preset = stringOpt(args, 'preset');
-    if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
     const concurrency = positiveIntOpt(args, 'concurrency');
     if (engine === 'temporal' && args.values.force !== undefined) {
       throw new CliError('--force works with --engine local only (a Temporal run reuses every cached node; clear them with `dro gc`)', 2);
@@ -62,9 +62,15 @@ export const runCommand: Command = {
     const temporalWaits = { serverTimeoutS: nonNegativeOpt(args, 'server-timeout'), workerTimeoutS: nonNegativeOpt(args, 'worker-timeout') };
     const exp = await import('@dro/experiment');
     const configFile = pathOpt(args, 'config');
-    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    if (preset) config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
+    const config = exp.resolveConfig(configFile, preset);
     if (!configFile) requireDefaultModel(config.models[0]!.path);
+    // On Temporal each model runs as its own child workflow, with at least one node at a time.
+    if (engine === 'temporal' && concurrency !== undefined && concurrency < config.models.length) {
+      throw new CliError(
+        `--concurrency ${concurrency} is fewer than the experiment's ${config.models.length} models: with --engine temporal each model runs as its own workflow, one node at a time at least; use --concurrency ${config.models.length} or more (or --engine local)`,
+        2,
+      );
+    }
 
     const started = performance.now();
     process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);

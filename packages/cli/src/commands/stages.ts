@@ -1,5 +1,6 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, pathOpt, positiveIntOpt, storeOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, storeOpt, type Command } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -9,7 +10,7 @@ export const stagesCommand: Command = {
   async run(args) {
     const exp = await import('@dro/experiment');
     const configFile = pathOpt(args, 'config');
-    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    const config = exp.resolveConfig(configFile);
     // Listing a config's stages loads and checks its stage plugins: a plugin that does not fit fails here.
     const stages = await exp.listStages(configFile ? config : undefined);
     // The verdicts every rate counts are decided by the sampling stage (see verdicts.ts in @dro/artifacts).
@@ -45,10 +46,8 @@ export const stageCommand: Command = {
     const { abortOnSignals, formatRunStatus } = await import('@dro/pipeline');
     const concurrency = positiveIntOpt(args, 'concurrency');
     const configFile = pathOpt(args, 'config');
-    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    const preset = stringOpt(args, 'preset');
-    if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
-    else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
+    const config = exp.resolveConfig(configFile, preset);
     // Checked (and the target looked up) before anything is imported into the store.
     const checked = await exp.checkExperiment(config);
     for (const warning of checked.warnings) process.stderr.write(`dro stage: WARNING: ${warning}\n`);
