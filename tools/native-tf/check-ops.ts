@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
-import { loadNativeTfjsNode } from './resolve.mjs';
+import { loadNativeTfjsNode } from '../../packages/llm/src/native/tfjs-node.mjs';
 
 const BATCH = 2;
 const SEQ = 16;

@@ -8,7 +8,7 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
-import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
+import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from '../native/forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
 import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {

@@ -1,0 +1,212 @@
+/**
+ * The decoder forward (any number of new positions, optionally continuing a KV cache) as one TensorFlow
+ * graph, and its gradient w.r.t. the input embeddings as a second, hand-written one, for the native
+ * 'tensorflow' backend.
+ *
+ * Why: eagerly, every tfjs op goes through TensorFlow's eager runtime at 15-35 µs of dispatch apiece; a
+ * SmolLM2 decoding step is ~1,000 ops, so a third of it was dispatch, and prefill's elementwise tails ran
+ * one after the other. As a graph the same ops run inside one TF_SessionRun: TensorFlow's executor
+ * dispatches each kernel in a few µs, runs independent ones (gate and up projections, key and value cache
+ * appends) concurrently on its inter-op threads, and its optimizer (grappler, oneDNN rewrites) sees the
+ * whole computation. The math is exactly llama.ts's (same weight layout: folded norms, fused q|k|v, RoPE
+ * tables carrying the score scale and identity value heads, transposed key cache), so eager and graph calls
+ * interoperate on one cache and agree to float rounding (tested). Under tf.grad, differentiableHidden()
+ * wraps the forward in a tf.customGrad whose gradient is the backward graph, fed the activations the
+ * forward saved (weights are frozen: no weight gradients).
+ *
+ * The graph holds no weights: they are fed from the model's tfjs tensors on every call (shared, not
+ * copied), so the model is in memory once. Shapes are dynamic (rows, new positions, cache length), so one
+ * graph serves prefill, decoding, scoring and training; TensorFlow runs only the part a call's fetches need.
+ */
+import { tf } from '../backend.ts';
+import type { ModelConfig } from '../config.ts';
+import { blockBackward, decoderBlock, finalNorm, finalNormBackward, BLOCK_PARAMS, SAVED_PER_BLOCK, type BlockParams, type SavedActivations } from '../model/decoder-block.ts';
+import type { DecoderWeights, LayerCache, StepContext } from '../model/llama.ts';
+import { GraphBuilder, DT_FLOAT } from './graph-def.ts';
+import { graphOps } from './graph-ops.ts';
+import { GraphSession } from './graph-session.ts';
+
+/** Set to 0 to run the forward eagerly on the native backend too (A/B and debugging). */
+export const FORWARD_GRAPH_ENV = 'DRO_FORWARD_GRAPH';
+
+/** Whether the graph is available: native backend and not disabled. */
+export function forwardGraphAvailable(): boolean {
+  return tf.getBackend() === 'tensorflow' && process.env[FORWARD_GRAPH_ENV] !== '0';
+}
+
+/** Whether a tf.grad / tf.variableGrads is recording right now (ops called now need a gradient). */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+/** Whether a forward may run as a plain graph call now: available and no gradient recording. */
+export function forwardGraphUsable(): boolean {
+  return forwardGraphAvailable() && !recordingGradients();
+}
+
+interface Feed {
+  name: string;
+  tensor: tf.Tensor;
+}
+
+/** What a call fetches (TensorFlow computes only what these need). */
+export interface ForwardFetches {
+  /** Logits of the last position [b, V]. */
+  lastLogits?: boolean;
+  /** Logits of every position [b, t, V]. */
+  allLogits?: boolean;
+  /** Final hidden states [b, t, d] (after the final norm). */
+  hidden?: boolean;
+  /** Every layer's cache including this call's positions. */
+  cache?: boolean;
+  /** What backward() needs (activations of every layer; only without a past cache). */
+  saved?: boolean;
+  /** The residual stream after blocks 1 .. L-1, [b, t, d] each (HF hidden_states between embeddings and final). */
+  layers?: boolean;
+}
+
+export interface ForwardGraphOutput {
+  lastLogits?: tf.Tensor2D;
+  allLogits?: tf.Tensor3D;
+  hidden?: tf.Tensor3D;
+  cache?: LayerCache[];
+  saved?: tf.Tensor[];
+  layers?: tf.Tensor3D[];
+}
+
+export class ForwardGraph {
+  private constructor(
+    private readonly session: GraphSession,
+    private readonly weightFeeds: Feed[],
+    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
+    private readonly config: ModelConfig,
+  ) {}
+
+  /** Build and load the graph for this model's shapes and weights (native backend only). */
+  static create(config: ModelConfig, w: DecoderWeights): ForwardGraph {
+    const { hiddenSize: d, numHeads: h, numKvHeads: kvh, headDim: hd } = config;
+    const g = new GraphBuilder();
+    const heads = h + 2 * kvh;
+    const weightFeeds: Feed[] = [];
+    const weight = (name: string, tensor: tf.Tensor): string => {
+      weightFeeds.push({ name, tensor });
+      return g.placeholder(name, DT_FLOAT, tensor.shape);
+    };
+
+    const input = g.placeholder('x', DT_FLOAT, [-1, -1, d]); // [b, t, d]
+    const cos = g.placeholder('cos', DT_FLOAT, [-1, -1, heads, hd]); // [b, t, heads, hd]
+    const sin = g.placeholder('sin', DT_FLOAT, [-1, -1, heads, hd]);
+    const bias = g.placeholder('bias', DT_FLOAT, [-1, 1, -1, -1]); // [b, 1, g t, s]
+    const o = graphOps(g, config, cos);
+
+    let x = o.reshape(input, 'rows'); // residual rows [b t, d]
+    const cache: string[] = [];
+    const saved: SavedActivations<string>[] = [];
+    const layers: string[] = [];
+    const params: BlockParams<string>[] = [];
+    for (let i = 0; i < w.blocks.length; i++) {
+      const block = w.blocks[i];
+      const p = Object.fromEntries(BLOCK_PARAMS.map((key) => [key, block[key] === null ? null : weight(`block${i}_${key}`, block[key])])) as unknown as BlockParams<string>;
+      params.push(p);
+      // The cache is always a placeholder: an empty one ([.., 0] positions) when a call has no past.
+      const past = { keysT: g.placeholder(`past${i}_keysT`, DT_FLOAT, [-1, kvh, hd, -1]), values: g.placeholder(`past${i}_values`, DT_FLOAT, [-1, kvh, -1, hd]) };
+      const out = decoderBlock(o, config, p, x, { cos, sin, bias }, past);
+      x = out.next;
+      cache.push(out.cache.keysT, out.cache.values);
+      if (i < w.blocks.length - 1) layers.push(o.reshape(x, 'hidden'));
+      saved.push(out.saved!); // graph ops expose RMSNorm's r, so every block saves its activations
+    }
+    const finalWeight = weight('finalNorm', w.finalNorm);
+    const final = finalNorm(o, x, finalWeight);
+    const hidden = o.reshape(final.hidden, 'hidden');
+    const lmHead = weight('lmHead', w.lmHead);
+    const lastLogits = o.project(o.lastPosition(hidden), lmHead);
+    const allLogits = o.logitsByPosition(o.project(final.hidden, lmHead));
+
+    // Backward w.r.t. the input embeddings (weights frozen, no past cache), from the saved activations fed
+    // back as placeholders: decoder-block.ts's backward, block by block in reverse.
+    const savedInputs = saved.map((_, i) => Object.fromEntries(SAVED_PER_BLOCK.map((k) => [k, g.placeholder(`saved${i}_${k}`, DT_FLOAT, null)])) as SavedActivations<string>);
+    const savedFinal = { y: g.placeholder('savedF_y', DT_FLOAT, null), r: g.placeholder('savedF_r', DT_FLOAT, null) };
+    const dHidden = o.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'rows');
+    let dx = finalNormBackward(o, savedFinal.y, savedFinal.r, finalWeight, dHidden);
+    for (let i = saved.length - 1; i >= 0; i--) dx = blockBackward(o, params[i], savedInputs[i], dx, { cos, sin });
+    const inputGrad = o.reshape(dx, 'hidden');
+    const outputs = {
+      lastLogits, allLogits, hidden, cache, layers, inputGrad,
+      saved: [...saved.flatMap((sv) => SAVED_PER_BLOCK.map((k) => sv[k])), final.y, final.r!],
+    };
+    return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
+  }
+
+  /**
+   * Run new-position embeddings x [b, t, d] with the step context stepContext built for them, continuing
+   * `past` (null: no earlier positions). Returns the requested fetches; the caller owns them.
+   */
+  run(x: tf.Tensor3D, ctx: StepContext, past: LayerCache[] | null, fetch: ForwardFetches): ForwardGraphOutput {
+    const { numLayers, numKvHeads: kvh, headDim: hd } = this.config;
+    if (past !== null && past.length !== numLayers) throw new Error(`ForwardGraph.run: ${past.length} cache entries for ${numLayers} layers`);
+    if (fetch.saved === true && past !== null) throw new Error('ForwardGraph.run: saved activations are for calls without a past cache');
+    const b = x.shape[0];
+    const feeds: Feed[] = [...this.weightFeeds, { name: 'x', tensor: x }, { name: 'cos', tensor: ctx.cos }, { name: 'sin', tensor: ctx.sin }, { name: 'bias', tensor: ctx.bias }];
+    const empty = past === null ? [tf.zeros([b, kvh, hd, 0]), tf.zeros([b, kvh, 0, hd])] : [];
+    for (let i = 0; i < numLayers; i++) {
+      feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
+    }
+    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) => fetch[k] === true);
+    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
+    let results: tf.Tensor[];
+    try {
+      results = this.session.run(feeds, fetches);
+    } finally {
+      tf.dispose(empty);
+    }
+    const out: ForwardGraphOutput = {};
+    for (const k of names) {
+      if (k === 'cache') {
+        const flat = results.splice(0, 2 * numLayers);
+        out.cache = Array.from({ length: numLayers }, (_, i) => ({ keysT: flat[2 * i] as tf.Tensor4D, values: flat[2 * i + 1] as tf.Tensor4D }));
+      } else if (k === 'saved' || k === 'layers') {
+        (out as Record<string, tf.Tensor[]>)[k] = results.splice(0, this.outputs[k].length);
+      } else {
+        (out as Record<string, tf.Tensor>)[k] = results.shift()!;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Gradient w.r.t. the input embeddings [b, t, d] of a forward run with `saved: true` (no past), given
+   * the gradient of its final hidden states dHidden [b, t, d] and the same step context.
+   */
+  backward(dHidden: tf.Tensor, saved: readonly tf.Tensor[], rope: { cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor3D {
+    if (saved.length !== this.outputs.saved.length) throw new Error(`ForwardGraph.backward: ${saved.length} saved tensors, expected ${this.outputs.saved.length}`);
+    const feeds: Feed[] = [...this.weightFeeds, { name: 'dHidden', tensor: dHidden }, { name: 'cos', tensor: rope.cos }, { name: 'sin', tensor: rope.sin }];
+    const names = [...Array.from({ length: this.config.numLayers }, (_, i) => SAVED_PER_BLOCK.map((k) => `saved${i}_${k}`)).flat(), 'savedF_y', 'savedF_r'];
+    names.forEach((name, j) => feeds.push({ name, tensor: saved[j] }));
+    return this.session.run(feeds, [this.outputs.inputGrad])[0] as tf.Tensor3D;
+  }
+
+  /**
+   * Final hidden states [b, t, d] of input embeddings x, differentiable w.r.t. x for the recording
+   * tf.grad: the forward graph saves every block's activations, backward() runs the hand-written gradient
+   * graph on them (as much activation memory as plain backprop's minimum, a fraction of the eager tape's).
+   */
+  differentiableHidden(x: tf.Tensor3D, ctx: StepContext): tf.Tensor3D {
+    const customFn = ((input: tf.Tensor3D, save: tf.GradSaveFunc) => {
+      const out = this.run(input, ctx, null, { hidden: true, saved: true });
+      save([ctx.cos, ctx.sin, ...out.saved!]);
+      return {
+        value: out.hidden!,
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [cos, sin, ...activations] = saved;
+          return this.backward(dy as tf.Tensor, activations, { cos, sin });
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0];
+    return tf.customGrad(customFn)(x) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
