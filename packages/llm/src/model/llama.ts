@@ -1,5 +1,7 @@
 /**
- * The Llama-family decoder (Llama / SmolLM2, Mistral, Qwen2) in TensorFlow.js, in one readable file.
+ * The Llama-family decoder (Llama / SmolLM2, Mistral, Qwen2) run eagerly in TensorFlow.js: weight upload
+ * in the block's layout, each call's RoPE tables and attention bias, and the loop over blocks. The block's
+ * math itself is decoder-block.ts (shared with the native graph, native/forward-graph.ts).
  *
  *   x = embed(ids)                                   [b, t, d]
  *   for each block:  x = x + attention(rmsNorm(x))   causal self-attention with RoPE and GQA

@@ -8,11 +8,11 @@
  * one after the other. As a graph the same ops run inside one TF_SessionRun: TensorFlow's executor
  * dispatches each kernel in a few µs, runs independent ones (gate and up projections, key and value cache
  * appends) concurrently on its inter-op threads, and its optimizer (grappler, oneDNN rewrites) sees the
- * whole computation. The math is exactly llama.ts's (same weight layout: folded norms, fused q|k|v, RoPE
- * tables carrying the score scale and identity value heads, transposed key cache), so eager and graph calls
- * interoperate on one cache and agree to float rounding (tested). Under tf.grad, differentiableHidden()
- * wraps the forward in a tf.customGrad whose gradient is the backward graph, fed the activations the
- * forward saved (weights are frozen: no weight gradients).
+ * whole computation. The graph is written by the same block functions the eager path runs
+ * (model/decoder-block.ts, here over graph-ops.ts), so eager and graph calls compute the same ops, share
+ * one cache layout and interoperate on one cache (tested). Under tf.grad, differentiableHidden() wraps the
+ * forward in a tf.customGrad whose gradient is the backward graph (decoder-block.ts's blockBackward), fed
+ * the activations the forward saved (weights are frozen: no weight gradients).
  *
  * The graph holds no weights: they are fed from the model's tfjs tensors on every call (shared, not
  * copied), so the model is in memory once. Shapes are dynamic (rows, new positions, cache length), so one
