@@ -1,8 +1,8 @@
 /**
  * decoder-block.ts's hand-derived backward (the one the native backward graph runs) against tfjs autodiff
  * of the same block's forward, eagerly, on whichever backend is active: so the derivation is checked on
- * every backend, not only where the native graph exists. Qwen2-style biases, GQA and left padding exercise
- * every optional path of the block.
+ * every backend, not only where the native graph exists. Llama with GQA, and Qwen2 with q|k|v and o biases
+ * and one kv head, both with left padding, exercise every optional path of the block.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf, initBackend, padBatch } from '../src/index.ts';
@@ -11,20 +11,11 @@ import { eagerOps } from '../src/model/eager-ops.ts';
 import { disposeStepContext, disposeWeights, ropeFrequencies, stepContext, uploadWeights, type DecoderWeights, type StepContext } from '../src/model/llama.ts';
 import { memoryWeightSource, randomWeights, tinyConfig } from '../src/testing/tiny-model.ts';
 
-const config = tinyConfig({ architecture: 'qwen2', attentionBias: true, numKvHeads: 1 });
 const { mask } = padBatch([[1, 2, 3, 4, 5], [6, 7, 8]], 0);
 const [b, t] = [mask.length, mask[0].length];
-let w: DecoderWeights;
-let ctx: StepContext;
 
 beforeAll(async () => {
   await initBackend();
-  w = uploadWeights(config, memoryWeightSource(randomWeights(config, 5)));
-  ctx = stepContext(config, ropeFrequencies(config), mask, t, { rotationMatrices: false });
-});
-afterAll(() => {
-  disposeStepContext(ctx);
-  disposeWeights(w);
 });
 
 /** max |a - b| / max |b|. */
@@ -32,7 +23,21 @@ function relativeError(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / tf.max(tf.abs(b)).dataSync()[0]);
 }
 
-describe('the shared decoder block', () => {
+describe.each([
+  ['llama, GQA', tinyConfig({ numKvHeads: 2 })],
+  ['qwen2, biases, one kv head', tinyConfig({ architecture: 'qwen2', attentionBias: true, attentionOutputBias: true, numKvHeads: 1 })],
+])('the shared decoder block (%s)', (_, config) => {
+  let w: DecoderWeights;
+  let ctx: StepContext;
+  beforeAll(() => {
+    w = uploadWeights(config, memoryWeightSource(randomWeights(config, 5)));
+    ctx = stepContext(config, ropeFrequencies(config), mask, t, { rotationMatrices: false });
+  });
+  afterAll(() => {
+    disposeStepContext(ctx);
+    disposeWeights(w);
+  });
+
   it('blockBackward equals tf.grad of the block forward (GQA, q|k|v and o biases, padding)', () => {
     const before = tf.memory().numTensors;
     tf.tidy(() => {
