@@ -95,7 +95,7 @@ describe.each(['llama', 'qwen2'])('graph forward (%s)', (name) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('under tf.grad, its hand-written backward gives eager backprop\'s gradient (hidden and logits losses)', ({ skip }) => {
+  it('under tf.grad, its derived backward graph gives eager backprop\'s gradient (hidden and logits losses)', ({ skip }) => {
     skipUnlessNative(skip);
     const model = models[name];
     const { ids, mask } = padBatch(prompts, model.padId);

@@ -44,9 +44,16 @@ export interface DecoderOps<V> {
   sigmoid(x: V): V;
   /** Softmax over the last axis. */
   softmax(x: V): V;
-  reshape(x: V, layout: Layout): V;
+  /** x, laid out as `from`, reshaped to `to` (the source layout is named so the backward can reshape back). */
+  reshape(x: V, from: Layout, to: Layout): V;
   transpose(x: V, perm: number[]): V;
   concat(values: V[], axis: number): V;
+  /**
+   * A layer's cache with this call's positions appended along `axis` (a concat). Its own op because its
+   * gradient is taken only for calls without a past (ForwardGraph.run enforces it), where the append is
+   * the identity on the new positions.
+   */
+  appendCache(past: V, fresh: V, axis: number): V;
   split(x: V, sizes: number[], axis: number): V[];
   /** Each head's two halves swapped along the last axis (RoPE's rotate_half without its sign). */
   swapHalves(x: V): V;
@@ -55,6 +62,8 @@ export interface DecoderOps<V> {
    * rmsNormForward). Eagerly it may be wrapped in a custom gradient, in which case r is not exposed.
    */
   rmsNorm(x: V): { y: V; r?: V };
+  /** The MLP's gated activation silu(gate) * up (decoder-block.ts's swiGluForward). */
+  swiGlu(gate: V, up: V): V;
   /** The scalar 1 (SiLU's derivative). */
   one(): V;
   /**

@@ -7,7 +7,7 @@
 import { tf } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
 import type { DecoderOps, Layout } from './decoder-ops.ts';
-import { rmsNormBackward, rmsNormForward } from './decoder-block.ts';
+import { rmsNormBackward, rmsNormForward, swiGluForward } from './decoder-block.ts';
 
 /**
  * a @ W for a frozen weight W, differentiable w.r.t. `a` only. tfjs's own matMul gradient computes
@@ -35,7 +35,7 @@ export interface EagerConstants {
 export interface EagerOptions {
   /**
    * RMSNorm as a tf.customGrad whose gradient is rmsNormBackward (the default; r stays inside it). false:
-   * the plain formula, which exposes r, so blockBackward can run eagerly (tests).
+   * the plain formula, which exposes r, so decoder-grad.ts can differentiate eagerly (tests).
    */
   customNormGradient?: boolean;
 }
@@ -68,9 +68,10 @@ export function eagerOps(config: ModelConfig, consts: EagerConstants, b: number,
     rsqrt: (x) => tf.rsqrt(x),
     sigmoid: (x) => tf.sigmoid(x),
     softmax: (x) => tf.softmax(x),
-    reshape: (x, layout) => tf.reshape(x, shapes[layout]),
+    reshape: (x, _from, to) => tf.reshape(x, shapes[to]),
     transpose: (x, perm) => tf.transpose(x, perm),
     concat: (values, axis) => tf.concat(values, axis),
+    appendCache: (past, fresh, axis) => tf.concat([past, fresh], axis),
     split: (x, sizes, axis) => tf.split(x, sizes, axis),
     swapHalves: (x) => {
       const shape = x.shape;
@@ -78,6 +79,7 @@ export function eagerOps(config: ModelConfig, consts: EagerConstants, b: number,
       return tf.reshape(tf.reverse(tf.reshape(x, [...shape.slice(0, -1), 2, half]), -2), shape);
     },
     rmsNorm: (x) => rmsNormForward(ops, x, consts.normEps),
+    swiGlu: (gate, up) => swiGluForward(ops, gate, up),
     one: () => tf.scalar(1),
     onePosition: t === 1,
   };

@@ -365,7 +365,7 @@ export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3
     if (options.collectLayers && i < w.blocks.length - 1) collected.push(residual);
     if (!collected.includes(previous)) previous.dispose();
   }
-  const hidden = tf.reshape(finalNorm(o, residual, w.finalNorm).hidden, [b, t, d]) as tf.Tensor3D;
+  const hidden = tf.reshape(finalNorm(o, residual, w.finalNorm), [b, t, d]) as tf.Tensor3D;
   if (!collected.includes(residual)) residual.dispose();
   let layers: tf.Tensor3D[] | null = null;
   if (options.collectLayers) {

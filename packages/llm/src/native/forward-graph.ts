@@ -1,7 +1,6 @@
 /**
  * The decoder forward (any number of new positions, optionally continuing a KV cache) as one TensorFlow
- * graph, and its gradient w.r.t. the input embeddings as a second, hand-written one, for the native
- * 'tensorflow' backend.
+ * graph, and its gradient w.r.t. the input embeddings as a second one, for the native 'tensorflow' backend.
  *
  * Why: eagerly, every tfjs op goes through TensorFlow's eager runtime at 15-35 µs of dispatch apiece; a
  * SmolLM2 decoding step is ~1,000 ops, so a third of it was dispatch, and prefill's elementwise tails ran
@@ -11,8 +10,8 @@
  * whole computation. The graph is written by the same block functions the eager path runs
  * (model/decoder-block.ts, here over graph-ops.ts), so eager and graph calls compute the same ops, share
  * one cache layout and interoperate on one cache (tested). Under tf.grad, differentiableHidden() wraps the
- * forward in a tf.customGrad whose gradient is the backward graph (decoder-block.ts's blockBackward), fed
- * the activations the forward saved (weights are frozen: no weight gradients).
+ * forward in a tf.customGrad whose gradient is the backward graph (derived from the recorded forward by
+ * model/decoder-grad.ts), fed the activations the forward saved (weights are frozen: no weight gradients).
  *
  * The graph holds no weights: they are fed from the model's tfjs tensors on every call (shared, not
  * copied), so the model is in memory once. Shapes are dynamic (rows, new positions, cache length), so one
@@ -20,7 +19,8 @@
  */
 import { tf } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
-import { blockBackward, decoderBlock, finalNorm, finalNormBackward, BLOCK_PARAMS, SAVED_PER_BLOCK, type BlockParams, type SavedActivations } from '../model/decoder-block.ts';
+import { decoderBlock, finalNorm, BLOCK_PARAMS, type BlockParams } from '../model/decoder-block.ts';
+import { recordingOps, Tape } from '../model/decoder-grad.ts';
 import type { DecoderWeights, LayerCache, StepContext } from '../model/llama.ts';
 import { GraphBuilder, DT_FLOAT } from './graph-def.ts';
 import { graphOps } from './graph-ops.ts';
@@ -97,44 +97,48 @@ export class ForwardGraph {
     const cos = g.placeholder('cos', DT_FLOAT, [-1, -1, heads, hd]); // [b, t, heads, hd]
     const sin = g.placeholder('sin', DT_FLOAT, [-1, -1, heads, hd]);
     const bias = g.placeholder('bias', DT_FLOAT, [-1, 1, -1, -1]); // [b, 1, g t, s]
-    const o = graphOps(g, config, cos);
+    const base = graphOps(g, config, cos);
+    // The forward is recorded, so that the backward is derived from it (decoder-grad.ts).
+    const tape = new Tape<string>();
+    const o = recordingOps(base, tape);
 
-    let x = o.reshape(input, 'rows'); // residual rows [b t, d]
+    let x = base.reshape(input, 'hidden', 'rows'); // residual rows [b t, d]
+    const residualInput = x;
+    tape.watch(residualInput);
     const cache: string[] = [];
-    const saved: SavedActivations<string>[] = [];
     const layers: string[] = [];
-    const params: BlockParams<string>[] = [];
     for (let i = 0; i < w.blocks.length; i++) {
       const block = w.blocks[i];
       const p = Object.fromEntries(BLOCK_PARAMS.map((key) => [key, block[key] === null ? null : weight(`block${i}_${key}`, block[key])])) as unknown as BlockParams<string>;
-      params.push(p);
       // The cache is always a placeholder: an empty one ([.., 0] positions) when a call has no past.
       const past = { keysT: g.placeholder(`past${i}_keysT`, DT_FLOAT, [-1, kvh, hd, -1]), values: g.placeholder(`past${i}_values`, DT_FLOAT, [-1, kvh, -1, hd]) };
       const out = decoderBlock(o, config, p, x, { cos, sin, bias }, past);
       x = out.next;
       cache.push(out.cache.keysT, out.cache.values);
-      if (i < w.blocks.length - 1) layers.push(o.reshape(x, 'hidden'));
-      saved.push(out.saved!); // graph ops expose RMSNorm's r, so every block saves its activations
+      if (i < w.blocks.length - 1) layers.push(base.reshape(x, 'rows', 'hidden'));
     }
-    const finalWeight = weight('finalNorm', w.finalNorm);
-    const final = finalNorm(o, x, finalWeight);
-    const hidden = o.reshape(final.hidden, 'hidden');
+    const hiddenRows = finalNorm(o, x, weight('finalNorm', w.finalNorm)); // [b t, d]
+    const hidden = base.reshape(hiddenRows, 'rows', 'hidden');
     const lmHead = weight('lmHead', w.lmHead);
-    const lastLogits = o.project(o.lastPosition(hidden), lmHead);
-    const allLogits = o.logitsByPosition(o.project(final.hidden, lmHead));
+    const lastLogits = base.project(base.lastPosition(hidden), lmHead);
+    const allLogits = base.logitsByPosition(base.project(hiddenRows, lmHead));
 
-    // Backward w.r.t. the input embeddings (weights frozen, no past cache), from the saved activations fed
-    // back as placeholders: decoder-block.ts's backward, block by block in reverse.
-    const savedInputs = saved.map((_, i) => Object.fromEntries(SAVED_PER_BLOCK.map((k) => [k, g.placeholder(`saved${i}_${k}`, DT_FLOAT, null)])) as SavedActivations<string>);
-    const savedFinal = { y: g.placeholder('savedF_y', DT_FLOAT, null), r: g.placeholder('savedF_r', DT_FLOAT, null) };
-    const dHidden = o.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'rows');
-    let dx = finalNormBackward(o, savedFinal.y, savedFinal.r, finalWeight, dHidden);
-    for (let i = saved.length - 1; i >= 0; i--) dx = blockBackward(o, params[i], savedInputs[i], dx, { cos, sin });
-    const inputGrad = o.reshape(dx, 'hidden');
-    const outputs = {
-      lastLogits, allLogits, hidden, cache, layers, inputGrad,
-      saved: [...saved.flatMap((sv) => SAVED_PER_BLOCK.map((k) => sv[k])), final.y, final.r!],
+    // Backward w.r.t. the input embeddings (weights frozen, no past cache). Every forward activation it
+    // reads becomes a placeholder fed from the forward's `saved` fetch, so a backward call runs no forward op.
+    const saved: string[] = [];
+    const savedInputs = new Map<string, string>();
+    const savedInput = (forwardValue: string): string => {
+      let node = savedInputs.get(forwardValue);
+      if (node === undefined) {
+        node = g.placeholder(`saved${saved.length}`, DT_FLOAT, null);
+        savedInputs.set(forwardValue, node);
+        saved.push(forwardValue);
+      }
+      return node;
     };
+    const dHidden = base.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'hidden', 'rows');
+    const inputGrad = base.reshape(tape.gradient(base, hiddenRows, dHidden, residualInput, savedInput), 'rows', 'hidden');
+    const outputs = { lastLogits, allLogits, hidden, cache, layers, inputGrad, saved };
     return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
   }
 
@@ -181,14 +185,13 @@ export class ForwardGraph {
   backward(dHidden: tf.Tensor, saved: readonly tf.Tensor[], rope: { cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor3D {
     if (saved.length !== this.outputs.saved.length) throw new Error(`ForwardGraph.backward: ${saved.length} saved tensors, expected ${this.outputs.saved.length}`);
     const feeds: Feed[] = [...this.weightFeeds, { name: 'dHidden', tensor: dHidden }, { name: 'cos', tensor: rope.cos }, { name: 'sin', tensor: rope.sin }];
-    const names = [...Array.from({ length: this.config.numLayers }, (_, i) => SAVED_PER_BLOCK.map((k) => `saved${i}_${k}`)).flat(), 'savedF_y', 'savedF_r'];
-    names.forEach((name, j) => feeds.push({ name, tensor: saved[j] }));
+    saved.forEach((tensor, j) => feeds.push({ name: `saved${j}`, tensor }));
     return this.session.run(feeds, [this.outputs.inputGrad])[0] as tf.Tensor3D;
   }
 
   /**
    * Final hidden states [b, t, d] of input embeddings x, differentiable w.r.t. x for the recording
-   * tf.grad: the forward graph saves every block's activations, backward() runs the hand-written gradient
+   * tf.grad: the forward graph saves every block's activations, backward() runs the derived gradient
    * graph on them (as much activation memory as plain backprop's minimum, a fraction of the eager tape's).
    */
   differentiableHidden(x: tf.Tensor3D, ctx: StepContext): tf.Tensor3D {

@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from '../config.ts';
 import type { DecoderOps, Layout } from '../model/decoder-ops.ts';
-import { rmsNormForward } from '../model/decoder-block.ts';
+import { rmsNormForward, swiGluForward } from '../model/decoder-block.ts';
 import { DT_FLOAT, DT_INT32, type Attr, type GraphBuilder } from './graph-def.ts';
 
 const F32: Attr = { type: DT_FLOAT };
@@ -86,9 +86,10 @@ export function graphOps(g: GraphBuilder, config: ModelConfig, ropeTable: string
     rsqrt: unary('Rsqrt'),
     sigmoid: unary('Sigmoid'),
     softmax: unary('Softmax'),
-    reshape: (a, name) => g.op('Reshape', [a, layout(name)], { T: F32, Tshape: I32 }),
+    reshape: (a, _from, to) => g.op('Reshape', [a, layout(to)], { T: F32, Tshape: I32 }),
     transpose: (a, perm) => g.op('Transpose', [a, g.constInt32(perm)], { T: F32, Tperm: I32 }),
     concat: (values, axis) => g.op('ConcatV2', [...values, g.constInt32([axis], true)], { T: F32, N: { i: values.length }, Tidx: I32 }),
+    appendCache: (past, fresh, axis) => ops.concat([past, fresh], axis),
     split: (a, sizes, axis) => {
       const node = g.op('SplitV', [a, g.constInt32(sizes), g.constInt32([axis], true)], { T: F32, Tlen: I32, num_split: { i: sizes.length } });
       return sizes.map((_, k) => (k === 0 ? node : `${node}:${k}`));
@@ -96,6 +97,7 @@ export function graphOps(g: GraphBuilder, config: ModelConfig, ropeTable: string
     /** Heads [b, t, heads, hd] rolled by hd/2 along their last axis: one kernel, where eagerly it is reshape + reverse. */
     swapHalves: (a) => g.op('Roll', [a, g.constInt32([hd / 2], true), g.constInt32([3], true)], { T: F32, Tshift: I32, Taxis: I32 }),
     rmsNorm: (x) => rmsNormForward(ops, x, eps),
+    swiGlu: (gate, up) => swiGluForward(ops, gate, up),
     one: () => (one ??= g.constFloat(Float32Array.of(1), [])),
     // Shapes are dynamic: a graph serves decoding steps and prefill alike, so the general merge is written.
     onePosition: false,
