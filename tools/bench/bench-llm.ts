@@ -11,7 +11,7 @@
  * median of REPEATS runs on both sides (the machine is shared; single runs vary by ±15 %). Ratios are
  * ours / PyTorch (> 1 = we are faster). The two sides run one after the other so they do not compete
  * for the cores. On the native backend ours is what the runtime does by default: forwards as TensorFlow
- * graphs, plain backprop as the graph forward plus its hand-written backward graph; DRO_FORWARD_GRAPH=0
+ * graphs, plain backprop as the graph forward plus its derived backward graph; DRO_FORWARD_GRAPH=0
  * measures the eager ops instead.
  */
 import { spawnSync } from 'node:child_process';

@@ -19,7 +19,7 @@
  *
  * Idempotent: a second run finds the manifest matching the pins and does nothing. Work happens in a temp
  * folder under $DRO_CACHE renamed into place at the end, so an interrupted run leaves no half-built prefix.
- * The repo never depends on tfjs-node: code finds the prefix through tools/native-tf/resolve.mjs.
+ * The repo never depends on tfjs-node: code finds the prefix through packages/llm/src/native/tfjs-node.mjs.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,9 +28,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from '../setup/hash.mjs';
+// The prefix layout is the runtime's (it reads what this script writes).
+import { MANIFEST_FILE, NATIVE_TF_DIR } from '../../packages/llm/src/native/tfjs-node.mjs';
 import {
-  MANIFEST_FILE,
-  NATIVE_TF_DIR,
   TENSORFLOW_HEADER_PREFIXES,
   TENSORFLOW_LIBRARIES,
   TENSORFLOW_WHEEL,

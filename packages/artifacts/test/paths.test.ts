@@ -62,15 +62,3 @@ describe('~ in user paths', () => {
     expect(droCacheDir()).toBe(path.join(home.dir, '.cache', 'dro'));
   });
 });
-
-describe('one reading of $DRO_CACHE', () => {
-  it('the tools that run before `npm ci` (setup, the native TensorFlow resolver) read it through droCacheDir, "~" included', async () => {
-    // The resolver is what the runtime uses to find the native backend: a literal "~/cache/native-tf" relative
-    // to the working directory would silently fall back to wasm.
-    const { nativeTfDir } = await import('../../../tools/native-tf/resolve.mjs');
-    process.env.DRO_CACHE = '~/cache';
-    expect(nativeTfDir()).toBe(path.join(home.dir, 'cache', 'native-tf'));
-    delete process.env.DRO_CACHE;
-    expect(nativeTfDir()).toBe(path.join(home.dir, '.cache', 'dro', 'native-tf'));
-  });
-});
