@@ -81,6 +81,12 @@ export interface ExperimentConfig {
    * held-out numbers on training queries measure memorisation, not generalisation.
    */
   allowOverlap: boolean;
+  /**
+   * Rows per shard of the row-parallel stages (sampling, refusal-logprob, extract, reference-answers): each
+   * shard is its own cache entry and unit of work (a Temporal activity). Default: the preset's
+   * (PRESET_SHARD_SIZE); null runs every node whole.
+   */
+  shardSize?: number | null;
 }
 
 /** The embedded default's model: the known model that refuses (see @dro/llm's known models). */
@@ -115,7 +121,7 @@ export function defaultConfig(): ExperimentConfig {
 
 const KEYS: Array<keyof ExperimentConfig> = [
   'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'stages', 'store',
-  'allowOverlap',
+  'allowOverlap', 'shardSize',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -257,9 +263,12 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
   const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
+  const shardSize = raw.shardSize as number | null | undefined;
+  if (shardSize !== undefined && shardSize !== null && (!Number.isInteger(shardSize) || shardSize < 1)) fail(file, 'shardSize', 'a whole number of rows ≥ 1, or null (no sharding)', shardSize);
   return {
     name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store, allowOverlap,
+    ...(shardSize !== undefined ? { shardSize } : {}),
   };
 }
 

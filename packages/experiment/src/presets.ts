@@ -34,6 +34,22 @@ export const QUICK_TRAIN_PER_LABEL = 24;
 export const QUICK_EVAL_PER_LABEL = 25;
 export const QUICK_EVAL_SAMPLES = 2;
 
+/**
+ * Rows per shard of a row-parallel node (config `shardSize` overrides). quick: 96 cuts the 192 training
+ * inputs into two shards of whole chunks (4 sampling chunks of 24; with chunks of 32 also for
+ * refusal-logprob and extract), one per worker of a 2-worker cluster; each shard's work (8–16 s of the
+ * measured 17 s extraction and 32 s refusal log-probs, README Performance) still dwarfs its model load.
+ * paper: 8 = one sampling chunk, so sample-train's 800 inputs are 100 shards of ~60 k sampled tokens
+ * (8 × 25 × ≤ 300), ~7 min each at the measured batch-8 decode rate: a model load per shard costs ~1 %, and
+ * up to 100 workers share the heaviest stage. Stages with larger chunks (64) round it up to one chunk.
+ */
+export const PRESET_SHARD_SIZE: Record<PresetName, number> = { quick: 96, paper: 8 };
+
+/** The config's shard size (its own, else the preset's); null = no sharding. */
+export function shardSizeOf(config: ExperimentConfig): number | null {
+  return config.shardSize === undefined ? PRESET_SHARD_SIZE[config.preset] : config.shardSize;
+}
+
 type Params = Record<string, unknown>;
 
 const PRESETS: Record<string, Record<PresetName, Params>> = {
