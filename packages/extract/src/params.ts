@@ -13,7 +13,8 @@ export interface ExtractParams {
 }
 
 export const paperExtractParams: ExtractParams = { batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
-export const quickExtractParams: ExtractParams = { ...paperExtractParams };
+// Chunks of 32: the quick preset's 192 training inputs split into two equal shards of 96 (its shardSize).
+export const quickExtractParams: ExtractParams = { ...paperExtractParams, chunkSize: 32 };
 
 export function parseExtractParams(raw: unknown): ExtractParams {
   const r = ParamReader.of('extract', raw);

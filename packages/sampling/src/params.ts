@@ -203,7 +203,9 @@ export interface RefusalLogprobParams {
 }
 
 export const paperRefusalLogprobParams: RefusalLogprobParams = { openers: [], batchSize: 8, chunkSize: 64, sets: [] };
-export const quickRefusalLogprobParams: RefusalLogprobParams = { ...paperRefusalLogprobParams };
+// Chunks of 32 (a whole number of batches, so the scores are the same as with 64): the quick preset's 192
+// training inputs then split into two equal shards of 96 (its shardSize), one per worker of two.
+export const quickRefusalLogprobParams: RefusalLogprobParams = { ...paperRefusalLogprobParams, chunkSize: 32 };
 
 export function parseRefusalLogprobParams(raw: unknown): RefusalLogprobParams {
   const r = ParamReader.of('refusal-logprob', raw);
