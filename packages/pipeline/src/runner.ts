@@ -119,9 +119,10 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   const running = new Map<string, Promise<void>>();
   let failed = false;
   const stopped = () => failed || signal.aborted;
-  const isReady = (n: NodeRecord) =>
-    n.status === 'pending' && !running.has(n.id) && !launched.has(n.id) && [...plan.dependsOn.get(n.id)!].every((dep) => nodeRecord.get(dep)!.status === 'succeeded');
+  /** Nodes whose task was started (it may still wait for a slot, or have ended without running). */
   const launched = new Set<string>();
+  const isReady = (n: NodeRecord) =>
+    n.status === 'pending' && !launched.has(n.id) && [...plan.dependsOn.get(n.id)!].every((dep) => nodeRecord.get(dep)!.status === 'succeeded');
 
   let loopError: { error: unknown } | null = null;
   try {
@@ -231,14 +232,18 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
       }
       if (result === null) {
         if (n.status === 'pending') return; // never started
-        throw signal.aborted ? abortError(signal) : new Error('stopped: another node failed');
+        if (signal.aborted) throw abortError(signal);
+        // A sharded node whose remaining shards did not start because another node failed (fail-fast).
+        n.status = 'skipped';
+        n.error = { name: 'Error', message: 'stopped when another node failed; its finished shards are cached' };
+      } else {
+        n.status = 'succeeded';
+        n.outputs = result.value.outputs;
+        n.cacheHit = result.value.cacheHit;
+        n.cacheKey = result.value.cacheKey;
+        // Local convention: a cache hit started the stage one time fewer than it was looked up.
+        if (result.value.cacheHit && !n.shards) n.attempts -= 1;
       }
-      n.status = 'succeeded';
-      n.outputs = result.value.outputs;
-      n.cacheHit = result.value.cacheHit;
-      n.cacheKey = result.value.cacheKey;
-      // Local convention: a cache hit started the stage one time fewer than it was looked up.
-      if (result.value.cacheHit && !n.shards) n.attempts -= 1;
     } catch (error) {
       n.status = signal.aborted ? 'cancelled' : 'failed';
       n.error = { name: error instanceof Error ? error.name : 'Error', message: error instanceof Error ? error.message : String(error) };

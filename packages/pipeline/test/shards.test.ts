@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { LocalArtifactStore, defineTableSchema, tableForSchema } from '@dro/artifacts';
+import { BadInputError, LocalArtifactStore, defineTableSchema, tableForSchema } from '@dro/artifacts';
 import { StageRegistry, createProgressReporter, formatRunStatus, runDag, shardRows, validateDag, type Dag, type Stage } from '../src/index.ts';
 import { makeTempDir } from './helpers.ts';
 
@@ -20,6 +20,8 @@ const squaresSchema = defineTableSchema({ name: 'test-shard-squares/v1', columns
 /** Calls per first row id of each run, and ids that fail once the first time they are computed. */
 const calls = new Map<number, number>();
 const failOnce = new Set<number>();
+/** Ids whose shard fails for good (bad input: never retried). */
+const failAlways = new Set<number>();
 
 const rowsStage: Stage<{ count: number }> = {
   name: 'rows',
@@ -54,6 +56,7 @@ const squaresStage: Stage<{ chunk: number }> = {
     const ids = (Array.from(table.getChild('id')!.toArray()) as number[]).filter((_, i) => table.getChild('group')!.get(i) === 'keep');
     calls.set(ids[0]!, (calls.get(ids[0]!) ?? 0) + 1);
     if (ids.some((id) => failOnce.delete(id))) throw new Error(`transient failure at rows ${ids[0]}…`);
+    if (ids.some((id) => failAlways.has(id))) throw new BadInputError(`row ${ids.find((id) => failAlways.has(id))} is bad`);
     const chunkRows = ids.map((_, i) => Math.min(params.chunk, ids.length - Math.floor(i / params.chunk) * params.chunk));
     const squares = tableForSchema(squaresSchema, { id: ids, square: ids.map((id) => id * id), chunk_rows: chunkRows });
     return { squares: await ctx.store.putTable(squaresSchema.name, squares, ctx.manifest()) };
@@ -68,11 +71,12 @@ const dag = (shardSize?: number, chunk = 2): Dag => ({
     { id: 'squares', stage: 'squares', params: { chunk }, inputs: { rows: { node: 'rows', output: 'rows' } }, ...(shardSize !== undefined ? { shardSize } : {}) },
   ],
 });
-const run = (d: Dag, store = freshStore()) => runDag(d, { store, stages, concurrency: 3, retry: { initialDelayMs: 5, maxDelayMs: 20 }, progress: createProgressReporter({ mode: 'silent' }) });
+const run = (d: Dag, store = freshStore(), concurrency = 3) => runDag(d, { store, stages, concurrency, retry: { initialDelayMs: 5, maxDelayMs: 20 }, progress: createProgressReporter({ mode: 'silent' }) });
 
 beforeEach(() => {
   calls.clear();
   failOnce.clear();
+  failAlways.clear();
 });
 
 describe('shards on the local runner', () => {
@@ -106,6 +110,17 @@ describe('shards on the local runner', () => {
     const sharded = await run(dag(5, 4));
     expect(sharded.nodes.find((n) => n.id === 'squares')!.shards).toMatchObject({ total: 3 });
     expect(sharded.nodes.find((n) => n.id === 'squares')!.outputs).toEqual(whole.nodes.find((n) => n.id === 'squares')!.outputs);
+  });
+
+  it('a shard that fails for good fails its node with the shard\'s message, and shards not yet started never start', async () => {
+    failAlways.add(11);
+    const record = await run(dag(5), freshStore(), 1);
+    expect(record.status).toBe('failed');
+    const node = record.nodes.find((n) => n.id === 'squares')!;
+    expect(node).toMatchObject({ status: 'failed', error: { name: 'BadInputError', message: 'row 11 is bad' } });
+    expect(node.shards).toEqual({ total: 4, done: 1, cacheHits: 0 });
+    // One slot: shard 1 ran, shard 2 failed (once: bad input is not retried), shards 3 and 4 never started.
+    expect(Object.fromEntries(calls)).toEqual({ 1: 1, 10: 1 });
   });
 
   it('too few rows for two shards runs the node whole', async () => {
