@@ -140,6 +140,7 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
     const dag = rowParallelDag((await prepareExperiment(config, storeRoot)).dag);
     const workers = [await spawnModelWorker(storeRoot), await spawnModelWorker(storeRoot)];
     let killed: { shard: string; pid: number } | null = null;
+    let liveStatus = '';
     const { result, workflowId } = await runOnTemporal(dag, storeRoot, async (id) => {
       // Wait until a sampling shard runs on a worker, then kill that worker.
       const deadline = Date.now() + 120_000;
@@ -158,7 +159,10 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(killed).not.toBeNull();
+      liveStatus = formatTemporalStatus(await queryDagStatus(client, id));
     });
+    // While it ran, `dro status` showed the node's shard progress.
+    expect(liveStatus).toMatch(/sample-train@tiny +sampling +dro-model +running [0-3]\/4 shards/);
     const { shard, pid } = killed!;
     expect(result.outputs).toEqual(localOutputs);
     const attempts = await shardAttempts(workflowId);
