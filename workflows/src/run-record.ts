@@ -23,6 +23,7 @@ function nodeRecord(n: NodeStatus): NodeRecord {
     durationMs: n.durationMs ?? (n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : null),
     outputs: n.outputs ?? {},
     error: n.error !== undefined ? { name: n.errorType ?? 'Error', message: n.error } : null,
+    ...(n.shards ? { shards: { ...n.shards } } : {}),
   };
 }
 

@@ -60,6 +60,8 @@ export interface RunStageResult {
 /** Result of the planning activity: the resource class of every node, after validating the DAG. */
 export interface DagPlan {
   needs: Record<string, StageNeeds>;
+  /** Nodes that run as shards plus a merge (a row-parallel stage and a shardSize); absent in older plans. */
+  sharded?: Record<string, boolean>;
   /** A topological order of node ids (dependencies first). */
   order: string[];
 }
@@ -99,6 +101,26 @@ export interface NodeStatus {
    * (none free, or none alive), "started" = a worker runs it. Filled by the client.
    */
   activityState?: 'scheduled' | 'started' | 'cancel-requested';
+  /** For a node run as shards: its shard counts (each shard is its own activity, "<node>#<k>/<n>"). */
+  shards?: ShardProgress;
+}
+
+/** What planShardsActivity decided for a sharded node. */
+export type ShardPlanResult =
+  | { kind: 'cached'; result: RunStageResult }
+  | { kind: 'whole' }
+  | { kind: 'sharded'; shards: Array<{ node: DagNode; inputs: Record<string, ArtifactRef> }> };
+
+/** What mergeShardsActivity receives: the node and every shard's outputs, in shard order. */
+export interface MergeShardsInput extends RunStageInput {
+  shardOutputs: Array<Record<string, ArtifactRef>>;
+}
+
+/** A sharded node's shards: how many, how many finished, how many of those were cache hits. */
+export interface ShardProgress {
+  total: number;
+  done: number;
+  cacheHits: number;
 }
 
 export interface DagRunStatus {

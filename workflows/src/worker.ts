@@ -130,7 +130,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
         await Worker.create({
           ...common,
           taskQueue: TASK_QUEUES[queue],
-          activities: { runStageActivity: activities.runStageActivity },
+          // A sharded node's plan and merge go to dro-cpu; every activity queue serves them alike.
+          activities: { runStageActivity: activities.runStageActivity, planShardsActivity: activities.planShardsActivity, mergeShardsActivity: activities.mergeShardsActivity },
           maxConcurrentActivityTaskExecutions: opts.concurrency?.[queue] ?? (queue === 'model' ? 1 : 2),
         }),
       );

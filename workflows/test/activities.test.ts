@@ -105,7 +105,7 @@ describe('planDag', () => {
   it('returns each node’s resource class and a dependency order', async () => {
     const dag = squaresDag('ok');
     const reversed = { ...dag, nodes: [...dag.nodes].reverse() };
-    expect(await plan(reversed)).toEqual({ needs: { total: 'cpu', square: 'model', numbers: 'cpu' }, order: ['numbers', 'square', 'total'] });
+    expect(await plan(reversed)).toEqual({ needs: { total: 'cpu', square: 'model', numbers: 'cpu' }, order: ['numbers', 'square', 'total'], sharded: {} });
   });
 
   const cases: [string, (dag: Dag) => void, string][] = [

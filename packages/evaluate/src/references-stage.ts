@@ -5,7 +5,7 @@
  *
  * Inputs:  rendered (rendered-inputs/v1)   Outputs: references (reference-answers/v1)
  */
-import { referenceAnswersSchema, readRenderedInputs, renderedInputsSchema, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
+import { referenceAnswersSchema, readRenderedInputs, renderedInputsSchema, renderedRowIndices, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { BadInputError } from '@dro/artifacts';
 import { yieldToEventLoop } from './model-pass.ts';
@@ -39,5 +39,11 @@ export const referenceAnswersStage: Stage<ReferenceAnswersParams> = {
   outputs: ['references'],
   outputSchemas: { references: referenceAnswersSchema.name },
   parseParams: parseReferenceAnswersParams,
+  // Greedy answers: a row's answer depends on its own tokens (and the batch it is decoded in).
+  rowParallel: {
+    input: 'rendered',
+    chunkRows: (params) => params.batch,
+    selectRows: (table, params) => renderedRowIndices(table, { promptId: params.promptId, sets: params.sets, label: 'harmless' }).slice(0, params.maxQueries ?? Infinity),
+  },
   run: runReferences,
 };

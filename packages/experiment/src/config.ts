@@ -83,6 +83,12 @@ export interface ExperimentConfig {
    * held-out numbers on training queries measure memorisation, not generalisation.
    */
   allowOverlap: boolean;
+  /**
+   * Rows per shard of the row-parallel stages (sampling, refusal-logprob, extract, reference-answers): each
+   * shard is its own cache entry and unit of work (a Temporal activity). Default: the preset's
+   * (presets/: Preset.shardSize); null runs every node whole.
+   */
+  shardSize?: number | null;
 }
 
 /**
@@ -112,7 +118,7 @@ export function defaultConfig(): ExperimentConfig {
 
 const KEYS: Array<keyof ExperimentConfig> = [
   'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'stages', 'store',
-  'allowOverlap',
+  'allowOverlap', 'shardSize',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -272,9 +278,12 @@ export function validateConfig(raw: unknown, file: string, baseDir: string, pres
   const store = raw.store === undefined ? undefined : storeLocation(str('store', raw.store, ''));
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
+  const shardSize = raw.shardSize as number | null | undefined;
+  if (shardSize !== undefined && shardSize !== null && (!Number.isInteger(shardSize) || shardSize < 1)) fail(file, 'shardSize', 'a whole number of rows ≥ 1, or null (no sharding)', shardSize);
   return {
     name, preset, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store, allowOverlap,
+    ...(shardSize !== undefined ? { shardSize } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import {
   hiddenStatesTable,
   readRenderedInputs,
   renderedInputsSchema,
+  renderedRowIndices,
 } from '@dro/artifacts';
 import { type ChatModel, padBatch, tf } from '@dro/llm';
 import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
@@ -81,5 +82,7 @@ export const extractStage: Stage<ExtractParams> = {
   // With allLayers the output is hidden-states-all-layers/v1, which reads as hidden-states/v1.
   outputSchemas: { hiddenStates: hiddenStatesSchema.name },
   parseParams: parseExtractParams,
+  // A row's hidden state depends on its own tokens (and the chunk it is batched in).
+  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
   run: runExtract,
 };

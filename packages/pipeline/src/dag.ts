@@ -10,6 +10,7 @@ import { checkModel } from './run-stage.ts';
 import type { StageLookup } from './registry.ts';
 import { lookupNodeStage } from './stage-plugins.ts';
 import { pluginLabel } from './plugin-module.ts';
+import { checkShardSize } from './shards.ts';
 
 export interface DagPlan {
   /** Node ids in a topological order (stable: declaration order among ready nodes). */
@@ -39,6 +40,7 @@ export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
     const stage = stageOf.get(node.id)!;
     paramsOf.set(node.id, parseNodeParams(stage, node, where));
     checkModel(stage, node.model?.path, node.id);
+    checkShardSize(node);
     const declared = [...stage.inputs, ...(stage.variadicInputs ?? []).map((prefix) => `${prefix}:*`)];
     for (const name of Object.keys(node.inputs ?? {})) {
       if (!acceptsInput(stage, name)) {

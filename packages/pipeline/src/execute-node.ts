@@ -90,38 +90,46 @@ function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('the run was cancelled', 'AbortError');
 }
 
-export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
+/** What executeNode works out before running anything: the stage, its parsed params, the cache key. */
+export interface PreparedNode {
+  stage: Stage<unknown>;
+  params: unknown;
+  cacheKey: string;
+  log: StageLogger;
+  signal: AbortSignal;
+}
+
+/** Resolve the node's stage, parse its params, check its model and inputs, and compute its cache key. */
+export async function prepareNode(request: ExecuteNodeRequest): Promise<PreparedNode> {
   const { store, node, inputs } = request;
   const stage = request.stage ?? (request.stages && (await resolveNodeStage(request.stages, node)));
   if (!stage) throw new BadInputError(`node "${node.id}" uses unknown stage "${node.stage}"`);
-  const signal = request.signal ?? new AbortController().signal;
   const params = parseNodeParams(stage, node);
-  const modelDigest = node.model?.digest ?? null;
   checkModel(stage, node.model?.path, node.id);
   await checkInputs(store, stage, inputs, node.id);
+  const cacheKey = computeCacheKey(stage, params, inputs, node.model?.digest ?? null, node.plugin?.identity ?? null);
+  return { stage, params, cacheKey, log: request.log ?? silentLog, signal: request.signal ?? new AbortController().signal };
+}
 
+/** The node's cached outputs when they are recorded and every one is present and intact, else null. */
+export async function findCachedNode(store: CachingStore, node: DagNode, prepared: PreparedNode): Promise<NodeExecution | null> {
+  const { stage, cacheKey, log } = prepared;
+  const cached = await readCacheEntry(store, cacheKey, node, log);
+  // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
+  // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
+  const problem = cached && (await unusableOutput(store, cached.outputs, stage.outputs));
+  if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
+  if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
+  return null;
+}
+
+/**
+ * Record `outputs` (already committed artifacts) under the node's cache key. Written last, so a crash
+ * before it only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
+ */
+export async function recordCachedNode(store: CachingStore, node: DagNode, prepared: PreparedNode, outputs: Record<string, ArtifactRef>): Promise<NodeExecution> {
+  const { stage, cacheKey } = prepared;
   const plugin = node.plugin ?? null;
-  const cacheKey = computeCacheKey(stage, params, inputs, modelDigest, plugin?.identity ?? null);
-  const log = request.log ?? silentLog;
-  if (!request.force) {
-    const cached = await readCacheEntry(store, cacheKey, node, log);
-    // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
-    // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
-    const problem = cached && (await unusableOutput(store, cached.outputs, stage.outputs));
-    if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
-    if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
-  }
-
-  if (signal.aborted) throw abortReason(signal);
-  const outputs = await runChecked(stage, inputs, params, {
-    store: plugin ? storeForPlugin(store, plugin) : store,
-    progress: request.progress,
-    signal,
-    log,
-    modelDigest,
-    modelPath: node.model?.path ?? null,
-    node: node.id,
-  });
   const entry: CacheEntry = {
     stage: stage.name,
     version: stage.version,
@@ -130,10 +138,30 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
     outputs,
     createdAt: new Date().toISOString(),
   };
-  // Outputs are already committed artifacts; the cache entry is written last, so a crash before this
-  // line only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
   await store.records.put(CACHE_NAMESPACE, cacheKey, entry, { refs: Object.values(outputs).map((ref) => ref.digest) });
   return { outputs, cacheHit: false, cacheKey };
+}
+
+export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
+  const { store, node, inputs } = request;
+  const prepared = await prepareNode(request);
+  const { stage, params, log, signal } = prepared;
+  if (!request.force) {
+    const cached = await findCachedNode(store, node, prepared);
+    if (cached) return cached;
+  }
+  if (signal.aborted) throw abortReason(signal);
+  const plugin = node.plugin ?? null;
+  const outputs = await runChecked(stage, inputs, params, {
+    store: plugin ? storeForPlugin(store, plugin) : store,
+    progress: request.progress,
+    signal,
+    log,
+    modelDigest: node.model?.digest ?? null,
+    modelPath: node.model?.path ?? null,
+    node: node.id,
+  });
+  return recordCachedNode(store, node, prepared, outputs);
 }
 
 /** Errors that mean "this stored artifact cannot be served" (as opposed to an IO failure worth retrying). */

@@ -6,6 +6,7 @@ export { pluginLabel, isPackageSpecifier, resolvePluginModule, type PluginModule
 export { storeForPlugin } from './plugin-store.ts';
 export * from './dag.ts';
 export * from './execute-node.ts';
+export * from './shards.ts';
 export * from './run-stage.ts';
 export * from './retry.ts';
 export * from './run-record.ts';

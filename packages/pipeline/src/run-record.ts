@@ -33,6 +33,14 @@ export interface NodeRecord {
   durationMs: number | null;
   outputs: Record<string, ArtifactRef>;
   error: { name: string; message: string } | null;
+  /** A sharded node's shards: how many, how many finished, how many of those were cache hits. */
+  shards?: ShardCounts;
+}
+
+export interface ShardCounts {
+  total: number;
+  done: number;
+  cacheHits: number;
 }
 
 export interface RunRecord {

@@ -88,7 +88,33 @@ export interface Stage<Params = unknown> {
   outputSchemas?: Readonly<Record<string, string>>;
   /** Validate params and fill defaults; throw BadInputError naming the field on bad params. */
   parseParams?(raw: unknown): Params;
+  /**
+   * Declared by a stage that maps independently over the rows of one input: a DAG node with a
+   * `shardSize` then runs as shards of that many rows plus a merge (see shards.ts), each shard its own
+   * cache entry and unit of work, the merged outputs byte-identical to an unsharded run's.
+   */
+  rowParallel?: RowParallel<Params>;
   run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: Params): Promise<Record<string, ArtifactRef>>;
+}
+
+/**
+ * How a row-parallel stage splits. What makes shards exact: every output is one table with one row (or a
+ * run of rows) per input row, in input order, computed from that row alone (per-row seeds, no cross-row
+ * statistics); rows computed together (a chunk: one batched forward) are never split, so each shard
+ * computes exactly the chunks the unsharded run computes.
+ */
+type Table = Awaited<ReturnType<ArtifactStore['getTable']>>;
+
+export interface RowParallel<Params = unknown> {
+  /** The input whose rows the stage maps over (a table artifact). */
+  input: string;
+  /** Rows the stage computes together; a shard holds a whole number of them. */
+  chunkRows(params: Params): number;
+  /**
+   * Indices of the input table's rows the stage computes, in the order it computes them (its own filter
+   * from params); default every row. Applied to a shard's rows it must select them all.
+   */
+  selectRows?(table: Table, params: Params): number[];
 }
 
 /** Bad-input errors are never retried; defined in @dro/artifacts (the store raises them too). */
@@ -130,6 +156,11 @@ export interface DagNode {
   inputs: Record<string, { node: string; output: string } | { ref: ArtifactRef }>;
   /** Model file for needs = "model" stages. */
   model?: { path: string; digest: string } | null;
+  /**
+   * For a row-parallel stage: run as shards of this many rows (rounded up to whole chunks) plus a merge.
+   * Not part of the cache key: the merged outputs are the unsharded ones.
+   */
+  shardSize?: number;
   /**
    * The stage plugin that runs this node instead of the registered stage of the same name (from the
    * experiment config's "stages"). Every engine loads it from here, so it must resolve on every worker.

@@ -24,6 +24,7 @@ import {
   complianceScoresSchema,
   judgedSelection,
   readRenderedInputs,
+  renderedRowIndices,
   renderedInputsSchema,
   softPromptSchema,
   readSoftPrompt,
@@ -220,5 +221,8 @@ export const samplingStage: Stage<SamplingParams> = {
   outputs: ['samples', 'scores'],
   outputSchemas: { samples: samplesSchema.name, scores: complianceScoresSchema.name },
   parseParams: (raw) => parseSamplingParams(raw),
+  // Each input is sampled with its own seed (seedOffset + query_index) and judged alone; its samples and
+  // its score depend on no other row.
+  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
   run: runSampling,
 };

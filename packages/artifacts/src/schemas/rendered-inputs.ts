@@ -6,6 +6,7 @@
  * Row identity: `input_id` = "<set>/<query_id>/<prompt_id>" is unique within a table and is the join key of
  * every per-input table downstream.
  */
+import type { Table } from 'apache-arrow';
 import type { ArtifactRef, ArtifactStore, ManifestInput } from '../types.ts';
 import { BadInputError } from '../errors.ts';
 import { checkedLabel, defineTableSchema, readStoredTable, tableForSchema } from '../schemas.ts';
@@ -58,6 +59,23 @@ export interface RenderedInput {
 export interface RenderedSelection {
   sets?: readonly string[];
   promptId?: string;
+}
+
+/**
+ * Indices of the rows of a rendered-inputs table that `select` picks (and of `label` only, when given),
+ * in table order — the selection readRenderedInputs applies, for a row-parallel stage's shards.
+ */
+export function renderedRowIndices(table: Table, select: RenderedSelection & { label?: QueryLabel } = {}): number[] {
+  const sets = select.sets ?? [];
+  const [setCol, prompts, labels] = [table.getChild('set'), table.getChild('prompt_id'), table.getChild('label')];
+  const picked: number[] = [];
+  for (let i = 0; i < table.numRows; i++) {
+    if (sets.length > 0 && !sets.includes(setCol?.get(i) as string)) continue;
+    if (select.promptId !== undefined && prompts?.get(i) !== select.promptId) continue;
+    if (select.label !== undefined && labels?.get(i) !== select.label) continue;
+    picked.push(i);
+  }
+  return picked;
 }
 
 /**

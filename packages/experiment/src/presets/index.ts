@@ -33,6 +33,11 @@ export function mergeParams(base: Params, over: Params): Params {
   return outParams;
 }
 
+/** The config's shard size (its own, else the preset's); null = no sharding. */
+export function shardSizeOf(config: ExperimentConfig): number | null {
+  return config.shardSize === undefined ? PRESETS[config.preset].shardSize : config.shardSize;
+}
+
 /** Params of one DAG role: preset, then overrides by stage, then by role, then the DAG's own fields. */
 export function stageParams(config: ExperimentConfig, role: string, extra: Params = {}): Params {
   const preset = PRESETS[config.preset].params[role as keyof Preset['params']];

@@ -21,6 +21,10 @@ export const paperPreset: Preset = {
   // The paper trains a soft prompt from each of its basic prompts and evaluates every one.
   trainPrompts: 'every',
   evalPrompts: 'every',
+  // 8 = one sampling chunk: sample-train's 800 inputs are 100 shards of ≤ 60 k sampled tokens (8 × 25 × ≤ 300),
+  // minutes each at the measured batch-8 decode rate, so a model load per shard costs ~1 % and up to 100
+  // workers share the heaviest stage. Stages with larger chunks (64) round it up to one chunk.
+  shardSize: 8,
   params: {
     'data-prep:train': defaultDataPrepParams,
     'data-prep:eval': defaultDataPrepParams,

@@ -26,6 +26,11 @@ export interface Preset {
   trainPrompts: 'basic' | 'every';
   /** Text prompts evaluated (besides "none" and the trained prompts' own) when the config names none. */
   evalPrompts: 'basic' | 'every';
+  /**
+   * Rows per shard of a row-parallel node (sampling, refusal-logprob, extract, reference-answers); a config's
+   * `shardSize` overrides it, null there runs every node whole.
+   */
+  shardSize: number;
   /** Each role's params before the config's overrides (stages fill what a role leaves out with their defaults). */
   params: Readonly<Record<PresetRole, object>>;
 }

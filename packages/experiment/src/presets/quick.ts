@@ -54,14 +54,20 @@ export const quickPreset: Preset = {
   // Each trained or evaluated prompt costs a training run or a sampling pass: the basic prompt only.
   trainPrompts: 'basic',
   evalPrompts: 'basic',
+  // 96 rows cut the 192 training inputs into two shards of whole chunks (4 sampling chunks of 24, 3 chunks
+  // of 32 for refusal-logprob and extract), one per worker of a 2-worker cluster; each shard's work still
+  // dwarfs its model load (README "Scaling out").
+  shardSize: 96,
   params: {
     // Rendering is cheap; only the number of queries is cut.
     'data-prep:train': { ...paper['data-prep:train'], limitPerLabel: QUICK_TRAIN_PER_LABEL },
     'data-prep:eval': { ...paper['data-prep:eval'], limitPerLabel: QUICK_EVAL_PER_LABEL },
     'sampling:train': sampling,
     'sampling:eval': { ...sampling, samples: QUICK_EVAL_SAMPLES },
-    'refusal-logprob': paper['refusal-logprob'],
-    extract: paper.extract,
+    // Chunks of 32 (a whole number of batches, so refusal log-probs are the same as with 64): the 192
+    // training inputs then split into two equal shards of 96 (shardSize below), one per worker of two.
+    'refusal-logprob': { ...paper['refusal-logprob'], chunkSize: 32 },
+    extract: { ...paper.extract, chunkSize: 32 },
     /**
      * Small data and models that rarely refuse: relative refusal labels (see DirectionsParams.refusalLabels)
      * and a boundary learning rate of 1e-2. With the paper's 1e-4, early stopping (patience 3, min
