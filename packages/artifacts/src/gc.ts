@@ -12,8 +12,13 @@
  *   an artifact is deleted only when its manifest parses and names it. Everything else — links (never
  *   followed: a linked shard or namespace is not descended into), foreign names, unreadable manifests —
  *   is left alone and listed in `skipped`;
- * - while any record cannot be parsed, no artifact is deleted: the bad record might be the run that pins
- *   them (it is listed in `badRecords`; `dro verify --remove` clears it).
+ * - while any record cannot be read — one that does not parse, or a records directory, namespace or
+ *   record name that is a link or not the file type the store makes (gc follows none of them) — no
+ *   artifact is deleted: the unreadable record might be the run that pins them (it is listed in
+ *   `badRecords`; delete or repair it, `dro verify --remove` clears a torn one);
+ * - one half of an artifact (object or manifest) is removed as a stray only when the other half is truly
+ *   absent, not when it sits behind a link or a non-directory gc refuses to read: a linked `objects/` or
+ *   `manifests/` (or shard) hides the other half, it does not prove it missing.
  *
  * A grace period protects files written in the last `graceMs`: a run in flight has written outputs its
  * run record does not pin yet.
@@ -21,6 +26,7 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { isOwnTempName } from './atomic-fs.ts';
+import { isRecordFileName } from './records.ts';
 import { assertMarkedStore } from './store-marker.ts';
 import type { StoreEntry } from './store-files.ts';
 import type { LocalArtifactStore } from './store.ts';
@@ -46,7 +52,7 @@ export interface GcReport {
   strayFilesDeleted: number;
   /** Paths gc did not create and left alone: links, other file types, foreign names, unreadable manifests. */
   skipped: string[];
-  /** Record files that cannot be parsed; while there are any, no artifact is deleted. */
+  /** Record entries that cannot be read (torn, or a link / non-regular file where records live); while there are any, no artifact is deleted. */
   badRecords: string[];
 }
 
@@ -54,6 +60,24 @@ const DIGEST = /^[0-9a-f]{64}$/;
 const SHARD = /^[0-9a-f]{2}$/;
 /** Report pages, and the temp names the report writer used before it wrote through the store. */
 const REPORT_FILE = /^([0-9a-f]{64})\.html(\.\d+\.tmp)?$/;
+
+/**
+ * Whether `file` (below `root`) is provably not there: some directory on the way, or the file itself, does
+ * not exist. A link or a non-directory on the way, or anything at the name, means it may be there.
+ */
+async function isTrulyAbsent(root: string, file: string): Promise<boolean> {
+  const parts = path.relative(root, file).split(path.sep);
+  for (let i = 1; i <= parts.length; i++) {
+    let info;
+    try {
+      info = await lstat(path.join(root, ...parts.slice(0, i)));
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+    if (i === parts.length || !info.isDirectory()) return false;
+  }
+  return false;
+}
 
 export interface ShardFile {
   file: string;
@@ -153,17 +177,24 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
   const { live, unpinned: recordRefs, badRecords } = await markLive(store);
   report.badRecords.push(...badRecords);
   const recordTemps: StoreEntry[] = [];
-  for (const top of ['records', 'reports']) {
-    const info = await lstat(path.join(store.root, top)).catch(() => null);
-    if (info && !info.isDirectory()) report.skipped.push(path.join(store.root, top));
+  const reportsInfo = await lstat(path.join(store.root, 'reports')).catch(() => null);
+  if (reportsInfo && !reportsInfo.isDirectory()) report.skipped.push(path.join(store.root, 'reports'));
+  // Records are the roots: an entry where records live that gc cannot read (it follows no link) may hold
+  // pinning records, so it counts as an unreadable record, like a torn one.
+  const recordsInfo = await lstat(store.records.dir).catch(() => null);
+  if (recordsInfo && !recordsInfo.isDirectory()) {
+    report.badRecords.push(store.records.dir);
+    report.skipped.push(store.records.dir);
   }
   for (const entry of await store.files.listIfDirectory(store.records.dir)) {
+    if (entry.type === 'link') report.badRecords.push(entry.file);
     if (entry.type !== 'dir') report.skipped.push(entry.file);
   }
   for (const namespace of await store.records.namespaces()) {
     for (const entry of await store.files.list(path.join(store.records.dir, namespace))) {
       if (entry.type === 'file' && isOwnTempName(entry.name)) recordTemps.push(entry);
       else if (entry.type !== 'file' || !entry.name.endsWith('.json')) report.skipped.push(entry.file);
+      if (entry.type !== 'file' && isRecordFileName(entry.name)) report.badRecords.push(entry.file);
     }
   }
 
@@ -191,8 +222,12 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
     report.bytesFreed += size;
     gone.add(digest);
   }
+  // One half of an artifact whose other half gc cannot see (behind a link, a non-directory) is not a stray.
+  const otherHalfAbsent = (digest: string, top: 'objects' | 'manifests') =>
+    isTrulyAbsent(store.root, top === 'objects' ? store.manifestPath(digest) : store.objectPath(digest));
   for (const { file, digest, temp } of [...objects, ...manifests]) {
-    const isStray = temp || (digest !== null && !committed.has(digest));
+    const top = file.startsWith(path.join(store.root, 'objects') + path.sep) ? 'objects' : 'manifests';
+    const isStray = temp || (digest !== null && !committed.has(digest) && (await otherHalfAbsent(digest, top)));
     if (isStray && !(await isYoung(file))) {
       await remove(file);
       report.strayFilesDeleted++;
@@ -215,8 +250,12 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
       report.skipped.push(entry.file);
     }
   }
+  // A cache entry dangles when an artifact it names is gone — not when gc merely cannot see it.
+  const isMissing = async (digest: string) =>
+    gone.has(digest) || (!committed.has(digest) && ((await isTrulyAbsent(store.root, store.objectPath(digest))) || (await isTrulyAbsent(store.root, store.manifestPath(digest)))));
   for (const { id, namespace, key, refs } of recordRefs) {
-    const dangling = refs.some((digest) => gone.has(digest) || !committed.has(digest));
+    let dangling = false;
+    for (const digest of refs) if (!dangling && (await isMissing(digest))) dangling = true;
     if (dangling && report.badRecords.length === 0) {
       if (!dryRun) await store.records.delete(namespace, key);
       report.recordsDeleted.push(id);

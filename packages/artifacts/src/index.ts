@@ -19,6 +19,7 @@ export * from './s3-marker.ts';
 export * from './s3-store.ts';
 export * from './paths.ts';
 export * from './text-file.ts';
+export * from './user-output.ts';
 export * from './fs-errors.ts';
 export * from './schemas/queries.ts';
 export * from './schemas/rendered-inputs.ts';

@@ -74,6 +74,11 @@ export function recordKeyOf(name: string): string | null {
   return NAME.test(key) ? key : null;
 }
 
+/** Whether `name` is the name of a record file (`<key>.json`). */
+export function isRecordFileName(name: string): boolean {
+  return name.endsWith('.json') && NAME.test(name.slice(0, -'.json'.length));
+}
+
 /** Whether `name` is a valid record namespace or key. */
 export function isRecordName(name: string): boolean {
   return NAME.test(name);

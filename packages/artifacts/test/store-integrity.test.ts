@@ -106,4 +106,57 @@ describe('nothing is followed out of the root', () => {
     // The store's own layout is still intact and a second gc agrees.
     expect((await store.gc({ graceMs: 0 })).deleted).toEqual([]);
   });
+  it('gc deletes nothing a record it cannot read may pin, nor half of an artifact whose other half it cannot see', async () => {
+    // Each case hides part of a store from gc behind an entry it does not follow or read. Before, gc took
+    // the hidden run record for "no record" (and the hidden half for "missing") and deleted every artifact.
+    const hideBehindLink = (entry: string) => {
+      const moved = path.join(temp.dir, `moved-${count++}`);
+      renameSync(entry, moved);
+      symlinkSync(moved, entry);
+    };
+    const runRecord = (store: LocalArtifactStore) => path.join(store.records.dir, 'runs', 'r1.json');
+    const cases: [string, boolean, (store: LocalArtifactStore, pinned: string) => void][] = [
+      ['records/ is a link', true, (store) => hideBehindLink(store.records.dir)],
+      ['records/ is a regular file', true, (store) => {
+        rmSync(store.records.dir, { recursive: true });
+        writeFileSync(store.records.dir, 'not a directory');
+      }],
+      ['a record namespace is a link', true, (store) => hideBehindLink(path.join(store.records.dir, 'runs'))],
+      ['a run record is a link', true, (store) => hideBehindLink(runRecord(store))],
+      ['a run record is a FIFO', true, (store) => {
+        unlinkSync(runRecord(store));
+        execFileSync('mkfifo', [runRecord(store)]);
+      }],
+      ['a run record is a directory', true, (store) => {
+        unlinkSync(runRecord(store));
+        mkdirSync(runRecord(store));
+      }],
+      ['objects/ is a link', false, (store) => hideBehindLink(path.join(store.root, 'objects'))],
+      ['manifests/ is a link', false, (store) => hideBehindLink(path.join(store.root, 'manifests'))],
+      ['an object shard is a regular file', false, (store, pinned) => {
+        const shard = path.dirname(store.objectPath(pinned));
+        rmSync(shard, { recursive: true });
+        writeFileSync(shard, 'not a directory');
+      }],
+    ];
+    for (const [name, hidesRecords, hide] of cases) {
+      const store = freshStore();
+      const pinned = await store.putJson('test-n/v1', { n: 1 }, made);
+      const cached = await store.putJson('test-n/v1', { n: 2 }, made);
+      await store.records.put('runs', 'r1', {}, { refs: [pinned.digest], pin: true });
+      await store.records.put('cache', 'k1', {}, { refs: [cached.digest] });
+      hide(store, pinned.digest);
+      const halves = [store.manifestPath(pinned.digest), store.objectPath(pinned.digest)];
+      const before = halves.map((file) => existsSync(file));
+
+      const report = await store.gc({ graceMs: 0 });
+      // The pinned artifact keeps both halves (where they are) and nothing is taken for a stray.
+      expect([halves.map((file) => existsSync(file)), report.strayFilesDeleted], name).toEqual([before, 0]);
+      // A record gc cannot read might pin anything: no artifact and no cache entry goes.
+      if (hidesRecords) {
+        expect([report.deleted, report.recordsDeleted, await store.has(cached.digest)], name).toEqual([[], [], true]);
+        expect(report.badRecords.length, name).toBeGreaterThan(0);
+      }
+    }
+  });
 });

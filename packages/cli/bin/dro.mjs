@@ -3,5 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/main.ts');
+const { guardProcess, main } = await import('../src/main.ts');
+guardProcess();
 process.exitCode = await main(process.argv.slice(2));

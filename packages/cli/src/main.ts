@@ -20,6 +20,33 @@ function overview(prefix: string[] = []): string {
   return ['usage: dro <command> [options]   (dro <command> --help for details)', '', 'commands:', ...rows, ''].join('\n');
 }
 
+/**
+ * Process-wide failures that no command's try/catch sees:
+ * - a closed stdout or stderr (`dro run 2>&1 | head`, a log collector or ssh session gone): every later write
+ *   fails with EPIPE, and the first unhandled one killed dro mid-run, leaving its run record "running". The
+ *   output is dropped instead and the command finishes — a run ends with its real terminal record;
+ * - an error thrown or rejected outside any promise a command awaits (a stage plugin's timer or floating
+ *   promise): Node printed a raw stack trace. It is reported like every other error (name and message; the
+ *   stack with DRO_DEBUG=1) and dro exits 1 at once — a run record still "running" then shows as
+ *   interrupted, and a rerun resumes from the cache.
+ */
+export function guardProcess(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+      throw error;
+    });
+  }
+  const fatal = (origin: string) => (reason: unknown) => {
+    const e = reason instanceof Error ? reason : new Error(String(reason));
+    process.stderr.write(`dro: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e.message} (${origin} outside the command's own work, e.g. in a stage plugin; stopping)\n`);
+    if (process.env.DRO_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('thrown'));
+  process.on('unhandledRejection', fatal('a promise rejected'));
+}
+
 export async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(overview());

@@ -2,7 +2,7 @@
  * `dro` usage and input errors end to end (the real command, real files, a tiny real GGUF model): bad
  * flags are usage errors (exit 2) that name the flag and what was expected, before anything is written;
  * an unreachable Temporal address names the address and what to check; `dro judge --output` into a missing
- * directory names the user's path; `~` works in every path flag and in $DRO_CACHE.
+ * directory names the user's path, onto a FIFO is refused and through a link writes its target; `~` works in every path flag and in $DRO_CACHE.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -111,6 +111,26 @@ describe('dro judge --output', () => {
     expect(r.stderr).toContain(`cannot write ${output}: directory ${path.dirname(output)} does not exist`);
     expect(r.stderr).not.toMatch(/\.tmp/);
     expect(r.code).toBe(1);
+  });
+
+  it('onto a FIFO is refused (the FIFO stays); onto a link writes the link\'s target (the link stays)', () => {
+    const input = path.join(tmp, 'responses-2.jsonl');
+    fs.writeFileSync(input, '{"output":"I cannot help with that."}\n');
+    const fifo = path.join(tmp, 'judged-fifo.jsonl');
+    spawnSync('mkfifo', [fifo]);
+    const r = dro(['judge', '--input', input, '--output', fifo]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`${fifo}: it is a FIFO (named pipe), not a regular file`);
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+
+    const target = path.join(tmp, 'judged-target.jsonl');
+    fs.writeFileSync(target, 'old\n');
+    const link = path.join(tmp, 'judged-link.jsonl');
+    fs.symlinkSync(target, link);
+    const linked = dro(['judge', '--input', input, '--output', link]);
+    expect(linked.code, linked.stderr).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(fs.readFileSync(target, 'utf8'))).toMatchObject({ refused: true });
   });
 });
 

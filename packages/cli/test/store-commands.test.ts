@@ -49,7 +49,17 @@ function runRecord(runId: string): RunRecord {
 }
 
 /** A directory with a tiny random GGUF model, a few queries and a config.json whose store is ./store. */
-function tinyExperiment(name: string): string {
+/** Overrides that make the tiny experiment's full run take seconds (as experiment/test/tiny-experiment.ts). */
+const FAST = {
+  'data-prep': { limitPerLabel: 4 },
+  sampling: { samples: 1, minNewTokens: 1, maxNewTokens: { harmful: 2, harmless: 2 } },
+  directions: { boundary: { maxEpochs: 10, folds: 2 } },
+  'dro-train': { epochs: 1, batchSize: 4, microBatchSize: 4, maxQueries: 4 },
+  'reference-answers': { maxNewTokens: 2, maxQueries: 2 },
+  evaluate: { capabilityQueries: 2 },
+};
+
+function tinyExperiment(name: string, extra: Record<string, unknown> = {}): string {
   const dir = path.join(tmp, name);
   mkdirSync(dir);
   const lines = (file: string) => readFileSync(path.join(repoRoot, 'data', 'queries', file), 'utf8').trim().split('\n').slice(0, 40);
@@ -64,6 +74,7 @@ function tinyExperiment(name: string): string {
     basicPrompt: 'default',
     labelSource: 'sampling',
     store: 'store',
+    ...extra,
   };
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   return dir;
@@ -161,6 +172,21 @@ describe('dro report', () => {
     expect(readFileSync(page, 'utf8')).toBe(HTML);
   });
 
+  it('--out onto a FIFO or a directory is refused and leaves it as it was (never replaced by a file)', async () => {
+    const root = freshRoot();
+    const store = new LocalArtifactStore({ root });
+    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const fifo = path.join(tmp, 'report-fifo.html');
+    execFileSync('mkfifo', [fifo]);
+    const r = dro('report', '--ref', ref.digest, '--store', root, '--out', fifo);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`cannot write report ${fifo}: it is a FIFO (named pipe), not a regular file`);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    const dir = path.join(tmp, 'report-dir.html');
+    mkdirSync(dir);
+    expect(dro('report', '--ref', ref.digest, '--store', root, '--out', dir).stderr).toContain(`${dir}: it is a directory`);
+  });
+
   it.skipIf(!canUnshare)('--out works on a read-only store (nothing is written into the store)', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
@@ -215,5 +241,32 @@ describe('dro run', () => {
     expect(stderr).toMatch(/dro run: cancelled/);
     const runs = await listRuns(new LocalArtifactStore({ root: path.join(dir, 'store') }));
     expect(runs.map((r) => r.status)).toEqual(['cancelled']);
+  });
+
+  it('a closed stdout and stderr (`dro run 2>&1 | head`) do not kill the run: it ends with its real terminal record', async () => {
+    const dir = tinyExperiment('epipe', { overrides: FAST });
+    const child = spawn(process.execPath, [DRO, 'run', '--config', path.join(dir, 'config.json')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Like `head`: read the first output, then close both pipes while the run goes on.
+    await new Promise<void>((resolve) => child.stderr.once('data', () => resolve()));
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const runs = await listRuns(new LocalArtifactStore({ root: path.join(dir, 'store') }));
+    expect([code, runs.map((r) => r.status)]).toEqual([0, ['succeeded']]);
+  });
+
+  it('an error a stage plugin throws from a timer is reported like any other error (no stack trace), exit 1', () => {
+    const plugin = path.join(tmp, 'timer-plugin.mts');
+    writeFileSync(
+      plugin,
+      `export default { name: 'extract', version: '1', needs: 'model', inputs: ['rendered'], outputs: ['hiddenStates'],
+        outputSchemas: { hiddenStates: 'hidden-states/v1' }, parseParams: (raw) => raw ?? {},
+        async run() { setTimeout(() => { throw new RangeError('boom from a timer'); }, 10); await new Promise((r) => setTimeout(r, 60_000)); } };\n`,
+    );
+    const dir = tinyExperiment('uncaught', { overrides: FAST, stages: { extract: plugin } });
+    const r = spawnSync(process.execPath, [DRO, 'run', '--config', path.join(dir, 'config.json')], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toContain("dro: RangeError: boom from a timer (thrown outside the command's own work");
+    expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 });

@@ -22,12 +22,15 @@ export const MAX_QUERY_CHARS = 16_384;
 
 /**
  * The form two queries are compared in, for duplicates within a file and overlap between the training and
- * evaluation sets: Unicode-compatibility normalised (NFKC: full-width letters, ligatures), lower-cased,
+ * evaluation sets: invisible characters dropped, Unicode-compatibility normalised (NFKC: full-width
+ * letters, ligatures), lower-cased,
  * punctuation and symbols turned into spaces, whitespace collapsed. "How do I pick a lock?" and
  * "how do i  pick a lock" are the same query. A query of only punctuation and symbols (emoji) keeps them.
  */
 export function queryKey(query: string): string {
-  const folded = query.normalize('NFKC').toLowerCase();
+  // Invisible characters (zero-width space and joiner, soft hyphen, BOM: Unicode's default-ignorable code
+  // points) render as nothing, so "pick\u200ba lock" is the same query to a reader, and to leakage checks.
+  const folded = query.replace(/\p{Default_Ignorable_Code_Point}/gu, '').normalize('NFKC').toLowerCase();
   const words = folded.replace(/[\p{P}\p{S}]+/gu, ' ').replace(/\s+/g, ' ').trim();
   return words !== '' ? words : folded.replace(/\s+/g, ' ').trim();
 }
@@ -150,11 +153,27 @@ function parquetRecords(file: string): RawRecord[] {
   }));
 }
 
+/** An unpaired UTF-16 surrogate: what a JSON escape such as "\ud800" decodes to; it is not text. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text that can be stored as UTF-8. JSON may spell a lone surrogate ("\ud800"), which every UTF-8 encoder
+ * (Arrow's included) silently turns into U+FFFD — the invalid-byte case of a text file, by another road.
+ */
+function checkWellFormed(value: string, file: string, where: string, field: string): string {
+  const at = value.search(LONE_SURROGATE);
+  if (at >= 0) {
+    const unit = value.charCodeAt(at).toString(16);
+    throw new BadInputError(`${file} ${where}: "${field}" holds an unpaired surrogate \\u${unit} at character ${at + 1}, which is not text (it could only be stored replaced by U+FFFD)`);
+  }
+  return value;
+}
+
 function optionalText(value: unknown, file: string, where: string, field: string): string | null {
   if (value === undefined || value === null || value === '') return null;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value !== 'string') throw new BadInputError(`${file} ${where}: "${field}" must be a string, got ${JSON.stringify(value)}`);
-  return value.trim();
+  return checkWellFormed(value, file, where, field).trim();
 }
 
 function labelOf(value: unknown, fallback: QueryLabel | undefined, file: string, where: string): QueryLabel {
@@ -188,6 +207,7 @@ export function readQueryFile(file: string, options: ReadQueriesOptions = {}): Q
     const query = fields.query;
     if (typeof query !== 'string') throw new BadInputError(`${file} ${where}: "query" must be a string, got ${JSON.stringify(query)}`);
     if (query.trim() === '') throw new BadInputError(`${file} ${where}: empty query`);
+    checkWellFormed(query, file, where, 'query');
     if (query.trim().length > MAX_QUERY_CHARS)
       throw new BadInputError(`${file} ${where}: query is ${query.trim().length} characters long; the limit is ${MAX_QUERY_CHARS} (MAX_QUERY_CHARS)`);
     const key = queryKey(query);

@@ -123,4 +123,20 @@ pq.write_table(pa.table({'id':['a','b'],'query':['How to bake bread?','How to ro
     const file = write('p.txt', 'How do I pick a lock?\nhow do i pick a lock\n');
     expect(() => readQueryFile(file, { label: 'harmful' })).toThrow(/p\.txt line 2: duplicate query \(same as line 1\)/);
   });
+
+  it('queryKey drops invisible characters, so a zero-width space, joiner or soft hyphen hides no duplicate or overlap', () => {
+    const plain = 'How can I beat someone up without leaving bruises?';
+    for (const hidden of ['How\u200b can I beat someone up without leaving bruises?', 'How can I be\u00adat someone up without leaving bruises?', 'How \u200dcan I beat someone up\ufeff without leaving bruises?']) {
+      expect(queryKey(hidden), JSON.stringify(hidden)).toBe(queryKey(plain));
+    }
+    const file = write('zw.jsonl', `${JSON.stringify({ query: plain, label: 'harmful' })}\n${JSON.stringify({ query: 'How\u200b can I beat someone up without leaving bruises?', label: 'harmful' })}\n`);
+    expect(() => readQueryFile(file)).toThrow(/zw\.jsonl line 2: duplicate query \(same as line 1\)/);
+  });
+
+  it('rejects a JSON-escaped unpaired surrogate (which UTF-8 storage would turn into U+FFFD) with the line and field', () => {
+    const file = write('sur.jsonl', '{"query":"fine","label":"harmless"}\n{"query":"hello \\ud800 world","label":"harmful"}\n');
+    expect(() => readQueryFile(file)).toThrow(/sur\.jsonl line 2: "query" holds an unpaired surrogate \\ud800 at character 7/);
+    const category = write('cat.jsonl', '{"query":"fine","label":"harmless","category":"x\\udc00"}\n');
+    expect(() => readQueryFile(category)).toThrow(/cat\.jsonl line 1: "category" holds an unpaired surrogate/);
+  });
 });

@@ -12,6 +12,7 @@ import {
   NotFoundError,
   UnsafeStoreEntryError,
   canonicalJson,
+  schemaReadableAs,
   sha256Hex,
   type ArtifactRef,
   type ArtifactStore,
@@ -117,7 +118,7 @@ export async function findCachedNode(store: CachingStore, node: DagNode, prepare
   const cached = await readCacheEntry(store, cacheKey, node, log);
   // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
   // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
-  const problem = cached && (await unusableOutput(store, cached.outputs, stage.outputs));
+  const problem = cached && (await unusableOutput(store, cached.outputs, stage));
   if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
   if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
   return null;
@@ -182,21 +183,31 @@ async function readCacheEntry(store: CachingStore, cacheKey: string, node: DagNo
 }
 
 /**
- * Why the cached outputs cannot be served (missing, corrupt, a link), or null when every declared output
- * is present and hashes to its digest. Re-hashing costs one read of the outputs per hit: on the 2-core
+ * Why the cached outputs cannot be served (missing, corrupt, a link, or not the artifact the entry says:
+ * its manifest names another format or schema, or one the stage does not declare), or null when every
+ * declared output is present, hashes to its digest and is what the entry and the stage say. A hit served
+ * on the entry's word alone failed every later run in the stage that read it, without repair.
+ * Re-hashing costs one read of the outputs per hit: on the 2-core
  * development machine a file's sha256 streams at 0.4–0.7 GB/s and a 31.6 MB store re-hashes in
  * 80–170 ms (measured, verify.ts), so an all-hits quick-preset run pays well under a second. Real IO
  * errors (EACCES, EIO) are not misses and propagate.
  */
-async function unusableOutput(store: CachingStore, outputs: Record<string, ArtifactRef>, declared: readonly string[]): Promise<string | null> {
-  for (const name of declared) {
+async function unusableOutput(store: CachingStore, outputs: Record<string, ArtifactRef>, stage: Stage<unknown>): Promise<string | null> {
+  for (const name of stage.outputs) {
     const ref = outputs[name];
     if (!ref || typeof ref.digest !== 'string') return `output "${name}" is not in the cache entry`;
     try {
       if (!(await store.has(ref.digest))) return `output "${name}" (${ref.digest}) is no longer in the store`;
       await store.verify(ref.digest);
+      const manifest = await store.manifest(ref.digest);
+      if (manifest.format !== ref.format || manifest.schema !== ref.schema) {
+        return `output "${name}" (${ref.digest}) is a ${manifest.schema} (${manifest.format}) artifact, not the ${ref.schema} (${ref.format}) the cache entry names`;
+      }
+      const declared = stage.outputSchemas?.[name];
+      const mismatch = declared === undefined ? null : schemaReadableAs(ref.schema, declared);
+      if (mismatch !== null) return `output "${name}" is a ${ref.schema} artifact, the stage declares ${declared}: ${mismatch}`;
     } catch (error) {
-      if (isUnusableArtifactError(error)) {
+      if (isUnusableArtifactError(error) || error instanceof CorruptRecordError) {
         return `output "${name}": ${error.message}`;
       }
       throw error;

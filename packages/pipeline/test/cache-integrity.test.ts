@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { LocalArtifactStore, type ArtifactRef, type CorruptRecordError } from '@dro/artifacts';
+import { LocalArtifactStore, defineJsonSchema, type ArtifactRef, type CorruptRecordError } from '@dro/artifacts';
 import { CACHE_NAMESPACE, ChunkCheckpoints, createProgressReporter, executeNode, listRuns, loadRun, runDag, type Dag, type DagNode, type StageLogger } from '../src/index.ts';
 import { numbersSchema, runCounts, testStages } from './fixtures/stages.ts';
 import { makeTempDir } from './helpers.ts';
@@ -18,6 +18,7 @@ beforeEach(() => runCounts.clear());
 let storeCount = 0;
 const freshStore = () => new LocalArtifactStore({ root: path.join(temp.dir, `store-${storeCount++}`) });
 
+const otherSchema = defineJsonSchema<{ note: string }>({ name: 'test-other/v1', validate: () => [] });
 const numbersNode: DagNode = { id: 'numbers', stage: 'numbers', params: { count: 6 }, inputs: {} };
 const chain: Dag = {
   name: 'chain',
@@ -66,6 +67,49 @@ describe('cache hits are verified', () => {
     expect(second).toEqual({ ...first, cacheHit: false });
     expect(log.warnings.join('\n')).toMatch(new RegExp(`unreadable.*${recordFile}`));
     expect(await store.records.get(CACHE_NAMESPACE, first.cacheKey)).toMatchObject({ outputs: first.outputs });
+  });
+
+  it('a cache entry naming an artifact its manifest contradicts, or with a torn manifest, is a miss and is repaired', async () => {
+    const store = freshStore();
+    const first = await executeNode({ store, stages: testStages, node: numbersNode, inputs: {} });
+    const recordFile = path.join(store.records.dir, CACHE_NAMESPACE, `${first.cacheKey}.json`);
+    // The entry names another, intact artifact (of another schema) as the "numbers" output.
+    const other = await store.putJson(otherSchema.name, { note: 'not numbers' }, { producer: { stage: 'other', version: '1' }, params: {}, inputs: {} });
+    const entry = JSON.parse(readFileSync(recordFile, 'utf8')) as { value: { outputs: Record<string, ArtifactRef> } };
+    entry.value.outputs.numbers = { ...first.outputs.numbers, digest: other.digest };
+    writeFileSync(recordFile, JSON.stringify(entry));
+
+    const log = captureLog();
+    const second = await executeNode({ store, stages: testStages, node: numbersNode, inputs: {}, log });
+    expect([second.cacheHit, second.outputs]).toEqual([false, first.outputs]);
+    expect(log.warnings.join('\n')).toContain(`is a ${otherSchema.name} (json) artifact, not the ${numbersSchema.name} (json) the cache entry names`);
+
+    // A torn manifest of a cached output: a miss, and the rerun rewrites the manifest.
+    const manifestFile = store.manifestPath(first.outputs.numbers.digest);
+    writeFileSync(manifestFile, '{"digest": "');
+    const third = await executeNode({ store, stages: testStages, node: numbersNode, inputs: {}, log });
+    expect(third.cacheHit).toBe(false);
+    expect((await store.manifest(first.outputs.numbers.digest)).schema).toBe(numbersSchema.name);
+    expect((await executeNode({ store, stages: testStages, node: numbersNode, inputs: {} })).cacheHit).toBe(true);
+  });
+
+  it('a cache entry naming an artifact of a schema the stage does not declare is a miss and is repaired', async () => {
+    const store = freshStore();
+    const numbers = await executeNode({ store, stages: testStages, node: numbersNode, inputs: {} });
+    const scaleNode = chain.nodes[1]!;
+    const first = await executeNode({ store, stages: testStages, node: scaleNode, inputs: numbers.outputs });
+    const recordFile = path.join(store.records.dir, CACHE_NAMESPACE, `${first.cacheKey}.json`);
+    // Entry and manifest agree with each other, but "scaled" is declared as test-numbers/v1.
+    const other = await store.putJson(otherSchema.name, { note: 'not numbers' }, { producer: { stage: 'other', version: '1' }, params: {}, inputs: {} });
+    const entry = JSON.parse(readFileSync(recordFile, 'utf8')) as { value: { outputs: Record<string, ArtifactRef> } };
+    entry.value.outputs.scaled = other;
+    writeFileSync(recordFile, JSON.stringify(entry));
+
+    const log = captureLog();
+    const second = await executeNode({ store, stages: testStages, node: scaleNode, inputs: numbers.outputs, log });
+    expect([second.cacheHit, second.outputs]).toEqual([false, first.outputs]);
+    expect(log.warnings.join('\n')).toContain(`output "scaled" is a ${otherSchema.name} artifact, the stage declares ${numbersSchema.name}`);
+    expect((await executeNode({ store, stages: testStages, node: scaleNode, inputs: numbers.outputs })).cacheHit).toBe(true);
   });
 
   it('a resumable chunk whose record is torn or whose artifact is corrupt is recomputed, not served', async () => {

@@ -4,10 +4,9 @@
  * carried through untouched. The output is written to a temp file and renamed, so a bad input or a
  * crash never leaves a half-written file.
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Bool, Table, type Vector, vectorFromArray } from 'apache-arrow';
-import { BadInputError, decodeUtf8, parquetToTable, readUserFile, tableToParquet, writeFailureCause } from '@dro/artifacts';
+import { BadInputError, decodeUtf8, parquetToTable, readUserFile, tableToParquet, writeUserFile } from '@dro/artifacts';
 import { type RefusalJudge, defaultRefusalJudge } from './judge.ts';
 
 export interface JudgeFileResult {
@@ -86,21 +85,6 @@ function judgeParquet(input: string, judge: RefusalJudge): { bytes: Uint8Array; 
   return { bytes: tableToParquet(judged), rows: verdicts.length, refused: verdicts.filter(Boolean).length };
 }
 
-/**
- * Write `data` to `file` atomically: temp file in the same directory, then rename. A failure names `file`
- * and the cause (a missing directory, permissions, a full disk), not the temp file.
- */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(temp, data, { flush: true });
-    renameSync(temp, file);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw new Error(`cannot write ${file}: ${writeFailureCause(err, file)}`, { cause: err });
-  }
-}
-
 export function judgeResponsesFile(
   input: string,
   output: string = defaultJudgedPath(input),
@@ -112,10 +96,10 @@ export function judgeResponsesFile(
     throw new BadInputError(`output ${output} must have the same format as input ${input} (.${inFormat})`);
   if (inFormat === 'jsonl') {
     const { text, rows, refused } = judgeJsonl(input, judge);
-    writeFileAtomic(output, text);
+    writeUserFile(output, text, 'judged responses');
     return { output, rows, refused };
   }
   const { bytes, rows, refused } = judgeParquet(input, judge);
-  writeFileAtomic(output, bytes);
+  writeUserFile(output, bytes, 'judged responses');
   return { output, rows, refused };
 }

@@ -25,7 +25,7 @@ export const gcCommand: Command = {
       );
     }
     for (const file of report.badRecords) {
-      process.stderr.write(`dro gc: unreadable record ${file}: no artifact was deleted while it may pin some (delete it or run \`dro verify --remove\`)\n`);
+      process.stderr.write(`dro gc: unreadable record ${file} (torn, or a link or other file type gc does not follow): no artifact was deleted while it may pin some (delete or repair it; \`dro verify --remove\` clears torn records)\n`);
     }
     if (report.skipped.length > 0) {
       const shown = report.skipped.slice(0, 5).join(', ');

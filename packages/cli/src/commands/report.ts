@@ -17,7 +17,7 @@ export const reportCommand: Command = {
     out: { type: 'string' },
   },
   async run(args) {
-    const { openStore, reportHtmlSchema, writeFileAtomic } = await import('@dro/artifacts');
+    const { openStore, reportHtmlSchema, writeUserFile } = await import('@dro/artifacts');
     const { reportHtmlPath } = await import('@dro/evaluate');
     const store = openStore(storeOpt(args));
     const digest = requireString(args, 'ref');
@@ -29,7 +29,7 @@ export const reportCommand: Command = {
     const out = pathOpt(args, 'out');
     if (out) {
       const { html } = await store.getJson<{ html: string }>(ref);
-      await writeFileAtomic(out, html);
+      writeUserFile(out, html, 'report');
       process.stdout.write(`${out}\n`);
       return 0;
     }
