@@ -14,9 +14,9 @@
  * Layers are numbered as in Hugging Face's hidden_states: 0 = embeddings, i = output of block i,
  * L = the final normed state (what the built-in stores); "middle" = ⌊L/2⌋.
  */
-import { BadInputError, columnValues, hiddenStatesSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
-import { loadModel, padBatch, tf, type ChatModel } from '@dro/llm';
-import type { Stage, StageContext } from '@dro/pipeline';
+import { BadInputError, hiddenStatesSchema, hiddenStatesTable, readRenderedInputs, renderedInputsSchema, type ArtifactRef } from '@dro/artifacts';
+import { padBatch, tf, type ChatModel } from '@dro/llm';
+import { ParamReader, type Stage, type StageContext } from '@dro/pipeline';
 
 export interface MiddleLayerParams {
   layer: number | 'middle';
@@ -33,20 +33,21 @@ export interface MiddleLayerParams {
 const DEFAULTS: MiddleLayerParams = { layer: 'middle', batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
 
 function parseParams(raw: unknown): MiddleLayerParams {
-  const fail = (field: string, expected: string, got: unknown): never => {
-    throw new BadInputError(`middle-layer extract params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
+  const r = ParamReader.of('middle-layer extract', raw);
+  const layer = r.raw.layer === undefined ? DEFAULTS.layer : r.raw.layer;
+  if (layer !== 'middle' && !(typeof layer === 'number' && Number.isInteger(layer) && layer >= 0)) r.fail('layer', 'a layer index ≥ 0 or "middle"', layer);
+  r.mark('layer');
+  const allLayers = r.boolean('allLayers', DEFAULTS.allLayers);
+  if (allLayers) r.fail('allLayers', 'false (this stage stores one layer; use the built-in extract for all of them)', allLayers);
+  const params: MiddleLayerParams = {
+    layer: layer as MiddleLayerParams['layer'],
+    batchSize: r.int('batchSize', DEFAULTS.batchSize, 1),
+    chunkSize: r.int('chunkSize', DEFAULTS.chunkSize, 1),
+    allLayers: false,
+    sets: r.strings('sets', DEFAULTS.sets, 'an array of set names'),
   };
-  if (raw === undefined || raw === null) return { ...DEFAULTS };
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail('(params)', 'an object', raw);
-  const r = { ...DEFAULTS, ...(raw as Record<string, unknown>) };
-  for (const key of Object.keys(r)) if (!(key in DEFAULTS)) fail(key, `one of ${Object.keys(DEFAULTS).join(', ')}`, key);
-  if (r.layer !== 'middle' && !(Number.isInteger(r.layer) && (r.layer as number) >= 0)) fail('layer', 'a layer index ≥ 0 or "middle"', r.layer);
-  for (const key of ['batchSize', 'chunkSize'] as const) {
-    if (!Number.isInteger(r[key]) || (r[key] as number) < 1) fail(key, 'a positive integer', r[key]);
-  }
-  if (r.allLayers !== false) fail('allLayers', 'false (this stage stores one layer; use the built-in extract for all of them)', r.allLayers);
-  if (!Array.isArray(r.sets) || r.sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', r.sets);
-  return r as MiddleLayerParams;
+  r.done();
+  return params;
 }
 
 /** The layer index `param` names for a model with `numLayers` blocks (HF hidden_states has numLayers + 1). */
@@ -85,51 +86,19 @@ async function layerStates(model: ChatModel, sequences: number[][], layer: numbe
 }
 
 async function run(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: MiddleLayerParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('middle-layer extract needs a model: none configured');
-  const table = await ctx.store.getTable(inputs.rendered!);
-  const name = `rendered inputs ${inputs.rendered!.digest.slice(0, 12)}`;
-  const col = <T,>(c: string) => columnValues<T>(table, c, name);
-  const sets = col<string>('set');
-  const keep = sets.map((_, i) => i).filter((i) => params.sets.length === 0 || params.sets.includes(sets[i]!));
-  if (keep.length === 0) throw new BadInputError(`${name}: no rows to extract`);
-  const pick = <T,>(values: T[]) => keep.map((i) => values[i]!);
-  const tokens = table.getChild('token_ids')!;
-  const sequences = keep.map((i) => Array.from((tokens.get(i) as { toArray(): Int32Array }).toArray()));
-
-  const model = await loadModel(ctx.modelPath);
-  try {
-    const layer = resolveLayer(params.layer, model.config.numLayers);
-    const message = `hidden states at layer ${layer}`;
-    ctx.progress({ done: 0, total: sequences.length, message });
-    const hidden = await layerStates(model, sequences, layer, params.batchSize, (done) => {
-      ctx.signal.throwIfAborted();
-      ctx.progress({ done, total: sequences.length, message });
-    });
-    const out = tableForSchema(
-      hiddenStatesSchema,
-      {
-        input_id: pick(col<string>('input_id')),
-        set: pick(sets),
-        query_id: pick(col<string>('query_id')),
-        prompt_id: pick(col<string>('prompt_id')),
-        label: pick(col<string>('label')),
-        n_tokens: sequences.map((s) => s.length),
-        hidden,
-      },
-      { hidden: model.config.hiddenSize },
-    );
-    const manifest = {
-      producer: { stage: middleLayerExtract.name, version: middleLayerExtract.version },
-      params,
-      inputs: { rendered: inputs.rendered!.digest },
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-      summary: { layer, numLayers: model.config.numLayers },
-    };
-    return { hiddenStates: await ctx.store.putTable(hiddenStatesSchema.name, out, manifest) };
-  } finally {
-    model.dispose();
-  }
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
+  const sequences = rows.map((r) => r.tokenIds);
+  const model = await ctx.openModel();
+  const layer = resolveLayer(params.layer, model.config.numLayers);
+  const message = `hidden states at layer ${layer}`;
+  ctx.progress({ done: 0, total: sequences.length, message });
+  const hidden = await layerStates(model, sequences, layer, params.batchSize, (done) => {
+    ctx.signal.throwIfAborted();
+    ctx.progress({ done, total: sequences.length, message });
+  });
+  const table = hiddenStatesTable(rows.map((r) => ({ ...r, tokens: r.tokenIds.length })), hidden, model.config.hiddenSize);
+  const manifest = ctx.manifest({ summary: { layer, numLayers: model.config.numLayers } });
+  return { hiddenStates: await ctx.store.putTable(hiddenStatesSchema.name, table, manifest) };
 }
 
 const middleLayerExtract: Stage<MiddleLayerParams> = {
@@ -137,6 +106,7 @@ const middleLayerExtract: Stage<MiddleLayerParams> = {
   version: '1',
   needs: 'model',
   inputs: ['rendered'],
+  inputSchemas: { rendered: renderedInputsSchema.name },
   outputs: ['hiddenStates'],
   outputSchemas: { hiddenStates: hiddenStatesSchema.name },
   parseParams,

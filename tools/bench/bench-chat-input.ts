@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { ChatTemplate, loadTokenizer, requireSmolLm2Gguf, type ChatMessage } from '../../packages/llm/src/index.ts';
+import { ChatTemplate, loadTokenizer, requireSmolLm2Gguf, type ChatMessage } from '@dro/llm';
 
 const DATA = path.join(import.meta.dirname, '..', '..', 'data');
 const ROUNDS = 3;

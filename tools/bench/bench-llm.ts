@@ -15,18 +15,19 @@
  * ours / PyTorch and ours / llama.cpp (> 1 = we are faster). The three sides run one after the other so they do not compete
  * for the cores. The load average (os.loadavg) at the start and end is printed with the table: the numbers
  * are only comparable at a similar load. On the native backend ours is what the runtime does by default: forwards as TensorFlow
- * graphs, plain backprop as the graph forward plus its hand-written backward graph; DRO_FORWARD_GRAPH=0
+ * graphs, plain backprop as the graph forward plus its derived backward graph; DRO_FORWARD_GRAPH=0
  * measures the eager ops instead.
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate, loadModel, requireSmolLm2Gguf, tf, type ChatModel } from '../../packages/llm/src/index.ts';
+import { droCacheDir } from '@dro/artifacts';
+import { generate, loadModel, mulberry32, requireSmolLm2Gguf, tf, type ChatModel } from '@dro/llm';
+// Not part of @dro/llm's API: the benchmark reports which gradient-checkpointing default it measured.
 import { checkpointsByDefault } from '../../packages/llm/src/model/chat-model.ts';
-import { mulberry32 } from '../../packages/llm/src/generate/rng.ts';
 
-const PYREF = process.env.DRO_PYREF ?? path.join(process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro'), 'pyref', 'bin', 'python');
+const PYREF = process.env.DRO_PYREF ?? path.join(droCacheDir(), 'pyref', 'bin', 'python');
 const BATCH = 8;
 const SEQ = 128;
 const DECODE_PROMPT = 32;

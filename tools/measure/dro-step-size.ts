@@ -16,8 +16,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readTrainingShift, trainingObjective, type ArtifactRef } from '@dro/artifacts';
-import { lastHiddenStates, project, readEvalRows, readSoftPrompt } from '@dro/evaluate';
+import { readRenderedInputs, readSoftPrompt, readTrainingShift, trainingObjective, type ArtifactRef } from '@dro/artifacts';
+import { lastHiddenStates, project, promptedInput } from '@dro/evaluate';
 import { defaultConfig, mergeParams, prepareExperiment, runExperimentLocally, dagFor, type ExperimentConfig } from '@dro/experiment';
 import { loadModel, tf } from '@dro/llm';
 import { readDirections } from '@dro/artifacts';
@@ -65,14 +65,14 @@ async function heldOutShift(config: ExperimentConfig, modelId: string, outputs: 
   const prepared = await prepareExperiment(config);
   const basic = config.basicPrompt;
   const rendered = outputs(`prep-eval-${basic}@${modelId}`)!.rendered!;
-  const rows = await readEvalRows(prepared.store, rendered, basic, []);
+  const rows = await readRenderedInputs(prepared.store, rendered, { promptId: basic });
   const directions = await readDirections(prepared.store, outputs(`directions@${modelId}`)!.directions!);
   const soft = await readSoftPrompt(prepared.store, outputs(`dro:${basic}@${modelId}`)!.softPrompt!, 'softPrompt');
   const model = await loadModel(config.models.find((m) => m.id === modelId)!.path);
   const softTensor = tf.tensor2d(soft.values, [soft.n, soft.d]);
   try {
-    const inputs = rows.map((r) => ({ ids: r.ids, spanStart: r.spanStart!, spanEnd: r.spanEnd! }));
-    const base = await lastHiddenStates(model, inputs.map((x) => ({ ...x, spanStart: 0, spanEnd: 0 })), null, 8);
+    const inputs = rows.map((r) => promptedInput(r, true));
+    const base = await lastHiddenStates(model, rows.map((r) => promptedInput(r, false)), null, 8);
     const trained = await lastHiddenStates(model, inputs, softTensor, 8);
     const d = directions.d;
     const shift = rows.map((_, i) => project(directions, trained, i * d).refusal - project(directions, base, i * d).refusal);

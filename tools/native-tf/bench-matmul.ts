@@ -17,7 +17,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
-import { loadNativeTfjsNode, resolveNativeTfjsNode, SETUP_HINT } from './resolve.mjs';
+import { loadNativeTfjsNode, resolveNativeTfjsNode, SETUP_HINT } from '../../packages/llm/src/native/tfjs-node.mjs';
 
 interface MatMulShape {
   name: string;

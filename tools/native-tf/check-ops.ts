@@ -1,8 +1,9 @@
 /**
- * Do the native `tensorflow` backend's kernels compute what the wasm backend's do, for the ops a Llama
- * decoder and its input-embedding gradient use? One small random decoder block (RMSNorm, rotary q/k,
- * causal softmax attention with batched matMuls, SwiGLU MLP, tied-embedding logits) runs forward and
- * backward (tf.grad w.r.t. the input embeddings, the DRO use) on both backends from the same weights.
+ * Do the native `tensorflow` backend's kernels compute what the wasm backend's do, for the ops the Llama
+ * decoder and its input-embedding gradient use? The runtime's own eager decoder (packages/llm's
+ * decoder-block.ts over eager ops, with the runtime's kernel tuning) runs a small random model — GQA,
+ * Qwen2-style q|k|v biases, a left-padded row — forward and backward (tf.grad w.r.t. the input embeddings,
+ * the DRO use) on both backends from the same weights.
  *
  *   node bin/tsnode.mjs tools/native-tf/check-ops.ts
  *
@@ -11,17 +12,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
-import { loadNativeTfjsNode } from './resolve.mjs';
+import { loadNativeTfjsNode } from '../../packages/llm/src/native/tfjs-node.mjs';
+import { tuneNativeKernels } from '../../packages/llm/src/native/kernels.ts';
+import { disposeStepContext, disposeWeights, embedTokens, lmLogits, ropeFrequencies, runDecoder, stepContext, uploadWeights } from '../../packages/llm/src/model/llama.ts';
+import { padBatch } from '../../packages/llm/src/model/mask.ts';
+import { memoryWeightSource, randomWeights, tinyConfig } from '../../packages/llm/src/testing/tiny-model.ts';
 
-const BATCH = 2;
 const SEQ = 16;
-const HIDDEN = 64;
-const HEADS = 4;
-const HEAD_DIM = HIDDEN / HEADS;
-const FFN = 160;
-const VOCAB = 96;
+const config = tinyConfig({ architecture: 'qwen2', attentionBias: true, numHeads: 4, numKvHeads: 2 });
+const hostWeights = randomWeights(config, 7);
+// Two rows, the second left-padded, so the attention bias masks something.
+const { ids, mask } = padBatch([Array.from({ length: SEQ }, (_, i) => (i * 37 + 11) % config.vocabSize), Array.from({ length: SEQ - 5 }, (_, i) => (i * 13 + 5) % config.vocabSize)], 0);
 
-/** Deterministic values in [-scale, scale) from an LCG, so both backends get bit-identical weights. */
+/** Deterministic values in [-scale, scale) from an LCG, so both backends get bit-identical inputs. */
 function seeded(size: number, seed: number, scale: number): Float32Array {
   const out = new Float32Array(size);
   let state = seed >>> 0;
@@ -32,74 +35,23 @@ function seeded(size: number, seed: number, scale: number): Float32Array {
   return out;
 }
 
-const weightData = {
-  embedding: seeded(VOCAB * HIDDEN, 1, 0.5), // [V, H], tied with the output head
-  wq: seeded(HIDDEN * HIDDEN, 2, 0.2), // [H, H]
-  wk: seeded(HIDDEN * HIDDEN, 3, 0.2),
-  wv: seeded(HIDDEN * HIDDEN, 4, 0.2),
-  wo: seeded(HIDDEN * HIDDEN, 5, 0.2),
-  wGate: seeded(HIDDEN * FFN, 6, 0.2), // [H, F]
-  wUp: seeded(HIDDEN * FFN, 7, 0.2),
-  wDown: seeded(FFN * HIDDEN, 8, 0.2), // [F, H]
-  norm1: seeded(HIDDEN, 9, 0.1),
-  norm2: seeded(HIDDEN, 10, 0.1),
-};
-const tokenIds = Int32Array.from({ length: BATCH * SEQ }, (_, i) => (i * 37 + 11) % VOCAB);
-
-function rmsNorm(x: tf.Tensor3D, gainOffset: tf.Tensor1D): tf.Tensor3D {
-  const rms = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5)); // [B, T, 1]
-  return tf.mul(tf.mul(x, rms), tf.add(gainOffset, 1)) as tf.Tensor3D;
-}
-
-/** Rotary embedding in the rotate-half layout; x: [B, heads, T, D]. */
-function rotary(x: tf.Tensor4D): tf.Tensor4D {
-  const half = HEAD_DIM / 2;
-  const inverseFreq = tf.pow(10000, tf.div(tf.range(0, half), -half)); // [D/2]
-  const angles = tf.outerProduct(tf.range(0, SEQ), inverseFreq as tf.Tensor1D); // [T, D/2]
-  const cos = tf.concat([tf.cos(angles), tf.cos(angles)], -1); // [T, D]
-  const sin = tf.concat([tf.sin(angles), tf.sin(angles)], -1);
-  const [first, second] = tf.split(x, 2, -1);
-  const rotated = tf.concat([tf.neg(second), first], -1);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
-}
-
-/** [B, T, H] → [B, heads, T, D] */
-const splitHeads = (x: tf.Tensor): tf.Tensor4D => tf.transpose(tf.reshape(x, [BATCH, SEQ, HEADS, HEAD_DIM]), [0, 2, 1, 3]);
-
-function decoderLogits(inputEmbeddings: tf.Tensor3D, w: Record<keyof typeof weightData, tf.Tensor>): tf.Tensor3D {
-  const flat = (x: tf.Tensor): tf.Tensor2D => tf.reshape(x, [BATCH * SEQ, -1]);
-  const h = rmsNorm(inputEmbeddings, w.norm1 as tf.Tensor1D);
-  const q = rotary(splitHeads(tf.matMul(flat(h), w.wq as tf.Tensor2D)));
-  const k = rotary(splitHeads(tf.matMul(flat(h), w.wk as tf.Tensor2D)));
-  const v = splitHeads(tf.matMul(flat(h), w.wv as tf.Tensor2D));
-  const causalMask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([SEQ, SEQ]), -1, 0)), -1e9); // [T, T]
-  const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(HEAD_DIM)), causalMask); // [B, heads, T, T]
-  const attended = tf.matMul(tf.softmax(scores), v); // [B, heads, T, D]
-  const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [BATCH * SEQ, HIDDEN]);
-  const afterAttention = tf.add(inputEmbeddings, tf.reshape(tf.matMul(merged, w.wo as tf.Tensor2D), [BATCH, SEQ, HIDDEN]));
-  const m = flat(rmsNorm(afterAttention as tf.Tensor3D, w.norm2 as tf.Tensor1D));
-  const gate = tf.matMul(m, w.wGate as tf.Tensor2D);
-  const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(m, w.wUp as tf.Tensor2D)); // [B·T, F]
-  const out = tf.add(afterAttention, tf.reshape(tf.matMul(swiglu, w.wDown as tf.Tensor2D), [BATCH, SEQ, HIDDEN]));
-  return tf.reshape(tf.matMul(flat(out), w.embedding as tf.Tensor2D, false, true), [BATCH, SEQ, VOCAB]); // [B, T, V]
-}
-
 async function runOn(backend: string): Promise<{ logits: Float32Array; gradient: Float32Array; leaked: number }> {
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not initialise`);
   const before = tf.memory().numTensors;
+  const w = uploadWeights(config, memoryWeightSource(hostWeights));
+  const ctx = stepContext(config, ropeFrequencies(config), mask, SEQ);
+  const logitsOf = (x: tf.Tensor3D) => lmLogits(w, runDecoder(config, w, x, ctx, null).hidden);
   const [logits, gradient] = tf.tidy(() => {
-    const w = Object.fromEntries(Object.entries(weightData).map(([name, data]) => {
-      const shape = name === 'embedding' ? [VOCAB, HIDDEN] : name.startsWith('norm') ? [HIDDEN] : name === 'wDown' ? [FFN, HIDDEN] : name === 'wGate' || name === 'wUp' ? [HIDDEN, FFN] : [HIDDEN, HIDDEN];
-      return [name, tf.tensor(data, shape)];
-    })) as Record<keyof typeof weightData, tf.Tensor>;
-    const embeddings = tf.reshape(tf.gather(w.embedding, tf.tensor1d(tokenIds, 'int32')), [BATCH, SEQ, HIDDEN]) as tf.Tensor3D;
-    const probe = tf.tensor(seeded(BATCH * SEQ * VOCAB, 12, 1), [BATCH, SEQ, VOCAB]);
+    const embeddings = embedTokens(config, w, ids);
+    const probe = tf.tensor(seeded(ids.length * SEQ * config.vocabSize, 12, 1), [ids.length, SEQ, config.vocabSize]);
     // A scalar of the output (log-softmax picks up the normalisation's gradient too).
-    const loss = (x: tf.Tensor): tf.Scalar => tf.sum(tf.mul(tf.logSoftmax(decoderLogits(x as tf.Tensor3D, w)), probe));
-    return [decoderLogits(embeddings, w), tf.grad(loss)(embeddings)];
+    const loss = (x: tf.Tensor): tf.Scalar => tf.sum(tf.mul(tf.logSoftmax(logitsOf(x as tf.Tensor3D)), probe));
+    return [logitsOf(embeddings), tf.grad(loss)(embeddings)];
   });
   const result = { logits: (await logits.data()) as Float32Array, gradient: (await gradient.data()) as Float32Array };
   tf.dispose([logits, gradient]);
+  disposeStepContext(ctx);
+  disposeWeights(w);
   return { ...result, leaked: tf.memory().numTensors - before };
 }
 
@@ -122,6 +74,7 @@ function compare(x: Float32Array, ref: Float32Array): { relative: number; cosine
 // Loaded first because tfjs-node's bundled @tensorflow/tfjs registers every gradient (shared global registry);
 // tfjs-core's own dist/register_all_gradients is ESM without file extensions and does not load under plain Node.
 await loadNativeTfjsNode(tf);
+tuneNativeKernels(); // the runtime's eager kernels on the native backend
 const wasm = await runOn('wasm');
 const native = await runOn('tensorflow');
 const logits = compare(native.logits, wasm.logits);

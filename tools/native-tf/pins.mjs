@@ -51,7 +51,3 @@ export const TENSORFLOW_HEADER_PREFIXES = [
   'tensorflow/core/platform/ctstring',
   'tsl/platform/ctstring',
 ];
-
-/** Where the built prefix lives, relative to $DRO_CACHE. */
-export const NATIVE_TF_DIR = 'native-tf';
-export const MANIFEST_FILE = 'native-tf.json';

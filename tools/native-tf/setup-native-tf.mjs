@@ -19,7 +19,7 @@
  *
  * Idempotent: a second run finds the manifest matching the pins and does nothing. Work happens in a temp
  * folder under $DRO_CACHE renamed into place at the end, so an interrupted run leaves no half-built prefix.
- * The repo never depends on tfjs-node: code finds the prefix through tools/native-tf/resolve.mjs.
+ * The repo never depends on tfjs-node: code finds the prefix through packages/llm/src/native/tfjs-node.mjs.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,18 +28,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from '../setup/hash.mjs';
+// The prefix layout is the runtime's (it reads what this script writes).
+import { MANIFEST_FILE, NATIVE_TF_DIR } from '../../packages/llm/src/native/tfjs-node.mjs';
 import {
-  MANIFEST_FILE,
-  NATIVE_TF_DIR,
   TENSORFLOW_HEADER_PREFIXES,
   TENSORFLOW_LIBRARIES,
   TENSORFLOW_WHEEL,
   TFJS_NODE,
 } from './pins.mjs';
+import { droCacheDir } from '../../packages/artifacts/src/user-paths.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
-const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+const cacheRoot = droCacheDir();
 const finalDir = path.join(cacheRoot, NATIVE_TF_DIR);
 const args = new Set(process.argv.slice(2));
 

@@ -44,3 +44,10 @@ export const PYTHON_TEST_PACKAGES = [
 
 /** The `temporal` CLI (dev server), built from source through the Go module proxy. */
 export const TEMPORAL_CLI = { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1' };
+
+/**
+ * SeaweedFS (Apache-2.0), the S3 server the S3-store tests start (`weed server -s3`), built from source
+ * through the Go module proxy. SeaweedFS tags its releases without a "v" ("3.97"), which Go cannot use as
+ * module versions, so the pin is the proxy's pseudo-version of a commit (module sum checked by go.sum/sumdb).
+ */
+export const SEAWEEDFS = { module: 'github.com/seaweedfs/seaweedfs', package: './weed', version: 'v0.0.0-20261109003541-7506e5f91cd6' };

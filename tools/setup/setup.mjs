@@ -6,7 +6,7 @@
  *
  *   node tools/setup/setup.mjs            npm deps + the model + (linux-x64) the native TensorFlow backend
  *                                         (enough for `npx dro run`)
- *   node tools/setup/setup.mjs --test     also what the test suite needs: Temporal server binaries,
+ *   node tools/setup/setup.mjs --test     also what the test suite needs: Temporal server binaries, SeaweedFS (S3),
  *                                         python3 read-back packages, headless Chromium
  *   node tools/setup/setup.mjs --check    report what is present, change nothing (exit 1 if incomplete)
  *   --no-native-tf                        skip the native TensorFlow backend (tools/native-tf: tfjs-node built
@@ -20,14 +20,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from './hash.mjs';
-import { ASSETS, PYTHON_TEST_PACKAGES, TEMPORAL_CLI } from './assets.mjs';
+import { ASSETS, PYTHON_TEST_PACKAGES, SEAWEEDFS, TEMPORAL_CLI } from './assets.mjs';
+import { droCacheDir } from '../../packages/artifacts/src/user-paths.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cacheRoot = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
+const cacheRoot = droCacheDir();
 const args = new Set(process.argv.slice(2));
 const wantTest = args.has('--test');
 const checkOnly = args.has('--check');
@@ -284,6 +284,42 @@ function ensureTemporalCli() {
   }
 }
 
+/**
+ * `weed` (SeaweedFS) for the S3-store tests, into $DRO_CACHE/bin. Its go.mod has replace directives, which
+ * `go install module@version` refuses, so the module is fetched from the Go module proxy (`go mod
+ * download`, checked against the checksum database) and built in place with its own go.mod and go.sum —
+ * the same source `go install` would build. Needs the Go toolchain its go.mod names (1.26).
+ */
+function ensureSeaweedFs() {
+  const dest = path.join(cacheRoot, 'bin', 'weed');
+  const stampFile = `${dest}.version-stamp`;
+  const want = `${SEAWEEDFS.module}@${SEAWEEDFS.version}`;
+  if (fs.existsSync(dest) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === want) {
+    log(`ok    bin/weed (${want})`);
+    return;
+  }
+  if (checkOnly) throw new SetupError(`missing: ${dest} (${want})`);
+  if (spawnSync('go', ['version'], { encoding: 'utf8' }).status !== 0) {
+    throw new SetupError('no Go toolchain: the S3-store tests need SeaweedFS, built with Go (https://go.dev/dl/)');
+  }
+  log(`building SeaweedFS ${want} with go build (10-20 minutes on 2 cores; once per cache)`);
+  const env = { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false' };
+  const download = run('go', ['mod', 'download', '-json', want], { env, capture: true });
+  if (download.status !== 0) throw new SetupError(`go mod download ${want} failed (is the Go module proxy reachable?): ${download.stderr}`);
+  const moduleDir = JSON.parse(download.stdout).Dir;
+  const tmpBin = fs.mkdtempSync(path.join(cacheRoot, '.gobuild-'));
+  try {
+    const r = run('go', ['build', '-C', moduleDir, '-trimpath', '-o', path.join(tmpBin, 'weed'), SEAWEEDFS.package], { env });
+    if (r.status !== 0) throw new SetupError(`go build of ${want} failed (see above)`);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(path.join(tmpBin, 'weed'), dest);
+    fs.writeFileSync(stampFile, want);
+    log(`built bin/weed (${want})`);
+  } finally {
+    fs.rmSync(tmpBin, { recursive: true, force: true });
+  }
+}
+
 /** Optional: tools/native-tf/setup-native-tf.mjs owns the build (pins, checks, idempotence). */
 function ensureNativeTf() {
   const script = path.join(repoRoot, 'tools', 'native-tf', 'setup-native-tf.mjs');
@@ -312,6 +348,7 @@ function main() {
   }
   if (wantTest) {
     ensureTemporalCli();
+    ensureSeaweedFs();
     ensurePythonTestPackages();
     ensureChromium();
   }

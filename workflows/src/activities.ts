@@ -9,8 +9,8 @@
 import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ArtifactRef } from '@dro/artifacts';
-import { BadInputError, type Dag, type DagNode, type ProgressEvent, type StageLogger, type StageLookup, loadDagPlugins, lookupNodeStage } from '@dro/pipeline';
-import { BAD_INPUT_ERROR_TYPE, type RunStageInput, type RunStageResult, type StageHeartbeat } from './shared.ts';
+import { BadInputError, type Dag, type DagNode, type ProgressEvent, type ShardPlan, type StageLogger, type StageLookup, loadDagPlugins, lookupNodeStage } from '@dro/pipeline';
+import { BAD_INPUT_ERROR_TYPE, type MergeShardsInput, type RunStageInput, type RunStageResult, type ShardPlanResult, type StageHeartbeat } from './shared.ts';
 import { planDag } from './plan.ts';
 
 /** What the activity asks of the spine: run ONE node with resolved inputs (cache lookup, run, record). */
@@ -22,9 +22,13 @@ export interface NodeExecutionRequest {
   progress(event: ProgressEvent): void;
   log: StageLogger;
 }
-export type NodeExecutor = (
-  req: NodeExecutionRequest,
-) => Promise<{ outputs: Record<string, ArtifactRef>; cacheHit: boolean; cacheKey: string }>;
+export type NodeExecution = { outputs: Record<string, ArtifactRef>; cacheHit: boolean; cacheKey: string };
+export type NodeExecutor = ((req: NodeExecutionRequest) => Promise<NodeExecution>) & {
+  /** A row-parallel node's cache hit, shards or "run it whole"; an executor without it runs every node whole. */
+  planShards?(req: NodeExecutionRequest): Promise<ShardPlan>;
+  /** The node's outputs from its shards' outputs (in shard order), recorded under the node's cache key. */
+  mergeShards?(req: NodeExecutionRequest, shardOutputs: Array<Record<string, ArtifactRef>>): Promise<NodeExecution>;
+};
 
 export interface ActivityDeps {
   stages: StageLookup;
@@ -38,6 +42,13 @@ const workerIdentityDefault = `${os.hostname()}:${process.pid}`;
 /** Builds the activity implementations a worker registers. */
 export function createActivities(deps: ActivityDeps) {
   const identity = deps.workerIdentity ?? workerIdentityDefault;
+  const stageResult = (input: RunStageInput, execution: NodeExecution, started: number): RunStageResult => ({
+    ...execution,
+    stageVersion: safeVersion(deps.stages, input.node),
+    attempt: Context.current().info.attempt,
+    durationMs: Date.now() - started,
+    worker: identity,
+  });
   return {
     /**
      * Validates a DAG against this worker's stage registry (loading the stage plugins its nodes name) and
@@ -47,6 +58,33 @@ export function createActivities(deps: ActivityDeps) {
       try {
         await loadDagPlugins(dag, deps.stages);
         return planDag(dag, deps.stages);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+
+    /**
+     * A sharded node's first step: its cache hit, or its shards (their rows written to the store as
+     * artifacts), or "run it whole" (too few rows for two shards, or an executor that cannot shard).
+     */
+    async planShardsActivity(input: RunStageInput): Promise<ShardPlanResult> {
+      const started = Date.now();
+      try {
+        const plan = deps.execute.planShards ? await deps.execute.planShards(request(input)) : { kind: 'whole' as const };
+        if (plan.kind === 'cached') return { kind: 'cached', result: stageResult(input, plan.execution, started) };
+        if (plan.kind === 'whole') return plan;
+        return { kind: 'sharded', shards: plan.shards };
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** A sharded node's last step: its shards' outputs merged into the node's outputs, recorded under its cache key. */
+    async mergeShardsActivity(input: MergeShardsInput): Promise<RunStageResult> {
+      const started = Date.now();
+      try {
+        if (!deps.execute.mergeShards) throw new Error(`worker ${identity} cannot merge shards (its executor has no mergeShards)`);
+        return stageResult(input, await deps.execute.mergeShards(request(input), input.shardOutputs), started);
       } catch (err) {
         throw toActivityFailure(err);
       }
@@ -101,6 +139,16 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type DroActivities = ReturnType<typeof createActivities>;
+
+/** A short, heartbeat-free request (planning and merging report no progress). */
+function request(input: RunStageInput): NodeExecutionRequest {
+  const actx = Context.current();
+  const log: StageLogger = {
+    info: (message, fields) => actx.log.info(message, { nodeId: input.node.id, ...fields }),
+    warn: (message, fields) => actx.log.warn(message, { nodeId: input.node.id, ...fields }),
+  };
+  return { runId: input.runId, node: input.node, inputs: input.inputs, signal: actx.cancellationSignal, log, progress: () => actx.heartbeat({ nodeId: input.node.id, done: 0 }) };
+}
 
 function safeVersion(stages: StageLookup, node: DagNode): string {
   try {

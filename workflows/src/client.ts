@@ -6,7 +6,7 @@
  */
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { LocalArtifactStore } from '@dro/artifacts';
+import { openStore } from '@dro/artifacts';
 import { newRunId, type Dag } from '@dro/pipeline';
 import { connectClient, resolveTarget, targetOf, type TemporalTarget } from './connect.ts';
 import { saveTemporalRunRecord } from './run-record.ts';
@@ -128,7 +128,7 @@ export interface RunDagOnTemporalOptions extends TemporalTarget, StartDagOptions
   /** An open client to use (and leave open); default: connect to address/namespace and close at the end. */
   client?: Client;
   /**
-   * The store root the workers share, as seen from this machine. When given, the run is recorded there
+   * The store the workers share: a directory as seen from this machine, or an s3://bucket/prefix URI. When given, the run is recorded there
    * (engine "temporal") at start and at the end, so `dro status` lists it and gc keeps its outputs.
    */
   storeRoot?: string;
@@ -161,7 +161,7 @@ export async function runDagOnTemporal(opts: RunDagOnTemporalOptions): Promise<D
   const { dag, address, namespace, storeRoot, onStatus, pollMs, client: given, serverTimeoutMs, workerNoticeMs, workerTimeoutMs, onNotice, ...start } = opts;
   const target = given ? targetOf(given) : resolveTarget({ address, namespace });
   const { client, owned } = await clientFor({ ...target, client: given });
-  const store = storeRoot ? new LocalArtifactStore({ root: storeRoot }) : null;
+  const store = storeRoot ? openStore(storeRoot) : null;
   const runId = start.runId ?? newRunId();
   const startedAt = new Date();
   try {

@@ -3,11 +3,12 @@
  * the shape the activity adapter calls. A retried or re-delivered node whose outputs were already recorded
  * is a cache hit: re-execution is idempotent.
  */
-import { executeNode, type CachingStore, type StageLookup } from '@dro/pipeline';
+import { executeNode, mergeShards, planShards, type CachingStore, type StageLookup } from '@dro/pipeline';
 import type { NodeExecutor } from './activities.ts';
 
 export function createNodeExecutor(deps: { store: CachingStore; stages: StageLookup }): NodeExecutor {
-  return async (req) => {
+  const request = (req: Parameters<NodeExecutor>[0]) => ({ store: deps.store, stages: deps.stages, node: req.node, inputs: req.inputs, signal: req.signal, progress: req.progress, log: req.log });
+  const execute: NodeExecutor = async (req) => {
     const { outputs, cacheHit, cacheKey } = await executeNode({
       store: deps.store,
       stages: deps.stages,
@@ -19,4 +20,8 @@ export function createNodeExecutor(deps: { store: CachingStore; stages: StageLoo
     });
     return { outputs, cacheHit, cacheKey };
   };
+  // A row-parallel node's shards (see shards.ts of @dro/pipeline): planned and merged on this worker's store.
+  execute.planShards = (req) => planShards(request(req));
+  execute.mergeShards = (req, shardOutputs) => mergeShards(request(req), shardOutputs);
+  return execute;
 }

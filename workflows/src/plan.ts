@@ -9,6 +9,11 @@ import type { DagPlan } from './shared.ts';
 export function planDag(dag: Dag, stages: StageLookup): DagPlan {
   const plan = validateDag(dag, stages);
   const needs: DagPlan['needs'] = {};
-  for (const [id, stage] of plan.stageOf) needs[id] = stage.needs;
-  return { needs, order: plan.order };
+  const sharded: Record<string, boolean> = {};
+  const shardSizeOf = new Map(dag.nodes.map((n) => [n.id, n.shardSize]));
+  for (const [id, stage] of plan.stageOf) {
+    needs[id] = stage.needs;
+    if (stage.rowParallel && shardSizeOf.get(id) !== undefined) sharded[id] = true;
+  }
+  return { needs, order: plan.order, sharded };
 }

@@ -2,7 +2,7 @@
  * Temporal runs recorded in the store like local runs (engine "temporal"), so `dro status` lists both and
  * gc keeps a Temporal run's outputs. The workflow's status view maps onto the spine's RunRecord.
  */
-import { codeVersion, type LocalArtifactStore } from '@dro/artifacts';
+import { codeVersion, type IndexedArtifactStore } from '@dro/artifacts';
 import { saveRunRecord, type Dag, type NodeRecord, type RunRecord } from '@dro/pipeline';
 import type { DagRunStatus, NodeStatus } from './shared.ts';
 
@@ -23,6 +23,7 @@ function nodeRecord(n: NodeStatus): NodeRecord {
     durationMs: n.durationMs ?? (n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : null),
     outputs: n.outputs ?? {},
     error: n.error !== undefined ? { name: n.errorType ?? 'Error', message: n.error } : null,
+    ...(n.shards ? { shards: { ...n.shards } } : {}),
   };
 }
 
@@ -51,7 +52,7 @@ export function runRecordFromStatus(
 }
 
 export async function saveTemporalRunRecord(
-  store: LocalArtifactStore,
+  store: IndexedArtifactStore,
   dag: Dag,
   status: Pick<DagRunStatus, 'runId' | 'state' | 'nodes'>,
   times: { startedAt: Date; endedAt: Date | null },

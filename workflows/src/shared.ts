@@ -4,7 +4,7 @@
  * anything with side effects (type-only imports are erased).
  */
 import type { ArtifactRef } from '@dro/artifacts';
-import type { Dag, DagNode, StageNeeds } from '@dro/pipeline';
+import type { Dag, DagNode, RetryPolicy, StageNeeds } from '@dro/pipeline';
 
 /** Activity task queue per stage resource class. */
 export const TASK_QUEUES: Record<StageNeeds, string> = { cpu: 'dro-cpu', model: 'dro-model' };
@@ -22,14 +22,6 @@ export const DEFAULT_NAMESPACE = 'default';
 
 export type QueueName = keyof typeof TASK_QUEUES;
 
-export interface RetrySettings {
-  /** Attempts per node including the first (transient errors only; bad input is never retried). */
-  maximumAttempts: number;
-  initialIntervalMs: number;
-  maximumIntervalMs: number;
-  backoffCoefficient: number;
-}
-
 export interface DagWorkflowInput {
   /** Run id recorded in progress/status; defaults to the workflow id. */
   runId?: string;
@@ -40,7 +32,8 @@ export interface DagWorkflowInput {
   heartbeatTimeoutMs?: number;
   /** Upper bound on one attempt of one node (training can take hours). */
   startToCloseTimeoutMs?: number;
-  retry?: Partial<RetrySettings>;
+  /** Per node, as for the local runner (@dro/pipeline's RetryPolicy); bad input is never retried. */
+  retry?: Partial<RetryPolicy>;
 }
 
 /** What runStageActivity receives: one node with every input already resolved to an artifact ref. */
@@ -67,6 +60,8 @@ export interface RunStageResult {
 /** Result of the planning activity: the resource class of every node, after validating the DAG. */
 export interface DagPlan {
   needs: Record<string, StageNeeds>;
+  /** Nodes that run as shards plus a merge (a row-parallel stage and a shardSize); absent in older plans. */
+  sharded?: Record<string, boolean>;
   /** A topological order of node ids (dependencies first). */
   order: string[];
 }
@@ -106,6 +101,26 @@ export interface NodeStatus {
    * (none free, or none alive), "started" = a worker runs it. Filled by the client.
    */
   activityState?: 'scheduled' | 'started' | 'cancel-requested';
+  /** For a node run as shards: its shard counts (each shard is its own activity, "<node>#<k>/<n>"). */
+  shards?: ShardProgress;
+}
+
+/** What planShardsActivity decided for a sharded node. */
+export type ShardPlanResult =
+  | { kind: 'cached'; result: RunStageResult }
+  | { kind: 'whole' }
+  | { kind: 'sharded'; shards: Array<{ node: DagNode; inputs: Record<string, ArtifactRef> }> };
+
+/** What mergeShardsActivity receives: the node and every shard's outputs, in shard order. */
+export interface MergeShardsInput extends RunStageInput {
+  shardOutputs: Array<Record<string, ArtifactRef>>;
+}
+
+/** A sharded node's shards: how many, how many finished, how many of those were cache hits. */
+export interface ShardProgress {
+  total: number;
+  done: number;
+  cacheHits: number;
 }
 
 export interface DagRunStatus {
@@ -143,10 +158,15 @@ export interface ExperimentResult {
   models: Record<string, DagWorkflowResult>;
 }
 
-export const DEFAULT_RETRY: RetrySettings = {
-  maximumAttempts: 5,
-  initialIntervalMs: 1_000,
-  maximumIntervalMs: 60_000,
+/**
+ * The local runner's policy type with more attempts and a longer cap than its default (3, 30 s): on Temporal
+ * a failed attempt is often a lost worker or server, which takes longer to come back than a local hiccup.
+ * (A literal, not built from pipeline's DEFAULT_RETRY_POLICY: this file is bundled into the workflow sandbox.)
+ */
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  initialDelayMs: 1_000,
+  maxDelayMs: 60_000,
   backoffCoefficient: 2,
 };
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 120_000;

@@ -1,9 +1,11 @@
 /** Plain-text view of a live Temporal run for `dro status RUN_ID` (engine temporal). */
-import { formatDuration } from '@dro/pipeline';
+import { formatDuration, formatShards } from '@dro/pipeline';
 import type { DagRunStatus, NodeStatus } from './shared.ts';
 
 function progressText(n: NodeStatus): string {
-  if (n.state !== 'running') return n.state;
+  const shards = n.shards ? ` ${formatShards(n.shards)}` : '';
+  if (n.state !== 'running') return `${n.state}${shards}`;
+  if (shards) return `running${shards}`;
   const p = n.progress;
   const attempt = n.attempt && n.attempt > 1 ? ` (attempt ${n.attempt})` : '';
   if (n.activityState === 'scheduled') return `waiting for a ${n.queue ?? ''} worker${attempt}`;

@@ -17,7 +17,7 @@ import {
   type LogLevel,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
-import { LocalArtifactStore, defaultStoreRoot } from '@dro/artifacts';
+import { openStore } from '@dro/artifacts';
 import { createActivities, type NodeExecutor } from './activities.ts';
 import { TemporalConnectError, unreachableMessage } from './connect.ts';
 import { createNodeExecutor } from './executor.ts';
@@ -36,11 +36,11 @@ export interface StartWorkerOptions {
   /** The stage registry (a StageRegistry, a Map or a lookup function). */
   stages: StageLookup;
   /**
-   * Runs one node. Default: the spine's executeNode over a LocalArtifactStore at `storeRoot` (every
-   * worker of a cluster must point at the same shared store).
+   * Runs one node. Default: the spine's executeNode over the store at `storeRoot` (every worker of a
+   * cluster must point at the same store: a shared directory or an s3:// location).
    */
   execute?: NodeExecutor;
-  /** Store root for the default executor ($DRO_STORE or .dro/store when omitted). */
+  /** Store for the default executor: a directory or an s3://bucket/prefix URI ($DRO_STORE or .dro/store when omitted). */
   storeRoot?: string;
   /** Serve the workflow queue too (default true). */
   serveWorkflows?: boolean;
@@ -115,7 +115,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
   const connection = await NativeConnection.connect({ address }).catch((err: unknown) => {
     throw new TemporalConnectError(unreachableMessage(address, opts.namespace ?? DEFAULT_NAMESPACE, err), { cause: err });
   });
-  const execute = opts.execute ?? createNodeExecutor({ store: new LocalArtifactStore({ root: opts.storeRoot ?? defaultStoreRoot() }), stages: opts.stages });
+  const execute = opts.execute ?? createNodeExecutor({ store: openStore(opts.storeRoot), stages: opts.stages });
   const activities = createActivities({ stages: opts.stages, execute, workerIdentity: opts.identity });
   const common = {
     connection,
@@ -130,7 +130,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
         await Worker.create({
           ...common,
           taskQueue: TASK_QUEUES[queue],
-          activities: { runStageActivity: activities.runStageActivity },
+          // A sharded node's plan and merge go to dro-cpu; every activity queue serves them alike.
+          activities: { runStageActivity: activities.runStageActivity, planShardsActivity: activities.planShardsActivity, mergeShardsActivity: activities.mergeShardsActivity },
           maxConcurrentActivityTaskExecutions: opts.concurrency?.[queue] ?? (queue === 'model' ? 1 : 2),
         }),
       );

@@ -37,7 +37,11 @@ import {
   type ExperimentResult,
   type ExperimentStatus,
   type NodeStatus,
+  type RunStageResult,
 } from './shared.ts';
+
+/** Bound on one attempt of a sharded node's plan or merge (a table read, sliced or concatenated, written). */
+const SHARD_STEP_TIMEOUT_MS = 10 * 60_000;
 
 /** Per-node state, progress counts and errors of a dagWorkflow. */
 export const dagStatusQuery = defineQuery<DagRunStatus>('dagStatus');
@@ -53,9 +57,9 @@ function activityOptions(input: DagWorkflowInput, taskQueue: string): ActivityOp
     // Let a cancelled stage finish its cleanup (temp files) before the workflow reports "cancelled".
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
-      maximumAttempts: retry.maximumAttempts,
-      initialInterval: retry.initialIntervalMs,
-      maximumInterval: retry.maximumIntervalMs,
+      maximumAttempts: retry.maxAttempts,
+      initialInterval: retry.initialDelayMs,
+      maximumInterval: retry.maxDelayMs,
       backoffCoefficient: retry.backoffCoefficient,
       nonRetryableErrorTypes: [BAD_INPUT_ERROR_TYPE],
     },
@@ -104,8 +108,36 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
   }
   // One proxy per node: the activity id is the node id, so status views can match pending activities
   // (attempt, last heartbeat) to nodes.
-  const activitiesFor = (node: DagNode) =>
-    proxyActivities<DroActivities>({ ...activityOptions(input, TASK_QUEUES[plan.needs[node.id]!]), activityId: node.id });
+  const activitiesFor = (node: DagNode, activityId = node.id) =>
+    proxyActivities<DroActivities>({ ...activityOptions(input, TASK_QUEUES[plan.needs[node.id]!]), activityId });
+  // A sharded node's plan and merge: short cpu work without progress, so no heartbeat but a bounded attempt.
+  const shardStepFor = (node: DagNode, step: 'plan' | 'merge') =>
+    proxyActivities<DroActivities>({
+      ...activityOptions(input, TASK_QUEUES.cpu),
+      startToCloseTimeout: SHARD_STEP_TIMEOUT_MS,
+      heartbeatTimeout: undefined,
+      activityId: `${node.id}#${step}`,
+    });
+  // Each shard is its own activity on the node's queue, so shards spread over every worker polling it and
+  // a failed shard is retried alone (its own retry policy); its activity id is its shard node id.
+  const runSharded = async (node: DagNode, inputs: Record<string, ArtifactRef>, status: NodeStatus): Promise<RunStageResult> => {
+    const planned = await shardStepFor(node, 'plan').planShardsActivity({ runId, node, inputs });
+    if (planned.kind === 'cached') return planned.result;
+    if (planned.kind === 'whole') return activitiesFor(node).runStageActivity({ runId, node, inputs });
+    const progress = (status.shards = { total: planned.shards.length, done: 0, cacheHits: 0 });
+    const settled = await Promise.allSettled(
+      planned.shards.map(async (shard) => {
+        const result = await activitiesFor(node, shard.node.id).runStageActivity({ runId, node: shard.node, inputs: shard.inputs });
+        progress.done++;
+        if (result.cacheHit) progress.cacheHits++;
+        return result;
+      }),
+    );
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure) throw failure.reason;
+    const shardOutputs = settled.map((s) => (s as PromiseFulfilledResult<RunStageResult>).value.outputs);
+    return shardStepFor(node, 'merge').mergeShardsActivity({ runId, node, inputs, shardOutputs });
+  };
   for (const n of dag.nodes) nodes.get(n.id)!.queue = TASK_QUEUES[plan.needs[n.id]!];
 
   const nodeById = new Map(dag.nodes.map((n) => [n.id, n]));
@@ -125,7 +157,9 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
       inputs[name] = 'ref' in src ? src.ref : outputs[src.node]![src.output]!;
     }
     try {
-      const result = await activitiesFor(node).runStageActivity({ runId, node, inputs });
+      const result = plan.sharded?.[node.id]
+        ? await runSharded(node, inputs, status)
+        : await activitiesFor(node).runStageActivity({ runId, node, inputs });
       outputs[node.id] = result.outputs;
       Object.assign(status, {
         state: 'succeeded',

@@ -105,7 +105,7 @@ describe('planDag', () => {
   it('returns each node’s resource class and a dependency order', async () => {
     const dag = squaresDag('ok');
     const reversed = { ...dag, nodes: [...dag.nodes].reverse() };
-    expect(await plan(reversed)).toEqual({ needs: { total: 'cpu', square: 'model', numbers: 'cpu' }, order: ['numbers', 'square', 'total'] });
+    expect(await plan(reversed)).toEqual({ needs: { total: 'cpu', square: 'model', numbers: 'cpu' }, order: ['numbers', 'square', 'total'], sharded: {} });
   });
 
   const cases: [string, (dag: Dag) => void, string][] = [
@@ -130,7 +130,7 @@ describe('planDag', () => {
       name: 'loop',
       nodes: [
         { id: 'a', stage: 'test-total', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' }, squares: { node: 'b', output: 'squares' } } },
-        { id: 'b', stage: 'test-slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } } },
+        { id: 'b', stage: 'test-slow-square', params: {}, inputs: { numbers: { node: 'n', output: 'numbers' } }, model: { path: '/models/none', digest: 'f'.repeat(64) } },
         { id: 'n', stage: numbersStage.name, params: {}, inputs: {} },
       ],
     };

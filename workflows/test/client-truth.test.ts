@@ -132,7 +132,7 @@ describe('the Temporal server restarts mid-run', () => {
       address: server.address,
       storeRoot: storeDir.dir,
       heartbeatTimeoutMs: 3_000,
-      retry: { initialIntervalMs: 200 },
+      retry: { initialDelayMs: 200 },
       pollMs: 500,
       serverTimeoutMs: 120_000,
       onNotice: (m) => notices.push(m),

@@ -73,7 +73,7 @@ describe('worker faults on a real Temporal server', () => {
     const handle = await startDagRun(client, dag, {
       runId: `fault-${Date.now()}`,
       heartbeatTimeoutMs: 2_000,
-      retry: { initialIntervalMs: 200 },
+      retry: { initialDelayMs: 200 },
     });
     // No model worker yet: the model node waits in its queue, and status says so.
     await waitFor(async () => (await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.activityState === 'scheduled');
@@ -130,7 +130,7 @@ describe('worker shutdown beyond the grace time', () => {
     const square = { steps: 20, stepMs: 200, width: 64, traceDir: traceDir.dir };
     const dag = squaresDag('grace', { seed: 6, square });
     const impatient = await spawnWorker('model', 300);
-    const handle = await startDagRun(client, dag, { runId: `grace-${Date.now()}`, heartbeatTimeoutMs: 2_000, retry: { initialIntervalMs: 200 } });
+    const handle = await startDagRun(client, dag, { runId: `grace-${Date.now()}`, heartbeatTimeoutMs: 2_000, retry: { initialDelayMs: 200 } });
     await waitFor(async () => ((await queryDagStatus(client, handle.workflowId)).nodes.find((n) => n.id === 'square')?.progress?.done ?? 0) >= 2);
     impatient.kill('SIGTERM');
     expect(await exited(impatient)).toEqual({ code: 0, signal: null });

@@ -100,7 +100,7 @@ describe('stage plugins on Temporal (tiny model)', () => {
     children.push(child);
     const client = await connectClient({ address: server.address });
     try {
-      const handle = await startDagRun(client, dag, { retry: { initialIntervalMs: 100 } });
+      const handle = await startDagRun(client, dag, { retry: { initialDelayMs: 100 } });
       const failure = unwrapWorkflowError(await handle.result().then(() => null, (err: unknown) => err));
       expect(failure).toBeInstanceOf(DagRunFailedError);
       expect((failure as DagRunFailedError).type).toBe('BadInputError');

@@ -2,7 +2,7 @@
  * The DAG workflow against a REAL Temporal server (dev server or test server binary), with a real worker
  * in this process and the real artifact store on disk. One server and one workflow bundle for the file.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
@@ -17,7 +17,7 @@ import { testStages, totalSchema } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
 import { runWithLocalRunner } from './fixtures/local.ts';
-import { loadRun, type Dag } from '@dro/pipeline';
+import { loadRun, type Dag, type RetryPolicy } from '@dro/pipeline';
 
 let server: TemporalServerHandle;
 let worker: DroWorker;
@@ -153,7 +153,7 @@ describe('dagWorkflow on a real Temporal server', () => {
       ],
     };
     const runId = `bad-input-${Date.now()}`;
-    const err = await runDagOnTemporal({ dag, runId, address: server.address, storeRoot: storeDir.dir, retry: { initialIntervalMs: 50 } }).catch(
+    const err = await runDagOnTemporal({ dag, runId, address: server.address, storeRoot: storeDir.dir, retry: { initialDelayMs: 50 } }).catch(
       (e: unknown) => e,
     );
     finishedRunIds.push(runId);
@@ -172,10 +172,20 @@ describe('dagWorkflow on a real Temporal server', () => {
   it('retries transient errors with backoff until the stage succeeds', async () => {
     const dag: Dag = { name: 'flaky', nodes: [{ id: 'flaky', stage: 'test-flaky', params: { counterDir: scratch.dir, failTimes: 2 }, inputs: {} }] };
     const runId = `flaky-${Date.now()}`;
-    const result = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialIntervalMs: 100, maximumAttempts: 4 } });
+    const result = await runDagOnTemporal({ dag, runId, address: server.address, retry: { initialDelayMs: 100, maxAttempts: 4 } });
     finishedRunIds.push(runId);
     expect(await store.getJson(result.outputs.flaky!.total!)).toEqual({ sum: 3 });
     expect(readFileSync(path.join(scratch.dir, 'flaky.calls'), 'utf8').trim().split('\n')).toHaveLength(3);
+  });
+
+  it("takes the local runner's RetryPolicy: maxAttempts 1 is one attempt, the transient error fails the run", async () => {
+    const dag: Dag = { name: 'flaky-once', nodes: [{ id: 'flaky', stage: 'test-flaky', params: { counterDir: path.join(scratch.dir, 'once'), failTimes: 1 }, inputs: {} }] };
+    mkdirSync(path.join(scratch.dir, 'once'), { recursive: true });
+    const runId = `flaky-once-${Date.now()}`;
+    const retry: Partial<RetryPolicy> = { initialDelayMs: 100, maxAttempts: 1 };
+    await expect(runDagOnTemporal({ dag, runId, address: server.address, retry })).rejects.toThrow();
+    finishedRunIds.push(runId);
+    expect(readFileSync(path.join(scratch.dir, 'once', 'flaky.calls'), 'utf8').trim().split('\n')).toHaveLength(1);
   });
 
   it('cancellation stops the running stage cleanly: nodes cancelled, nothing partial in the store', async () => {

@@ -100,3 +100,11 @@ export class NotAStoreError extends BadInputError {
     super(message);
   }
 }
+
+/**
+ * A store that cannot be used as configured: an S3 bucket that does not exist, credentials that are
+ * missing or refused, an endpoint that is not a URL. Retrying cannot fix it, so engines do not retry.
+ */
+export class StoreAccessError extends BadInputError {
+  override name = 'StoreAccessError';
+}

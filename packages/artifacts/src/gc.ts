@@ -30,6 +30,7 @@ import { isRecordFileName } from './records.ts';
 import { assertMarkedStore } from './store-marker.ts';
 import type { StoreEntry } from './store-files.ts';
 import type { LocalArtifactStore } from './store.ts';
+import type { IndexedArtifactStore } from './types.ts';
 
 export interface GcOptions {
   /** Report what would be deleted without deleting (default false). */
@@ -118,20 +119,63 @@ export async function listCommitted(store: LocalArtifactStore): Promise<string[]
   return manifests.filter((digest) => objects.has(digest)).sort();
 }
 
+/** An unpinned record (a cache entry) and the artifacts it refers to. */
+export interface UnpinnedRecord {
+  id: string;
+  namespace: string;
+  key: string;
+  refs: string[];
+}
+
+/** What the records keep alive: pinned refs and, transitively, the inputs their manifests name. */
+export interface LiveSet {
+  live: Set<string>;
+  /** Unpinned records, dropped by gc when an artifact they refer to is gone. */
+  unpinned: UnpinnedRecord[];
+  /** Records that cannot be parsed (by path or URI); while there are any, gc deletes no artifact. */
+  badRecords: string[];
+}
+
+/** The mark phase of gc, the same for every store: scan every record, follow pinned refs through manifests. */
+export async function markLive(store: Pick<IndexedArtifactStore, 'records' | 'manifest'>): Promise<LiveSet> {
+  const live = new Set<string>();
+  const pending: string[] = [];
+  const unpinned: UnpinnedRecord[] = [];
+  const badRecords: string[] = [];
+  for (const namespace of await store.records.namespaces()) {
+    for (const scanned of await store.records.scan(namespace)) {
+      if ('error' in scanned) badRecords.push(scanned.file);
+      else if (scanned.record.pin) pending.push(...scanned.record.refs);
+      else unpinned.push({ id: `${namespace}/${scanned.key}`, namespace, key: scanned.key, refs: scanned.record.refs });
+    }
+  }
+  while (pending.length > 0) {
+    const digest = pending.pop()!;
+    if (live.has(digest)) continue;
+    live.add(digest);
+    const manifest = await store.manifest(digest).catch(() => null);
+    if (manifest) pending.push(...Object.values(manifest.inputs));
+  }
+  return { live, unpinned, badRecords };
+}
+
+export function emptyGcReport(dryRun: boolean): GcReport {
+  return { dryRun, kept: 0, deleted: [], bytesFreed: 0, recordsDeleted: [], strayFilesDeleted: 0, skipped: [], badRecords: [] };
+}
+
 export async function collectGarbage(store: LocalArtifactStore, options: GcOptions = {}): Promise<GcReport> {
   await assertMarkedStore(store.root, 'garbage-collect');
   const dryRun = options.dryRun ?? false;
   const cutoff = Date.now() - (options.graceMs ?? 15 * 60_000);
-  const report: GcReport = { dryRun, kept: 0, deleted: [], bytesFreed: 0, recordsDeleted: [], strayFilesDeleted: 0, skipped: [], badRecords: [] };
+  const report = emptyGcReport(dryRun);
   const remove = async (file: string) => {
     if (!dryRun) await store.files.remove(file);
   };
   const isYoung = async (file: string) => ((await lstat(file).catch(() => null))?.mtimeMs ?? 0) > cutoff;
 
   // Roots: refs of pinned records; then the inputs their manifests name, transitively.
-  const live = new Set<string>();
-  const pending: string[] = [];
-  const recordRefs: { id: string; namespace: string; key: string; refs: string[] }[] = [];
+  const { live, unpinned: recordRefs, badRecords } = await markLive(store);
+  report.badRecords.push(...badRecords);
   const recordTemps: StoreEntry[] = [];
   const reportsInfo = await lstat(path.join(store.root, 'reports')).catch(() => null);
   if (reportsInfo && !reportsInfo.isDirectory()) report.skipped.push(path.join(store.root, 'reports'));
@@ -147,23 +191,11 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
     if (entry.type !== 'dir') report.skipped.push(entry.file);
   }
   for (const namespace of await store.records.namespaces()) {
-    for (const scanned of await store.records.scan(namespace)) {
-      if ('error' in scanned) report.badRecords.push(scanned.file);
-      else if (scanned.record.pin) pending.push(...scanned.record.refs);
-      else recordRefs.push({ id: `${namespace}/${scanned.key}`, namespace, key: scanned.key, refs: scanned.record.refs });
-    }
     for (const entry of await store.files.list(path.join(store.records.dir, namespace))) {
       if (entry.type === 'file' && isOwnTempName(entry.name)) recordTemps.push(entry);
       else if (entry.type !== 'file' || !entry.name.endsWith('.json')) report.skipped.push(entry.file);
       if (entry.type !== 'file' && isRecordFileName(entry.name)) report.badRecords.push(entry.file);
     }
-  }
-  while (pending.length > 0) {
-    const digest = pending.pop()!;
-    if (live.has(digest)) continue;
-    live.add(digest);
-    const manifest = await store.manifest(digest).catch(() => null);
-    if (manifest) pending.push(...Object.values(manifest.inputs));
   }
 
   const objects = await listShardFiles(store, 'objects', report.skipped);

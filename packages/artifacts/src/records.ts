@@ -34,6 +34,26 @@ export type ScannedRecord<T = unknown> =
   | { key: string; file: string; mtimeMs: number; record: StoredRecord<T> }
   | { key: string; file: string; mtimeMs: number; error: CorruptRecordError };
 
+/**
+ * The record index as engines and tools use it; RecordIndex (files under records/) and S3RecordIndex
+ * (objects under records/ in the bucket, s3-records.ts) implement it with the same names and guarantees:
+ * each record is one object written whole, so a reader sees the old or the new record, never a torn one,
+ * and two writers of one key both leave a complete record (the last one wins).
+ */
+export interface RecordStore {
+  /** Where the records live (a directory, or an s3:// URI), for messages. */
+  readonly dir: string;
+  put<T>(namespace: string, key: string, value: T, options?: { refs?: string[]; pin?: boolean }): Promise<void>;
+  /** The last word on a run when `put` failed; see RecordIndex.overwriteInPlace. False when the record does not exist. */
+  overwriteInPlace<T>(namespace: string, key: string, value: T, options?: { refs?: string[]; pin?: boolean }): Promise<boolean>;
+  getRecord<T>(namespace: string, key: string): Promise<StoredRecord<T> | null>;
+  get<T>(namespace: string, key: string): Promise<T | null>;
+  scan<T>(namespace: string): Promise<ScannedRecord<T>[]>;
+  list(namespace: string): Promise<string[]>;
+  namespaces(): Promise<string[]>;
+  delete(namespace: string, key: string): Promise<void>;
+}
+
 /** Reject names that could leave the records directory ("..", "a/b", absolute paths, empty). */
 export function assertSafeName(name: unknown, what: string): asserts name is string {
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -41,12 +61,30 @@ export function assertSafeName(name: unknown, what: string): asserts name is str
   }
 }
 
+/** A record's file content (one JSON line). */
+export function recordText<T>(value: T, options: { refs?: string[]; pin?: boolean } = {}): string {
+  const record: StoredRecord<T> = { value, refs: options.refs ?? [], pin: options.pin ?? false, updatedAt: new Date().toISOString() };
+  return `${JSON.stringify(record)}\n`;
+}
+
+/** Whether `name` is the file name of a record (`<key>.json` with a valid key); the key, or null. */
+export function recordKeyOf(name: string): string | null {
+  if (!name.endsWith('.json') || isTempName(name)) return null;
+  const key = name.slice(0, -'.json'.length);
+  return NAME.test(key) ? key : null;
+}
+
 /** Whether `name` is the name of a record file (`<key>.json`). */
 export function isRecordFileName(name: string): boolean {
   return name.endsWith('.json') && NAME.test(name.slice(0, -'.json'.length));
 }
 
-function parseRecord<T>(bytes: Uint8Array, file: string): StoredRecord<T> {
+/** Whether `name` is a valid record namespace or key. */
+export function isRecordName(name: string): boolean {
+  return NAME.test(name);
+}
+
+export function parseRecord<T>(bytes: Uint8Array, file: string): StoredRecord<T> {
   let record: StoredRecord<T>;
   try {
     record = JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredRecord<T>;
@@ -62,7 +100,7 @@ function parseRecord<T>(bytes: Uint8Array, file: string): StoredRecord<T> {
   return record;
 }
 
-export class RecordIndex {
+export class RecordIndex implements RecordStore {
   constructor(
     readonly dir: string,
     private readonly files: StoreFiles,
@@ -78,8 +116,7 @@ export class RecordIndex {
   }
 
   async put<T>(namespace: string, key: string, value: T, options: { refs?: string[]; pin?: boolean } = {}): Promise<void> {
-    const record: StoredRecord<T> = { value, refs: options.refs ?? [], pin: options.pin ?? false, updatedAt: new Date().toISOString() };
-    await this.files.write(this.fileOf(namespace, key), `${JSON.stringify(record)}\n`);
+    await this.files.write(this.fileOf(namespace, key), recordText(value, options));
   }
 
   /**
@@ -92,8 +129,7 @@ export class RecordIndex {
     const file = this.fileOf(namespace, key);
     await this.files.ensureWritable();
     await this.files.assertConfined(path.dirname(file));
-    const record: StoredRecord<T> = { value, refs: options.refs ?? [], pin: options.pin ?? false, updatedAt: new Date().toISOString() };
-    const text = Buffer.from(`${JSON.stringify(record)}\n`);
+    const text = Buffer.from(recordText(value, options));
     let handle;
     try {
       handle = await open(file, constants.O_WRONLY | constants.O_NOFOLLOW);
@@ -133,9 +169,8 @@ export class RecordIndex {
     const entries = await this.files.listIfDirectory(path.join(this.dir, namespace));
     const out: ScannedRecord<T>[] = [];
     for (const entry of entries) {
-      if (entry.type !== 'file' || !entry.name.endsWith('.json') || isTempName(entry.name)) continue;
-      const key = entry.name.slice(0, -'.json'.length);
-      if (!NAME.test(key)) continue;
+      const key = entry.type === 'file' ? recordKeyOf(entry.name) : null;
+      if (key === null) continue;
       const mtimeMs = (await lstat(entry.file).catch(() => null))?.mtimeMs;
       if (mtimeMs === undefined) continue; // deleted since listed
       try {

@@ -6,8 +6,8 @@
  * Schema names carry their version ("rendered-inputs/v1"); a changed layout is a new name.
  */
 import * as arrow from 'apache-arrow';
-import type { ArtifactFormat, TensorData, TensorDType } from './types.ts';
-import { SchemaError } from './errors.ts';
+import type { ArtifactFormat, ArtifactRef, ArtifactStore, TensorData, TensorDType } from './types.ts';
+import { BadInputError, SchemaError } from './errors.ts';
 
 /** Column types a table schema can declare. "vector" is FixedSizeList<Float32> (embeddings, hidden states). */
 export type ColumnType = 'utf8' | 'bool' | 'int32' | 'int64' | 'float32' | 'float64' | 'vector' | 'list<int32>' | 'list<utf8>';
@@ -237,4 +237,85 @@ export function vectorValues(table: arrow.Table, column: string): { values: Floa
     offset += chunk.length * dim;
   }
   return { values, rows: vector.length, dim };
+}
+
+/** Plain column values accepted by tableForSchema, by declared column type. */
+export type PlainColumn =
+  | readonly (string | null)[]
+  | readonly (number | null)[]
+  | readonly (boolean | null)[]
+  | readonly (readonly number[])[]
+  | Float32Array
+  | Float64Array
+  | Int32Array;
+
+/**
+ * Build an Arrow table whose column types are exactly the declared ones (utf8 stays Utf8, not the
+ * dictionary type arrow infers for strings). "vector" columns take row-major Float32Array values plus
+ * their width in `vectorWidths`.
+ */
+export function tableForSchema(
+  schema: TableSchema,
+  columns: Record<string, PlainColumn>,
+  vectorWidths: Record<string, number> = {},
+): arrow.Table {
+  const vectors: Record<string, arrow.Vector> = {};
+  for (const spec of schema.columns) {
+    const values = columns[spec.name];
+    if (values === undefined) throw new Error(`tableForSchema(${schema.name}): no values for column "${spec.name}"`);
+    if (spec.type === 'vector') {
+      const width = vectorWidths[spec.name];
+      if (!(values instanceof Float32Array) || width === undefined)
+        throw new Error(`tableForSchema(${schema.name}): vector column "${spec.name}" needs a Float32Array and a width`);
+      vectors[spec.name] = vectorColumn(values, width);
+      continue;
+    }
+    const type = ARROW_TYPE_OF[spec.type]();
+    vectors[spec.name] = arrow.vectorFromArray(Array.from(values as ArrayLike<unknown>), type);
+  }
+  return new arrow.Table(vectors);
+}
+
+const ARROW_TYPE_OF: Record<Exclude<ColumnType, 'vector'>, () => arrow.DataType> = {
+  utf8: () => new arrow.Utf8(),
+  bool: () => new arrow.Bool(),
+  int32: () => new arrow.Int32(),
+  int64: () => new arrow.Int64(),
+  float32: () => new arrow.Float32(),
+  float64: () => new arrow.Float64(),
+  'list<int32>': () => new arrow.List(new arrow.Field('item', new arrow.Int32(), true)),
+  'list<utf8>': () => new arrow.List(new arrow.Field('item', new arrow.Utf8(), true)),
+};
+
+/** Column `name` of `table` as plain JS values (strings, numbers, booleans, null). */
+export function columnValues<T = unknown>(table: arrow.Table, name: string, artifact: string): T[] {
+  const column = table.getChild(name);
+  if (!column) throw new SchemaError(`${artifact}: missing column "${name}"`);
+  return Array.from({ length: table.numRows }, (_, i) => column.get(i) as T);
+}
+
+/** A BadInputError unless an artifact of `ref.schema` reads as `schema` (schemaReadableAs); `input` names it. */
+export function expectSchema(ref: ArtifactRef, schema: string, input: string): void {
+  if (schemaReadableAs(ref.schema, schema) !== null) throw new BadInputError(`input "${input}": expected a ${schema} artifact, got ${ref.schema}`);
+}
+
+/** A stored table read as `schema`: the table, its name in errors ("<input> <digest prefix>"), typed columns. */
+export interface StoredTable {
+  table: arrow.Table;
+  name: string;
+  column<T>(name: string): T[];
+}
+
+/** Read the table `ref` as an artifact of `schema` (checked first); `input` names it in every error. */
+export async function readStoredTable(store: ArtifactStore, ref: ArtifactRef, schema: TableSchema, input: string): Promise<StoredTable> {
+  expectSchema(ref, schema.name, input);
+  const table = await store.getTable(ref);
+  const name = `${input} ${ref.digest.slice(0, 12)}`;
+  return { table, name, column: <T>(c: string) => columnValues<T>(table, c, name) };
+}
+
+/** The label of a row, checked: `where` names the row in the error. */
+export function checkedLabel(value: unknown, where: string): 'harmful' | 'harmless' {
+  if (value !== 'harmful' && value !== 'harmless') throw new BadInputError(`${where}: label must be harmful or harmless, got "${String(value)}"`);
+  return value;
 }

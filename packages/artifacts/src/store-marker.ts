@@ -64,6 +64,11 @@ async function readMarker(file: string): Promise<StoreKind> {
     if (fsErrorCode(error) === 'ELOOP') return { kind: 'unsupported', reason: `${file} is a symbolic link` };
     throw describeFsError(error, 'read', file);
   }
+  return parseStoreMarker(text, file);
+}
+
+/** What a marker's text says (`file`: where it was read, for messages): this format and version, or why not. */
+export function parseStoreMarker(text: string, file: string): StoreKind {
   let marker: Partial<StoreMarker>;
   try {
     marker = JSON.parse(text) as Partial<StoreMarker>;
@@ -173,8 +178,13 @@ export function notAStoreError(root: string, found: StoreKind, action: string): 
 
 /** Write the marker (for a new, empty or adopted store). */
 export async function writeStoreMarker(root: string): Promise<void> {
+  await writeFileAtomic(path.join(root, STORE_MARKER), storeMarkerText());
+}
+
+/** The marker file's content for a store created now. */
+export function storeMarkerText(): string {
   const marker: StoreMarker = { format: STORE_FORMAT, version: STORE_FORMAT_VERSION, createdAt: new Date().toISOString() };
-  await writeFileAtomic(path.join(root, STORE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  return `${JSON.stringify(marker, null, 2)}\n`;
 }
 
 /** Before the first write: accept a marked store, create a new one, refuse everything else. */

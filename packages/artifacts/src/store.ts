@@ -15,38 +15,22 @@
  * cause, and only a directory marked as a DRO store (or a new one) is written to.
  */
 import path from 'node:path';
-import type * as arrow from 'apache-arrow';
-import type { ArtifactFormat, ArtifactRef, ArtifactStore, Manifest, ManifestInput, TensorData } from './types.ts';
-import { CorruptRecordError, DigestMismatchError, InvalidNameError, NotFoundError } from './errors.ts';
+import type { ArtifactFormat, ArtifactRef, IndexedArtifactStore, Manifest, ManifestInput } from './types.ts';
+import { DigestMismatchError, NotFoundError } from './errors.ts';
 import { StoreFiles } from './store-files.ts';
-import { canonicalJson, sha256Hex } from './canonical-json.ts';
-import { codeVersion } from './code-version.ts';
-import { getSchema, validateJson, validateTable, validateTensors } from './schemas.ts';
-import { parquetToTable, tableToParquet } from './parquet.ts';
-import { SafetensorsFile, readSafetensors, writeSafetensors } from './safetensors.ts';
+import { sha256Hex } from './canonical-json.ts';
+import { SafetensorsFile } from './safetensors.ts';
 import { RecordIndex } from './records.ts';
-import { defaultStoreRoot, resolveUserPath } from './paths.ts';
+import { localStoreRoot } from './paths.ts';
 import { collectGarbage, listCommitted, type GcOptions, type GcReport } from './gc.ts';
 import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.ts';
-
-const DIGEST = /^[0-9a-f]{64}$/;
-
-export function assertDigest(digest: unknown, what = 'digest'): asserts digest is string {
-  if (typeof digest !== 'string' || !DIGEST.test(digest)) {
-    throw new InvalidNameError(`${what} ${JSON.stringify(digest)} is not a lowercase sha256 hex string (64 chars)`);
-  }
-}
+import { TypedArtifactStore, assertDigest, assertManifestInputs, buildManifest, parseManifest, type ReadOptions } from './typed-store.ts';
 
 /** Kinds of files derived from artifacts and kept beside the store, by directory: name suffix. */
-const DERIVED_KINDS = { reports: '.html' } as const;
+export const DERIVED_KINDS = { reports: '.html' } as const;
 export type DerivedKind = keyof typeof DERIVED_KINDS;
 
-export interface ReadOptions {
-  /** Recompute the sha256 of the bytes and fail on mismatch (default true: hashing is cheap next to IO). */
-  verify?: boolean;
-}
-
-export class LocalArtifactStore implements ArtifactStore {
+export class LocalArtifactStore extends TypedArtifactStore implements IndexedArtifactStore {
   readonly root: string;
   /** Every file access below the root (confined, honest errors, writes only to a marked store). */
   readonly files: StoreFiles;
@@ -54,7 +38,8 @@ export class LocalArtifactStore implements ArtifactStore {
   readonly records: RecordIndex;
 
   constructor(options: { root?: string } = {}) {
-    this.root = options.root === undefined ? defaultStoreRoot() : resolveUserPath(options.root);
+    super();
+    this.root = localStoreRoot(options.root);
     this.files = new StoreFiles(this.root);
     this.records = new RecordIndex(path.join(this.root, 'records'), this.files);
   }
@@ -71,6 +56,17 @@ export class LocalArtifactStore implements ArtifactStore {
 
   pathOf(ref: ArtifactRef): string {
     return this.objectPath(ref.digest);
+  }
+
+  protected objectLabel(digest: string): string {
+    return this.objectPath(digest);
+  }
+
+  /** The artifact's file in the store, once verified (a local store needs no copy). */
+  async localCopy(ref: ArtifactRef | string): Promise<string> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    await this.verify(digest);
+    return this.objectPath(digest);
   }
 
   /**
@@ -109,7 +105,7 @@ export class LocalArtifactStore implements ArtifactStore {
     rows: number | null,
   ): Promise<ArtifactRef> {
     const digest = sha256Hex(bytes);
-    for (const [name, inputDigest] of Object.entries(input.inputs ?? {})) assertDigest(inputDigest, `manifest input "${name}"`);
+    assertManifestInputs(input);
     const objectFile = this.objectPath(digest);
     await this.files.ensureWritable();
     const present = await this.files.read(objectFile).catch(() => null);
@@ -123,21 +119,7 @@ export class LocalArtifactStore implements ArtifactStore {
       keep = false; // torn or foreign manifest: rewritten below
     }
     if (!keep) {
-      const manifest: Manifest = {
-        digest,
-        format,
-        schema,
-        producer: input.producer,
-        params: input.params ?? null,
-        inputs: input.inputs ?? {},
-        modelDigest: input.modelDigest ?? null,
-        code: codeVersion(),
-        backend: input.backend ?? null,
-        createdAt: new Date().toISOString(),
-        rows,
-        bytes: bytes.byteLength,
-        ...(input.summary ? { summary: input.summary } : {}),
-      };
+      const manifest: Manifest = buildManifest(digest, format, schema, bytes, input, rows);
       await this.files.write(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
     }
     return { digest, format, schema };
@@ -182,44 +164,6 @@ export class LocalArtifactStore implements ArtifactStore {
     return file;
   }
 
-  async putTable(schemaName: string, table: arrow.Table, input: ManifestInput): Promise<ArtifactRef> {
-    const schema = getSchema(schemaName, 'table');
-    const ordered = validateTable(schema, table, `writing ${schemaName} from ${input.producer.stage}`);
-    return this.putBytes('parquet', schemaName, tableToParquet(ordered), input, ordered.numRows);
-  }
-
-  async getTable(ref: ArtifactRef, options: ReadOptions = {}): Promise<arrow.Table> {
-    this.checkRef(ref, 'parquet');
-    const schema = getSchema(ref.schema, 'table');
-    const table = parquetToTable(await this.getBytes(ref, options), this.pathOf(ref));
-    return validateTable(schema, table, `artifact ${ref.digest}`);
-  }
-
-  async putTensors(
-    schemaName: string,
-    tensors: Record<string, TensorData>,
-    input: ManifestInput,
-    metadata: Record<string, string> = {},
-  ): Promise<ArtifactRef> {
-    validateTensors(getSchema(schemaName, 'tensors'), tensors, metadata, `writing ${schemaName} from ${input.producer.stage}`);
-    return this.putBytes('safetensors', schemaName, writeSafetensors(tensors, metadata), input, Object.keys(tensors).length);
-  }
-
-  async getTensors(ref: ArtifactRef, options: ReadOptions = {}): Promise<Record<string, TensorData>> {
-    return (await this.getTensorsWithMetadata(ref, options)).tensors;
-  }
-
-  async getTensorsWithMetadata(
-    ref: ArtifactRef,
-    options: ReadOptions = {},
-  ): Promise<{ tensors: Record<string, TensorData>; metadata: Record<string, string> }> {
-    this.checkRef(ref, 'safetensors');
-    const schema = getSchema(ref.schema, 'tensors');
-    const result = readSafetensors(await this.getBytes(ref, options));
-    validateTensors(schema, result.tensors, result.metadata, `artifact ${ref.digest}`);
-    return result;
-  }
-
   /**
    * Open a stored safetensors artifact lazily (one tensor at a time), for checkpoints too big to read
    * whole. Verifies by streaming first unless `verify: false`.
@@ -236,19 +180,6 @@ export class LocalArtifactStore implements ArtifactStore {
     return SafetensorsFile.open(file);
   }
 
-  async putJson(schemaName: string, value: unknown, input: ManifestInput): Promise<ArtifactRef> {
-    validateJson(getSchema(schemaName, 'json'), value, `writing ${schemaName} from ${input.producer.stage}`);
-    return this.putBytes('json', schemaName, new TextEncoder().encode(canonicalJson(value)), input, null);
-  }
-
-  async getJson<T = unknown>(ref: ArtifactRef, options: ReadOptions = {}): Promise<T> {
-    this.checkRef(ref, 'json');
-    const schema = getSchema(ref.schema, 'json');
-    const value: unknown = JSON.parse(new TextDecoder().decode(await this.getBytes(ref, options)));
-    validateJson(schema, value, `artifact ${ref.digest}`);
-    return value as T;
-  }
-
   /** Digests of every committed artifact (bytes + manifest present). */
   async list(): Promise<string[]> {
     return listCommitted(this);
@@ -263,25 +194,4 @@ export class LocalArtifactStore implements ArtifactStore {
   async verifyAll(options: VerifyOptions = {}): Promise<VerifyReport> {
     return verifyStore(this, options);
   }
-
-  private checkRef(ref: ArtifactRef, format: ArtifactFormat): void {
-    assertDigest(ref?.digest, 'artifact ref digest');
-    if (ref.format !== format) {
-      throw new InvalidNameError(`artifact ${ref.digest} is ${ref.format}, but was read as ${format}`);
-    }
-  }
-}
-
-/** A manifest read from `file`: JSON whose digest is the one it is stored under, or CorruptRecordError. */
-export function parseManifest(bytes: Uint8Array, file: string, digest: string): Manifest {
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(Buffer.from(bytes).toString('utf8')) as Manifest;
-  } catch (error) {
-    throw new CorruptRecordError(file, (error as Error).message);
-  }
-  if (typeof manifest !== 'object' || manifest === null || manifest.digest !== digest) {
-    throw new CorruptRecordError(file, `expected the manifest of artifact ${digest}`);
-  }
-  return manifest;
 }

@@ -72,13 +72,14 @@ export interface TensorData {
 }
 
 /**
- * The store every stage writes through. Implementations: the local filesystem store (a shared mount
- * works across machines); an S3-compatible store can implement the same interface later.
+ * The store every stage writes through. Implementations: the local filesystem store (store.ts; a shared
+ * mount works across machines) and the S3-compatible store (s3-store.ts) for machines that share no
+ * filesystem. `openStore` (open-store.ts) picks one from `--store` / `$DRO_STORE` / a config's `store`.
  *
  * Tables are apache-arrow `Table`s, typed loosely here so this file has no runtime import.
  */
 export interface ArtifactStore {
-  /** Root directory (or URI) of the store. */
+  /** Root directory of a local store, or the `s3://bucket/prefix` URI of an S3 store. */
   readonly root: string;
   /** Validate `table` against the declared schema `schema`, write it as zstd Parquet, return its ref. */
   putTable(schema: string, table: import('apache-arrow').Table, manifest: ManifestInput): Promise<ArtifactRef>;
@@ -104,11 +105,39 @@ export interface ArtifactStore {
   has(digest: string): Promise<boolean>;
   /** Recompute the artifact's sha256; throws DigestMismatchError naming the digest and file. */
   verify(digest: string): Promise<void>;
-  /** Absolute path of the artifact's bytes (read-only; for tools such as pyarrow). */
+  /**
+   * Absolute path of the artifact's bytes in a local store (read-only; for tools such as pyarrow). A store
+   * without local files (S3) throws, saying to use `localCopy`, which downloads and verifies a copy.
+   */
   pathOf(ref: ArtifactRef): string;
   /**
-   * Keep a file derived from artifact `digest` beside the store (e.g. a report's HTML page under reports/)
-   * holding exactly `bytes`, and return its path; an existing file is reused only if its content matches.
+   * Keep a file derived from artifact `digest` on this machine (e.g. a report's HTML page; beside a local
+   * store under reports/, in the local cache of an S3 store) holding exactly `bytes`, and return its
+   * path; an existing file is reused only if its content matches.
    */
   materialize(kind: 'reports', digest: string, bytes: Uint8Array | string): Promise<string>;
+}
+
+/**
+ * A whole DRO store as the engines and the CLI use it: artifacts plus the record index (pipeline cache
+ * index, run index) and maintenance. Both LocalArtifactStore and S3ArtifactStore are one.
+ */
+export interface IndexedArtifactStore extends ArtifactStore {
+  /** Small mutable named records (cache index, run index) kept beside the artifacts. */
+  readonly records: import('./records.ts').RecordStore;
+  /**
+   * Check that the root is a DRO store, creating a new one (with its marker) if it is missing or empty;
+   * refuses anything else (NotAStoreError). Every write does this first; call it to fail early.
+   */
+  ensureWritable(): Promise<void>;
+  putBytes(format: ArtifactFormat, schema: string, bytes: Uint8Array, input: ManifestInput, rows: number | null): Promise<ArtifactRef>;
+  getBytes(ref: ArtifactRef | string, options?: { verify?: boolean }): Promise<Uint8Array>;
+  /** A verified file holding the artifact's bytes on this machine: the object itself in a local store, a cached download from S3. */
+  localCopy(ref: ArtifactRef | string): Promise<string>;
+  /** Digests of every committed artifact (bytes + manifest present). */
+  list(): Promise<string[]>;
+  /** Delete what no pinned record references; `dryRun` reports without deleting. */
+  gc(options?: import('./gc.ts').GcOptions): Promise<import('./gc.ts').GcReport>;
+  /** Re-hash every object and check every manifest and record. */
+  verifyAll(options?: import('./verify.ts').VerifyOptions): Promise<import('./verify.ts').VerifyReport>;
 }

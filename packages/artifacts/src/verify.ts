@@ -18,7 +18,7 @@ import { NotAStoreError } from './errors.ts';
 import { listShardFiles } from './gc.ts';
 import { inspectStoreRoot, notAStoreError, writeStoreMarker } from './store-marker.ts';
 import type { LocalArtifactStore } from './store.ts';
-import { parseManifest } from './store.ts';
+import { parseManifest } from './typed-store.ts';
 
 export interface VerifyOptions {
   /** Delete objects that fail their digest (with their manifests), unreadable manifests and unreadable records. */

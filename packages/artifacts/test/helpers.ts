@@ -29,11 +29,11 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Start `script` (TypeScript) in a child node process through tsx, stdout/stderr piped. */
+/** Start `script` (TypeScript) in a child node process through tsx, stdout/stderr piped; `env` replaces the environment. */
 const liveChildren = new Set<ChildProcess>();
 
-export function spawnTsx(script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnTsx(script: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   liveChildren.add(child);
   child.once('exit', () => liveChildren.delete(child));
   return child;

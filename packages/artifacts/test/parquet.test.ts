@@ -6,6 +6,7 @@ import {
   LocalArtifactStore,
   SchemaError,
   defineTableSchema,
+  parquetToTable,
   tableToParquet,
   vectorColumn,
   vectorValues,
@@ -172,5 +173,31 @@ pq.write_table(t, sys.argv[1], compression="zstd")
     expect(() => defineTableSchema({ name: 'no-version', columns: [] })).toThrow(/ending in a version/);
     expect(() => defineTableSchema({ name: 'v/v1', columns: [{ name: 'v', type: 'vector' }] })).toThrow(/needs listSize/);
     expect(() => defineTableSchema({ name: 'test-hidden-states/v1', columns: [] })).toThrow(/already defined differently/);
+  });
+});
+
+describe('tableToParquet bytes depend only on the rows', () => {
+  // 3000 rows of 576 floats + a long text: big enough for several data pages and a dictionary fallback,
+  // where arrow-rs's page boundaries follow the record batches it is given.
+  const rows = 3000;
+  const d = 576;
+  const values = Float32Array.from({ length: rows * d }, (_, i) => Math.sin(i * 0.37));
+  const texts = Array.from({ length: rows }, (_, i) => `text ${i} `.repeat(50 + (i % 40)) + String((i * 7919) % 1000));
+  const part = (from: number, to: number) => {
+    const type = new arrow.FixedSizeList(d, new arrow.Field('item', new arrow.Float32(), false));
+    const child = arrow.makeData({ type: new arrow.Float32(), length: (to - from) * d, data: values.slice(from * d, to * d) });
+    const list = arrow.makeData({ type, length: to - from, nullCount: 0, child });
+    return new arrow.Table({ h: arrow.makeVector(list), s: arrow.vectorFromArray(texts.slice(from, to), new arrow.Utf8()) });
+  };
+  const inBatchesOf = (size: number) => {
+    const parts = [];
+    for (let i = 0; i < rows; i += size) parts.push(part(i, Math.min(rows, i + size)));
+    return parts[0]!.concat(...parts.slice(1));
+  };
+
+  it('the same rows in batches of 7, 333 or 1024 rows, or in one batch, give the same bytes', () => {
+    const one = Buffer.from(tableToParquet(part(0, rows)));
+    for (const size of [7, 333, 1024]) expect(Buffer.from(tableToParquet(inBatchesOf(size))).equals(one), `batches of ${size}`).toBe(true);
+    expect(parquetToTable(one, 'one').numRows).toBe(rows);
   });
 });

@@ -1,15 +1,13 @@
 /**
- * Store integrity and confinement on a real store on disk: corrupted objects are repaired by rewriting,
- * nothing is followed out of the root through symlinks (reads, writes, gc), torn records are reported
- * by path, and verifyAll re-hashes everything.
+ * Confinement on a real store on disk: nothing is followed out of the root through symlinks (reads,
+ * writes, gc). Repair by rewriting, torn records and verifyAll are in store-conformance.test.ts, which
+ * runs them on the directory store and on the S3 store.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  CorruptRecordError,
-  DigestMismatchError,
   LocalArtifactStore,
   UnsafeStoreEntryError,
   defineJsonSchema,
@@ -36,27 +34,7 @@ function outsideDir(): { dir: string; files: string[] } {
   return { dir, files };
 }
 
-const flipByte = (file: string, at = 3) => {
-  const bytes = readFileSync(file);
-  bytes[at] ^= 0x20;
-  writeFileSync(file, bytes);
-};
-
-describe('corrupt objects are repaired by rewriting', () => {
-  it('re-writing an artifact replaces a same-size bit-flipped object and a torn manifest', async () => {
-    const store = freshStore();
-    const ref = await store.putJson('test-n/v1', { n: 12345 }, made);
-    const file = store.pathOf(ref);
-    flipByte(file);
-    await expect(store.verify(ref.digest)).rejects.toThrow(DigestMismatchError);
-    writeFileSync(store.manifestPath(ref.digest), '{"digest": "'); // torn
-
-    expect(await store.putJson('test-n/v1', { n: 12345 }, made)).toEqual(ref);
-    await store.verify(ref.digest);
-    expect(sha256Hex(readFileSync(file))).toBe(ref.digest);
-    expect((await store.manifest(ref.digest)).digest).toBe(ref.digest);
-  });
-
+describe('links planted in the store', () => {
   it('a symlink planted under an object name is replaced by the real bytes; its target is untouched', async () => {
     const store = freshStore();
     const outside = outsideDir();
@@ -180,63 +158,5 @@ describe('nothing is followed out of the root', () => {
         expect(report.badRecords.length, name).toBeGreaterThan(0);
       }
     }
-  });
-});
-
-describe('torn records', () => {
-  it('are reported by path (CorruptRecordError), listed as bad by scan, and stop gc from deleting artifacts', async () => {
-    const store = freshStore();
-    const pinned = await store.putJson('test-n/v1', { n: 1 }, made);
-    const unreferenced = await store.putJson('test-n/v1', { n: 2 }, made);
-    await store.records.put('runs', 'good', { ok: true }, { refs: [pinned.digest], pin: true });
-    await store.records.put('runs', 'torn', { ok: true }, { refs: [unreferenced.digest], pin: true });
-    const tornFile = path.join(store.records.dir, 'runs', 'torn.json');
-    writeFileSync(tornFile, readFileSync(tornFile, 'utf8').slice(0, 20));
-
-    const error = await store.records.get('runs', 'torn').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(CorruptRecordError);
-    expect((error as Error).message).toContain(tornFile);
-    const scanned = await store.records.scan('runs');
-    expect(scanned.map((e) => [e.key, 'error' in e])).toEqual([
-      ['good', false],
-      ['torn', true],
-    ]);
-
-    // The torn run record might pin `unreferenced`: gc reports it and deletes no artifact.
-    const report = await store.gc({ graceMs: 0 });
-    expect(report.badRecords).toEqual([tornFile]);
-    expect(report.deleted).toEqual([]);
-    expect(await store.has(unreferenced.digest)).toBe(true);
-  });
-});
-
-describe('verifyAll', () => {
-  it('re-hashes every object, finds corrupt objects, torn manifests and records, and removes them on request', async () => {
-    const store = freshStore();
-    const good = await store.putJson('test-n/v1', { n: 1 }, made);
-    const bad = await store.putJson('test-n/v1', { n: 2 }, made);
-    const tornManifest = await store.putJson('test-n/v1', { n: 3 }, made);
-    await store.records.put('cache', 'k', {}, { refs: [good.digest] });
-    flipByte(store.pathOf(bad));
-    writeFileSync(store.manifestPath(tornManifest.digest), '{');
-    const tornRecord = path.join(store.records.dir, 'cache', 'k.json');
-    writeFileSync(tornRecord, '{"value":');
-
-    const report = await store.verifyAll();
-    expect(report.objects).toBe(3);
-    expect(report.bytes).toBe(readdirSync(path.join(store.root, 'objects'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).reduce((s, e) => s + readFileSync(path.join(e.parentPath, e.name)).length, 0));
-    expect(report.badObjects.map((b) => b.digest)).toEqual([bad.digest]);
-    expect(report.badManifests).toEqual([store.manifestPath(tornManifest.digest)]);
-    expect(report.badRecords).toEqual([tornRecord]);
-    expect(report.removed).toEqual([]);
-    expect(existsSync(store.pathOf(bad))).toBe(true); // read-only without `remove`
-
-    const removed = await store.verifyAll({ remove: true });
-    expect(removed.removed).toEqual([store.manifestPath(bad.digest), store.pathOf(bad), store.manifestPath(tornManifest.digest), tornRecord]);
-    expect(await store.has(bad.digest)).toBe(false);
-    const clean = await store.verifyAll();
-    expect([clean.badObjects, clean.badManifests, clean.badRecords]).toEqual([[], [], []]);
-    await store.verify(good.digest);
-    rmSync(store.root, { recursive: true });
   });
 });

@@ -4,7 +4,7 @@
  * the same --help and the same errors for unknown flags.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { resolveUserPath } from '@dro/artifacts';
+import { resolveStoreLocation, resolveUserPath } from '@dro/artifacts';
 
 export interface Command {
   /** Words after `dro`, e.g. ["llm", "inspect"]. */
@@ -78,6 +78,18 @@ export function pathOpt(args: ParsedArgs, name: string): string | undefined {
   const v = stringOpt(args, name);
   if (v === '') throw new CliError(`--${name} expects a path, got ""`, 2);
   return v === undefined ? undefined : resolveUserPath(v);
+}
+
+/** `--store`: a directory (as pathOpt) or an s3://bucket/prefix URI; anything else is a usage error naming the flag. */
+export function storeOpt(args: ParsedArgs): string | undefined {
+  const v = stringOpt(args, 'store');
+  if (v === '') throw new CliError('--store expects a directory or an s3://bucket/prefix URI, got ""', 2);
+  if (v === undefined) return undefined;
+  try {
+    return resolveStoreLocation(v, process.cwd(), '--store');
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
 }
 
 export function requirePath(args: ParsedArgs, name: string): string {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeLoopbackPort } from '@dro/workflows';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { DEFAULT_MODEL_ID, knownModel } from '@dro/llm/weights';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -28,7 +28,7 @@ function dro(args: string[], env: Record<string, string> = {}) {
 }
 
 /** A tiny experiment: a random GGUF model, 4 + 4 training queries, 2 + 2 held-out ones. */
-function tinyExperiment(dir: string): { config: string; store: string } {
+function tinyExperiment(dir: string, modelCount = 1): { config: string; store: string } {
   fs.mkdirSync(dir, { recursive: true });
   const rows = (file: string) => fs.readFileSync(path.join(repoRoot, 'data', 'queries', file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { label: string });
   const pick = (all: Array<{ label: string }>, n: number) => [...all.filter((r) => r.label === 'harmful').slice(0, n), ...all.filter((r) => r.label === 'harmless').slice(0, n)];
@@ -39,7 +39,7 @@ function tinyExperiment(dir: string): { config: string; store: string } {
     config,
     JSON.stringify({
       name: 'tiny-cli',
-      models: [{ id: 'tiny', path: path.basename(writeTinyGgufModel(path.join(dir, 'tiny.gguf'), 'F32')) }],
+      models: Array.from({ length: modelCount }, (_, i) => ({ id: i ? `tiny${i + 1}` : 'tiny', path: path.basename(writeTinyGgufModel(path.join(dir, 'tiny.gguf'), 'F32')) })),
       queries: { train: write('train.jsonl', pick(rows('train.jsonl'), 4)), eval: [write('heldout.jsonl', pick(rows('heldout.jsonl'), 2))] },
       prompts: { default: path.join(repoRoot, 'data', 'prompts', 'default.txt') },
       overrides: {
@@ -64,10 +64,19 @@ describe('dro run: bad flags are usage errors, before anything is written', () =
     [['--force', 'nope,prep-train@tiny'], /--force: no node "nope" in DAG "tiny-cli"; the node ids are: prep-train@tiny, refusal-logprob@tiny, extract@tiny, directions@tiny, dro:default@tiny, /],
     [['--force', ','], /--force expects node ids separated by commas; the DAG's node ids are: prep-train@tiny/],
     [['--engine', 'temporal', '--force', 'dro:default@tiny'], /--force works with --engine local only/],
+    [['--preset', 'papr'], /--preset expects quick or paper, got "papr"/],
   ])('dro run %j → exit 2', (flags, message) => {
     const { config, store } = tinyExperiment(path.join(tmp, `usage-${Math.random().toString(36).slice(2)}`));
     const r = dro(['run', '--config', config, ...flags]);
     expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    expect(fs.existsSync(store)).toBe(false);
+  });
+
+  it('dro run --engine temporal --concurrency below the model count → exit 2 (each model is a workflow)', () => {
+    const { config, store } = tinyExperiment(path.join(tmp, 'temporal-concurrency'), 2);
+    const r = dro(['run', '--config', config, '--engine', 'temporal', '--concurrency', '1', '--address', '127.0.0.1:1']);
+    expect(r.stderr).toMatch(/--concurrency 1 is fewer than the experiment's 2 models: with --engine temporal each model runs as its own workflow/);
     expect(r.code).toBe(2);
     expect(fs.existsSync(store)).toBe(false);
   });

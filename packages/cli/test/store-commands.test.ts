@@ -10,9 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, sy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalArtifactStore, REPORT_SCHEMA, STORE_MARKER, codeVersion } from '@dro/artifacts';
+import { LocalArtifactStore, reportHtmlSchema, STORE_MARKER, codeVersion } from '@dro/artifacts';
 import { listRuns, saveRunRecord, type RunRecord } from '@dro/pipeline';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..', '..');
 const DRO = path.join(repoRoot, 'bin', 'dro.mjs');
@@ -105,7 +105,7 @@ describe('dro gc / dro run refuse what is not a DRO store', () => {
   it('a store from before markers: gc exits 1 with what to do; `dro verify --adopt` marks it; then gc runs', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
-    const pinned = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const pinned = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 't' }, made);
     await store.records.put('runs', 'r', {}, { refs: [pinned.digest], pin: true });
     unlinkSync(path.join(root, STORE_MARKER));
 
@@ -127,8 +127,8 @@ describe('dro verify', () => {
   it('finds a bit-flipped object (exit 1, naming the file) and --remove deletes it so the next run recomputes it', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
-    const good = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 'good' }, made);
-    const bad = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 'bad' }, made);
+    const good = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 'good' }, made);
+    const bad = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 'bad' }, made);
     const file = store.pathOf(bad);
     const bytes = readFileSync(file);
     bytes[5] ^= 0x01;
@@ -150,7 +150,7 @@ describe('dro report', () => {
   it('never serves a linked or tampered page: the page always comes from the verified artifact', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
-    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const ref = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 't' }, made);
     const secret = path.join(tmp, 'secret.txt');
     writeFileSync(secret, 'SECRET outside the store');
     const page = path.join(root, 'reports', `${ref.digest}.html`);
@@ -190,7 +190,7 @@ describe('dro report', () => {
   it.skipIf(!canUnshare)('--out works on a read-only store (nothing is written into the store)', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
-    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const ref = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 't' }, made);
     const outDir = path.join(tmp, 'ro-out');
     mkdirSync(outDir);
     const command = `mount --bind ${root} ${root} && mount -o remount,bind,ro ${root} && exec '${process.execPath}' '${DRO}' report --ref ${ref.digest} --store ${root} --out ${outDir}/report.html`;

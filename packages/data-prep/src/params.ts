@@ -1,6 +1,6 @@
-/** Parameters of the data-prep stage, their validation (errors name the field) and presets. */
-import { BadInputError } from '@dro/artifacts';
-import type { SystemPromptPlacement } from './render.ts';
+/** Parameters of the data-prep stage, their defaults and their validation (errors name the field). */
+import { ParamReader } from '@dro/pipeline';
+import { SYSTEM_PROMPT_PLACEMENTS, type SystemPromptPlacement } from './render.ts';
 
 export interface DataPrepParams {
   /**
@@ -27,35 +27,20 @@ export interface DataPrepParams {
 
 export const DEFAULT_MAX_QUERY_TOKENS = 1024;
 
-export const paperDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null, maxQueryTokens: DEFAULT_MAX_QUERY_TOKENS };
-/** Rendering is cheap; the quick preset differs only downstream (fewer samples, shorter answers). */
-export const quickDataPrepParams: DataPrepParams = { ...paperDataPrepParams };
-
-const KEYS = Object.keys(paperDataPrepParams);
-
-function fail(field: string, expected: string, got: unknown): never {
-  throw new BadInputError(`data-prep params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultDataPrepParams: DataPrepParams = { promptVariants: [], systemPrompt: 'auto', limitPerLabel: null, maxQueryTokens: DEFAULT_MAX_QUERY_TOKENS };
 
 export function parseDataPrepParams(raw: unknown): DataPrepParams {
-  if (raw === undefined || raw === null) return { ...paperDataPrepParams };
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail('(params)', 'an object', raw);
-  const r = raw as Record<string, unknown>;
-  for (const key of Object.keys(r)) if (!KEYS.includes(key)) fail(key, `one of the known fields (${KEYS.join(', ')})`, key);
-  const promptVariants = r.promptVariants ?? [];
-  if (!Array.isArray(promptVariants) || promptVariants.some((v) => typeof v !== 'string' || v === ''))
-    fail('promptVariants', 'an array of prompt ids ("none" or a prompt file id)', promptVariants);
-  if (new Set(promptVariants).size !== (promptVariants as string[]).length) fail('promptVariants', 'distinct ids', promptVariants);
-  const systemPrompt = r.systemPrompt ?? 'auto';
-  if (!['auto', 'system', 'user-prefix'].includes(systemPrompt as string)) fail('systemPrompt', '"auto", "system" or "user-prefix"', systemPrompt);
-  const limit = r.limitPerLabel ?? null;
-  if (limit !== null && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1)) fail('limitPerLabel', 'a positive integer or null', limit);
-  const maxQueryTokens = r.maxQueryTokens ?? DEFAULT_MAX_QUERY_TOKENS;
-  if (typeof maxQueryTokens !== 'number' || !Number.isInteger(maxQueryTokens) || maxQueryTokens < 1) fail('maxQueryTokens', 'a positive integer', maxQueryTokens);
-  return {
-    promptVariants: promptVariants as string[],
-    systemPrompt: systemPrompt as SystemPromptPlacement,
-    limitPerLabel: limit as number | null,
-    maxQueryTokens: maxQueryTokens as number,
+  const r = ParamReader.of('data-prep', raw);
+  const d = defaultDataPrepParams;
+  const promptVariants = r.strings('promptVariants', d.promptVariants, 'an array of prompt ids ("none" or a prompt file id)');
+  if (new Set(promptVariants).size !== promptVariants.length) r.fail('promptVariants', 'distinct ids', promptVariants);
+  const params: DataPrepParams = {
+    promptVariants,
+    systemPrompt: r.oneOf('systemPrompt', d.systemPrompt, SYSTEM_PROMPT_PLACEMENTS),
+    limitPerLabel: r.nullableInt('limitPerLabel', d.limitPerLabel, 1),
+    maxQueryTokens: r.int('maxQueryTokens', d.maxQueryTokens, 1),
   };
+  r.done();
+  return params;
 }

@@ -37,7 +37,8 @@ export interface ChatRenderer {
   contextLength: number;
 }
 
-export type SystemPromptPlacement = 'auto' | 'system' | 'user-prefix';
+export const SYSTEM_PROMPT_PLACEMENTS = ['auto', 'system', 'user-prefix'] as const;
+export type SystemPromptPlacement = (typeof SYSTEM_PROMPT_PLACEMENTS)[number];
 
 const SENTINEL = 'dro-system-role-probe-7f3a';
 

@@ -12,9 +12,13 @@ import {
   BadInputError,
   NO_PROMPT_ID,
   type PromptSet,
+  type QueryLabel,
+  type RenderedInput,
   columnValues,
+  promptSetSchema,
+  querySetSchema,
   renderedInputsSchema,
-  tableForSchema,
+  writeRenderedInputs,
 } from '@dro/artifacts';
 import fs from 'node:fs';
 import { ChatTemplate, GgufFile, loadModelConfig, loadTokenizer } from '@dro/llm';
@@ -90,38 +94,25 @@ export async function renderQuerySet(
   const placement = resolvePlacement(renderer, params.systemPrompt);
   ctx.log.info('rendering', { queries: queries.length, variants, placement });
 
-  const rows: (QueryRow & { prompt_id: string; rendered: string; token_ids: number[]; start: number | null; count: number | null })[] = [];
+  const rows: RenderedInput[] = [];
   const total = variants.length * queries.length;
   for (const variant of variants) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     for (const q of queries) {
       const inputId = `${q.set}/${q.query_id}/${variant}`;
       const r = renderInput(renderer, variant, variant === NO_PROMPT_ID ? null : promptText.get(variant)!, q.query, placement, inputId);
-      rows.push({ ...q, prompt_id: variant, rendered: r.rendered, token_ids: r.tokenIds, start: r.promptTokenStart, count: r.promptTokenCount });
+      const start = r.promptTokenStart;
+      const count = r.promptTokenCount;
+      rows.push({
+        inputId, set: q.set, queryId: q.query_id, queryIndex: q.query_index, label: q.label as QueryLabel, category: q.category, pairId: q.pair_id,
+        promptId: variant, query: q.query, rendered: r.rendered, tokenIds: r.tokenIds,
+        promptSpan: start === null || count === null ? null : { start, end: start + count },
+      });
     }
     ctx.progress({ done: rows.length, total, message: `rendered prompt "${variant}"` });
   }
-  const table = tableForSchema(renderedInputsSchema, {
-    input_id: rows.map((r) => `${r.set}/${r.query_id}/${r.prompt_id}`),
-    set: rows.map((r) => r.set),
-    query_id: rows.map((r) => r.query_id),
-    query_index: rows.map((r) => r.query_index),
-    label: rows.map((r) => r.label),
-    category: rows.map((r) => r.category),
-    pair_id: rows.map((r) => r.pair_id),
-    prompt_id: rows.map((r) => r.prompt_id),
-    query: rows.map((r) => r.query),
-    rendered: rows.map((r) => r.rendered),
-    token_ids: rows.map((r) => r.token_ids),
-    prompt_token_start: rows.map((r) => r.start),
-    prompt_token_count: rows.map((r) => r.count),
-  });
-  return ctx.store.putTable(renderedInputsSchema.name, table, {
-    producer: { stage: dataPrepStage.name, version: dataPrepStage.version },
-    params: { ...params, placement },
-    inputs: { queries: inputs.queries.digest, prompts: inputs.prompts.digest },
-    modelDigest: ctx.modelDigest,
-  });
+  // The placement "auto" resolved to is part of what the rows mean: the manifest records it.
+  return writeRenderedInputs(ctx.store, rows, ctx.manifest({ params: { ...params, placement } }));
 }
 
 export const dataPrepStage: Stage<DataPrepParams> = {
@@ -130,11 +121,12 @@ export const dataPrepStage: Stage<DataPrepParams> = {
   version: '2',
   needs: 'model',
   inputs: ['queries', 'prompts'],
+  inputSchemas: { queries: querySetSchema.name, prompts: promptSetSchema.name },
   outputs: ['rendered'],
   outputSchemas: { rendered: renderedInputsSchema.name },
   parseParams: parseDataPrepParams,
   async run(ctx, inputs, params) {
-    if (!ctx.modelPath) throw new BadInputError('data-prep needs a model (its tokenizer and chat template): none configured');
-    return { rendered: await renderQuerySet(ctx, rendererFor(ctx.modelPath), inputs, params) };
+    // Only the model's tokenizer and chat template: the weights are not loaded.
+    return { rendered: await renderQuerySet(ctx, rendererFor(ctx.modelPath!), inputs, params) };
   },
 };

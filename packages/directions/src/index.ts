@@ -2,4 +2,4 @@ export * from './pca.ts';
 export * from './logistic.ts';
 export * from './params.ts';
 export * from './stage.ts';
-export { mulberry32, seededPermutation } from './random.ts';
+export { gaussian } from './random.ts';

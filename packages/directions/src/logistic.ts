@@ -17,7 +17,9 @@
  * decay is decoupled (AdamW) and applied to bias too, as torch's AdamW does with one parameter group;
  * each fold keeps the parameters of its best held-out epoch.
  */
-import { seededPermutation } from './random.ts';
+import type { FoldReport } from '@dro/artifacts';
+import { mulberry32 } from '@dro/llm';
+import { shuffledIndices } from '@dro/pipeline';
 
 export interface LogisticTrainingOptions {
   learningRate: number;
@@ -45,17 +47,8 @@ export interface LogisticModel {
   bias: number;
 }
 
-export interface FoldReport {
-  fold: number;
-  trainRows: number;
-  heldOutRows: number;
-  /** Epochs run (including the patience epochs after the best one). */
-  epochs: number;
-  bestEpoch: number;
-  heldOutBce: number;
-  /** Fraction of held-out rows with (logit > 0) === (target ≥ 0.5). */
-  heldOutAccuracy: number;
-}
+/** A fold's numbers, as the directions report records them. */
+export type { FoldReport };
 
 export interface BoundaryFit {
   model: LogisticModel;
@@ -173,7 +166,7 @@ export function fitBoundary(
   for (let i = 0; i < n; i++)
     if (!(targets[i] >= 0 && targets[i] <= 1)) throw new RangeError(`fitBoundary: target[${i}] = ${targets[i]} is not in [0, 1]`);
 
-  const permutation = seededPermutation(n, options.seed);
+  const permutation = shuffledIndices(n, mulberry32(options.seed));
   const foldOf = new Int32Array(n);
   permutation.forEach((row, position) => (foldOf[row] = position % options.folds));
   const all = Array.from({ length: n }, (_, i) => i);

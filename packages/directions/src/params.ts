@@ -1,5 +1,5 @@
-/** Parameters of the directions stage, their validation (errors name the field) and presets. */
-import { BadInputError } from '@dro/artifacts';
+/** Parameters of the directions stage, their defaults and their validation (errors name the field). */
+import { ParamReader } from '@dro/pipeline';
 import { PAPER_LOGISTIC_OPTIONS, type LogisticTrainingOptions } from './logistic.ts';
 
 export interface DirectionsParams {
@@ -22,7 +22,8 @@ export interface DirectionsParams {
   refusalLabels: 'compliance' | 'relative';
 }
 
-export const paperDirectionsParams: DirectionsParams = {
+/** What the stage does when given no params: the published protocol (presets: experiment/src/presets/). */
+export const defaultDirectionsParams: DirectionsParams = {
   k: 4,
   sets: [],
   pcaSeed: 0,
@@ -30,61 +31,30 @@ export const paperDirectionsParams: DirectionsParams = {
   refusalLabels: 'compliance',
 };
 
-/**
- * The quick preset (small data, a model that rarely refuses): relative refusal labels (see refusalLabels)
- * and a boundary learning rate of 1e-2. With the paper's 1e-4, early stopping (patience 3, min improvement
- * 1e-4) fires within a few epochs on SmolLM2's nearly constant labels and the refusal weights stay at 0,
- * which silently switches off DRO's main loss term.
- */
-export const quickDirectionsParams: DirectionsParams = {
-  ...paperDirectionsParams,
-  boundary: { ...PAPER_LOGISTIC_OPTIONS, learningRate: 1e-2, maxEpochs: 5000 },
-  refusalLabels: 'relative',
-};
+const BOUNDARY_KEYS = Object.keys(PAPER_LOGISTIC_OPTIONS) as (keyof LogisticTrainingOptions)[];
 
-function fail(field: string, expected: string, got: unknown): never {
-  throw new BadInputError(`directions params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
-
-function number(raw: Record<string, unknown>, key: string, fallback: number, field: string, check: (v: number) => boolean, expected: string): number {
-  const v = raw[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) fail(field, expected, v);
-  return v as number;
-}
-
-function objectOf(raw: unknown, field: string): Record<string, unknown> {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail(field, 'an object', raw);
-  return raw as Record<string, unknown>;
-}
-
-const BOUNDARY_KEYS = Object.keys(PAPER_LOGISTIC_OPTIONS);
-const TOP_KEYS = ['k', 'sets', 'pcaSeed', 'boundary', 'refusalLabels'];
-
-/** Validate raw params and fill defaults from the paper preset. */
-export function parseDirectionsParams(rawInput: unknown): DirectionsParams {
-  const raw = objectOf(rawInput, '(params)');
-  for (const key of Object.keys(raw)) if (!TOP_KEYS.includes(key)) fail(key, `one of the known fields (${TOP_KEYS.join(', ')})`, key);
-  const defaults = paperDirectionsParams;
+/** Validate raw params and fill the defaults. */
+export function parseDirectionsParams(raw: unknown): DirectionsParams {
+  const r = ParamReader.of('directions', raw);
+  const d = defaultDirectionsParams;
   const integer = (v: number) => Number.isInteger(v);
-  const k = number(raw, 'k', defaults.k, 'k', (v) => integer(v) && v >= 1 && v <= 64, 'an integer in [1, 64]');
-  const pcaSeed = number(raw, 'pcaSeed', defaults.pcaSeed, 'pcaSeed', integer, 'an integer');
-  const sets = raw.sets ?? defaults.sets;
-  if (!Array.isArray(sets) || sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', sets);
-  const b = objectOf(raw.boundary, 'boundary');
-  for (const key of Object.keys(b)) if (!BOUNDARY_KEYS.includes(key)) fail(`boundary.${key}`, `one of ${BOUNDARY_KEYS.join(', ')}`, key);
-  const d = defaults.boundary;
+  const k = r.number('k', d.k, (v) => integer(v) && v >= 1 && v <= 64, 'an integer in [1, 64]');
+  const sets = r.strings('sets', d.sets, 'an array of set names');
+  const pcaSeed = r.number('pcaSeed', d.pcaSeed, integer, 'an integer');
+  const b = r.child('boundary');
+  const db = d.boundary;
   const boundary: LogisticTrainingOptions = {
-    learningRate: number(b, 'learningRate', d.learningRate, 'boundary.learningRate', (v) => v > 0, 'a positive number'),
-    weightDecay: number(b, 'weightDecay', d.weightDecay, 'boundary.weightDecay', (v) => v >= 0, 'a number ≥ 0'),
-    maxEpochs: number(b, 'maxEpochs', d.maxEpochs, 'boundary.maxEpochs', (v) => integer(v) && v >= 1, 'an integer ≥ 1'),
-    patience: number(b, 'patience', d.patience, 'boundary.patience', (v) => integer(v) && v >= 1, 'an integer ≥ 1'),
-    minImprovement: number(b, 'minImprovement', d.minImprovement, 'boundary.minImprovement', (v) => v >= 0, 'a number ≥ 0'),
-    folds: number(b, 'folds', d.folds, 'boundary.folds', (v) => integer(v) && v >= 2, 'an integer ≥ 2'),
-    seed: number(b, 'seed', d.seed, 'boundary.seed', integer, 'an integer'),
+    learningRate: b.number('learningRate', db.learningRate, (v) => v > 0, 'a positive number'),
+    weightDecay: b.number('weightDecay', db.weightDecay, (v) => v >= 0, 'a number ≥ 0'),
+    maxEpochs: b.int('maxEpochs', db.maxEpochs, 1),
+    patience: b.int('patience', db.patience, 1),
+    minImprovement: b.number('minImprovement', db.minImprovement, (v) => v >= 0, 'a number ≥ 0'),
+    folds: b.int('folds', db.folds, 2),
+    seed: b.number('seed', db.seed, integer, 'an integer'),
   };
-  const refusalLabels = raw.refusalLabels ?? defaults.refusalLabels;
-  if (refusalLabels !== 'compliance' && refusalLabels !== 'relative') fail('refusalLabels', '"compliance" or "relative"', refusalLabels);
-  return { k, sets: sets as string[], pcaSeed, boundary, refusalLabels };
+  BOUNDARY_KEYS.forEach((key) => b.mark(key));
+  b.done();
+  const refusalLabels = r.oneOf('refusalLabels', d.refusalLabels, ['compliance', 'relative'] as const);
+  r.done();
+  return { k, sets, pcaSeed, boundary, refusalLabels };
 }

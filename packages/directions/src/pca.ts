@@ -7,7 +7,8 @@
  * Rayleigh–Ritz step (Jacobi on the small block). Deterministic: the start block comes from a seeded
  * generator, and each component's sign is fixed so that its largest-magnitude entry is positive.
  */
-import { mulberry32, gaussian } from './random.ts';
+import { mulberry32 } from '@dro/llm';
+import { gaussian } from './random.ts';
 
 export interface PcaResult {
   /** [d] mean of the rows. */

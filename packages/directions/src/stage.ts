@@ -11,7 +11,6 @@
  * Inputs:  hiddenStates (hidden-states/v1), scores (compliance-scores/v1, from sampling or refusal-logprob)
  * Outputs: directions (directions/v1 safetensors), report (directions-report/v1 JSON: per-fold numbers)
  */
-import type { Table } from 'apache-arrow';
 import {
   BadInputError,
   type ArtifactRef,
@@ -21,18 +20,13 @@ import {
   writeDirections,
   directionsSchema,
   hiddenStatesSchema,
-  vectorValues,
+  readComplianceScores,
+  readHiddenStates,
 } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { fitBoundary, type BoundaryFit } from './logistic.ts';
 import { fitPca, projectRows } from './pca.ts';
 import { parseDirectionsParams, type DirectionsParams } from './params.ts';
-
-function stringColumn(table: Table, name: string, artifact: string): string[] {
-  const column = table.getChild(name);
-  if (!column) throw new BadInputError(`${artifact}: missing column "${name}"`);
-  return Array.from({ length: table.numRows }, (_, i) => String(column.get(i)));
-}
 
 function boundaryReport(target: string, fit: BoundaryFit): DirectionsReport['refusal'] {
   return {
@@ -69,22 +63,14 @@ async function runDirections(
   inputs: Record<string, ArtifactRef>,
   params: DirectionsParams,
 ): Promise<Record<string, ArtifactRef>> {
-  const hiddenTable = await ctx.store.getTable(inputs.hiddenStates);
-  const scoresTable = await ctx.store.getTable(inputs.scores);
-  const hiddenName = `hidden states ${inputs.hiddenStates.digest.slice(0, 12)}`;
-  const scoresName = `compliance scores ${inputs.scores.digest.slice(0, 12)}`;
-
-  const complianceById = new Map<string, number>();
-  const scoreIds = stringColumn(scoresTable, 'input_id', scoresName);
-  const compliance = scoresTable.getChild('compliance')!;
-  scoreIds.forEach((id, i) => complianceById.set(id, Number(compliance.get(i))));
-
-  const ids = stringColumn(hiddenTable, 'input_id', hiddenName);
-  const sets = stringColumn(hiddenTable, 'set', hiddenName);
-  const prompts = stringColumn(hiddenTable, 'prompt_id', hiddenName);
-  const labels = stringColumn(hiddenTable, 'label', hiddenName);
-  const { values, dim } = vectorValues(hiddenTable, 'hidden');
-  const selected = ids.map((_, i) => i).filter((i) => params.sets.length === 0 || params.sets.includes(sets[i]));
+  const hidden = await readHiddenStates(ctx.store, inputs.hiddenStates);
+  const { name: scoresName, byInput: complianceById } = await readComplianceScores(ctx.store, inputs.scores);
+  const { name: hiddenName, values, dim } = hidden;
+  const ids = hidden.rows.map((r) => r.inputId);
+  const sets = hidden.rows.map((r) => r.set);
+  const prompts = hidden.rows.map((r) => r.promptId);
+  const labels = hidden.rows.map((r) => r.label);
+  const selected = ids.map((_, i) => i).filter((i) => params.sets.length === 0 || params.sets.includes(sets[i]!));
   if (selected.length < params.boundary.folds)
     throw new BadInputError(
       `${hiddenName}: ${selected.length} rows${params.sets.length ? ` in sets ${params.sets.join(', ')}` : ''}; need at least ${params.boundary.folds} for ${params.boundary.folds}-fold CV`,
@@ -99,8 +85,6 @@ async function runDirections(
     const score = complianceById.get(ids[source]);
     if (score === undefined) throw new BadInputError(`${scoresName}: no compliance score for input "${ids[source]}"`);
     refusalTargets[row] = score;
-    if (labels[source] !== 'harmful' && labels[source] !== 'harmless')
-      throw new BadInputError(`${hiddenName}: row ${source} ("${ids[source]}"): label must be harmful or harmless, got "${labels[source]}"`);
     harmlessTargets[row] = labels[source] === 'harmless' ? 1 : 0;
   });
   if (!harmlessTargets.includes(0) || !harmlessTargets.includes(1))
@@ -127,11 +111,7 @@ async function runDirections(
     groups.set(key, group);
   });
 
-  const manifest = {
-    producer: { stage: directionsStage.name, version: directionsStage.version },
-    params,
-    inputs: { hiddenStates: inputs.hiddenStates.digest, scores: inputs.scores.digest },
-  };
+  const manifest = ctx.manifest();
   const directions = await writeDirections(ctx.store, {
     mean: pca.mean,
     components: pca.components,
@@ -163,11 +143,10 @@ export const directionsStage: Stage<DirectionsParams> = {
   version: '2',
   needs: 'cpu',
   inputs: ['hiddenStates', 'scores'],
+  inputSchemas: { hiddenStates: hiddenStatesSchema.name, scores: complianceScoresSchema.name },
   outputs: ['directions', 'report'],
   outputSchemas: { directions: directionsSchema.name, report: directionsReportSchema.name },
   parseParams: parseDirectionsParams,
   run: runDirections,
 };
 
-/** Schemas this stage reads, for engines that check inputs before running. */
-export const directionsInputSchemas = { hiddenStates: hiddenStatesSchema.name, scores: complianceScoresSchema.name };

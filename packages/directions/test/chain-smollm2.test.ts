@@ -1,22 +1,17 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DirectionsReport, LocalArtifactStore, columnValues, vectorValues } from '@dro/artifacts';
 import { loadModel, tf } from '@dro/llm';
+import { requireSmolLm2Gguf } from '@dro/llm/weights';
 import { createProgressReporter, runDag } from '@dro/pipeline';
 import { chainDag, chainStages } from './chain.ts';
 
-function smolLm2Path(): string {
-  const cache = process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro');
-  const file = path.join(cache, 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf');
-  if (!existsSync(file)) throw new Error(`SmolLM2 model not found at ${file}: run \`npm run setup\` first`);
-  return file;
-}
 
 describe('analysis chain on SmolLM2-135M-Instruct (small subset)', () => {
   it('runs end to end; extracted states equal model.forward; labels and directions are sane', { timeout: 900_000 }, async () => {
-    const modelPath = smolLm2Path();
+    const modelPath = requireSmolLm2Gguf();
     const store = new LocalArtifactStore({ root: mkdtempSync(path.join(os.tmpdir(), 'dro-chain-smol-')) });
     const dag = await chainDag(store, {
       modelPath,

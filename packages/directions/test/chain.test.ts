@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DirectionsReport, LocalArtifactStore, columnValues } from '@dro/artifacts';
 import { createProgressReporter, runDag } from '@dro/pipeline';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { chainDag, chainStages } from './chain.ts';
 
 const tempDir = (prefix: string) => mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -1,12 +1,12 @@
 /**
- * The analysis chain of issue 4 as a DAG for the local runner — shared by the chain tests and the
- * SmolLM2 measurement script (scripts/measure-smollm2.ts):
+ * The analysis chain of issue 4 as a DAG for the local runner, for the chain tests (the measurement on a
+ * real model, tools/measure/analysis-chain.ts, runs the experiment's own DAG):
  *
  *   prep (data-prep) ─┬─ sampling ───────────┬─ directions          (refusal labels: sampled)
  *                     ├─ refusal-logprob ────┼─ directions-logprob  (refusal labels: logprob)
  *                     └─ extract ────────────┘
  *
- * Test/script-only: stage packages never import each other; this file imports all four.
+ * Test-only: stage packages never import each other; this file imports all four.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';

@@ -2,10 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore } from '@dro/artifacts';
-import type { ProgressEvent, StageContext } from '@dro/pipeline';
+import type { ProgressEvent, StageEnvironment } from '@dro/pipeline';
 
 /** A real store in a fresh temp directory and a context that records progress. */
-export function testContext(): StageContext & { store: LocalArtifactStore; events: ProgressEvent[] } {
+export function testContext(): StageEnvironment & { store: LocalArtifactStore; events: ProgressEvent[] } {
   const store = new LocalArtifactStore({ root: mkdtempSync(path.join(os.tmpdir(), 'dro-directions-')) });
   const events: ProgressEvent[] = [];
   return {

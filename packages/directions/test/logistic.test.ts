@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PAPER_LOGISTIC_OPTIONS, baseRateLogit, evaluateBoundary, fitBoundary } from '../src/logistic.ts';
-import { gaussian, mulberry32 } from '../src/random.ts';
+import { mulberry32 } from '@dro/llm';
+import { gaussian } from '../src/random.ts';
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 

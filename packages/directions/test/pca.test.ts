@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { fitPca, projectRows, symmetricEigen } from '../src/pca.ts';
-import { gaussian, mulberry32 } from '../src/random.ts';
+import { mulberry32 } from '@dro/llm';
+import { gaussian } from '../src/random.ts';
 
 /** n rows in d dims: mean + Σ_i s_i·a_i·u_i + noise, with orthonormal u_i. Returns rows and u. */
 function syntheticData(n: number, d: number, scales: number[], noise: number, seed: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDirectionsParams, quickDirectionsParams, relativeLabels } from '../src/index.ts';
+import { parseDirectionsParams, relativeLabels } from '../src/index.ts';
 
 describe('relative refusal labels', () => {
   it('min-max scale the compliance log-odds to [0, 1], keeping the order', () => {
@@ -23,10 +23,9 @@ describe('relative refusal labels', () => {
     expect(rel[2]).toBeCloseTo(0.5, 9);
   });
 
-  it('is a validated param: paper keeps the scores, quick uses relative labels', () => {
+  it('is a validated param: by default (the paper) the scores themselves', () => {
     expect(parseDirectionsParams({}).refusalLabels).toBe('compliance');
-    expect(quickDirectionsParams.refusalLabels).toBe('relative');
-    expect(quickDirectionsParams.boundary.learningRate).toBe(1e-2);
-    expect(() => parseDirectionsParams({ refusalLabels: 'ranked' })).toThrow(/refusalLabels: expected "compliance" or "relative"/);
+    expect(parseDirectionsParams({ refusalLabels: 'relative' }).refusalLabels).toBe('relative');
+    expect(() => parseDirectionsParams({ refusalLabels: 'ranked' })).toThrow(/refusalLabels: expected one of "compliance", "relative"/);
   });
 });

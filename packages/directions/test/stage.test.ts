@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import {
   BadInputError,
   type DirectionsReport,
@@ -7,9 +8,13 @@ import {
   hiddenStatesSchema,
   tableForSchema,
 } from '@dro/artifacts';
-import { directionsStage, parseDirectionsParams, quickDirectionsParams } from '../src/index.ts';
-import { gaussian, mulberry32 } from '../src/random.ts';
+import { PAPER_LOGISTIC_OPTIONS, defaultDirectionsParams, directionsStage, parseDirectionsParams, type DirectionsParams } from '../src/index.ts';
+import { mulberry32 } from '@dro/llm';
+import { gaussian } from '../src/random.ts';
 import { testContext } from './helpers.ts';
+
+/** Relative labels and a faster boundary (as the quick preset fits them): the synthetic labels are nearly constant. */
+const relativeParams: DirectionsParams = { ...defaultDirectionsParams, boundary: { ...PAPER_LOGISTIC_OPTIONS, learningRate: 1e-2, maxEpochs: 5000 }, refusalLabels: 'relative' };
 
 const d = 32;
 
@@ -72,7 +77,7 @@ describe('directions stage', () => {
   it('fits PCA and both boundaries with the documented sign conventions; Python reads the tensors', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(40));
-    const out = await directionsStage.run(ctx, inputs, quickDirectionsParams);
+    const out = await runStage(directionsStage, inputs, relativeParams, ctx);
     expect(Object.keys(out).sort()).toEqual(['directions', 'report']);
 
     const tensors = await ctx.store.getTensors(out.directions);
@@ -126,19 +131,19 @@ describe('directions stage', () => {
   it('is deterministic: the same inputs and params give the same artifact digests', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(15));
-    const a = await directionsStage.run(ctx, inputs, quickDirectionsParams);
-    const b = await directionsStage.run(ctx, inputs, quickDirectionsParams);
+    const a = await runStage(directionsStage, inputs, relativeParams, ctx);
+    const b = await runStage(directionsStage, inputs, relativeParams, ctx);
     expect(a.directions.digest).toBe(b.directions.digest);
   });
 
   it('names the input that has no compliance score, and a set filter that leaves too few rows', async () => {
     const ctx = testContext();
     const inputs = await storeInputs(ctx, syntheticInputs(10), 'train/harmful-3/default');
-    await expect(directionsStage.run(ctx, inputs, quickDirectionsParams)).rejects.toThrow(BadInputError);
-    await expect(directionsStage.run(ctx, inputs, quickDirectionsParams)).rejects.toThrow(
+    await expect(runStage(directionsStage, inputs, relativeParams, ctx)).rejects.toThrow(BadInputError);
+    await expect(runStage(directionsStage, inputs, relativeParams, ctx)).rejects.toThrow(
       /no compliance score for input "train\/harmful-3\/default"/,
     );
-    await expect(directionsStage.run(ctx, inputs, { ...quickDirectionsParams, sets: ['heldout'] })).rejects.toThrow(
+    await expect(runStage(directionsStage, inputs, { ...relativeParams, sets: ['heldout'] }, ctx)).rejects.toThrow(
       /0 rows in sets heldout; need at least 10/,
     );
   });

@@ -1,11 +1,11 @@
 /**
- * Parameters of the dro-train and prompt-tuning stages: validation (errors name the field) and the
- * "paper" and "quick" presets.
+ * Parameters of the dro-train and prompt-tuning stages: their defaults (the published protocol) and their
+ * validation (errors name the field). The presets are experiment/src/presets/.
  */
-import { BadInputError } from '@dro/artifacts';
 import { DEFAULT_OBJECTIVE_MIN_SHARE } from '@dro/artifacts';
+import { ParamReader } from '@dro/pipeline';
 import { PAPER_LOSS_WEIGHTS, type LossWeights } from './loss.ts';
-import { LR_UNITS, type OptimiserOptions } from './train-dro.ts';
+import { LR_UNITS, type OptimiserOptions } from './soft-prompt-training.ts';
 
 /** The full method and its ablations (each switches one loss term off). */
 export const DRO_VARIANTS = ['dro', 'no-norm', 'no-refusal', 'no-harmfulness'] as const;
@@ -51,8 +51,11 @@ export function effectiveWeights(p: Pick<DroTrainParams, 'variant' | 'lossWeight
   return { ...p.lossWeights, ...p.ablationWeights[p.variant], [ABLATED_TERM[p.variant]]: 0 };
 }
 
-/** The paper's protocol: AdamW lr 1e-3, wd 0.01, clip 1.0, batch 50, 40 epochs over seeded shuffles. */
-export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
+/**
+ * What dro-train does when given no params: the paper's protocol — AdamW lr 1e-3, wd 0.01, clip 1.0, batch 50,
+ * 40 epochs over seeded shuffles (presets: experiment/src/presets/).
+ */
+export const defaultDroParams: Omit<DroTrainParams, 'promptId'> = {
   variant: 'dro',
   lossWeights: { ...PAPER_LOSS_WEIGHTS },
   ablationWeights: { 'no-refusal': { harmfulness: 1 } },
@@ -71,118 +74,6 @@ export const paperDroParams: Omit<DroTrainParams, 'promptId'> = {
   maxQueries: null,
   nearestTokens: 5,
 };
-
-/**
- * A few minutes on a 2-core CPU: up to 64 training queries (the quick data has 48), batch 16, 4 epochs
- * (12 optimiser steps), and a step size of 0.1 × the initial prompt's RMS per coordinate (lrUnit
- * "prompt-rms": 1.7e-3 on Qwen2.5-0.5B, 1.2e-2 on SmolLM2-135M). Chosen with tools/measure/dro-step-size.ts
- * on both models (2026-11-29, README "Choosing the quick preset"): of lr ∈ {0.025, 0.05, 0.1} × {2, 4}
- * epochs it is the one setting that reaches the training objective on both models with the largest
- * held-out shift on both (Qwen: harmful Δr −1.02 [−1.15, −0.89], harmless +0.13 [0.05, 0.21];
- * SmolLM2: −0.23 [−0.30, −0.16], +0.24 [0.17, 0.31]); 2 epochs missed it on Qwen at lr 0.025 and 0.05.
- * The former absolute lr 1e-2 — 58 % of Qwen's embedding scale per step — pushed Qwen's harmful queries
- * toward compliance. Everything else is the paper's.
- */
-export const quickDroParams: Omit<DroTrainParams, 'promptId'> = {
-  ...paperDroParams,
-  // Ablations here only switch their term off (the quick run trains none by default).
-  ablationWeights: {},
-  lr: 0.1,
-  lrUnit: 'prompt-rms',
-  batchSize: 16,
-  microBatchSize: 4,
-  epochs: 4,
-  maxQueries: 64,
-};
-
-function fail(stage: string, field: string, expected: string, got: unknown): never {
-  throw new BadInputError(`${stage} params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
-
-/** Small typed readers over a raw params object, each failing with the field's name. */
-export class ParamReader {
-  private readonly seen = new Set<string>();
-  constructor(
-    readonly stage: string,
-    readonly raw: Record<string, unknown>,
-    private readonly prefix = '',
-  ) {}
-
-  static of(stage: string, raw: unknown, prefix = ''): ParamReader {
-    if (raw === undefined || raw === null) return new ParamReader(stage, {}, prefix);
-    if (typeof raw !== 'object' || Array.isArray(raw)) fail(stage, prefix || '(params)', 'an object', raw);
-    return new ParamReader(stage, raw as Record<string, unknown>, prefix);
-  }
-
-  /** Record `key` as known without reading it (fields handled by hand). */
-  mark(key: string): void {
-    this.seen.add(key);
-  }
-
-  private field(key: string): string {
-    this.seen.add(key);
-    return this.prefix ? `${this.prefix}.${key}` : key;
-  }
-
-  number(key: string, fallback: number, check: (v: number) => boolean, expected: string): number {
-    const field = this.field(key);
-    const v = this.raw[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) fail(this.stage, field, expected, v);
-    return v as number;
-  }
-
-  int(key: string, fallback: number, min: number): number {
-    return this.number(key, fallback, (v) => Number.isInteger(v) && v >= min, `an integer ≥ ${min}`);
-  }
-
-  nullableInt(key: string, fallback: number | null, min: number): number | null {
-    if (this.raw[key] === null) {
-      this.field(key);
-      return null;
-    }
-    return this.raw[key] === undefined ? (this.field(key), fallback) : this.int(key, 0, min);
-  }
-
-  string(key: string, fallback: string | undefined, pattern = /^[A-Za-z0-9._:-]+$/): string {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (typeof v !== 'string' || !pattern.test(v)) fail(this.stage, field, `a string matching ${pattern}`, v);
-    return v as string;
-  }
-
-  oneOf<T extends string>(key: string, fallback: T, allowed: readonly T[]): T {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (!allowed.includes(v as T)) fail(this.stage, field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`, v);
-    return v as T;
-  }
-
-  boolean(key: string, fallback: boolean): boolean {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (typeof v !== 'boolean') fail(this.stage, field, 'true or false', v);
-    return v as boolean;
-  }
-
-  strings(key: string, fallback: string[]): string[] {
-    const field = this.field(key);
-    const v = this.raw[key] ?? fallback;
-    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) fail(this.stage, field, 'an array of non-empty strings', v);
-    return [...(v as string[])];
-  }
-
-  child(key: string): ParamReader {
-    return ParamReader.of(this.stage, this.raw[key], this.field(key));
-  }
-
-  /** Reject fields nobody read (typos must not pass silently). */
-  done(): void {
-    for (const key of Object.keys(this.raw)) {
-      if (!this.seen.has(key)) fail(this.stage, this.prefix ? `${this.prefix}.${key}` : key, `one of the known fields (${[...this.seen].join(', ')})`, key);
-    }
-  }
-}
 
 /** Fields shared by DRO and prompt tuning. */
 export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'>): CommonTrainParams {
@@ -208,7 +99,7 @@ export function readCommon(r: ParamReader, d: Omit<CommonTrainParams, 'promptId'
 
 export function parseDroTrainParams(raw: unknown): DroTrainParams {
   const r = ParamReader.of('dro-train', raw);
-  const d = paperDroParams;
+  const d = defaultDroParams;
   const common = readCommon(r, d);
   const variant = r.oneOf('variant', d.variant, DRO_VARIANTS);
   const w = r.child('lossWeights');
@@ -230,7 +121,7 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
         one.mark(key);
         continue;
       }
-      if (key === ABLATED_TERM[ablation]) fail('dro-train', `ablationWeights.${ablation}.${key}`, `no weight for the term this ablation switches off`, one.raw[key]);
+      if (key === ABLATED_TERM[ablation]) one.fail(key, 'no weight for the term this ablation switches off', one.raw[key]);
       set[key] = one.number(key, 0, (v) => v >= 0, 'a number ≥ 0');
     }
     one.done();
@@ -242,7 +133,7 @@ export function parseDroTrainParams(raw: unknown): DroTrainParams {
   const params: DroTrainParams = { ...common, variant, lossWeights, ablationWeights, objectiveMinShare };
   const eff = effectiveWeights(params);
   if (eff.refusal === 0 && eff.harmfulness === 0 && eff.norm === 0) {
-    fail('dro-train', 'lossWeights', 'at least one loss term with a weight > 0 after the variant', { variant, lossWeights });
+    r.fail('lossWeights', 'at least one loss term with a weight > 0 after the variant', { variant, lossWeights });
   }
   return params;
 }
@@ -284,12 +175,12 @@ function trainingProtocol(p: Omit<DroTrainParams, 'promptId'>): Omit<CommonTrain
 }
 
 /**
- * The published baseline: AdamW lr 1e-3 (weight decay 0.01, clip 1.0 as for DRO), batch 50, 5 epochs,
+ * What prompt-tuning does when given no params — the published baseline: AdamW lr 1e-3 (weight decay 0.01, clip 1.0 as for DRO), batch 50, 5 epochs,
  * up to 100 response tokens plus the end-of-turn token for every response, per-token averaged likelihood
  * and unlikelihood, the unprompted model's failures as extra negatives.
  */
-export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...trainingProtocol(paperDroParams),
+export const defaultPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
+  ...trainingProtocol(defaultDroParams),
   lr: 1e-3,
   lrUnit: 'absolute',
   batchSize: 50,
@@ -304,20 +195,9 @@ export const paperPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
   microBatchSize: 2,
 };
 
-export const quickPromptTuningParams: Omit<PromptTuningParams, 'promptId'> = {
-  ...trainingProtocol(quickDroParams),
-  weights: { likelihood: 1, unlikelihood: 1 },
-  maxResponseTokens: 24,
-  samplesPerQuery: 1,
-  eosTargets: 'desirable',
-  lossAveraging: 'per-response',
-  unpromptedNegatives: false,
-  microBatchSize: 2,
-};
-
 export function parsePromptTuningParams(raw: unknown): PromptTuningParams {
   const r = ParamReader.of('prompt-tuning', raw);
-  const d = paperPromptTuningParams;
+  const d = defaultPromptTuningParams;
   const common = readCommon(r, d);
   const w = r.child('weights');
   const weights = {
@@ -331,6 +211,6 @@ export function parsePromptTuningParams(raw: unknown): PromptTuningParams {
   const lossAveraging = r.oneOf('lossAveraging', d.lossAveraging, LOSS_AVERAGING);
   const unpromptedNegatives = r.boolean('unpromptedNegatives', d.unpromptedNegatives);
   r.done();
-  if (weights.likelihood === 0 && weights.unlikelihood === 0) fail('prompt-tuning', 'weights', 'at least one weight > 0', weights);
+  if (weights.likelihood === 0 && weights.unlikelihood === 0) r.fail('weights', 'at least one weight > 0', weights);
   return { ...common, weights, maxResponseTokens, samplesPerQuery, eosTargets, lossAveraging, unpromptedNegatives };
 }

@@ -15,19 +15,19 @@
 import {
   BadInputError,
   NO_PROMPT_ID,
-  NEAREST_TOKENS_SCHEMA,
-  SOFT_PROMPT_SCHEMA,
-  TRAINING_CURVE_SCHEMA,
-  columnValues,
+  nearestTokensSchema,
+  softPromptSchema,
+  trainingCurveSchema,
+  readSamples,
+  renderedInputsSchema,
   samplesSchema,
   type ArtifactRef,
-  type ManifestInput,
 } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { readTrainingInputs } from './inputs.ts';
 import { parsePromptTuningParams, type PromptTuningParams } from './params.ts';
 import { trainPromptTuning, type ResponseExample } from './prompt-tuning.ts';
-import { initialSoftPrompt, openModel, writeSoftPromptOutputs } from './stage.ts';
+import { initialSoftPrompt, writeSoftPromptOutputs } from './stage.ts';
 
 /** Target token ids of one response: its first maxResponseTokens tokens, and the end of turn per eosTargets. */
 export function responseTargets(tokens: number[], desirable: boolean, eos: number | null, params: Pick<PromptTuningParams, 'maxResponseTokens' | 'eosTargets'>): number[] {
@@ -41,67 +41,50 @@ export function responseTargets(tokens: number[], desirable: boolean, eos: numbe
 async function runPromptTuning(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: PromptTuningParams): Promise<Record<string, ArtifactRef>> {
   const training = await readTrainingInputs(ctx.store, inputs.rendered!, params);
   const samplesRef = inputs.samples!;
-  if (samplesRef.schema !== samplesSchema.name) throw new BadInputError(`input "samples": expected a ${samplesSchema.name} artifact, got ${samplesRef.schema}`);
-  const table = await ctx.store.getTable(samplesRef);
+  const samples = await readSamples(ctx.store, samplesRef);
   const name = `samples ${samplesRef.digest.slice(0, 12)}`;
-  const prompts = columnValues<string>(table, 'prompt_id', name);
-  const sets = columnValues<string>(table, 'set', name);
-  const queryIds = columnValues<string>(table, 'query_id', name);
-  const outputs = columnValues<string>(table, 'output', name);
-  const complied = columnValues<boolean | null>(table, 'complied', name);
-  const sampleIndex = columnValues<number>(table, 'sample_index', name);
 
-  const model = await openModel(ctx, promptTuningStage.name);
-  try {
-    const byQuery = new Map(training.examples.map((x) => [`${x.set}\u0000${x.queryId}`, x]));
-    const eot = model.tokenizer.eosTokenId;
-    const examples: ResponseExample[] = [];
-    let unprompted = 0;
-    prompts.forEach((p, i) => {
-      const x = byQuery.get(`${sets[i]}\u0000${queryIds[i]}`);
-      const verdict = complied[i] ?? null;
-      if (!x || verdict === null) return; // not a training query, or outside the judged selection
-      if (params.samplesPerQuery !== null && sampleIndex[i]! >= params.samplesPerQuery) return;
-      // Refusal is desirable for harmful queries (label 0), compliance for harmless ones (label 1).
-      const desirable = x.label === 0 ? !verdict : verdict;
-      if (p === NO_PROMPT_ID && p !== params.promptId) {
-        // The unprompted model's failures only, as extra negatives under the soft prompt.
-        if (!params.unpromptedNegatives || desirable) return;
-        unprompted++;
-      } else if (p !== params.promptId) return;
-      const response = responseTargets(
-        // A response is text: a control-token string in it (generated as plain pieces) stays plain text.
-        model.tokenizer.encode(outputs[i]!, { addSpecialTokens: false, splitSpecialTokens: true }),
-        desirable, eot, params,
-      );
-      if (response.length === 0) return;
-      examples.push({ prompt: x, response, desirable });
-    });
-    if (examples.length === unprompted) {
-      throw new BadInputError(`${name}: no judged sampled responses for the ${training.examples.length} training queries with prompt_id "${params.promptId}"`);
-    }
-    if (params.unpromptedNegatives && !prompts.includes(NO_PROMPT_ID)) {
-      throw new BadInputError(`${name}: unpromptedNegatives needs samples with prompt_id "${NO_PROMPT_ID}" of the training queries (render and sample the "none" variant)`);
-    }
-    const d = model.config.hiddenSize;
-    const init = initialSoftPrompt(model, training.promptIds);
-    ctx.log.info('prompt-tuning: start', { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted });
-    const result = await trainPromptTuning(
-      model, examples, { values: init, nTokens: training.promptIds.length, d }, { weights: params.weights, averaging: params.lossAveraging }, params,
-      { signal: ctx.signal, progress: (done, total, message) => ctx.progress({ done, total, message }) },
+  const model = await ctx.openModel();
+  const byQuery = new Map(training.examples.map((x) => [`${x.set}\u0000${x.queryId}`, x]));
+  const eot = model.tokenizer.eosTokenId;
+  const examples: ResponseExample[] = [];
+  let unprompted = 0;
+  for (const sample of samples) {
+    const p = sample.promptId;
+    const x = byQuery.get(`${sample.set}\u0000${sample.queryId}`);
+    const verdict = sample.complied;
+    if (!x || verdict === null) continue; // not a training query, or outside the judged selection
+    if (params.samplesPerQuery !== null && sample.sampleIndex >= params.samplesPerQuery) continue;
+    // Refusal is desirable for harmful queries (label 0), compliance for harmless ones (label 1).
+    const desirable = x.label === 0 ? !verdict : verdict;
+    if (p === NO_PROMPT_ID && p !== params.promptId) {
+      // The unprompted model's failures only, as extra negatives under the soft prompt.
+      if (!params.unpromptedNegatives || desirable) continue;
+      unprompted++;
+    } else if (p !== params.promptId) continue;
+    const response = responseTargets(
+      // A response is text: a control-token string in it (generated as plain pieces) stays plain text.
+      model.tokenizer.encode(sample.output, { addSpecialTokens: false, splitSpecialTokens: true }),
+      desirable, eot, params,
     );
-    const manifest: ManifestInput = {
-      producer: { stage: promptTuningStage.name, version: promptTuningStage.version },
-      params,
-      inputs: { rendered: inputs.rendered!.digest, samples: samplesRef.digest },
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-      summary: { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted },
-    };
-    return await writeSoftPromptOutputs(ctx, model, manifest, 'prompt-tuning', params, training, result.softPrompt, result.curve);
-  } finally {
-    model.dispose();
+    if (response.length === 0) continue;
+    examples.push({ prompt: x, response, desirable });
   }
+  if (examples.length === unprompted) {
+    throw new BadInputError(`${name}: no judged sampled responses for the ${training.examples.length} training queries with prompt_id "${params.promptId}"`);
+  }
+  if (params.unpromptedNegatives && !samples.some((s) => s.promptId === NO_PROMPT_ID)) {
+    throw new BadInputError(`${name}: unpromptedNegatives needs samples with prompt_id "${NO_PROMPT_ID}" of the training queries (render and sample the "none" variant)`);
+  }
+  const d = model.config.hiddenSize;
+  const init = initialSoftPrompt(model, training.promptIds);
+  ctx.log.info('prompt-tuning: start', { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted });
+  const result = await trainPromptTuning(
+    model, examples, { values: init, nTokens: training.promptIds.length, d }, { weights: params.weights, averaging: params.lossAveraging }, params,
+    { signal: ctx.signal, progress: (done, total, message) => ctx.progress({ done, total, message }) },
+  );
+  const manifest = ctx.manifest({ summary: { responses: examples.length, desirable: examples.filter((x) => x.desirable).length, unpromptedNegatives: unprompted } });
+  return await writeSoftPromptOutputs(ctx, model, manifest, 'prompt-tuning', params, training, result.softPrompt, result.curve);
 }
 
 export const promptTuningStage: Stage<PromptTuningParams> = {
@@ -111,8 +94,9 @@ export const promptTuningStage: Stage<PromptTuningParams> = {
   version: '3',
   needs: 'model',
   inputs: ['rendered', 'samples'],
+  inputSchemas: { rendered: renderedInputsSchema.name, samples: samplesSchema.name },
   outputs: ['softPrompt', 'curve', 'nearestTokens'],
-  outputSchemas: { softPrompt: SOFT_PROMPT_SCHEMA.name, curve: TRAINING_CURVE_SCHEMA.name, nearestTokens: NEAREST_TOKENS_SCHEMA.name },
+  outputSchemas: { softPrompt: softPromptSchema.name, curve: trainingCurveSchema.name, nearestTokens: nearestTokensSchema.name },
   parseParams: parsePromptTuningParams,
   run: runPromptTuning,
 };

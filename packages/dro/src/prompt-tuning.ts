@@ -9,11 +9,8 @@
  * target token of that kind in the batch by their count, so long responses weigh more.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { registerAllGradients } from '@dro/llm';
-import { AdamW, accumulateGradient } from './adamw.ts';
-import { seededShuffle } from './shuffle.ts';
 import { spliceSoftPrompt, type PromptedInput } from './soft-prompt.ts';
-import { AbortedError, effectiveLearningRate, explainOutOfMemory, yieldToEventLoop, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './train-dro.ts';
+import { trainSoftPrompt, type CurvePoint, type OptimiserOptions, type TrainableModel, type TrainingHooks } from './soft-prompt-training.ts';
 
 export interface ResponseExample {
   /** The query rendered with the basic prompt, and the prompt's span. */
@@ -71,6 +68,7 @@ export function termCoefficients(batch: readonly ResponseExample[], averaging: P
   });
 }
 
+/** The baseline's loop is the one DRO uses (soft-prompt-training.ts); only the loss differs. */
 export async function trainPromptTuning(
   model: TrainableModel,
   examples: ResponseExample[],
@@ -79,60 +77,32 @@ export async function trainPromptTuning(
   opt: OptimiserOptions,
   hooks: TrainingHooks = {},
 ): Promise<{ softPrompt: Float32Array; curve: CurvePoint[] }> {
-  await registerAllGradients(); // tfjs-core ships its gradient functions separately
-  const initTensor = tf.tensor2d(init.values, [init.nTokens, init.d]);
-  const soft = tf.variable(initTensor, true, `prompt_tuning_${Date.now()}_${Math.random().toString(36).slice(2)}`); // [n, d]
-  initTensor.dispose();
-  const optimiser = new AdamW({ lr: effectiveLearningRate(opt, init.values), weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
-  const curve: CurvePoint[] = [];
-  try {
-    const totalSteps = Math.min(Math.ceil(examples.length / opt.batchSize) * opt.epochs, opt.maxSteps ?? Infinity);
-    let step = 0;
-    for (let epoch = 0; epoch < opt.epochs && step < totalSteps; epoch++) {
-      const order = seededShuffle(examples.length, opt.seed + epoch);
-      for (let start = 0; start < order.length && step < totalSteps; start += opt.batchSize) {
-        await yieldToEventLoop();
-        if (hooks.signal?.aborted) throw new AbortedError('prompt tuning cancelled');
-        const batch = order.slice(start, start + opt.batchSize).map((i) => examples[i]!);
-        const coefficients = termCoefficients(batch, loss.averaging);
-        const sums = { total: 0, likelihood: 0, unlikelihood: 0 };
-        let grad: tf.Tensor | null = null;
-        for (let m = 0; m < batch.length; m += opt.microBatchSize) {
-          const micro = batch.slice(m, m + opt.microBatchSize);
-          const coef = coefficients.slice(m, m + opt.microBatchSize);
+  const { softPrompt, curve } = await trainSoftPrompt(
+    examples.length,
+    init,
+    {
+      name: 'prompt tuning',
+      terms: ['likelihood', 'unlikelihood'],
+      batchLoss: (batch) => {
+        const coefficients = termCoefficients(batch.map((i) => examples[i]!), loss.averaging);
+        const coefficientOf = new Map(batch.map((i, k) => [i, coefficients[k]!]));
+        return (microIdx, soft) => {
+          const micro = microIdx.map((i) => examples[i]!);
+          const coef = microIdx.map((i) => coefficientOf.get(i)!);
           // Per example: its coefficient in the likelihood term (desirable) or in the unlikelihood term.
           const good = tf.tensor1d(micro.map((x, i) => (x.desirable ? coef[i]! : 0)), 'float32');
           const bad = tf.tensor1d(micro.map((x, i) => (x.desirable ? 0 : coef[i]!)), 'float32');
-          let parts = { likelihood: 0, unlikelihood: 0 };
-          const { value, grads } = tf.variableGrads(() => {
-            const { logLik, logUnlik } = responseLogProbs(model, micro, soft);
-            // This micro-batch's share of the batch's terms: summed over micro-batches, the batch's terms.
-            const likelihood = tf.neg(tf.sum(tf.mul(logLik, good)));
-            const unlikelihood = tf.neg(tf.sum(tf.mul(logUnlik, bad)));
-            parts = { likelihood: likelihood.dataSync()[0]!, unlikelihood: unlikelihood.dataSync()[0]! };
-            return tf.add(tf.mul(likelihood, loss.weights.likelihood), tf.mul(unlikelihood, loss.weights.unlikelihood)) as tf.Scalar;
-          }, [soft]);
-          bad.dispose();
-          good.dispose();
-          sums.total += value.dataSync()[0]!;
-          sums.likelihood += parts.likelihood;
-          sums.unlikelihood += parts.unlikelihood;
-          value.dispose();
-          const g = grads[soft.name]!;
-          grad = accumulateGradient(grad, g);
-        }
-        const gradNorm = optimiser.step(soft, grad!);
-        grad!.dispose();
-        step += 1;
-        curve.push({ step, epoch: epoch + 1, terms: { ...sums, grad_norm: gradNorm } });
-        hooks.progress?.(step, totalSteps, `prompt tuning epoch ${epoch + 1}/${opt.epochs} step ${step}/${totalSteps} loss ${sums.total.toFixed(4)}`);
-      }
-    }
-    return { softPrompt: Float32Array.from(soft.dataSync()), curve };
-  } catch (err) {
-    throw explainOutOfMemory(err, opt.microBatchSize);
-  } finally {
-    optimiser.dispose();
-    soft.dispose();
-  }
+          const { logLik, logUnlik } = responseLogProbs(model, micro, soft);
+          // This micro-batch's share of the batch's terms: summed over micro-batches, the batch's terms.
+          const likelihood = tf.neg(tf.sum(tf.mul(logLik, good)));
+          const unlikelihood = tf.neg(tf.sum(tf.mul(logUnlik, bad)));
+          const terms = { likelihood: likelihood.dataSync()[0]!, unlikelihood: unlikelihood.dataSync()[0]! };
+          return { total: tf.add(tf.mul(likelihood, loss.weights.likelihood), tf.mul(unlikelihood, loss.weights.unlikelihood)) as tf.Scalar, terms };
+        };
+      },
+    },
+    opt,
+    hooks,
+  );
+  return { softPrompt, curve };
 }

@@ -10,28 +10,30 @@
  */
 import {
   BadInputError,
-  NEAREST_TOKENS_SCHEMA,
-  SOFT_PROMPT_SCHEMA,
-  TRAINING_CURVE_SCHEMA,
-  TRAINING_SHIFT_SCHEMA,
+  directionsSchema,
+  nearestTokensSchema,
+  renderedInputsSchema,
+  softPromptSchema,
+  trainingCurveSchema,
+  trainingShiftSchema,
   formatObjective,
-  tableForSchema,
   trainingObjective,
+  writeNearestTokens,
+  writeSoftPrompt,
+  writeTrainingCurve,
+  writeTrainingShift,
   type ArtifactRef,
+  type CurvePoint,
   type ManifestInput,
+  type TrainingShiftRow,
 } from '@dro/artifacts';
-import { loadModel, type ChatModel } from '@dro/llm';
+import type { ChatModel } from '@dro/llm';
 import type { Stage, StageContext } from '@dro/pipeline';
 import * as tf from '@tensorflow/tfjs-core';
 import { readDirections, readTrainingInputs, type TrainingInputs } from './inputs.ts';
 import { nearestTokens } from './nearest.ts';
 import { effectiveWeights, parseDroTrainParams, type CommonTrainParams, type DroTrainParams } from './params.ts';
-import { trainDro, type CurvePoint, type LogitShift } from './train-dro.ts';
-
-export async function openModel(ctx: StageContext, stage: string): Promise<ChatModel> {
-  if (!ctx.modelPath) throw new BadInputError(`${stage}: needs a model (the DAG node has no model path)`);
-  return loadModel(ctx.modelPath);
-}
+import { trainDro } from './train-dro.ts';
 
 /** The basic prompt's token embeddings: the soft prompt's starting point, [n, d] row-major. */
 export function initialSoftPrompt(model: ChatModel, promptIds: number[]): Float32Array {
@@ -52,96 +54,39 @@ export async function writeSoftPromptOutputs(
   const d = model.config.hiddenSize;
   const n = inputs.promptIds.length;
   const first = inputs.examples[0]!;
-  const softPromptRef = await ctx.store.putTensors(
-    SOFT_PROMPT_SCHEMA.name,
-    { soft_prompt: { dtype: 'F32', shape: [n, d], data: softPrompt } },
-    manifest,
-    {
-      method,
-      prompt_id: params.promptId,
-      span_start: String(first.spanStart),
-      span_end: String(first.spanEnd),
-      init_token_ids: JSON.stringify(inputs.promptIds),
-    },
-  );
-  const rows = curve.flatMap((c) => Object.entries(c.terms).map(([term, value]) => ({ step: c.step, epoch: c.epoch, term, value })));
-  const curveRef = await ctx.store.putTable(
-    TRAINING_CURVE_SCHEMA.name,
-    tableForSchema(TRAINING_CURVE_SCHEMA, {
-      step: Int32Array.from(rows.map((r) => r.step)),
-      epoch: Int32Array.from(rows.map((r) => r.epoch)),
-      term: rows.map((r) => r.term),
-      value: Float64Array.from(rows.map((r) => r.value)),
-    }),
-    manifest,
-  );
-  const near = nearestTokens(model, softPrompt, n, d, model.config.vocabSize, params.nearestTokens);
+  const span = { start: first.spanStart, end: first.spanEnd };
+  const softPromptRef = await writeSoftPrompt(ctx.store, { values: softPrompt, n, d, method, promptId: params.promptId, span, initTokenIds: inputs.promptIds }, manifest);
+  const curveRef = await writeTrainingCurve(ctx.store, curve, manifest);
   const token = (id: number) => model.tokenizer.decode([id], { skipSpecialTokens: false });
-  const nearestRef = await ctx.store.putTable(
-    NEAREST_TOKENS_SCHEMA.name,
-    tableForSchema(NEAREST_TOKENS_SCHEMA, {
-      position: Int32Array.from(near.map((x) => x.position)),
-      init_token_id: Int32Array.from(near.map((x) => inputs.promptIds[x.position]!)),
-      init_token: near.map((x) => token(inputs.promptIds[x.position]!)),
-      rank: Int32Array.from(near.map((x) => x.rank)),
-      token_id: Int32Array.from(near.map((x) => x.tokenId)),
-      token: near.map((x) => token(x.tokenId)),
-      cosine: Float32Array.from(near.map((x) => x.cosine)),
-    }),
-    manifest,
-  );
+  const near = nearestTokens(model, softPrompt, n, d, model.config.vocabSize, params.nearestTokens).map((x) => {
+    const initTokenId = inputs.promptIds[x.position]!;
+    return { ...x, initTokenId, initToken: token(initTokenId), token: token(x.tokenId) };
+  });
+  const nearestRef = await writeNearestTokens(ctx.store, near, manifest);
   return { softPrompt: softPromptRef, curve: curveRef, nearestTokens: nearestRef };
-}
-
-export async function writeShiftTable(ctx: StageContext, manifest: ManifestInput, shifts: LogitShift[]): Promise<ArtifactRef> {
-  return ctx.store.putTable(
-    TRAINING_SHIFT_SCHEMA.name,
-    tableForSchema(TRAINING_SHIFT_SCHEMA, {
-      query_id: shifts.map((s) => s.queryId),
-      label: shifts.map((s) => (s.label === 1 ? 'harmless' : 'harmful')),
-      base_refusal_logit: Float64Array.from(shifts.map((s) => s.baseRefusal)),
-      soft_refusal_logit: Float64Array.from(shifts.map((s) => s.softRefusal)),
-      base_harmfulness_logit: Float64Array.from(shifts.map((s) => s.baseHarmfulness)),
-      soft_harmfulness_logit: Float64Array.from(shifts.map((s) => s.softHarmfulness)),
-    }),
-    manifest,
-  );
 }
 
 async function runDroTrain(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: DroTrainParams): Promise<Record<string, ArtifactRef>> {
   const training = await readTrainingInputs(ctx.store, inputs.rendered!, params);
   const directions = await readDirections(ctx.store, inputs.directions!);
-  const model = await openModel(ctx, droTrainStage.name);
-  try {
-    if (model.config.hiddenSize !== directions.d) {
-      throw new BadInputError(`directions: PCA dimension ${directions.d} does not match the model's hidden size ${model.config.hiddenSize}`);
-    }
-    const init = initialSoftPrompt(model, training.promptIds);
-    const weights = effectiveWeights(params);
-    ctx.log.info('dro-train: start', { variant: params.variant, queries: training.examples.length, promptTokens: training.promptIds.length, weights });
-    const result = await trainDro(model, training.examples, directions, { values: init, nTokens: training.promptIds.length }, weights, params, {
-      signal: ctx.signal,
-      progress: (done, total, message) => ctx.progress({ done, total, message }),
-    });
-    const objective = trainingObjective(
-      result.shifts.map((s) => ({ ...s, label: s.label === 1 ? 'harmless' : 'harmful' })),
-      params.objectiveMinShare,
-    );
-    (objective.met ? ctx.log.info : ctx.log.warn).call(ctx.log, `dro-train: training objective ${formatObjective(objective)}`, { variant: params.variant });
-    const manifest: ManifestInput = {
-      producer: { stage: droTrainStage.name, version: droTrainStage.version },
-      params,
-      inputs: { rendered: inputs.rendered!.digest, directions: inputs.directions!.digest },
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-      summary: { objective, effectiveLr: result.effectiveLr },
-    };
-    const method = params.variant === 'dro' ? 'dro' : `dro:${params.variant}`;
-    const outputs = await writeSoftPromptOutputs(ctx, model, manifest, method, params, training, result.softPrompt, result.curve);
-    return { ...outputs, shift: await writeShiftTable(ctx, manifest, result.shifts) };
-  } finally {
-    model.dispose();
+  const model = await ctx.openModel();
+  if (model.config.hiddenSize !== directions.d) {
+    throw new BadInputError(`directions: PCA dimension ${directions.d} does not match the model's hidden size ${model.config.hiddenSize}`);
   }
+  const init = initialSoftPrompt(model, training.promptIds);
+  const weights = effectiveWeights(params);
+  ctx.log.info('dro-train: start', { variant: params.variant, queries: training.examples.length, promptTokens: training.promptIds.length, weights });
+  const result = await trainDro(model, training.examples, directions, { values: init, nTokens: training.promptIds.length }, weights, params, {
+    signal: ctx.signal,
+    progress: (done, total, message) => ctx.progress({ done, total, message }),
+  });
+  const shifts: TrainingShiftRow[] = result.shifts.map((s) => ({ ...s, label: s.label === 1 ? 'harmless' : 'harmful' }));
+  const objective = trainingObjective(shifts, params.objectiveMinShare);
+  (objective.met ? ctx.log.info : ctx.log.warn).call(ctx.log, `dro-train: training objective ${formatObjective(objective)}`, { variant: params.variant });
+  const manifest = ctx.manifest({ summary: { objective, effectiveLr: result.effectiveLr } });
+  const method = params.variant === 'dro' ? 'dro' : `dro:${params.variant}`;
+  const outputs = await writeSoftPromptOutputs(ctx, model, manifest, method, params, training, result.softPrompt, result.curve);
+  return { ...outputs, shift: await writeTrainingShift(ctx.store, shifts, manifest) };
 }
 
 export const droTrainStage: Stage<DroTrainParams> = {
@@ -151,12 +96,13 @@ export const droTrainStage: Stage<DroTrainParams> = {
   version: '3',
   needs: 'model',
   inputs: ['rendered', 'directions'],
+  inputSchemas: { rendered: renderedInputsSchema.name, directions: directionsSchema.name },
   outputs: ['softPrompt', 'curve', 'nearestTokens', 'shift'],
   outputSchemas: {
-    softPrompt: SOFT_PROMPT_SCHEMA.name,
-    curve: TRAINING_CURVE_SCHEMA.name,
-    nearestTokens: NEAREST_TOKENS_SCHEMA.name,
-    shift: TRAINING_SHIFT_SCHEMA.name,
+    softPrompt: softPromptSchema.name,
+    curve: trainingCurveSchema.name,
+    nearestTokens: nearestTokensSchema.name,
+    shift: trainingShiftSchema.name,
   },
   parseParams: parseDroTrainParams,
   run: runDroTrain,

@@ -12,7 +12,7 @@ import {
   tableForSchema,
   type ArtifactRef,
 } from '@dro/artifacts';
-import type { StageContext } from '@dro/pipeline';
+import type { StageEnvironment } from '@dro/pipeline';
 import type { ChatModel } from '@dro/llm';
 import { findPromptSpan } from '../src/soft-prompt.ts';
 import { orthonormalRows, seededRandom } from './helpers.ts';
@@ -26,7 +26,7 @@ export function tempStore(): LocalArtifactStore {
 
 export function stageContext(store: LocalArtifactStore, modelDir: string, signal = new AbortController().signal) {
   const events: { done: number; total?: number; message?: string }[] = [];
-  const ctx: StageContext = {
+  const ctx: StageEnvironment = {
     store,
     progress: (e) => events.push(e),
     signal,

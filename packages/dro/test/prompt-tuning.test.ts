@@ -3,11 +3,12 @@
  * targets, full-batch training lowers the loss, and the outputs have the soft-prompt layout.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import * as tf from '@tensorflow/tfjs-core';
 import { BadInputError, columnValues, samplesSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import { loadModel, type ChatModel } from '@dro/llm';
 import { promptTuningStage, responseTargets } from '../src/prompt-tuning-stage.ts';
-import { paperPromptTuningParams, quickPromptTuningParams } from '../src/params.ts';
+import { defaultPromptTuningParams } from '../src/params.ts';
 import { termCoefficients } from '../src/prompt-tuning.ts';
 import { loadTinyModel } from './helpers.ts';
 import { HARMFUL, HARMLESS, putRendered, stageContext, tempStore } from './fixtures.ts';
@@ -57,7 +58,7 @@ describe('prompt-tuning stage (tiny model)', () => {
     const before = tf.memory().numTensors;
     // 24 responses in one batch of 24 (micro-batches of 6): 5 deterministic steps.
     const params = promptTuningStage.parseParams!({ promptId: 'basic', batchSize: 24, microBatchSize: 6, epochs: 5, lr: 0.01, nearestTokens: 2, unpromptedNegatives: false });
-    const out = await promptTuningStage.run(ctx, { rendered, samples }, params);
+    const out = await runStage(promptTuningStage, { rendered, samples }, params, ctx);
     expect(tf.memory().numTensors).toBe(before);
     const tensors = await store.getTensors(out.softPrompt!);
     expect(tensors.soft_prompt!.shape).toEqual([model.tokenizer.encode(PROMPT, { addSpecialTokens: false }).length, model.config.hiddenSize]);
@@ -73,21 +74,21 @@ describe('prompt-tuning stage (tiny model)', () => {
   it('trains on judged responses only, plus the unprompted model\'s failures as negatives', async () => {
     const { ctx } = stageContext(store, dir);
     const params = promptTuningStage.parseParams!({ promptId: 'basic', batchSize: 50, microBatchSize: 8, epochs: 1, nearestTokens: 1 });
-    const out = await promptTuningStage.run(ctx, { rendered, samples }, params);
+    const out = await runStage(promptTuningStage, { rendered, samples }, params, ctx);
     // 12 queries × 2 judged basic-prompt responses, plus the 6 harmful queries' unprompted compliances
     // (failures); the harmless queries' unprompted compliances are not failures.
     expect((await store.manifest(out.softPrompt!.digest)).summary).toEqual({ responses: 24 + 6, desirable: 12, unpromptedNegatives: 6 });
-    const without = await promptTuningStage.run(ctx, { rendered, samples }, { ...params, unpromptedNegatives: false });
+    const without = await runStage(promptTuningStage, { rendered, samples }, { ...params, unpromptedNegatives: false }, ctx);
     expect((await store.manifest(without.softPrompt!.digest)).summary).toMatchObject({ responses: 24, unpromptedNegatives: 0 });
     const noNone = await putSamples(store, false);
-    const err = await promptTuningStage.run(ctx, { rendered, samples: noNone }, params).catch((e: unknown) => e);
+    const err = await runStage(promptTuningStage, { rendered, samples: noNone }, params, ctx).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/unpromptedNegatives needs samples with prompt_id "none"/);
   });
 
   it('names the input when no responses match', async () => {
     const { ctx } = stageContext(store, dir);
     const other = await putRendered(store, model, { other: 'Something else entirely.' });
-    const err = await promptTuningStage.run(ctx, { rendered: other, samples }, promptTuningStage.parseParams!({ promptId: 'other' })).catch((e: unknown) => e);
+    const err = await runStage(promptTuningStage, { rendered: other, samples }, promptTuningStage.parseParams!({ promptId: 'other' }), ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toMatch(/no judged sampled responses for the 12 training queries with prompt_id "other"/);
     expect(() => promptTuningStage.parseParams!({ promptId: 'x', weights: { likelihood: 0, unlikelihood: 0 } })).toThrow(/weights/);
@@ -97,11 +98,10 @@ describe('prompt-tuning stage (tiny model)', () => {
 });
 
 describe('the published prompt-tuning baseline', () => {
-  it('is the paper preset: 5 epochs, batch 50, lr 1e-3, 100 tokens + EOS for every response, per-token, unprompted negatives', () => {
-    expect(paperPromptTuningParams).toMatchObject({
+  it('is the default (the paper preset): 5 epochs, batch 50, lr 1e-3, 100 tokens + EOS for every response, per-token, unprompted negatives', () => {
+    expect(defaultPromptTuningParams).toMatchObject({
       epochs: 5, batchSize: 50, lr: 1e-3, lrUnit: 'absolute', maxResponseTokens: 100, eosTargets: 'every', lossAveraging: 'per-token', unpromptedNegatives: true,
     });
-    expect(quickPromptTuningParams).toMatchObject({ eosTargets: 'desirable', lossAveraging: 'per-response', unpromptedNegatives: false });
   });
 
   it('targets: up to maxResponseTokens tokens, then the end of turn for every response or only for desirable ones that fit', () => {

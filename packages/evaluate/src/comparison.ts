@@ -7,8 +7,7 @@
  *
  * The report stage and `dro run`'s closing summary both use this, so they print the same numbers.
  */
-import { BadInputError, EVAL_POINTS_SCHEMA, anyComplied, anyRefused, columnValues, tallyQueries, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
-import { checkSchema, readSamples } from './inputs.ts';
+import { BadInputError, anyComplied, anyRefused, readEvalPoints, readSamples, tallyQueries, type ArtifactRef, type ArtifactStore } from '@dro/artifacts';
 import { mcnemarExact, meanInterval, wilsonInterval, type Interval, type McNemarResult, type MeanInterval } from './stats.ts';
 
 type Label = 'harmful' | 'harmless';
@@ -26,15 +25,12 @@ export interface QueryOutcome {
 
 /** Per-query outcomes of one condition: its eval-points/v1 table joined with its samples/v2 verdicts. */
 export async function readQueryOutcomes(store: ArtifactStore, points: ArtifactRef, samples: ArtifactRef, input: string): Promise<QueryOutcome[]> {
-  checkSchema(points, EVAL_POINTS_SCHEMA.name, `points:${input}`);
-  const t = await store.getTable(points);
-  const col = <T>(c: string) => columnValues<T>(t, c, `points:${input}`);
-  const [sets, ids, labels, logits] = [col<string>('set'), col<string>('query_id'), col<Label>('label'), col<number>('refusal_logit')];
-  const tallies = new Map(tallyQueries(await readSamples(store, samples, null), `samples:${input}`).map((q) => [`${q.set}\u0000${q.queryId}`, q]));
-  return ids.map((queryId, i) => {
-    const q = tallies.get(`${sets[i]}\u0000${queryId}`);
-    if (!q) throw new BadInputError(`samples:${input}: no samples for query "${sets[i]}/${queryId}" of points:${input}`);
-    return { set: sets[i]!, queryId, label: labels[i]!, refusalLogit: logits[i]!, anyComplied: anyComplied(q), anyRefused: anyRefused(q) };
+  const rows = await readEvalPoints(store, points, `points:${input}`);
+  const tallies = new Map(tallyQueries(await readSamples(store, samples, null, `samples:${input}`), `samples:${input}`).map((q) => [`${q.set}\u0000${q.queryId}`, q]));
+  return rows.map(({ set, queryId, label, refusalLogit }) => {
+    const q = tallies.get(`${set}\u0000${queryId}`);
+    if (!q) throw new BadInputError(`samples:${input}: no samples for query "${set}/${queryId}" of points:${input}`);
+    return { set, queryId, label, refusalLogit, anyComplied: anyComplied(q), anyRefused: anyRefused(q) };
   });
 }
 

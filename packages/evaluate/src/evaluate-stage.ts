@@ -27,35 +27,38 @@
  */
 import {
   BadInputError,
-  EVAL_METRICS_SCHEMA,
-  EVAL_POINTS_SCHEMA,
-  tableForSchema,
+  directionsSchema,
+  evalMetricsSchema,
+  referenceAnswersSchema,
+  renderedInputsSchema,
+  samplesSchema,
+  softPromptSchema,
+  evalPointsSchema,
+  readDirections,
+  readReferenceAnswers,
+  readRenderedInputs,
+  readSamples,
+  readSoftPrompt,
+  writeEvalMetrics,
+  writeEvalPoints,
   type ArtifactRef,
-  type ManifestInput,
+  type ReferenceAnswer,
 } from '@dro/artifacts';
-import { loadModel, tf, type PromptedInput } from '@dro/llm';
+import { tf } from '@dro/llm';
 import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
-import { project, readDirections, readEvalRows, readReferences, readSamples, readSoftPrompt, type EvalRow, type ReferenceAnswer } from './inputs.ts';
+import { project, promptedInput } from './inputs.ts';
 import { aggregateSamples } from './metrics.ts';
 import { answerLogLikelihood, lastHiddenStates, yieldToEventLoop } from './model-pass.ts';
 import { parseEvaluateParams, type EvaluateParams } from './params.ts';
 
-function prompted(row: EvalRow, soft: boolean): PromptedInput {
-  if (!soft) return { ids: row.ids, spanStart: 0, spanEnd: 0 };
-  if (row.spanStart === null || row.spanEnd === null) {
-    throw new BadInputError(`rendered: query "${row.queryId}" has no prompt span, so a soft prompt cannot replace it`);
-  }
-  return { ids: row.ids, spanStart: row.spanStart, spanEnd: row.spanEnd };
-}
-
 async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: EvaluateParams): Promise<Record<string, ArtifactRef>> {
   const softInputs = variadicInputs(inputs, 'softPrompt');
   if (softInputs.length > 1) throw new BadInputError(`evaluate: at most one softPrompt:* input, got ${softInputs.map((s) => s.key).join(', ')}`);
-  const rows = await readEvalRows(ctx.store, inputs.rendered!, params.promptId, params.sets);
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { promptId: params.promptId, sets: params.sets });
   const directions = await readDirections(ctx.store, inputs.directions!);
-  const samples = (await readSamples(ctx.store, inputs.samples!, params.promptId)).filter((s) => params.sets.length === 0 || params.sets.includes(s.set));
+  const samples = (await readSamples(ctx.store, inputs.samples!, params.promptId, 'samples')).filter((s) => params.sets.length === 0 || params.sets.includes(s.set));
   const references: ReferenceAnswer[] = [];
-  for (const { key, value } of variadicInputs(inputs, 'references')) references.push(...(await readReferences(ctx.store, value, `references:${key}`)));
+  for (const { key, value } of variadicInputs(inputs, 'references')) references.push(...(await readReferenceAnswers(ctx.store, value, `references:${key}`)));
   const soft = softInputs.length ? await readSoftPrompt(ctx.store, softInputs[0]!.value, `softPrompt:${softInputs[0]!.key}`) : null;
   if (soft && soft.metadata.prompt_id !== undefined && soft.metadata.prompt_id !== params.promptId) {
     throw new BadInputError(`softPrompt:${softInputs[0]!.key}: trained from prompt "${soft.metadata.prompt_id}", but params.promptId is "${params.promptId}"`);
@@ -66,13 +69,12 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
     throw new BadInputError(`samples: no samples with prompt_id "${params.promptId}" for ${missing.length} eval queries (e.g. ${missing[0]!.set}/${missing[0]!.queryId})`);
   }
 
-  if (!ctx.modelPath) throw new BadInputError('evaluate: needs a model (the DAG node has no model path)');
-  const model = await loadModel(ctx.modelPath);
+  const model = await ctx.openModel();
   const softTensor = soft ? tf.tensor2d(soft.values, [soft.n, soft.d]) : null;
   try {
     if (model.config.hiddenSize !== directions.d) throw new BadInputError(`directions: dimension ${directions.d} ≠ the model's hidden size ${model.config.hiddenSize}`);
     if (soft && soft.d !== directions.d) throw new BadInputError(`softPrompt: width ${soft.d} ≠ the model's hidden size ${model.config.hiddenSize}`);
-    const inputsOf = rows.map((r) => prompted(r, soft !== null));
+    const inputsOf = rows.map((r) => promptedInput(r, soft !== null));
     const refByKey = new Map(references.map((r) => [`${r.set}\u0000${r.queryId}`, r.answerIds]));
     const capabilityRows = rows
       .map((r, i) => ({ r, i, answer: refByKey.get(`${r.set}\u0000${r.queryId}`) }))
@@ -103,58 +105,23 @@ async function runEvaluate(ctx: StageContext, inputs: Record<string, ArtifactRef
         capability: m.label === 'harmless' ? mean(caps) : null,
       };
     });
-    const manifest: ManifestInput = {
-      producer: { stage: evaluateStage.name, version: evaluateStage.version },
-      params,
-      inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
-      modelDigest: ctx.modelDigest,
-      backend: model.backend,
-    };
-    const metricsRef = await ctx.store.putTable(
-      EVAL_METRICS_SCHEMA.name,
-      tableForSchema(EVAL_METRICS_SCHEMA, {
-        model: metrics.map(() => params.model),
-        condition: metrics.map(() => params.condition),
-        set: metrics.map((m) => m.set),
-        label: metrics.map((m) => m.label),
-        queries: Int32Array.from(metrics.map((m) => m.queries)),
-        samples_per_query: Int32Array.from(metrics.map((m) => m.samplesPerQuery)),
-        judged_per_query: Int32Array.from(metrics.map((m) => m.judgedPerQuery)),
-        judge: metrics.map((m) => m.judge),
-        queries_any_complied: Int32Array.from(metrics.map((m) => m.queriesAnyComplied)),
-        queries_any_refused: Int32Array.from(metrics.map((m) => m.queriesAnyRefused)),
-        mean_compliance: Float64Array.from(metrics.map((m) => m.meanCompliance)),
-        mean_compliance_low: Float64Array.from(metrics.map((m) => m.meanComplianceLow)),
-        mean_compliance_high: Float64Array.from(metrics.map((m) => m.meanComplianceHigh)),
-        mean_refusal_logit: metrics.map((m) => m.meanRefusalLogit),
-        mean_harmfulness_logit: metrics.map((m) => m.meanHarmfulnessLogit),
-        capability: metrics.map((m) => m.capability),
-      }),
-      manifest,
-    );
-    const pointsRef = await ctx.store.putTable(
-      EVAL_POINTS_SCHEMA.name,
-      tableForSchema(
-        EVAL_POINTS_SCHEMA,
-        {
-          model: rows.map(() => params.model),
-          condition: rows.map(() => params.condition),
-          query_id: rows.map((r) => r.queryId),
-          set: rows.map((r) => r.set),
-          label: rows.map((r) => r.label),
-          query: rows.map((r) => r.query),
-          z: Float32Array.from(projected.flatMap((p) => p.z)),
-          refusal_logit: Float64Array.from(projected.map((p) => p.refusal)),
-          harmfulness_logit: Float64Array.from(projected.map((p) => p.harmfulness)),
-        },
-        { z: directions.k },
-      ),
-      manifest,
-    );
+    const manifest = ctx.manifest();
+    const metricsRef = await writeEvalMetrics(ctx.store, metrics.map((m) => ({ ...m, model: params.model, condition: params.condition })), manifest);
+    const points = rows.map((r, i) => ({
+      model: params.model,
+      condition: params.condition,
+      queryId: r.queryId,
+      set: r.set,
+      label: r.label,
+      query: r.query,
+      z: projected[i]!.z,
+      refusalLogit: projected[i]!.refusal,
+      harmfulnessLogit: projected[i]!.harmfulness,
+    }));
+    const pointsRef = await writeEvalPoints(ctx.store, points, directions.k, manifest);
     return { metrics: metricsRef, points: pointsRef };
   } finally {
     softTensor?.dispose();
-    model.dispose();
   }
 }
 
@@ -165,8 +132,15 @@ export const evaluateStage: Stage<EvaluateParams> = {
   needs: 'model',
   inputs: ['rendered', 'directions', 'samples'],
   variadicInputs: ['softPrompt', 'references'],
+  inputSchemas: {
+    rendered: renderedInputsSchema.name,
+    directions: directionsSchema.name,
+    samples: samplesSchema.name,
+    softPrompt: softPromptSchema.name,
+    references: referenceAnswersSchema.name,
+  },
   outputs: ['metrics', 'points'],
-  outputSchemas: { metrics: EVAL_METRICS_SCHEMA.name, points: EVAL_POINTS_SCHEMA.name },
+  outputSchemas: { metrics: evalMetricsSchema.name, points: evalPointsSchema.name },
   parseParams: parseEvaluateParams,
   run: runEvaluate,
 };

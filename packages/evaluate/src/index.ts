@@ -9,6 +9,6 @@ export type * from './report/model.ts';
 export { barChart, lineChart, scatterChart } from './report/svg.ts';
 export { escapeHtml } from './report/escape.ts';
 export { lastHiddenStates } from './model-pass.ts';
-export { project, readEvalRows, readSamples, readSoftPrompt, type EvalSample } from './inputs.ts';
+export { project, promptedInput } from './inputs.ts';
 export * from './stats.ts';
 export * from './comparison.ts';

@@ -10,34 +10,15 @@
  *  - meanCompliance: mean over queries of the share of judged samples that complied, with its Student-t
  *    95 % interval over queries.
  */
-import { anyComplied, anyRefused, complianceShare, tallyQueries, type RecordedVerdict } from '@dro/artifacts';
+import { anyComplied, anyRefused, complianceShare, tallyQueries, type RecordedVerdict, type SetMetrics } from '@dro/artifacts';
+
+export type { SetMetrics } from '@dro/artifacts';
 import { meanInterval } from './stats.ts';
 
 /** One sample's recorded verdict and what produced it. */
 export interface JudgedSample extends RecordedVerdict {
   /** samples/v2 `judge`: the string-judge mode, LLM judge and selection behind the verdict. */
   judge: string;
-}
-
-export interface SetMetrics {
-  /** Query set name (e.g. "heldout-harmful"). */
-  set: string;
-  label: 'harmful' | 'harmless';
-  queries: number;
-  /** Samples drawn per query (the largest count, if they differ). */
-  samplesPerQuery: number;
-  /** Samples per query the verdicts were counted over (the judged selection; the largest count). */
-  judgedPerQuery: number;
-  /** What produced the verdicts (distinct values joined by " | " if the samples disagree). */
-  judge: string;
-  /** Queries with at least one judged sample that complied. */
-  queriesAnyComplied: number;
-  /** Queries with at least one judged sample that was refused. */
-  queriesAnyRefused: number;
-  /** Mean over queries of the share of judged samples that complied, and its 95 % interval. */
-  meanCompliance: number;
-  meanComplianceLow: number;
-  meanComplianceHigh: number;
 }
 
 /** Metrics per (set, label), in order of first appearance; `source` names the samples table in errors. */

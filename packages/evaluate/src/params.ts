@@ -1,41 +1,7 @@
-/** Parameters of the evaluate, reference-answers and report stages: validation naming the field, presets. */
-import { BadInputError } from '@dro/artifacts';
+/** Parameters of the evaluate, reference-answers and report stages: their defaults and validation naming the field. */
+import { ParamReader } from '@dro/pipeline';
 
 const ID = /^[A-Za-z0-9._:-]+$/;
-
-function reader(stage: string, raw: unknown, known: string[]) {
-  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
-    throw new BadInputError(`${stage} params: expected an object, got ${JSON.stringify(raw)}`);
-  }
-  const r = (raw ?? {}) as Record<string, unknown>;
-  const fail = (field: string, expected: string, got: unknown): never => {
-    throw new BadInputError(`${stage} params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-  };
-  for (const key of Object.keys(r)) if (!known.includes(key)) fail(key, `one of the known fields (${known.join(', ')})`, key);
-  return {
-    string(key: string, fallback?: string, pattern = ID): string {
-      const v = r[key] ?? fallback;
-      if (typeof v !== 'string' || !pattern.test(v)) fail(key, `a string matching ${pattern}`, v);
-      return v as string;
-    },
-    int(key: string, fallback: number, min: number): number {
-      const v = r[key] ?? fallback;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(key, `an integer ≥ ${min}`, v);
-      return v as number;
-    },
-    nullableInt(key: string, fallback: number | null, min: number): number | null {
-      const v = r[key] === undefined ? fallback : r[key];
-      if (v === null) return null;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(key, `null or an integer ≥ ${min}`, v);
-      return v as number;
-    },
-    strings(key: string, fallback: string[]): string[] {
-      const v = r[key] ?? fallback;
-      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) fail(key, 'an array of non-empty strings', v);
-      return [...(v as string[])];
-    },
-  };
-}
 
 export interface EvaluateParams {
   /** Model label for tables and the report (e.g. "smollm2"). */
@@ -52,20 +18,22 @@ export interface EvaluateParams {
   capabilityQueries: number | null;
 }
 
-export const paperEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: null };
-export const quickEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: 16 };
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: null };
 
 export function parseEvaluateParams(raw: unknown): EvaluateParams {
-  const r = reader('evaluate', raw, ['model', 'condition', 'promptId', 'sets', 'chunk', 'capabilityQueries']);
-  const d = paperEvaluateParams;
-  return {
-    model: r.string('model'),
-    condition: r.string('condition'),
-    promptId: r.string('promptId'),
+  const r = ParamReader.of('evaluate', raw);
+  const d = defaultEvaluateParams;
+  const params: EvaluateParams = {
+    model: r.string('model', undefined, ID),
+    condition: r.string('condition', undefined, ID),
+    promptId: r.string('promptId', undefined, ID),
     sets: r.strings('sets', d.sets),
     chunk: r.int('chunk', d.chunk, 1),
     capabilityQueries: r.nullableInt('capabilityQueries', d.capabilityQueries, 1),
   };
+  r.done();
+  return params;
 }
 
 export interface ReferenceAnswersParams {
@@ -79,19 +47,20 @@ export interface ReferenceAnswersParams {
   maxQueries: number | null;
 }
 
-export const paperReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 128, batch: 8, maxQueries: null };
-export const quickReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 32, batch: 8, maxQueries: 16 };
+export const defaultReferenceParams: ReferenceAnswersParams = { promptId: 'none', sets: [], maxNewTokens: 128, batch: 8, maxQueries: null };
 
 export function parseReferenceAnswersParams(raw: unknown): ReferenceAnswersParams {
-  const r = reader('reference-answers', raw, ['promptId', 'sets', 'maxNewTokens', 'batch', 'maxQueries']);
-  const d = paperReferenceParams;
-  return {
-    promptId: r.string('promptId', d.promptId),
+  const r = ParamReader.of('reference-answers', raw);
+  const d = defaultReferenceParams;
+  const params: ReferenceAnswersParams = {
+    promptId: r.string('promptId', d.promptId, ID),
     sets: r.strings('sets', d.sets),
     maxNewTokens: r.int('maxNewTokens', d.maxNewTokens, 1),
     batch: r.int('batch', d.batch, 1),
     maxQueries: r.nullableInt('maxQueries', d.maxQueries, 1),
   };
+  r.done();
+  return params;
 }
 
 /** A trained condition and the text condition it is compared with on the same held-out queries. */
@@ -108,21 +77,21 @@ export interface ReportParams {
   comparisons: ConditionPair[];
 }
 
-export const paperReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3, comparisons: [] };
-export const quickReportParams: ReportParams = paperReportParams;
+export const defaultReportParams: ReportParams = { title: 'DRO report', examplesPerCondition: 3, comparisons: [] };
 
 export function parseReportParams(raw: unknown): ReportParams {
-  const r = reader('report', raw, ['title', 'examplesPerCondition', 'comparisons']);
-  const pairs = (raw as { comparisons?: unknown } | null | undefined)?.comparisons ?? [];
+  const r = ParamReader.of('report', raw);
+  const pairs = r.raw.comparisons === undefined ? defaultReportParams.comparisons : r.raw.comparisons;
+  r.mark('comparisons');
   const isPair = (p: unknown): p is ConditionPair =>
     typeof p === 'object' && p !== null && typeof (p as ConditionPair).condition === 'string' && ID.test((p as ConditionPair).condition) &&
     typeof (p as ConditionPair).against === 'string' && ID.test((p as ConditionPair).against);
-  if (!Array.isArray(pairs) || !pairs.every(isPair)) {
-    throw new BadInputError(`report params: comparisons: expected an array of { condition, against } condition ids, got ${JSON.stringify(pairs)}`);
-  }
-  return {
-    title: r.string('title', paperReportParams.title, /^.{1,200}$/),
-    examplesPerCondition: r.int('examplesPerCondition', paperReportParams.examplesPerCondition, 0),
-    comparisons: pairs.map((p) => ({ condition: p.condition, against: p.against })),
+  if (!Array.isArray(pairs) || !pairs.every(isPair)) r.fail('comparisons', 'an array of { condition, against } condition ids', pairs);
+  const params: ReportParams = {
+    title: r.string('title', defaultReportParams.title, /^.{1,200}$/),
+    examplesPerCondition: r.int('examplesPerCondition', defaultReportParams.examplesPerCondition, 0),
+    comparisons: (pairs as ConditionPair[]).map((p) => ({ condition: p.condition, against: p.against })),
   };
+  r.done();
+  return params;
 }

@@ -13,61 +13,36 @@
  * reports/<digest>.html (see reportHtmlPath), which is what the CLI prints.
  */
 import {
-  columnValues,
-  EVAL_METRICS_SCHEMA,
-  EVAL_POINTS_SCHEMA,
-  NEAREST_TOKENS_SCHEMA,
-  REPORT_SCHEMA,
-  TRAINING_CURVE_SCHEMA,
-  TRAINING_SHIFT_SCHEMA,
+  directionsSchema,
+  evalMetricsSchema,
+  evalPointsSchema,
+  nearestTokensSchema,
+  reportHtmlSchema,
+  samplesSchema,
+  trainingCurveSchema,
+  trainingShiftSchema,
   DEFAULT_OBJECTIVE_MIN_SHARE,
+  readDirections,
+  readEvalMetrics,
+  readEvalPoints,
+  readNearestTokens,
+  readSamples,
+  readTrainingCurve,
   readTrainingShift,
   trainingObjective,
-  vectorValues,
   type ArtifactRef,
   type ArtifactStore,
   type ReportArtifact,
 } from '@dro/artifacts';
 import { variadicInputs, type Stage, type StageContext } from '@dro/pipeline';
 import { compareConditions, readQueryOutcomes, type ConditionComparison, type QueryOutcome } from './comparison.ts';
-import { checkSchema, readDirections, readSamples } from './inputs.ts';
 import { renderReport } from './report/html.ts';
 import type { ExampleResponse, NearestTokens, ObjectiveView, PcaView, ReportData, SummaryRow, TrainingCurve, TrainingShift } from './report/model.ts';
 import { parseReportParams, type ReportParams } from './params.ts';
 
-type Label = 'harmful' | 'harmless';
-
-async function table(store: ArtifactStore, ref: ArtifactRef, schema: string, input: string) {
-  checkSchema(ref, schema, input);
-  const t = await store.getTable(ref);
-  return { t, col: <T>(c: string) => columnValues<T>(t, c, input) };
-}
-
 async function summaryRows(store: ArtifactStore, refs: { key: string; value: ArtifactRef }[]): Promise<SummaryRow[]> {
   const rows: SummaryRow[] = [];
-  for (const { key, value } of refs) {
-    const { t, col } = await table(store, value, EVAL_METRICS_SCHEMA.name, `metrics:${key}`);
-    for (let i = 0; i < t.numRows; i++) {
-      rows.push({
-        model: col<string>('model')[i]!,
-        condition: col<string>('condition')[i]!,
-        set: col<string>('set')[i]!,
-        label: col<Label>('label')[i]!,
-        queries: col<number>('queries')[i]!,
-        samplesPerQuery: col<number>('samples_per_query')[i]!,
-        judgedPerQuery: col<number>('judged_per_query')[i]!,
-        judge: col<string>('judge')[i]!,
-        queriesAnyComplied: col<number>('queries_any_complied')[i]!,
-        queriesAnyRefused: col<number>('queries_any_refused')[i]!,
-        meanCompliance: col<number>('mean_compliance')[i]!,
-        meanComplianceLow: col<number>('mean_compliance_low')[i]!,
-        meanComplianceHigh: col<number>('mean_compliance_high')[i]!,
-        meanRefusalLogit: col<number | null>('mean_refusal_logit')[i] ?? null,
-        meanHarmfulnessLogit: col<number | null>('mean_harmfulness_logit')[i] ?? null,
-        capability: col<number | null>('capability')[i] ?? null,
-      });
-    }
-  }
+  for (const { key, value } of refs) rows.push(...(await readEvalMetrics(store, value, `metrics:${key}`)));
   return rows;
 }
 
@@ -83,18 +58,12 @@ async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef
   for (const { key, value } of variadicInputs(inputs, 'directions')) directions.set(key, await readDirections(store, value));
   const views = new Map<string, PcaView>();
   for (const { key, value } of variadicInputs(inputs, 'points')) {
-    const { t, col } = await table(store, value, EVAL_POINTS_SCHEMA.name, `points:${key}`);
-    const { values, dim } = vectorValues(t, 'z');
-    const models = col<string>('model');
-    const conditions = col<string>('condition');
-    const labels = col<Label>('label');
-    const queries = col<string>('query');
-    const queryIds = col<string>('query_id');
-    const info: KeyInfo = { model: models[0] ?? '', condition: conditions[0] ?? key, queryText: new Map() };
+    const points = await readEvalPoints(store, value, `points:${key}`);
+    const info: KeyInfo = { model: points[0]?.model ?? '', condition: points[0]?.condition ?? key, queryText: new Map() };
     keyInfo.set(key, info);
-    for (let i = 0; i < t.numRows; i++) {
-      const model = models[i]!;
-      info.queryText.set(queryIds[i]!, queries[i]!);
+    for (const point of points) {
+      const model = point.model;
+      info.queryText.set(point.queryId, point.query);
       const dirs = directions.get(model) ?? (directions.size === 1 ? [...directions.values()][0] : undefined);
       if (!dirs) continue; // no directions for this model: no PCA view (the summary still shows its numbers)
       let view = views.get(model);
@@ -108,10 +77,10 @@ async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef
         };
         views.set(model, view);
       }
-      let group = view.points.find((p) => p.condition === conditions[i] && p.label === labels[i]);
-      if (!group) view.points.push((group = { condition: conditions[i]!, label: labels[i]!, z: [], titles: [] }));
-      group.z.push(Array.from(values.subarray(i * dim, (i + 1) * dim)));
-      group.titles!.push(queries[i]!);
+      let group = view.points.find((p) => p.condition === point.condition && p.label === point.label);
+      if (!group) view.points.push((group = { condition: point.condition, label: point.label, z: [], titles: [] }));
+      group.z.push(point.z);
+      group.titles!.push(point.query);
     }
   }
   return [...views.values()];
@@ -120,18 +89,15 @@ async function pcaViews(store: ArtifactStore, inputs: Record<string, ArtifactRef
 async function curves(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<TrainingCurve[]> {
   const out: TrainingCurve[] = [];
   for (const { key, value } of variadicInputs(inputs, 'curve')) {
-    const { col } = await table(store, value, TRAINING_CURVE_SCHEMA.name, `curve:${key}`);
-    const steps = col<number>('step');
-    const terms = col<string>('term');
-    const values = col<number>('value');
-    const stepList = [...new Set(steps)].sort((a, b) => a - b);
+    const rows = await readTrainingCurve(store, value, `curve:${key}`);
+    const stepList = [...new Set(rows.map((r) => r.step))].sort((a, b) => a - b);
     const index = new Map(stepList.map((s, i) => [s, i]));
     const byTerm: Record<string, number[]> = {};
     // grad_norm is a diagnostic, not a loss term; the chart shows the loss terms.
-    terms.forEach((term, i) => {
-      if (term === 'grad_norm') return;
-      (byTerm[term] ??= new Array<number>(stepList.length).fill(NaN))[index.get(steps[i]!)!] = values[i]!;
-    });
+    for (const r of rows) {
+      if (r.term === 'grad_norm') continue;
+      (byTerm[r.term] ??= new Array<number>(stepList.length).fill(NaN))[index.get(r.step)!] = r.value;
+    }
     out.push({ name: key, step: stepList, terms: byTerm });
   }
   return out;
@@ -140,13 +106,11 @@ async function curves(store: ArtifactStore, inputs: Record<string, ArtifactRef>)
 async function nearest(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<NearestTokens[]> {
   const out: NearestTokens[] = [];
   for (const { key, value } of variadicInputs(inputs, 'nearestTokens')) {
-    const { t, col } = await table(store, value, NEAREST_TOKENS_SCHEMA.name, `nearestTokens:${key}`);
     const positions: NearestTokens['positions'] = [];
-    for (let i = 0; i < t.numRows; i++) {
-      const position = col<number>('position')[i]!;
-      let p = positions.find((x) => x.position === position);
-      if (!p) positions.push((p = { position, initToken: col<string>('init_token')[i]!, nearest: [] }));
-      p.nearest.push({ token: col<string>('token')[i]!, cosine: col<number>('cosine')[i]! });
+    for (const row of await readNearestTokens(store, value, `nearestTokens:${key}`)) {
+      let p = positions.find((x) => x.position === row.position);
+      if (!p) positions.push((p = { position: row.position, initToken: row.initToken, nearest: [] }));
+      p.nearest.push({ token: row.token, cosine: row.cosine });
     }
     out.push({ name: key, positions });
   }
@@ -156,11 +120,8 @@ async function nearest(store: ArtifactStore, inputs: Record<string, ArtifactRef>
 async function shifts(store: ArtifactStore, inputs: Record<string, ArtifactRef>): Promise<TrainingShift[]> {
   const out: TrainingShift[] = [];
   for (const { key, value } of variadicInputs(inputs, 'shift')) {
-    const { t, col } = await table(store, value, TRAINING_SHIFT_SCHEMA.name, `shift:${key}`);
-    const labels = col<Label>('label');
-    const base = col<number>('base_refusal_logit');
-    const soft = col<number>('soft_refusal_logit');
-    out.push({ name: key, rows: Array.from({ length: t.numRows }, (_, i) => ({ label: labels[i]!, baseRefusal: base[i]!, softRefusal: soft[i]! })) });
+    const rows = await readTrainingShift(store, value, `shift:${key}`);
+    out.push({ name: key, rows: rows.map((r) => ({ label: r.label, baseRefusal: r.baseRefusal, softRefusal: r.softRefusal })) });
   }
   return out;
 }
@@ -170,7 +131,7 @@ async function examples(store: ArtifactStore, inputs: Record<string, ArtifactRef
   for (const { key, value } of variadicInputs(inputs, 'samples')) {
     // The points table with the same key says which model and condition these samples belong to.
     const info = keyInfo.get(key);
-    const samples = (await readSamples(store, value, null)).filter((s) => s.sampleIndex === 0);
+    const samples = (await readSamples(store, value, null, `samples:${key}`)).filter((s) => s.sampleIndex === 0);
     for (const label of ['harmful', 'harmless'] as const) {
       for (const s of samples.filter((x) => x.label === label).slice(0, perCondition)) {
         out.push({
@@ -282,12 +243,7 @@ async function runReport(ctx: StageContext, inputs: Record<string, ArtifactRef>,
   const data = await buildReportData(ctx.store, inputs, params);
   // A timestamp in the page would make every run a new artifact; the manifest records when it was made.
   const html = renderReport({ ...data, generatedAt: '' });
-  const manifest = {
-    producer: { stage: reportStage.name, version: reportStage.version },
-    params,
-    inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.digest])),
-  };
-  const ref = await ctx.store.putJson(REPORT_SCHEMA.name, { html, title: params.title } satisfies ReportArtifact, manifest);
+  const ref = await ctx.store.putJson(reportHtmlSchema.name, { html, title: params.title } satisfies ReportArtifact, ctx.manifest());
   const file = await reportHtmlPath(ctx.store, ref);
   ctx.log.info('report written', { file });
   ctx.progress({ done: 1, total: 1, message: file });
@@ -301,8 +257,17 @@ export const reportStage: Stage<ReportParams> = {
   needs: 'cpu',
   inputs: [],
   variadicInputs: ['metrics', 'points', 'directions', 'samples', 'curve', 'nearestTokens', 'shift'],
+  inputSchemas: {
+    metrics: evalMetricsSchema.name,
+    points: evalPointsSchema.name,
+    directions: directionsSchema.name,
+    samples: samplesSchema.name,
+    curve: trainingCurveSchema.name,
+    nearestTokens: nearestTokensSchema.name,
+    shift: trainingShiftSchema.name,
+  },
   outputs: ['report'],
-  outputSchemas: { report: REPORT_SCHEMA.name },
+  outputSchemas: { report: reportHtmlSchema.name },
   parseParams: parseReportParams,
   run: runReport,
 };

@@ -5,15 +5,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { chromium } from 'playwright-core';
 import {
   BadInputError,
   columnValues,
   samplesSchema,
-  SOFT_PROMPT_SCHEMA,
+  softPromptSchema,
   tableForSchema,
-  TRAINING_CURVE_SCHEMA,
-  TRAINING_SHIFT_SCHEMA,
+  trainingCurveSchema,
+  trainingShiftSchema,
   vectorValues,
   type ArtifactRef,
 } from '@dro/artifacts';
@@ -71,7 +72,7 @@ describe('evaluate and report stages (tiny model)', () => {
     model = await loadModel(dir);
     rendered = await putRendered(store, model, { none: null, basic: PROMPT });
     directions = await putDirections(store, model.config.hiddenSize);
-    const out = await referenceAnswersStage.run(stageContext(store, dir), { rendered }, referenceAnswersStage.parseParams!({ maxNewTokens: 6 }));
+    const out = await runStage(referenceAnswersStage, { rendered }, referenceAnswersStage.parseParams!({ maxNewTokens: 6 }), stageContext(store, dir));
     references = out.references!;
   });
   afterAll(() => model?.dispose());
@@ -86,7 +87,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const run = async (condition: string, promptId: string, extra: Record<string, ArtifactRef> = {}) => {
       const samples = await putSamples(store, promptId);
-      const out = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }));
+      const out = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }), ctx);
       return { metrics: out.metrics!, points: out.points!, samples };
     };
     const before = tf.memory().numTensors;
@@ -96,7 +97,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const promptIds = model.tokenizer.encode(PROMPT, { addSpecialTokens: false });
     const init = tf.tidy(() => Float32Array.from(model.embed([promptIds]).dataSync()));
     const softRef = await store.putTensors(
-      SOFT_PROMPT_SCHEMA.name,
+      softPromptSchema.name,
       { soft_prompt: { dtype: 'F32', shape: [promptIds.length, model.config.hiddenSize], data: init } },
       USER,
       { method: 'dro', prompt_id: 'basic', span_start: '0', span_end: '0', init_token_ids: JSON.stringify(promptIds) },
@@ -136,13 +137,13 @@ describe('evaluate and report stages (tiny model)', () => {
 
     // The report gathers everything into one page that renders with every chart.
     const curve = await store.putTable(
-      TRAINING_CURVE_SCHEMA.name,
-      tableForSchema(TRAINING_CURVE_SCHEMA, { step: Int32Array.from([1, 1, 2, 2]), epoch: Int32Array.from([1, 1, 1, 1]), term: ['total', 'refusal', 'total', 'refusal'], value: Float64Array.from([0.7, 0.69, 0.6, 0.59]) }),
+      trainingCurveSchema.name,
+      tableForSchema(trainingCurveSchema, { step: Int32Array.from([1, 1, 2, 2]), epoch: Int32Array.from([1, 1, 1, 1]), term: ['total', 'refusal', 'total', 'refusal'], value: Float64Array.from([0.7, 0.69, 0.6, 0.59]) }),
       USER,
     );
     const shift = await store.putTable(
-      TRAINING_SHIFT_SCHEMA.name,
-      tableForSchema(TRAINING_SHIFT_SCHEMA, {
+      trainingShiftSchema.name,
+      tableForSchema(trainingShiftSchema, {
         query_id: ['a', 'b'], label: ['harmful', 'harmless'], base_refusal_logit: Float64Array.from([0.1, 0.2]),
         soft_refusal_logit: Float64Array.from([-0.5, 0.9]), base_harmfulness_logit: Float64Array.from([0, 0]), soft_harmfulness_logit: Float64Array.from([0, 0]),
       }),
@@ -156,7 +157,7 @@ describe('evaluate and report stages (tiny model)', () => {
       reportInputs[`points:tiny.${c}`] = r.points!;
       reportInputs[`samples:tiny.${c}`] = r.samples;
     }
-    const { report } = await reportStage.run(stageContext(store, null), reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }));
+    const { report } = await runStage(reportStage, reportInputs, reportStage.parseParams!({ title: 'tiny report', examplesPerCondition: 2, comparisons: [{ condition: 'dro:basic', against: 'basic:basic' }] }), stageContext(store, null));
     const file = await reportHtmlPath(store, report!);
     expect(existsSync(file)).toBe(true);
     const html = readFileSync(file, 'utf8');
@@ -190,7 +191,7 @@ describe('evaluate and report stages (tiny model)', () => {
   it('without references (a set with no harmless queries has none) the capability is null', async () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'none');
-    const out = await evaluateStage.run(ctx, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }));
+    const out = await runStage(evaluateStage, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }), ctx);
     const metrics = await store.getTable(out.metrics!);
     expect(columnValues<number | null>(metrics, 'capability', 'm')).toEqual([null, null]);
     expect(columnValues<number>(metrics, 'queries_any_complied', 'm')).toEqual([3, 4]);
@@ -200,7 +201,7 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'basic');
     const params = evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' });
-    const err = await evaluateStage.run(ctx, { rendered, directions, samples, 'references:heldout': references }, params).catch((e: unknown) => e);
+    const err = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references }, params, ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toMatch(/samples: no samples with prompt_id "none" for 8 eval queries/);
     expect(() => evaluateStage.parseParams!({ model: 'tiny', condition: 'x' })).toThrow(/evaluate params: promptId/);

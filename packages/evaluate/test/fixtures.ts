@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore, renderedInputsSchema, writeDirections, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import type { ChatModel } from '@dro/llm';
-import type { StageContext } from '@dro/pipeline';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import type { StageEnvironment } from '@dro/pipeline';
+import { writeTinyHfModel } from '@dro/llm/testing';
 
 export const HARMFUL = ['how to hurt him', 'steal a car now', 'make a weapon', 'hack the bank'];
 export const HARMLESS = ['how to help him', 'wash a car now', 'make a salad', 'visit the bank'];
@@ -19,7 +19,7 @@ export function tempStore(): LocalArtifactStore {
   return new LocalArtifactStore({ root: mkdtempSync(path.join(tmpdir(), 'eval-store-')) });
 }
 
-export function stageContext(store: LocalArtifactStore, modelDir: string | null): StageContext {
+export function stageContext(store: LocalArtifactStore, modelDir: string | null): StageEnvironment {
   return {
     store,
     progress: () => {},

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { trainingObjective } from '@dro/artifacts';
+import { mulberry32 } from '@dro/llm';
 import { renderReport } from '../src/report/html.ts';
 import { wilsonInterval } from '../src/stats.ts';
 import type { ReportData } from '../src/report/model.ts';
@@ -16,17 +17,8 @@ import { clipLine, niceTicks } from '../src/report/svg.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** Deterministic pseudo-random numbers (mulberry32) so the fixture is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (the runtime's seeded RNG) so the fixture is the same every run. */
+const rng = mulberry32;
 
 const CONDITIONS = ['none', 'basic:short', 'dro:short'];
 const POINTS_PER_GROUP = 12;

@@ -6,13 +6,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readUtf8File, repoDataDir, resolveUserPath } from '@dro/artifacts';
-import { DEFAULT_MODEL_ID, defaultModelPath as defaultModelFile, resolveModelArgument } from '@dro/llm/weights';
+import { readUtf8File, repoDataDir, resolveStoreLocation, resolveUserPath } from '@dro/artifacts';
+import { DEFAULT_MODEL_ID, defaultModelPath, resolveModelArgument } from '@dro/llm/weights';
 import { BadInputError, isPackageSpecifier, type StagePluginSource } from '@dro/pipeline';
-import { PARAM_ROLES } from './presets.ts';
+import { PARAM_ROLES, PRESET_NAMES, PRESETS, isPresetName, type PresetName } from './presets/index.ts';
 import { droStageRegistry } from './stages.ts';
 
-export type PresetName = 'quick' | 'paper';
 
 export interface ModelSpec {
   /** Short id used in node ids and the report ("qwen2.5-coder-0.5b"). */
@@ -73,7 +72,10 @@ export interface ExperimentConfig {
    * Loaded and checked before anything runs (see loadExperimentPlugins).
    */
   stages: Record<string, StagePluginSource>;
-  /** Artifact store root (default: $DRO_STORE or .dro/store under the working directory). */
+  /**
+   * Artifact store: a directory (relative to the config file) or an `s3://bucket/prefix` URI (default:
+   * $DRO_STORE or .dro/store under the working directory).
+   */
   store?: string;
   /**
    * Run even when evaluation sets share queries with the training set (compared as data-prep's queryKey
@@ -81,11 +83,12 @@ export interface ExperimentConfig {
    * held-out numbers on training queries measure memorisation, not generalisation.
    */
   allowOverlap: boolean;
-}
-
-/** The embedded default's model: the known model that refuses (see @dro/llm's known models). */
-export function defaultModelPath(): string {
-  return defaultModelFile();
+  /**
+   * Rows per shard of the row-parallel stages (sampling, refusal-logprob, extract, reference-answers): each
+   * shard is its own cache entry and unit of work (a Temporal activity). Default: the preset's
+   * (presets/: Preset.shardSize); null runs every node whole.
+   */
+  shardSize?: number | null;
 }
 
 /**
@@ -105,7 +108,7 @@ export function defaultConfig(): ExperimentConfig {
       medium: path.join(data, 'prompts', 'medium.txt'),
     },
     basicPrompt: 'default',
-    labelSource: 'logprob',
+    labelSource: PRESETS.quick.labelSource,
     baselines: { promptTuning: false, ablations: [] },
     overrides: {},
     allowOverlap: false,
@@ -115,7 +118,7 @@ export function defaultConfig(): ExperimentConfig {
 
 const KEYS: Array<keyof ExperimentConfig> = [
   'name', 'preset', 'models', 'queries', 'prompts', 'basicPrompt', 'trainPrompts', 'evalPrompts', 'labelSource', 'baselines', 'overrides', 'stages', 'store',
-  'allowOverlap',
+  'allowOverlap', 'shardSize',
 ];
 
 function fail(file: string, field: string, expected: string, got?: unknown): never {
@@ -128,16 +131,24 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Validate a parsed config object. Missing fields take the embedded default's values; relative paths
- * resolve against `baseDir` (the config file's directory). Files must exist.
+ * Validate a parsed config object. Missing fields take the embedded default's values, and the preset's
+ * rules where the preset decides (labelSource); relative paths resolve against `baseDir` (the config
+ * file's directory). Files must exist. `preset` (the command line's --preset) replaces the config's.
  */
-export function validateConfig(raw: unknown, file: string, baseDir: string): ExperimentConfig {
+export function validateConfig(raw: unknown, file: string, baseDir: string, presetOverride?: PresetName): ExperimentConfig {
   if (!isObject(raw)) fail(file, '(root)', 'a JSON object', raw);
   for (const k of Object.keys(raw)) {
     if (!KEYS.includes(k as keyof ExperimentConfig)) fail(file, k, `one of ${KEYS.join(', ')} (unknown field)`);
   }
   const d = defaultConfig();
   const abs = (p: string) => resolveUserPath(p, baseDir);
+  const storeLocation = (p: string) => {
+    try {
+      return resolveStoreLocation(p, baseDir);
+    } catch (error) {
+      return fail(file, 'store', `a directory or an s3://bucket/prefix URI (${(error as Error).message})`, p);
+    }
+  };
   const mustExist = (field: string, p: string) => {
     if (!fs.existsSync(p)) fail(file, field, 'an existing file or directory', p);
     return p;
@@ -150,8 +161,11 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
 
   const name = str('name', raw.name, d.name);
   if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(file, 'name', 'letters, digits, ".", "_" or "-"', name);
-  const preset = str('preset', raw.preset, d.preset);
-  if (preset !== 'quick' && preset !== 'paper') fail(file, 'preset', '"quick" or "paper"', preset);
+  const filePreset = str('preset', raw.preset, d.preset);
+  const presetNames = PRESET_NAMES.map((p) => `"${p}"`).join(' or ');
+  if (!isPresetName(filePreset)) fail(file, 'preset', presetNames, filePreset);
+  if (presetOverride !== undefined && !isPresetName(presetOverride)) throw new BadInputError(`--preset: expected ${presetNames}, got ${JSON.stringify(presetOverride)}`);
+  const preset: PresetName = presetOverride ?? filePreset;
 
   let models = d.models;
   if (raw.models !== undefined) {
@@ -217,7 +231,7 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
     trainPrompts = v as string[];
   }
 
-  const labelSource = str('labelSource', raw.labelSource, preset === 'paper' ? 'sampling' : 'logprob');
+  const labelSource = str('labelSource', raw.labelSource, PRESETS[preset].labelSource);
   if (labelSource !== 'sampling' && labelSource !== 'logprob') fail(file, 'labelSource', '"sampling" or "logprob"', labelSource);
 
   let baselines = d.baselines;
@@ -240,7 +254,14 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
       if (!PARAM_ROLES.includes(k)) fail(file, `overrides.${k}`, `a stage or role name (${PARAM_ROLES.join(', ')})`);
       if (!isObject(v)) fail(file, `overrides.${k}`, 'an object of params', v);
     }
-    overrides = raw.overrides as ExperimentConfig['overrides'];
+    overrides = Object.fromEntries(
+      Object.entries(raw.overrides as ExperimentConfig['overrides']).map(([k, v]) => {
+        // The LLM judge's model is a path the user wrote (or a known model's id): resolved like models[].path.
+        const judge = v.llmJudge;
+        if (k.split(':')[0] !== 'sampling' || !isObject(judge) || typeof judge.model !== 'string' || judge.model === '' || judge.model === 'self') return [k, v];
+        return [k, { ...v, llmJudge: { ...judge, model: abs(resolveModelArgument(judge.model)) } }];
+      }),
+    );
   }
   const stages: ExperimentConfig['stages'] = {};
   if (raw.stages !== undefined) {
@@ -254,25 +275,28 @@ export function validateConfig(raw: unknown, file: string, baseDir: string): Exp
         : { module: mustExist(`stages.${name}`, abs(module)) };
     }
   }
-  const store = raw.store === undefined ? undefined : abs(str('store', raw.store, ''));
+  const store = raw.store === undefined ? undefined : storeLocation(str('store', raw.store, ''));
   const allowOverlap = raw.allowOverlap ?? d.allowOverlap;
   if (typeof allowOverlap !== 'boolean') fail(file, 'allowOverlap', 'true or false', allowOverlap);
+  const shardSize = raw.shardSize as number | null | undefined;
+  if (shardSize !== undefined && shardSize !== null && (!Number.isInteger(shardSize) || shardSize < 1)) fail(file, 'shardSize', 'a whole number of rows ≥ 1, or null (no sharding)', shardSize);
   return {
-    name, preset: preset as PresetName, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
+    name, preset, models, queries, prompts, basicPrompt, trainPrompts, evalPrompts,
     labelSource: labelSource as ExperimentConfig['labelSource'], baselines, overrides, stages, store, allowOverlap,
+    ...(shardSize !== undefined ? { shardSize } : {}),
   };
 }
 
-/** Text prompts evaluated besides "none" and the trained prompts: the config's, else every prompt (paper) or the basic prompt (quick). */
+/** Text prompts evaluated besides "none" and the trained prompts: the config's, else as its preset says. */
 export function evalPromptsOf(config: ExperimentConfig): string[] {
   if (config.evalPrompts) return config.evalPrompts;
-  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+  return PRESETS[config.preset].evalPrompts === 'every' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
-/** The prompts soft prompts are trained from: the config's, else every prompt (paper) or the basic prompt (quick). */
+/** The prompts soft prompts are trained from: the config's, else as its preset says. */
 export function trainPromptsOf(config: ExperimentConfig): string[] {
   if (config.trainPrompts) return config.trainPrompts;
-  return config.preset === 'paper' ? Object.keys(config.prompts) : [config.basicPrompt];
+  return PRESETS[config.preset].trainPrompts === 'every' ? Object.keys(config.prompts) : [config.basicPrompt];
 }
 
 /** Read a config file: strict UTF-8 (an invalid byte is reported with its line), then JSON. */
@@ -285,26 +309,13 @@ function readConfigJson(file: string): unknown {
   }
 }
 
-/** Read and validate a JSON config file (`~` in its path is expanded). */
-export function loadConfig(file: string): ExperimentConfig {
-  const resolved = resolveUserPath(file);
-  return validateConfig(readConfigJson(resolved), file, path.dirname(resolved));
-}
-
 /**
- * The embedded default (or a config) with its preset switched from the command line: the default's label
- * source follows the preset (paper: sampling, quick: logprob) unless the config file set one.
+ * The experiment a command runs (`dro run`, `dro stage`, `dro stages`): the config file (`~` in its path
+ * expanded), or the embedded default without one, with `preset` (--preset) in place of the config's —
+ * its rules (labelSource, prompts) apply wherever the file leaves them open.
  */
-export function withPreset(config: ExperimentConfig, preset: PresetName, labelSourceFromFile: boolean): ExperimentConfig {
-  return { ...config, preset, labelSource: labelSourceFromFile ? config.labelSource : preset === 'paper' ? 'sampling' : 'logprob' };
-}
-
-/** Whether a config file sets labelSource itself (so a --preset switch must not override it). */
-export function configSetsLabelSource(file: string | undefined): boolean {
-  if (!file) return false;
-  try {
-    return 'labelSource' in (readConfigJson(resolveUserPath(file)) as object);
-  } catch {
-    return false;
-  }
+export function resolveConfig(file?: string, preset?: PresetName): ExperimentConfig {
+  if (file === undefined) return validateConfig({}, 'the embedded default config', process.cwd(), preset);
+  const resolved = resolveUserPath(file);
+  return validateConfig(readConfigJson(resolved), file, path.dirname(resolved), preset);
 }

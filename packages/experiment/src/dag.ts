@@ -22,7 +22,8 @@ import { BadInputError } from '@dro/pipeline';
 import { evalPromptsOf, trainPromptsOf, type ExperimentConfig } from './config.ts';
 import type { ExperimentInputs } from './inputs.ts';
 import { checkNodeSets, checkTrainingSetup } from './preflight.ts';
-import { stageParams } from './presets.ts';
+import { shardSizeOf, stageParams } from './presets/index.ts';
+import { droStageRegistry } from './stages.ts';
 
 /** A condition evaluated on the held-out sets. */
 export interface Condition {
@@ -61,7 +62,9 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
   /** `sets`: the query sets the node's inputs hold (a `sets` param naming another would find no rows). */
   const add = (node: Omit<DagNode, 'model'>, sets: string[], needsModel = true) => {
     checkNodeSets(node, sets);
-    nodes.push({ ...node, model: needsModel ? modelRef : null });
+    const shardSize = shardSizeOf(config);
+    const rowParallel = droStageRegistry().get(node.stage)?.rowParallel !== undefined;
+    nodes.push({ ...node, model: needsModel ? modelRef : null, ...(rowParallel && shardSize !== null ? { shardSize } : {}) });
   };
   const train = [inputs.sets.train.name];
 

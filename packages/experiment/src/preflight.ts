@@ -8,7 +8,7 @@ import { NO_PROMPT_ID } from '@dro/artifacts';
 import { BadInputError, type DagNode } from '@dro/pipeline';
 import { trainPromptsOf, type ExperimentConfig } from './config.ts';
 import type { ExperimentInputs } from './inputs.ts';
-import { stageParams } from './presets.ts';
+import { stageParams } from './presets/index.ts';
 
 /** Whole-experiment checks: the training set, the prompts the training needs, the LLM judge's model. */
 export function checkTrainingSetup(config: ExperimentConfig, inputs: ExperimentInputs): void {

@@ -3,7 +3,7 @@
  * files, build the DAG, run it, and collect what `dro run` prints at the end (summary rows, report path).
  * The Temporal engine runs the same DAG (see packages/cli/src/commands/run.ts).
  */
-import { LocalArtifactStore, type ArtifactRef } from '@dro/artifacts';
+import { openStore, type ArtifactRef, type IndexedArtifactStore } from '@dro/artifacts';
 import { reportHtmlPath } from '@dro/evaluate';
 import { runDag, validateDag, type Dag, type RunDagOptions, type RunRecord, type StagePluginRef } from '@dro/pipeline';
 import type { ExperimentConfig } from './config.ts';
@@ -45,15 +45,18 @@ export async function checkExperiment(config: ExperimentConfig): Promise<Checked
 }
 
 export interface PreparedExperiment extends ExperimentDag {
-  store: LocalArtifactStore;
+  store: IndexedArtifactStore;
   /** The checks' warnings, for the caller to show. */
   warnings: string[];
 }
 
-/** Check the experiment (unless already checked), then import its inputs into the store and build the DAG. */
-export async function prepareExperiment(config: ExperimentConfig, storeRoot?: string, checked?: CheckedExperiment): Promise<PreparedExperiment> {
+/**
+ * Check the experiment (unless already checked), then import its inputs into the store (`storeLocation`, else
+ * the config's `store`, else $DRO_STORE: a directory or an s3:// URI) and build the DAG.
+ */
+export async function prepareExperiment(config: ExperimentConfig, storeLocation?: string, checked?: CheckedExperiment): Promise<PreparedExperiment> {
   const ok = checked ?? (await checkExperiment(config));
-  const store = new LocalArtifactStore({ root: storeRoot ?? config.store });
+  const store = openStore(storeLocation ?? config.store);
   const inputs = await importExperimentInputs(store, ok.read);
   const built = buildExperimentDag(config, inputs);
   return { store, warnings: ok.warnings, ...built, dag: withStagePlugins(built.dag, ok.plugins) };
@@ -70,7 +73,7 @@ export interface ExperimentOutcome {
 }
 
 /** Summary rows and the report file of a finished run, from the outputs its nodes recorded. */
-export async function collectOutcome(store: LocalArtifactStore, dag: Dag, outputsOf: (nodeId: string) => Record<string, ArtifactRef> | undefined, reportNode: string): Promise<Omit<ExperimentOutcome, 'record'>> {
+export async function collectOutcome(store: IndexedArtifactStore, dag: Dag, outputsOf: (nodeId: string) => Record<string, ArtifactRef> | undefined, reportNode: string): Promise<Omit<ExperimentOutcome, 'record'>> {
   const metrics = dag.nodes.filter((n) => n.stage === 'evaluate').map((n) => outputsOf(n.id)?.metrics).filter((r): r is ArtifactRef => !!r);
   const summary = await summarize(store, metrics);
   const objectives = await trainingObjectives(store, dag, outputsOf);

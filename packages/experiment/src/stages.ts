@@ -60,6 +60,7 @@ export interface StageListing {
   needs: string;
   inputs: readonly string[];
   variadicInputs: readonly string[];
+  inputSchemas: Readonly<Record<string, string>>;
   outputs: readonly string[];
   outputSchemas: Readonly<Record<string, string>>;
 }
@@ -80,6 +81,7 @@ export async function listStages(config?: Pick<ExperimentConfig, 'stages'>): Pro
       needs: stage.needs,
       inputs: stage.inputs,
       variadicInputs: stage.variadicInputs ?? [],
+      inputSchemas: stage.inputSchemas ?? {},
       outputs: stage.outputs,
       outputSchemas: stage.outputSchemas ?? {},
     });

@@ -6,9 +6,9 @@
  */
 import {
   DEFAULT_OBJECTIVE_MIN_SHARE,
-  EVAL_METRICS_SCHEMA,
-  columnValues,
+  evalMetricsSchema,
   formatObjective,
+  readEvalMetrics,
   readTrainingShift,
   trainingObjective,
   type ArtifactRef,
@@ -52,33 +52,27 @@ export interface MeanRate {
 export async function summarize(store: ArtifactStore, refs: ArtifactRef[]): Promise<SummaryRow[]> {
   const rows = new Map<string, SummaryRow>();
   for (const ref of refs) {
-    if (ref.schema !== EVAL_METRICS_SCHEMA.name) continue;
-    const t = await store.getTable(ref);
-    const col = (name: string) => columnValues(t, name, `metrics ${ref.digest.slice(0, 12)}`);
-    const [model, condition, set, label] = [col('model'), col('condition'), col('set'), col('label')];
-    const [queries, complied, refused] = [col('queries'), col('queries_any_complied'), col('queries_any_refused')];
-    const [meanCompliance, refusalLogit, capability] = [col('mean_compliance'), col('mean_refusal_logit'), col('capability')];
-    const [low, high, judges, judged, drawn] = [col('mean_compliance_low'), col('mean_compliance_high'), col('judge'), col('judged_per_query'), col('samples_per_query')];
-    for (let i = 0; i < t.numRows; i++) {
-      const key = `${model[i]}\u0000${condition[i]}\u0000${set[i]}`;
+    if (ref.schema !== evalMetricsSchema.name) continue;
+    for (const m of await readEvalMetrics(store, ref, `metrics ${ref.digest.slice(0, 12)}`)) {
+      const key = `${m.model}\u0000${m.condition}\u0000${m.set}`;
       const row = rows.get(key) ?? {
-        model: String(model[i]), condition: String(condition[i]), set: String(set[i]),
+        model: m.model, condition: m.condition, set: m.set,
         harmfulComplied: 0, harmfulQueries: 0, harmfulMeanCompliance: null,
         harmlessRefused: 0, harmlessQueries: 0, harmlessMeanRefusal: null,
         harmfulRefusalLogit: null, harmlessRefusalLogit: null, capability: null,
-        judge: String(judges[i]), judgedPerQuery: Number(judged[i]), samplesPerQuery: Number(drawn[i]),
+        judge: m.judge, judgedPerQuery: m.judgedPerQuery, samplesPerQuery: m.samplesPerQuery,
       };
-      if (label[i] === 'harmful') {
-        row.harmfulComplied += Number(complied[i]);
-        row.harmfulQueries += Number(queries[i]);
-        row.harmfulMeanCompliance = { mean: Number(meanCompliance[i]), low: Number(low[i]), high: Number(high[i]) };
-        row.harmfulRefusalLogit = refusalLogit[i] == null ? null : Number(refusalLogit[i]);
+      if (m.label === 'harmful') {
+        row.harmfulComplied += m.queriesAnyComplied;
+        row.harmfulQueries += m.queries;
+        row.harmfulMeanCompliance = { mean: m.meanCompliance, low: m.meanComplianceLow, high: m.meanComplianceHigh };
+        row.harmfulRefusalLogit = m.meanRefusalLogit;
       } else {
-        row.harmlessRefused += Number(refused[i]);
-        row.harmlessQueries += Number(queries[i]);
-        row.harmlessMeanRefusal = { mean: 1 - Number(meanCompliance[i]), low: 1 - Number(high[i]), high: 1 - Number(low[i]) };
-        row.harmlessRefusalLogit = refusalLogit[i] == null ? null : Number(refusalLogit[i]);
-        row.capability = capability[i] == null ? null : Number(capability[i]);
+        row.harmlessRefused += m.queriesAnyRefused;
+        row.harmlessQueries += m.queries;
+        row.harmlessMeanRefusal = { mean: 1 - m.meanCompliance, low: 1 - m.meanComplianceHigh, high: 1 - m.meanComplianceLow };
+        row.harmlessRefusalLogit = m.meanRefusalLogit;
+        row.capability = m.capability;
       }
       rows.set(key, row);
     }

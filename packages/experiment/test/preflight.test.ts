@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadInputError } from '@dro/artifacts';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { defaultConfig, prepareExperiment, validateConfig } from '../src/index.ts';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');

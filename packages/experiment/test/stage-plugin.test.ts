@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BadInputError, vectorValues } from '@dro/artifacts';
 import { createProgressReporter, executeNode, type DagNode } from '@dro/pipeline';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { dagFor, droStageRegistry, listStages, prepareExperiment, runExperimentLocally, validateConfig, type ExperimentConfig } from '../src/index.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..', '..');

@@ -1,7 +1,7 @@
 /** A small experiment on a tiny random model (real GGUF file) and a few of the project's queries, for tests. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeTinyGgufModel } from '../../llm/src/testing/tiny-gguf.ts';
+import { writeTinyGgufModel } from '@dro/llm/testing';
 import { defaultConfig, validateConfig, type ExperimentConfig } from '../src/index.ts';
 
 export type QueryRow = { query: string; label: string; id?: string; pair_id?: string };

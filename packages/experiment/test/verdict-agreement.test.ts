@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { columnValues, LocalArtifactStore } from '@dro/artifacts';
+import { columnValues, LocalArtifactStore, readSamples } from '@dro/artifacts';
 import { dataPrepStage, importPrompts, importQueries } from '@dro/data-prep';
-import { aggregateSamples, readSamples } from '@dro/evaluate';
-import type { StageContext } from '@dro/pipeline';
+import { aggregateSamples } from '@dro/evaluate';
+import { runStage, type StageEnvironment } from '@dro/pipeline';
 import { parseSamplingParams, samplingStage } from '@dro/sampling';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 
 const repoData = path.resolve(import.meta.dirname, '..', '..', '..', 'data');
 
@@ -22,7 +22,7 @@ describe('labels and metrics apply the same verdict', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-verdict-'));
     const store = new LocalArtifactStore({ root: path.join(dir, 'store') });
     const modelPath = writeTinyHfModel(path.join(dir, 'tiny'));
-    const ctx: StageContext = {
+    const ctx: StageEnvironment = {
       store, modelPath, modelDigest: 'tiny', signal: new AbortController().signal, progress: () => {}, log: { info: () => {}, warn: () => {} },
     };
     const rows = fs.readFileSync(path.join(repoData, 'queries', 'heldout.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { label: string });
@@ -30,13 +30,13 @@ describe('labels and metrics apply the same verdict', () => {
     fs.writeFileSync(file, [...rows.filter((r) => r.label === 'harmful').slice(0, 3), ...rows.filter((r) => r.label === 'harmless').slice(0, 3)].map((r) => JSON.stringify(r)).join('\n'));
     const queries = await importQueries(store, file);
     const prompts = await importPrompts(store, [{ id: 'default', file: path.join(repoData, 'prompts', 'default.txt') }]);
-    const { rendered } = await dataPrepStage.run(ctx, { queries, prompts }, dataPrepStage.parseParams!({ promptVariants: ['none'] }));
+    const { rendered } = await runStage(dataPrepStage, { queries, prompts }, dataPrepStage.parseParams!({ promptVariants: ['none'] }), ctx);
     const params = parseSamplingParams({
       samples: 3, minNewTokens: 2, maxNewTokens: 6, requireUnsafeForCompliance: requireUnsafe,
       // A pattern that matches nothing: every judged answer is "safe".
       llmJudge: { model: 'self', format: 'instruction', unsafePattern: '(?!)', maxNewTokens: 1 },
     });
-    const out = await samplingStage.run(ctx, { rendered: rendered! }, params);
+    const out = await runStage(samplingStage, { rendered: rendered! }, params, ctx);
 
     const scores = await store.getTable(out.scores!);
     const labelOf = columnValues<string>(scores, 'label', 'scores');

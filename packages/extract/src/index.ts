@@ -1,3 +1,2 @@
 export * from './params.ts';
 export * from './stage.ts';
-export { ChunkCheckpoints } from '@dro/pipeline';

@@ -1,5 +1,5 @@
-/** Parameters of the extract stage, their validation (errors name the field) and presets. */
-import { BadInputError } from '@dro/artifacts';
+/** Parameters of the extract stage, their defaults and their validation (errors name the field). */
+import { ParamReader } from '@dro/pipeline';
 
 export interface ExtractParams {
   /** Rows per forward pass (left-padded; rows are grouped by length inside a chunk to waste less). */
@@ -12,28 +12,18 @@ export interface ExtractParams {
   sets: string[];
 }
 
-export const paperExtractParams: ExtractParams = { batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
-export const quickExtractParams: ExtractParams = { ...paperExtractParams };
-
-const KEYS = Object.keys(paperExtractParams);
-
-function fail(field: string, expected: string, got: unknown): never {
-  throw new BadInputError(`extract params: ${field}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultExtractParams: ExtractParams = { batchSize: 8, chunkSize: 64, allLayers: false, sets: [] };
 
 export function parseExtractParams(raw: unknown): ExtractParams {
-  if (raw === undefined || raw === null) return { ...paperExtractParams };
-  if (typeof raw !== 'object' || Array.isArray(raw)) fail('(params)', 'an object', raw);
-  const r = raw as Record<string, unknown>;
-  for (const key of Object.keys(r)) if (!KEYS.includes(key)) fail(key, `one of the known fields (${KEYS.join(', ')})`, key);
-  const positive = (key: 'batchSize' | 'chunkSize') => {
-    const v = r[key] ?? paperExtractParams[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail(key, 'a positive integer', v);
-    return v as number;
+  const r = ParamReader.of('extract', raw);
+  const d = defaultExtractParams;
+  const params = {
+    batchSize: r.int('batchSize', d.batchSize, 1),
+    chunkSize: r.int('chunkSize', d.chunkSize, 1),
+    allLayers: r.boolean('allLayers', d.allLayers),
+    sets: r.strings('sets', d.sets, 'an array of set names'),
   };
-  const allLayers = r.allLayers ?? false;
-  if (typeof allLayers !== 'boolean') fail('allLayers', 'true or false', allLayers);
-  const sets = r.sets ?? [];
-  if (!Array.isArray(sets) || sets.some((s) => typeof s !== 'string' || s === '')) fail('sets', 'an array of set names', sets);
-  return { batchSize: positive('batchSize'), chunkSize: positive('chunkSize'), allLayers: allLayers as boolean, sets: sets as string[] };
+  r.done();
+  return params;
 }

@@ -4,24 +4,23 @@
  * With allLayers, also every layer's state at that position (HF hidden_states layout: embeddings, block
  * outputs 1..L−1, final normed state), layer-major in one [(L+1)·d] vector.
  *
- * Rows are processed in checkpointed chunks (resumable, see ChunkCheckpoints in @dro/pipeline); inside a chunk rows are
+ * Rows are processed in checkpointed chunks (resumable, see runInChunks in @dro/pipeline); inside a chunk rows are
  * grouped by token length into left-padded batches, then put back in input order.
  *
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: hiddenStates (hidden-states/v1, or hidden-states-all-layers/v1 with allLayers)
  */
-import type { Table } from 'apache-arrow';
 import {
   type ArtifactRef,
-  BadInputError,
-  columnValues,
-  concatTables,
   hiddenStatesAllLayersSchema,
   hiddenStatesSchema,
-  tableForSchema,
+  hiddenStatesTable,
+  readRenderedInputs,
+  renderedInputsSchema,
+  renderedRowIndices,
 } from '@dro/artifacts';
-import { type ChatModel, loadModel, padBatch, tf } from '@dro/llm';
-import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
+import { type ChatModel, padBatch, tf } from '@dro/llm';
+import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
 import { parseExtractParams, type ExtractParams } from './params.ts';
 
 export interface ExtractedStates {
@@ -62,88 +61,15 @@ export function extractHiddenStates(model: ChatModel, sequences: readonly (reado
   return { hidden, layers, numLayers, dim };
 }
 
-interface RenderedRow {
-  input_id: string;
-  set: string;
-  query_id: string;
-  prompt_id: string;
-  label: string;
-  token_ids: number[];
-}
-
-async function readRendered(ctx: StageContext, ref: ArtifactRef, sets: string[]): Promise<RenderedRow[]> {
-  const table: Table = await ctx.store.getTable(ref);
-  const name = `rendered inputs ${ref.digest.slice(0, 12)}`;
-  const col = <T,>(c: string) => columnValues<T>(table, c, name);
-  const ids = col<string>('input_id');
-  const setCol = col<string>('set');
-  const queries = col<string>('query_id');
-  const prompts = col<string>('prompt_id');
-  const labels = col<string>('label');
-  const tokens = table.getChild('token_ids')!;
-  const rows: RenderedRow[] = [];
-  ids.forEach((id, i) => {
-    if (sets.length > 0 && !sets.includes(setCol[i])) return;
-    const tokenIds = Array.from((tokens.get(i) as { toArray(): Int32Array }).toArray());
-    if (tokenIds.length === 0) throw new BadInputError(`${name}: row ${i} ("${id}") has no tokens`);
-    rows.push({ input_id: id, set: setCol[i], query_id: queries[i], prompt_id: prompts[i], label: labels[i], token_ids: tokenIds });
-  });
-  if (rows.length === 0) throw new BadInputError(`${name}: no rows${sets.length ? ` in sets ${sets.join(', ')}` : ''} to extract`);
-  return rows;
-}
-
-function chunkTable(rows: RenderedRow[], states: ExtractedStates, allLayers: boolean): Table {
-  const columns = {
-    input_id: rows.map((r) => r.input_id),
-    set: rows.map((r) => r.set),
-    query_id: rows.map((r) => r.query_id),
-    prompt_id: rows.map((r) => r.prompt_id),
-    label: rows.map((r) => r.label),
-    n_tokens: rows.map((r) => r.token_ids.length),
-    hidden: states.hidden,
-  };
-  if (!allLayers) return tableForSchema(hiddenStatesSchema, columns, { hidden: states.dim });
-  return tableForSchema(
-    hiddenStatesAllLayersSchema,
-    { ...columns, num_layers: rows.map(() => states.numLayers), layers: states.layers! },
-    { hidden: states.dim, layers: states.numLayers * states.dim },
-  );
-}
-
 async function runExtract(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: ExtractParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('extract needs a model: none configured');
-  const rows = await readRendered(ctx, inputs.rendered, params.sets);
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
   const schema = params.allLayers ? hiddenStatesAllLayersSchema : hiddenStatesSchema;
-  const manifest = {
-    producer: { stage: extractStage.name, version: extractStage.version },
-    params,
-    inputs: { rendered: inputs.rendered.digest },
-    modelDigest: ctx.modelDigest,
-  };
-  const checkpoints = new ChunkCheckpoints(ctx.store, { ...manifest, chunkSize: params.chunkSize });
-  const chunks = Math.ceil(rows.length / params.chunkSize);
-  const tables: Table[] = [];
-  let model: ChatModel | null = null;
-  try {
-    for (let chunk = 0; chunk < chunks; chunk++) {
-      ctx.signal.throwIfAborted();
-      const chunkRows = rows.slice(chunk * params.chunkSize, (chunk + 1) * params.chunkSize);
-      let ref = await checkpoints.find(chunk);
-      if (ref !== null) ctx.log.info('chunk resumed from checkpoint', { chunk });
-      else {
-        model ??= await loadModel(ctx.modelPath);
-        const states = extractHiddenStates(model, chunkRows.map((r) => r.token_ids), params.batchSize, params.allLayers);
-        ref = await ctx.store.putTable(schema.name, chunkTable(chunkRows, states, params.allLayers), { ...manifest, params: { ...params, chunk } });
-        await checkpoints.remember(chunk, ref);
-      }
-      tables.push(await ctx.store.getTable(ref));
-      ctx.progress({ done: Math.min(rows.length, (chunk + 1) * params.chunkSize), total: rows.length, message: 'hidden states' });
-    }
-  } finally {
-    model?.dispose();
-  }
-  const all = concatTables(tables);
-  return { hiddenStates: await ctx.store.putTable(schema.name, all, manifest) };
+  const all = await runInChunks(ctx, rows, { chunkSize: params.chunkSize, schema: schema.name, message: 'hidden states' }, async (chunkRows) => {
+    const states = extractHiddenStates(await ctx.openModel(), chunkRows.map((r) => r.tokenIds), params.batchSize, params.allLayers);
+    const layers = states.layers && { values: states.layers, numLayers: states.numLayers };
+    return hiddenStatesTable(chunkRows.map((r) => ({ ...r, tokens: r.tokenIds.length })), states.hidden, states.dim, layers);
+  });
+  return { hiddenStates: await ctx.store.putTable(schema.name, all, ctx.manifest()) };
 }
 
 export const extractStage: Stage<ExtractParams> = {
@@ -151,9 +77,12 @@ export const extractStage: Stage<ExtractParams> = {
   version: '1',
   needs: 'model',
   inputs: ['rendered'],
+  inputSchemas: { rendered: renderedInputsSchema.name },
   outputs: ['hiddenStates'],
   // With allLayers the output is hidden-states-all-layers/v1, which reads as hidden-states/v1.
   outputSchemas: { hiddenStates: hiddenStatesSchema.name },
   parseParams: parseExtractParams,
+  // A row's hidden state depends on its own tokens (and the chunk it is batched in).
+  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
   run: runExtract,
 };

@@ -1,9 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { columnValues, vectorValues } from '@dro/artifacts';
 import { initBackend, loadModel, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { extractStage, parseExtractParams } from '../src/index.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
 
@@ -22,7 +23,7 @@ describe('extract stage (tiny model)', () => {
     const rendered = await storeRenderedInputs(ctx, modelPath, queries);
     await initBackend();
     const tensorsBefore = tf.memory().numTensors;
-    const { hiddenStates } = await extractStage.run(ctx, { rendered }, parseExtractParams({ batchSize: 2, chunkSize: 3 }));
+    const { hiddenStates } = await runStage(extractStage, { rendered }, parseExtractParams({ batchSize: 2, chunkSize: 3 }), ctx);
     expect(tf.memory().numTensors).toBe(tensorsBefore); // model disposed, no per-batch leaks
 
     const table = await ctx.store.getTable(hiddenStates);
@@ -53,7 +54,7 @@ describe('extract stage (tiny model)', () => {
     const modelPath = writeTinyHfModel(tempDir());
     const ctx = testContext(modelPath);
     const rendered = await storeRenderedInputs(ctx, modelPath, queries.slice(0, 3));
-    const { hiddenStates } = await extractStage.run(ctx, { rendered }, parseExtractParams({ allLayers: true }));
+    const { hiddenStates } = await runStage(extractStage, { rendered }, parseExtractParams({ allLayers: true }), ctx);
     const table = await ctx.store.getTable(hiddenStates);
     expect(hiddenStates.schema).toBe('hidden-states-all-layers/v1');
     const hidden = vectorValues(table, 'hidden');
@@ -82,24 +83,24 @@ describe('extract stage (tiny model)', () => {
       first.events.push(e);
       if (e.done >= 2) first.abort.abort(new Error('cancelled by test'));
     };
-    await expect(extractStage.run(first, { rendered }, params)).rejects.toThrow('cancelled by test');
+    await expect(runStage(extractStage, { rendered }, params, first)).rejects.toThrow('cancelled by test');
 
     const second = testContext(modelPath, first.store);
-    const resumed = await extractStage.run(second, { rendered }, params);
+    const resumed = await runStage(extractStage, { rendered }, params, second);
     expect(second.logs.filter((l) => l === 'chunk resumed from checkpoint')).toHaveLength(1);
 
     const fresh = testContext(modelPath);
     const freshRendered = await storeRenderedInputs(fresh, modelPath, queries);
     expect(freshRendered.digest).toBe(rendered.digest);
-    const uninterrupted = await extractStage.run(fresh, { rendered: freshRendered }, params);
+    const uninterrupted = await runStage(extractStage, { rendered: freshRendered }, params, fresh);
     expect(resumed.hiddenStates.digest).toBe(uninterrupted.hiddenStates.digest);
   });
 
   it('names bad params and a missing model', async () => {
-    expect(() => parseExtractParams({ batchSize: 0 })).toThrow('extract params: batchSize: expected a positive integer, got 0');
+    expect(() => parseExtractParams({ batchSize: 0 })).toThrow('extract params: batchSize: expected an integer ≥ 1, got 0');
     expect(() => parseExtractParams({ layers: true })).toThrow(/extract params: layers/);
     const ctx = testContext(null);
-    await expect(extractStage.run(ctx, {}, parseExtractParams({}))).rejects.toThrow(/extract needs a model/);
+    await expect(runStage(extractStage, {}, parseExtractParams({}), ctx)).rejects.toThrow(/extract needs a model/);
   });
 
   it('matches `dro llm forward` (final hidden state norm and first values) for the same chat', async () => {
@@ -107,7 +108,7 @@ describe('extract stage (tiny model)', () => {
     const ctx = testContext(modelPath);
     const q = queries[3]; // with a system prompt
     const rendered = await storeRenderedInputs(ctx, modelPath, [q]);
-    const { hiddenStates } = await extractStage.run(ctx, { rendered }, parseExtractParams({}));
+    const { hiddenStates } = await runStage(extractStage, { rendered }, parseExtractParams({}), ctx);
     const extracted = vectorValues(await ctx.store.getTable(hiddenStates), 'hidden').values;
     const repoRoot = path.resolve(import.meta.dirname, '../../..');
     const cli = spawnSync('node', ['bin/dro.mjs', 'llm', 'forward', '--model', modelPath, '--prompt', q.query, '--system', q.system!, '--json'], {

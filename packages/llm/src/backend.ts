@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { tuneNativeKernels } from './native-kernels.ts';
+import { tuneNativeKernels } from './native/kernels.ts';
 import { captureWasmStderr, guardWasmHeap, guardWasmKernels } from './wasm-errors.ts';
 import { WASM_HEAP_BYTES } from './model/memory-budget.ts';
 
@@ -79,7 +79,7 @@ export function activeBackend(): BackendName {
  * linux-x64), else the portable wasm backend. Explicit names always win.
  */
 async function autoBackend(): Promise<BackendName> {
-  const { resolveNativeTfjsNode } = await import('../../../tools/native-tf/resolve.mjs');
+  const { resolveNativeTfjsNode } = await import('./native/tfjs-node.mjs');
   return resolveNativeTfjsNode() !== null ? 'tensorflow' : 'wasm';
 }
 
@@ -162,7 +162,7 @@ async function registerWasm(): Promise<void> {
 async function registerNative(): Promise<void> {
   // Preferred: the tfjs-node that tools/native-tf/setup-native-tf.mjs builds into $DRO_CACHE/native-tf
   // (not a repo dependency, so imported by absolute path); it registers the backend on import.
-  const { resolveNativeTfjsNode, loadNativeTfjsNode, SETUP_HINT } = await import('../../../tools/native-tf/resolve.mjs');
+  const { resolveNativeTfjsNode, loadNativeTfjsNode, SETUP_HINT } = await import('./native/tfjs-node.mjs');
   if (resolveNativeTfjsNode() !== null) {
     await loadNativeTfjsNode(tf);
     return;

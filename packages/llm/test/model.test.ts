@@ -8,7 +8,7 @@ import { tf, initBackend, loadModel, padBatch, lastTokenHidden, createChatModel,
 import { checkpointsByDefault, PLAIN_BACKPROP_MAX_TOKENS } from '../src/model/chat-model.ts';
 import { attentionBias, MASKED, positionIds } from '../src/model/mask.ts';
 import { inverseFrequencies } from '../src/model/rope.ts';
-import { resolveNativeTfjsNode } from '../../../tools/native-tf/resolve.mjs';
+import { resolveNativeTfjsNode } from '../src/native/tfjs-node.mjs';
 import { memoryWeightSource, randomWeights, tinyConfig, writeTinyHfModel } from '../src/testing/tiny-model.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-llm-model-'));

@@ -7,8 +7,11 @@
  *
  * Stores without a record index (the ArtifactStore interface does not require one) simply recompute.
  */
-import { type ArtifactRef, type ArtifactStore, CorruptRecordError, canonicalJson, sha256Hex } from '@dro/artifacts';
+import { type ArtifactRef, type ArtifactStore, type ManifestInput, CorruptRecordError, canonicalJson, concatTables, sha256Hex } from '@dro/artifacts';
 import { isUnusableArtifactError } from './execute-node.ts';
+import type { StageContext } from './stage.ts';
+
+type Table = Awaited<ReturnType<ArtifactStore['getTable']>>;
 
 interface RecordIndexLike {
   get<T>(namespace: string, key: string): Promise<T | null>;
@@ -52,4 +55,43 @@ export class ChunkCheckpoints {
   async remember(chunk: number, ref: ArtifactRef): Promise<void> {
     await this.records?.put(NAMESPACE, this.key(chunk), ref, { refs: [ref.digest] });
   }
+}
+
+export interface ChunkedRun {
+  /** Rows per chunk: the resume granularity. */
+  chunkSize: number;
+  /** Schema of every chunk's table (and of the concatenation). */
+  schema: string;
+  /** Progress message after each chunk ("hidden states"). */
+  message: string;
+  /** Changes to ctx.manifest() for the chunks (e.g. params the stage resolved); each chunk's params add `chunk`. */
+  manifest?: Partial<ManifestInput>;
+}
+
+/**
+ * `rows` in checkpointed chunks of `chunkSize`: `compute` makes a chunk's table only for chunks no earlier
+ * run of the same node finished (keyed by what ctx.manifest() records but the backend), each is stored and
+ * remembered, and the result is every chunk's table concatenated — identical to an uninterrupted run's.
+ * Progress is reported after each chunk; `compute` may report finer progress itself.
+ */
+export async function runInChunks<R>(ctx: StageContext, rows: readonly R[], run: ChunkedRun, compute: (chunkRows: R[], offset: number) => Promise<Table>): Promise<Table> {
+  const { producer, params, inputs, modelDigest } = ctx.manifest(run.manifest);
+  const checkpoints = new ChunkCheckpoints(ctx.store, { producer, params, inputs, modelDigest });
+  const tables: Table[] = [];
+  for (let chunk = 0; chunk * run.chunkSize < rows.length; chunk++) {
+    ctx.signal.throwIfAborted();
+    const offset = chunk * run.chunkSize;
+    const chunkRows = rows.slice(offset, offset + run.chunkSize);
+    let ref = await checkpoints.find(chunk);
+    if (ref !== null) ctx.log.info('chunk resumed from checkpoint', { chunk });
+    else {
+      const table = await compute(chunkRows, offset);
+      const manifest = ctx.manifest(run.manifest);
+      ref = await ctx.store.putTable(run.schema, table, { ...manifest, params: { ...(manifest.params as object), chunk } });
+      await checkpoints.remember(chunk, ref);
+    }
+    tables.push(await ctx.store.getTable(ref));
+    ctx.progress({ done: offset + chunkRows.length, total: rows.length, message: run.message });
+  }
+  return concatTables(tables);
 }

@@ -1,13 +1,16 @@
 /**
  * DAG validation and ordering, shared by both engines: every node names a known stage, its params parse,
- * its inputs match the stage's declared inputs and point at declared outputs of existing nodes, and there
- * is no cycle. Every problem is a BadInputError naming the DAG and node.
+ * it has a model when its stage needs one, its inputs match the stage's declared inputs and point at
+ * declared outputs of existing nodes whose declared schemas the stage reads, and there is no cycle. Every
+ * problem is a BadInputError naming the DAG and node, raised before anything runs.
  */
-import { BadInputError, type ArtifactRef } from '@dro/artifacts';
-import { acceptsInput, type Dag, type DagNode, type Stage } from './stage.ts';
+import { BadInputError, schemaReadableAs, type ArtifactRef } from '@dro/artifacts';
+import { acceptsInput, declaredInputSchema, type Dag, type DagNode, type Stage } from './stage.ts';
+import { checkModel } from './run-stage.ts';
 import type { StageLookup } from './registry.ts';
 import { lookupNodeStage } from './stage-plugins.ts';
 import { pluginLabel } from './plugin-module.ts';
+import { checkShardSize } from './shards.ts';
 
 export interface DagPlan {
   /** Node ids in a topological order (stable: declaration order among ready nodes). */
@@ -36,6 +39,8 @@ export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
   for (const node of dag.nodes) {
     const stage = stageOf.get(node.id)!;
     paramsOf.set(node.id, parseNodeParams(stage, node, where));
+    checkModel(stage, node.model?.path, node.id);
+    checkShardSize(node);
     const declared = [...stage.inputs, ...(stage.variadicInputs ?? []).map((prefix) => `${prefix}:*`)];
     for (const name of Object.keys(node.inputs ?? {})) {
       if (!acceptsInput(stage, name)) {
@@ -56,13 +61,26 @@ export function validateDag(dag: Dag, stages: StageLookup): DagPlan {
           );
         }
         deps.add(source.node);
+        checkSchemaFits(where, node, stage, name, from.outputSchemas?.[source.output], `output "${source.output}" of node "${source.node}"`);
       } else if (!source || typeof source.ref?.digest !== 'string') {
         throw new BadInputError(`${where}: node "${node.id}" input "${name}" must be { node, output } or { ref }`);
+      } else {
+        checkSchemaFits(where, node, stage, name, source.ref.schema, `artifact ${source.ref.digest}`);
       }
     }
     dependsOn.set(node.id, deps);
   }
   return { order: topologicalOrder(dag, dependsOn), stageOf, paramsOf, dependsOn };
+}
+
+/** The schema an input gets (when known) must read as the one its stage declares for it (when declared). */
+function checkSchemaFits(where: string, node: DagNode, stage: Stage<unknown>, input: string, given: string | undefined, source: string): void {
+  const declared = declaredInputSchema(stage, input);
+  if (given === undefined || declared === undefined) return;
+  const problem = schemaReadableAs(given, declared);
+  if (problem !== null) {
+    throw new BadInputError(`${where}: node "${node.id}" input "${input}" gets ${source}, a ${given} artifact, but stage ${stage.name} reads ${declared}: ${problem}`);
+  }
 }
 
 /** Run the stage's parseParams, wrapping any failure so it names the node. */

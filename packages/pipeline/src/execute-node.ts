@@ -16,11 +16,11 @@ import {
   sha256Hex,
   type ArtifactRef,
   type ArtifactStore,
-  type ManifestInput,
   type RecordIndex,
 } from '@dro/artifacts';
-import type { DagNode, ProgressEvent, Stage, StageContext, StageLogger } from './stage.ts';
+import type { DagNode, ProgressEvent, Stage, StageLogger } from './stage.ts';
 import { parseNodeParams } from './dag.ts';
+import { checkInputs, checkModel, runChecked } from './run-stage.ts';
 import type { StageLookup } from './registry.ts';
 import { resolveNodeStage } from './stage-plugins.ts';
 import { storeForPlugin } from './plugin-store.ts';
@@ -87,62 +87,50 @@ export function computeCacheKey(
   return sha256Hex(canonical);
 }
 
-/** The manifest a stage should attach to its outputs (a convenience for stage authors). */
-export function stageManifest(
-  stage: Pick<Stage<unknown>, 'name' | 'version'>,
-  ctx: Pick<StageContext, 'modelDigest'>,
-  params: unknown,
-  inputs: Record<string, ArtifactRef>,
-  backend: string | null = null,
-): ManifestInput {
-  const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
-  return { producer: { stage: stage.name, version: stage.version }, params, inputs: inputDigests, modelDigest: ctx.modelDigest, backend };
-}
-
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('the run was cancelled', 'AbortError');
 }
 
-export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
+/** What executeNode works out before running anything: the stage, its parsed params, the cache key. */
+export interface PreparedNode {
+  stage: Stage<unknown>;
+  params: unknown;
+  cacheKey: string;
+  log: StageLogger;
+  signal: AbortSignal;
+}
+
+/** Resolve the node's stage, parse its params, check its model and inputs, and compute its cache key. */
+export async function prepareNode(request: ExecuteNodeRequest): Promise<PreparedNode> {
   const { store, node, inputs } = request;
   const stage = request.stage ?? (request.stages && (await resolveNodeStage(request.stages, node)));
   if (!stage) throw new BadInputError(`node "${node.id}" uses unknown stage "${node.stage}"`);
-  const signal = request.signal ?? new AbortController().signal;
   const params = parseNodeParams(stage, node);
-  const modelDigest = node.model?.digest ?? null;
+  checkModel(stage, node.model?.path, node.id);
+  await checkInputs(store, stage, inputs, node.id);
+  const cacheKey = computeCacheKey(stage, params, inputs, node.model?.digest ?? null, node.plugin?.identity ?? null);
+  return { stage, params, cacheKey, log: request.log ?? silentLog, signal: request.signal ?? new AbortController().signal };
+}
 
-  for (const name of stage.inputs) {
-    if (!inputs[name]) throw new BadInputError(`node "${node.id}" (stage ${stage.name}) is missing input "${name}"`);
-  }
-  for (const [name, ref] of Object.entries(inputs)) {
-    if (!(await store.has(ref.digest))) {
-      throw new BadInputError(`node "${node.id}" input "${name}": artifact ${ref.digest} is not in store ${store.root}`);
-    }
-  }
+/** The node's cached outputs when they are recorded and every one is present and intact, else null. */
+export async function findCachedNode(store: CachingStore, node: DagNode, prepared: PreparedNode): Promise<NodeExecution | null> {
+  const { stage, cacheKey, log } = prepared;
+  const cached = await readCacheEntry(store, cacheKey, node, log);
+  // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
+  // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
+  const problem = cached && (await unusableOutput(store, cached.outputs, stage));
+  if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
+  if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
+  return null;
+}
 
+/**
+ * Record `outputs` (already committed artifacts) under the node's cache key. Written last, so a crash
+ * before it only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
+ */
+export async function recordCachedNode(store: CachingStore, node: DagNode, prepared: PreparedNode, outputs: Record<string, ArtifactRef>): Promise<NodeExecution> {
+  const { stage, cacheKey } = prepared;
   const plugin = node.plugin ?? null;
-  const cacheKey = computeCacheKey(stage, params, inputs, modelDigest, plugin?.identity ?? null);
-  const log = request.log ?? silentLog;
-  if (!request.force) {
-    const cached = await readCacheEntry(store, cacheKey, node, log);
-    // A hit needs every output present and intact: gc may have removed some, a disk or a hand may have
-    // changed their bytes. Anything else is a miss, and the rerun rewrites (repairs) the outputs.
-    const problem = cached && (await unusableOutput(store, cached.outputs, stage));
-    if (cached && problem === null) return { outputs: cached.outputs, cacheHit: true, cacheKey };
-    if (problem) log.warn(`cached outputs of node "${node.id}" are unusable (${problem}); recomputing`, { cacheKey });
-  }
-
-  if (signal.aborted) throw abortReason(signal);
-  const ctx: StageContext = {
-    store: plugin ? storeForPlugin(store, plugin) : store,
-    progress: request.progress ?? (() => {}),
-    signal,
-    log,
-    modelDigest,
-    modelPath: node.model?.path ?? null,
-  };
-  const outputs = await stage.run(ctx, inputs, params);
-  await checkOutputs(store, stage, node, outputs);
   const entry: CacheEntry = {
     stage: stage.name,
     version: stage.version,
@@ -151,10 +139,30 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
     outputs,
     createdAt: new Date().toISOString(),
   };
-  // Outputs are already committed artifacts; the cache entry is written last, so a crash before this
-  // line only costs a rerun (which rewrites identical artifacts) — never a stale or partial hit.
   await store.records.put(CACHE_NAMESPACE, cacheKey, entry, { refs: Object.values(outputs).map((ref) => ref.digest) });
   return { outputs, cacheHit: false, cacheKey };
+}
+
+export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExecution> {
+  const { store, node, inputs } = request;
+  const prepared = await prepareNode(request);
+  const { stage, params, log, signal } = prepared;
+  if (!request.force) {
+    const cached = await findCachedNode(store, node, prepared);
+    if (cached) return cached;
+  }
+  if (signal.aborted) throw abortReason(signal);
+  const plugin = node.plugin ?? null;
+  const outputs = await runChecked(stage, inputs, params, {
+    store: plugin ? storeForPlugin(store, plugin) : store,
+    progress: request.progress,
+    signal,
+    log,
+    modelDigest: node.model?.digest ?? null,
+    modelPath: node.model?.path ?? null,
+    node: node.id,
+  });
+  return recordCachedNode(store, node, prepared, outputs);
 }
 
 /** Errors that mean "this stored artifact cannot be served" (as opposed to an IO failure worth retrying). */
@@ -206,24 +214,4 @@ async function unusableOutput(store: CachingStore, outputs: Record<string, Artif
     }
   }
   return null;
-}
-
-/**
- * A stage must return exactly its declared outputs, each committed to the store and readable as its
- * declared schema. Not retryable: a bug.
- */
-async function checkOutputs(store: CachingStore, stage: Stage<unknown>, node: DagNode, outputs: Record<string, ArtifactRef>): Promise<void> {
-  const where = `node "${node.id}" (stage ${stage.name})`;
-  if (typeof outputs !== 'object' || outputs === null) throw new BadInputError(`${where} returned ${String(outputs)}, expected output refs`);
-  for (const name of Object.keys(outputs)) {
-    if (!stage.outputs.includes(name)) throw new BadInputError(`${where} returned undeclared output "${name}" (declared: ${stage.outputs.join(', ')})`);
-  }
-  for (const name of stage.outputs) {
-    const ref = outputs[name];
-    if (!ref || typeof ref.digest !== 'string') throw new BadInputError(`${where} did not return its output "${name}"`);
-    if (!(await store.has(ref.digest))) throw new BadInputError(`${where} output "${name}": artifact ${ref.digest} is not in the store`);
-    const declared = stage.outputSchemas?.[name];
-    const problem = declared === undefined ? null : schemaReadableAs(ref.schema, declared);
-    if (problem !== null) throw new BadInputError(`${where} output "${name}" is a ${ref.schema} artifact, declared ${declared}: ${problem}`);
-  }
 }

@@ -1,5 +1,5 @@
 /** Plain-text views of run records for `dro status`: one table per run, and a list of runs. */
-import { isOrphanedRun, type RunRecord, type RunSummary } from './run-record.ts';
+import { isOrphanedRun, type RunRecord, type RunSummary, type ShardCounts } from './run-record.ts';
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -20,6 +20,11 @@ function statusText(run: Pick<RunRecord, 'status' | 'owner'>): string {
   return isOrphanedRun(run) ? `interrupted (process ${run.owner.pid} is gone; rerun to resume)` : run.status;
 }
 
+/** "37/100 shards" (and how many of the finished ones were cache hits). */
+export function formatShards(shards: ShardCounts): string {
+  return `${shards.done}/${shards.total} shards${shards.cacheHits > 0 ? ` (${shards.cacheHits} cached)` : ''}`;
+}
+
 /** One run: a header line, then a row per node (status, cache hit, attempts, duration, outputs or error). */
 export function formatRunStatus(run: RunRecord & { note?: string }): string {
   const hits = run.nodes.filter((n) => n.cacheHit === true).length;
@@ -30,7 +35,7 @@ export function formatRunStatus(run: RunRecord & { note?: string }): string {
   const rows = run.nodes.map((n) => [
     n.id,
     `${n.stage}@${n.stageVersion}`,
-    n.status,
+    n.shards ? `${n.status} ${formatShards(n.shards)}` : n.status,
     n.cacheHit === null ? '-' : n.cacheHit ? 'hit' : 'miss',
     String(n.attempts),
     formatDuration(n.durationMs),

@@ -1,10 +1,13 @@
 export * from './stage.ts';
+export * from './params.ts';
 export * from './registry.ts';
 export * from './stage-plugins.ts';
 export { pluginLabel, isPackageSpecifier, resolvePluginModule, type PluginModule } from './plugin-module.ts';
 export { storeForPlugin } from './plugin-store.ts';
 export * from './dag.ts';
 export * from './execute-node.ts';
+export * from './shards.ts';
+export * from './run-stage.ts';
 export * from './retry.ts';
 export * from './run-record.ts';
 export * from './progress.ts';
@@ -12,3 +15,4 @@ export * from './runner.ts';
 export * from './format.ts';
 export * from './signals.ts';
 export * from './chunk-checkpoints.ts';
+export * from './random.ts';

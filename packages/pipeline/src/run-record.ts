@@ -11,7 +11,7 @@ import {
   defineJsonSchema,
   type ArtifactRef,
   type CodeVersion,
-  type LocalArtifactStore,
+  type IndexedArtifactStore,
 } from '@dro/artifacts';
 import type { Dag } from './stage.ts';
 
@@ -33,6 +33,14 @@ export interface NodeRecord {
   durationMs: number | null;
   outputs: Record<string, ArtifactRef>;
   error: { name: string; message: string } | null;
+  /** A sharded node's shards: how many, how many finished, how many of those were cache hits. */
+  shards?: ShardCounts;
+}
+
+export interface ShardCounts {
+  total: number;
+  done: number;
+  cacheHits: number;
 }
 
 export interface RunRecord {
@@ -137,7 +145,7 @@ export function summarizeRun(record: RunRecord, ref: ArtifactRef): RunSummary {
  * Save the record as an artifact and point runs/<runId> at it. The index entry is pinned and lists the
  * record, every node output and every external input, so gc keeps all of it.
  */
-export async function saveRunRecord(store: LocalArtifactStore, record: RunRecord): Promise<ArtifactRef> {
+export async function saveRunRecord(store: IndexedArtifactStore, record: RunRecord): Promise<ArtifactRef> {
   const ref = await store.putJson(runRecordSchema.name, record, {
     producer: { stage: `${record.engine}-runner`, version: '1' },
     params: { runId: record.runId, dag: record.dagName },
@@ -164,7 +172,7 @@ function runRefs(record: RunRecord): string[] {
  * atomic write, then — a full disk has no room for a temp file — an in-place rewrite of the entry, whose
  * block is already allocated. Returns whether either worked.
  */
-export async function saveRunEnding(store: LocalArtifactStore, record: RunRecord, lastSaved: ArtifactRef | null, cause: unknown): Promise<boolean> {
+export async function saveRunEnding(store: IndexedArtifactStore, record: RunRecord, lastSaved: ArtifactRef | null, cause: unknown): Promise<boolean> {
   if (!lastSaved) return false;
   const summary: RunSummary = {
     ...summarizeRun(record, lastSaved),
@@ -201,7 +209,7 @@ export class RunRecordSaveError extends Error {
  * Every recorded run, oldest first. An index entry that cannot be parsed is skipped and passed to
  * `onBadRecord` (path and reason), so one torn file does not hide every other run.
  */
-export async function listRuns(store: LocalArtifactStore, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunSummary[]> {
+export async function listRuns(store: IndexedArtifactStore, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunSummary[]> {
   const summaries: RunSummary[] = [];
   for (const entry of await store.records.scan<RunSummary>(RUNS_NAMESPACE)) {
     if ('error' in entry) onBadRecord?.(entry.error);
@@ -220,7 +228,7 @@ function isSummary(value: unknown): value is RunSummary {
  * The run `runId`, or the most recent run when omitted. When the index entry knows the ending and the
  * snapshot does not (saveRunEnding), the entry's status, end time and note win.
  */
-export async function loadRun(store: LocalArtifactStore, runId?: string, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunRecord & { note?: string }> {
+export async function loadRun(store: IndexedArtifactStore, runId?: string, onBadRecord?: (error: CorruptRecordError) => void): Promise<RunRecord & { note?: string }> {
   let summary: RunSummary | null;
   if (runId === undefined) {
     const runs = await listRuns(store, onBadRecord);

@@ -14,11 +14,12 @@
  * leaving "running" behind while its process is alive to say otherwise.
  */
 import os from 'node:os';
-import type { ArtifactRef, LocalArtifactStore } from '@dro/artifacts';
+import type { ArtifactRef, IndexedArtifactStore } from '@dro/artifacts';
 import { BadInputError, codeVersion } from '@dro/artifacts';
-import type { Dag, DagNode, StageLogger } from './stage.ts';
+import type { Dag, DagNode, ProgressEvent, StageLogger } from './stage.ts';
 import { resolveInputs, validateDag } from './dag.ts';
-import { executeNode } from './execute-node.ts';
+import { executeNode, type ExecuteNodeRequest, type NodeExecution } from './execute-node.ts';
+import { mergeShards, planShards, type Shard } from './shards.ts';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryable, sleep, type RetryPolicy } from './retry.ts';
 import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
 import { createProgressReporter, type RunProgressReporter } from './progress.ts';
@@ -26,7 +27,7 @@ import type { StageLookup } from './registry.ts';
 import { loadDagPlugins } from './stage-plugins.ts';
 
 export interface RunDagOptions {
-  store: LocalArtifactStore;
+  store: IndexedArtifactStore;
   stages: StageLookup;
   /** Nodes running at once (default: CPU count, at most 4). */
   concurrency?: number;
@@ -111,23 +112,29 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   reporter.runStarted({ runId: record.runId, dagName: dag.name, nodes: dag.nodes.length });
   await save();
 
+  // Slots bound what runs at once: a node, or one shard of a sharded node, holds one (and a model slot
+  // when its stage needs the model) while it runs; waiting for its shards, a sharded node holds none.
+  const slots = new Slots(concurrency);
+  const modelSlots = new Slots(modelConcurrency);
   const running = new Map<string, Promise<void>>();
   let failed = false;
+  const stopped = () => failed || signal.aborted;
+  /** Nodes whose task was started (it may still wait for a slot, or have ended without running). */
+  const launched = new Set<string>();
   const isReady = (n: NodeRecord) =>
-    n.status === 'pending' && [...plan.dependsOn.get(n.id)!].every((dep) => nodeRecord.get(dep)!.status === 'succeeded');
-  const runningModels = () => [...running.keys()].filter((id) => plan.stageOf.get(id)!.needs === 'model').length;
+    n.status === 'pending' && !launched.has(n.id) && [...plan.dependsOn.get(n.id)!].every((dep) => nodeRecord.get(dep)!.status === 'succeeded');
 
   let loopError: { error: unknown } | null = null;
   try {
     while (true) {
-      if (!failed && !signal.aborted) {
+      if (!stopped()) {
         for (const n of record.nodes) {
-          if (running.size >= concurrency) break;
           if (!isReady(n)) continue;
-          if (plan.stageOf.get(n.id)!.needs === 'model' && runningModels() >= modelConcurrency) continue;
+          launched.add(n.id);
           const task = runNode(n, nodeById.get(n.id)!).then(async () => {
             running.delete(n.id);
             if (n.status === 'failed') failed = true;
+            if (n.status === 'pending') return; // never started: the run stopped first
             await save().catch((error: unknown) => {
               reporter.log(n.id, 'warn', `could not save the run record (the run goes on): ${error instanceof Error ? error.message : String(error)}`);
             });
@@ -159,52 +166,87 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   if (loopError) throw loopError.error;
   return record;
 
+  /** `work` holding a slot (and a model slot for a model stage); null when the run stopped while it waited. */
+  async function inSlot<T>(needs: 'cpu' | 'model', work: () => Promise<T>): Promise<{ value: T } | null> {
+    await slots.acquire();
+    if (needs === 'model') await modelSlots.acquire().catch((e: unknown) => { slots.release(); throw e; });
+    try {
+      return stopped() ? null : { value: await work() };
+    } finally {
+      if (needs === 'model') modelSlots.release();
+      slots.release();
+    }
+  }
+
+  /** `attempt` with retries and backoff for transient errors; `label` names the node or shard retried. */
+  async function withRetries<T>(n: NodeRecord, label: string, attempt: (number: number) => Promise<T>): Promise<T> {
+    for (let number = 1; ; number++) {
+      try {
+        n.attempts = Math.max(n.attempts, number);
+        return await attempt(number);
+      } catch (error) {
+        if (!isRetryable(error, signal) || number >= retry.maxAttempts) throw error;
+        const delayMs = backoffDelayMs(retry, number + 1);
+        reporter.nodeRetrying(label, { attempt: number + 1, delayMs, error: error instanceof Error ? error.message : String(error) });
+        await sleep(delayMs, signal).catch(() => {
+          throw error; // aborted while waiting: the node ends "cancelled"
+        });
+      }
+    }
+  }
+
   async function runNode(n: NodeRecord, node: DagNode): Promise<void> {
     const stage = plan.stageOf.get(n.id)!;
-    n.status = 'running';
-    n.startedAt = new Date().toISOString();
     const nodeStarted = performance.now();
-    reporter.nodeStarted(n.id, stage.name);
     const log: StageLogger = {
       info: (message, fields) => reporter.log(n.id, 'info', message, fields),
       warn: (message, fields) => reporter.log(n.id, 'warn', message, fields),
     };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const inputs: Record<string, ArtifactRef> = resolveInputs(node, (id) => nodeRecord.get(id)?.outputs);
-        const result = await executeNode({
-          store,
-          stage,
-          node,
-          inputs,
-          signal,
-          log,
-          progress: (event) => reporter.nodeProgress(n.id, event),
-          force: options.force?.includes(n.id) ?? false,
-        });
-        n.status = 'succeeded';
-        n.outputs = result.outputs;
-        n.cacheHit = result.cacheHit;
-        n.cacheKey = result.cacheKey;
-        n.attempts = result.cacheHit ? attempt - 1 : attempt;
-        break;
-      } catch (error) {
-        n.attempts = attempt;
-        const message = error instanceof Error ? error.message : String(error);
-        if (isRetryable(error, signal) && attempt < retry.maxAttempts) {
-          const delayMs = backoffDelayMs(retry, attempt + 1);
-          reporter.nodeRetrying(n.id, { attempt: attempt + 1, delayMs, error: message });
-          try {
-            await sleep(delayMs, signal);
-            continue;
-          } catch {
-            // aborted while waiting: fall through to "cancelled"
-          }
-        }
-        n.status = signal.aborted ? 'cancelled' : 'failed';
-        n.error = { name: error instanceof Error ? error.name : 'Error', message };
-        break;
+    const start = () => {
+      if (n.status !== 'pending') return;
+      n.status = 'running';
+      n.startedAt = new Date().toISOString();
+      reporter.nodeStarted(n.id, stage.name);
+    };
+    const request = {
+      store,
+      stage,
+      node,
+      inputs: resolveInputs(node, (id) => nodeRecord.get(id)?.outputs),
+      signal,
+      log,
+      progress: (event: ProgressEvent) => reporter.nodeProgress(n.id, event),
+      force: options.force?.includes(n.id) ?? false,
+    };
+    const whole = () => inSlot(stage.needs, () => (start(), withRetries(n, n.id, () => executeNode(request))));
+    try {
+      let result: { value: NodeExecution } | null;
+      if (stage.rowParallel && node.shardSize !== undefined) {
+        const planned = await inSlot('cpu', () => (start(), withRetries(n, n.id, () => planShards(request))));
+        if (planned === null) result = null;
+        else if (planned.value.kind === 'cached') result = { value: planned.value.execution };
+        else if (planned.value.kind === 'whole') result = await whole();
+        else result = await runShards(n, request, planned.value.shards);
+      } else {
+        result = await whole();
       }
+      if (result === null) {
+        if (n.status === 'pending') return; // never started
+        if (signal.aborted) throw abortError(signal);
+        // A sharded node whose remaining shards did not start because another node failed (fail-fast).
+        n.status = 'skipped';
+        n.error = { name: 'Error', message: 'stopped when another node failed; its finished shards are cached' };
+      } else {
+        n.status = 'succeeded';
+        n.outputs = result.value.outputs;
+        n.cacheHit = result.value.cacheHit;
+        n.cacheKey = result.value.cacheKey;
+        // Local convention: a cache hit started the stage one time fewer than it was looked up.
+        if (result.value.cacheHit && !n.shards) n.attempts -= 1;
+      }
+    } catch (error) {
+      n.status = signal.aborted ? 'cancelled' : 'failed';
+      n.error = { name: error instanceof Error ? error.name : 'Error', message: error instanceof Error ? error.message : String(error) };
     }
     n.endedAt = new Date().toISOString();
     n.durationMs = Math.round(performance.now() - nodeStarted);
@@ -216,4 +258,68 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
       ...(n.error ? { error: n.error.message } : {}),
     });
   }
+
+  /** Every shard under the slots (each retried alone), then the merge; the first shard failure fails the node. */
+  async function runShards(n: NodeRecord, request: ExecuteNodeRequest, shards: Shard[]): Promise<{ value: NodeExecution } | null> {
+    const stage = plan.stageOf.get(n.id)!;
+    const progress = (n.shards = { total: shards.length, done: 0, cacheHits: 0 });
+    const report = () => {
+      reporter.nodeProgress(n.id, { done: progress.done, total: progress.total, message: 'shards' });
+      // `dro status` reads shard progress from the saved record.
+      save().catch(() => undefined);
+    };
+    report();
+    let shardFailure: { error: unknown } | null = null;
+    const results = await Promise.all(
+      shards.map(async (shard) => {
+        const ran = await inSlot(stage.needs, async () => {
+          if (shardFailure) return null;
+          try {
+            return await withRetries(n, shard.node.id, () => executeNode({ ...request, node: shard.node, inputs: shard.inputs, progress: undefined }));
+          } catch (error) {
+            shardFailure ??= { error };
+            return null;
+          }
+        });
+        const execution = ran?.value ?? null;
+        if (execution) {
+          progress.done++;
+          if (execution.cacheHit) progress.cacheHits++;
+          report();
+        }
+        return execution;
+      }),
+    );
+    if (shardFailure) throw (shardFailure as { error: unknown }).error;
+    if (results.some((r) => r === null)) return null;
+    return inSlot('cpu', () => withRetries(n, n.id, () => mergeShards(request, results.map((r) => r!.outputs))));
+  }
+}
+
+/** A counting semaphore, first come first served. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('the run was cancelled', 'AbortError');
 }

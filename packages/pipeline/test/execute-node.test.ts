@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BadInputError, LocalArtifactStore, type ArtifactRef } from '@dro/artifacts';
-import { CACHE_NAMESPACE, computeCacheKey, executeNode, stageManifest, type DagNode, type Stage } from '../src/index.ts';
+import { CACHE_NAMESPACE, computeCacheKey, executeNode, type DagNode, type Stage } from '../src/index.ts';
 import { numbersSchema, numbersStage, runCounts, scaleStage, testStages } from './fixtures/stages.ts';
 import { makeTempDir } from './helpers.ts';
 
@@ -53,7 +53,7 @@ describe('executeNode', () => {
     await expect(executeNode({ store, stages: testStages, node, inputs: {} })).rejects.toThrow(/node "scale-x" \(stage scale\) is missing input "numbers"/);
     const ghost: ArtifactRef = { digest: 'c'.repeat(64), format: 'json', schema: numbersSchema.name };
     await expect(executeNode({ store, stages: testStages, node, inputs: { numbers: ghost } })).rejects.toThrow(
-      new RegExp(`node "scale-x" input "numbers": artifact ${'c'.repeat(64)} is not in store`),
+      new RegExp(`node "scale-x" \\(stage scale\\) input "numbers": artifact ${'c'.repeat(64)} is not in store`),
     );
     await expect(executeNode({ store, stages: testStages, node: { ...node, stage: 'nope' }, inputs: {} })).rejects.toThrow(/unknown stage "nope"/);
   });
@@ -66,7 +66,7 @@ describe('executeNode', () => {
       inputs: [],
       outputs: ['a'],
       async run(ctx, inputs, params): Promise<Record<string, ArtifactRef>> {
-        const ref = await ctx.store.putJson(numbersSchema.name, { values: [] }, stageManifest(this, ctx, params, inputs));
+        const ref = await ctx.store.putJson(numbersSchema.name, { values: [] }, ctx.manifest());
         return (params as { mode: string }).mode === 'extra' ? { a: ref, b: ref } : {};
       },
     };

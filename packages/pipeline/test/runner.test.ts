@@ -168,7 +168,7 @@ describe('runDag', () => {
       name: 'abortable',
       nodes: [
         { id: 'numbers', stage: 'numbers', params: { count: 2 }, inputs: {} },
-        { id: 'slow', stage: 'slow', params: { steps: 100_000 }, inputs: { numbers: { node: 'numbers', output: 'numbers' } } },
+        { id: 'slow', stage: 'slow', params: { steps: 100_000 }, inputs: { numbers: { node: 'numbers', output: 'numbers' } }, model: { path: '/models/none', digest: 'f'.repeat(64) } },
         { id: 'after', stage: 'scale', params: {}, inputs: { numbers: { node: 'slow', output: 'scaled' } } },
       ],
     };

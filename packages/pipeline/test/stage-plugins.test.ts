@@ -16,7 +16,6 @@ import {
   executeNode,
   loadStagePlugin,
   runDag,
-  stageManifest,
   type Dag,
   type Stage,
   type StagePluginRef,
@@ -217,7 +216,7 @@ describe('stage plugins', () => {
       outputs: ['numbers'],
       async run(ctx) {
         const checkpoints = new ChunkCheckpoints(ctx.store, chunkIdentity);
-        const ref = (await checkpoints.find(0)) ?? (await ctx.store.putJson('test-numbers/v1', { values: [1] }, stageManifest(this, ctx, {}, {})));
+        const ref = (await checkpoints.find(0)) ?? (await ctx.store.putJson('test-numbers/v1', { values: [1] }, ctx.manifest()));
         await checkpoints.remember(0, ref);
         return { numbers: ref };
       },

@@ -4,4 +4,3 @@ export * from './params.ts';
 export * from './llm-judge.ts';
 export * from './stage.ts';
 export * from './refusal-logprob.ts';
-export type { RenderedRow } from './rendered.ts';

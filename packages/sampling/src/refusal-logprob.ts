@@ -13,12 +13,11 @@
  * Resumable: rows are scored in checkpointed chunks.
  */
 import type { Table } from 'apache-arrow';
-import { type ArtifactRef, BadInputError, complianceScoresSchema, concatTables, tableForSchema } from '@dro/artifacts';
-import { type ChatModel, type ModelTokenizer, loadModel, padBatch, tf } from '@dro/llm';
-import { ChunkCheckpoints, type Stage, type StageContext } from '@dro/pipeline';
+import { type ArtifactRef, BadInputError, complianceScoresSchema, complianceScoresTable, readRenderedInputs, renderedInputsSchema, renderedRowIndices, type RenderedInput } from '@dro/artifacts';
+import { type ChatModel, type ModelTokenizer, padBatch, tf } from '@dro/llm';
+import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
 import { parseRefusalLogprobParams, type RefusalLogprobParams } from './params.ts';
-import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
 export interface OpenerTrieNode {
   token: number;
@@ -122,63 +121,32 @@ export async function refusalProbabilities(
   return result;
 }
 
-function scoresTable(rows: RenderedRow[], probabilities: Float64Array): Table {
-  return tableForSchema(complianceScoresSchema, {
-    input_id: rows.map((r) => r.input_id),
-    set: rows.map((r) => r.set),
-    query_id: rows.map((r) => r.query_id),
-    prompt_id: rows.map((r) => r.prompt_id),
-    label: rows.map((r) => r.label),
-    compliance: Array.from(probabilities, (p) => Math.min(1, Math.max(0, 1 - p))),
-    n_samples: rows.map(() => 0),
-    source: rows.map(() => 'logprob'),
-    refusal_prob: Array.from(probabilities),
-  });
+function scoresTable(rows: RenderedInput[], probabilities: Float64Array): Table {
+  const scores = Array.from(probabilities, (p) => ({ compliance: Math.min(1, Math.max(0, 1 - p)), samples: 0, source: 'logprob' as const, refusalProb: p }));
+  return complianceScoresTable(rows, scores);
 }
 
-/** Rows are scored in checkpointed chunks (resumable, see ChunkCheckpoints in @dro/pipeline); the model loads only if needed. */
+/** Rows are scored in checkpointed chunks (resumable, see runInChunks in @dro/pipeline); the model loads only if needed. */
 async function runRefusalLogprob(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: RefusalLogprobParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('refusal-logprob needs a model: none configured');
-  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
   const openers = params.openers.length > 0 ? params.openers : loadRefusalPhraseList().openers;
   if (openers.length === 0) throw new BadInputError('refusal-logprob params: openers: none given and data/refusal-phrases.json has no "openers"');
-  const manifest = {
-    producer: { stage: refusalLogprobStage.name, version: refusalLogprobStage.version },
-    params: { ...params, openers },
-    inputs: { rendered: inputs.rendered.digest },
-    modelDigest: ctx.modelDigest,
-  };
-  const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
-  let model: ChatModel | null = null;
-  const tables: Table[] = [];
-  try {
-    for (let chunk = 0; chunk * params.chunkSize < rows.length; chunk++) {
-      ctx.signal.throwIfAborted();
-      const offset = chunk * params.chunkSize;
-      const chunkRows = rows.slice(offset, offset + params.chunkSize);
-      let ref = await checkpoints.find(chunk);
-      if (ref !== null) ctx.log.info('chunk resumed from checkpoint', { chunk });
-      else {
-        model ??= await loadModel(ctx.modelPath);
-        const probabilities = await refusalProbabilities(
-          model,
-          chunkRows.map((r) => r.token_ids),
-          openerTrie(model.tokenizer, openers),
-          params.batchSize,
-          (done) => ctx.progress({ done: offset + done, total: rows.length, message: 'refusal log-probabilities' }),
-          ctx.signal,
-        );
-        ref = await ctx.store.putTable(complianceScoresSchema.name, scoresTable(chunkRows, probabilities), { ...manifest, params: { ...manifest.params, chunk } });
-        await checkpoints.remember(chunk, ref);
-      }
-      tables.push(await ctx.store.getTable(ref));
-      ctx.progress({ done: offset + chunkRows.length, total: rows.length, message: 'refusal log-probabilities' });
-    }
-  } finally {
-    model?.dispose();
-  }
-  const all = concatTables(tables);
-  return { scores: await ctx.store.putTable(complianceScoresSchema.name, all, manifest) };
+  // The openers used (the data file's when none are given) are what the scores depend on: the manifest records them.
+  const resolved = { params: { ...params, openers } };
+  const message = 'refusal log-probabilities';
+  const all = await runInChunks(ctx, rows, { chunkSize: params.chunkSize, schema: complianceScoresSchema.name, message, manifest: resolved }, async (chunkRows, offset) => {
+    const model = await ctx.openModel();
+    const probabilities = await refusalProbabilities(
+      model,
+      chunkRows.map((r) => r.tokenIds),
+      openerTrie(model.tokenizer, openers),
+      params.batchSize,
+      (done) => ctx.progress({ done: offset + done, total: rows.length, message }),
+      ctx.signal,
+    );
+    return scoresTable(chunkRows, probabilities);
+  });
+  return { scores: await ctx.store.putTable(complianceScoresSchema.name, all, ctx.manifest(resolved)) };
 }
 
 export const refusalLogprobStage: Stage<RefusalLogprobParams> = {
@@ -187,8 +155,11 @@ export const refusalLogprobStage: Stage<RefusalLogprobParams> = {
   version: `1.phrases-${REFUSAL_PHRASES_HASH}`,
   needs: 'model',
   inputs: ['rendered'],
+  inputSchemas: { rendered: renderedInputsSchema.name },
   outputs: ['scores'],
   outputSchemas: { scores: complianceScoresSchema.name },
   parseParams: parseRefusalLogprobParams,
+  // Forward passes only: a row's score depends on its own tokens (and the chunk it is batched in).
+  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
   run: runRefusalLogprob,
 };

@@ -7,7 +7,7 @@
  * samples that complied: the refusal-boundary labels count exactly what the evaluation counts.
  *
  * Each input is generated alone with its own seed, so results do not depend on chunking or on the other
- * inputs. Inputs are processed in checkpointed chunks (resumable: see ChunkCheckpoints in @dro/pipeline).
+ * inputs. Inputs are processed in checkpointed chunks (resumable: see runInChunks in @dro/pipeline).
  *
  * Inputs:  rendered (rendered-inputs/v1)
  * Outputs: samples (samples/v1: every response with its verdicts), scores (compliance-scores/v1)
@@ -19,89 +19,73 @@ import type { Table } from 'apache-arrow';
 import {
   type ArtifactRef,
   BadInputError,
-  columnValues,
   complianceShare,
-  concatTables,
+  complianceScoresTable,
   complianceScoresSchema,
   judgedSelection,
+  readRenderedInputs,
+  renderedRowIndices,
+  renderedInputsSchema,
+  softPromptSchema,
+  readSoftPrompt,
   sampleComplies,
+  samplesOf,
   samplesSchema,
-  tableForSchema,
+  samplesTable,
   tallyQueries,
+  type RenderedInput,
+  type Sample,
+  type SoftPrompt,
 } from '@dro/artifacts';
 import { type ChatModel, loadModel, spliceSoftPrompt, tf } from '@dro/llm';
-import { ChunkCheckpoints, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
+import { runInChunks, type Stage, type StageContext, variadicInputs } from '@dro/pipeline';
 import { JUDGE_PHRASES_HASH, refusalJudge } from './judge.ts';
 import { LlmJudge } from './llm-judge.ts';
 import { describeVerdict, parseSamplingParams, verdictRule, type SamplingParams } from './params.ts';
-import { readRenderedRows, type RenderedRow } from './rendered.ts';
 
 
-interface SampleRow {
-  row: RenderedRow;
-  sampleIndex: number;
-  seed: number;
-  output: string;
-  newTokens: number;
-  refused: boolean;
-  matchedPhrase: string | null;
-  llmUnsafe: boolean | null;
-  /** The final verdict; null outside the judged selection. */
-  complied: boolean | null;
-}
-
-/** Models the stage loads lazily (only for chunks not found in checkpoints) and disposes at the end. */
-class Models {
-  private sampler: ChatModel | null = null;
+/** The LLM judge, if configured: the sampled model itself ("self"), or another model loaded here and disposed at the end. */
+class JudgeModels {
   private judgeModel: ChatModel | null = null;
 
   constructor(
-    private readonly modelPath: string,
-    private readonly params: SamplingParams,
+    private readonly ctx: StageContext,
+    private readonly config: SamplingParams['llmJudge'],
   ) {}
 
-  async model(): Promise<ChatModel> {
-    this.sampler ??= await loadModel(this.modelPath);
-    return this.sampler;
-  }
-
-  async llmJudge(): Promise<LlmJudge | null> {
-    const config = this.params.llmJudge;
-    if (config === null) return null;
-    if (config.model === 'self') return new LlmJudge(await this.model(), config);
-    this.judgeModel ??= await loadModel(config.model);
-    return new LlmJudge(this.judgeModel, config);
+  async judge(): Promise<LlmJudge | null> {
+    if (this.config === null) return null;
+    if (this.config.model === 'self') return new LlmJudge(await this.ctx.openModel(), this.config);
+    this.judgeModel ??= await loadModel(this.config.model);
+    return new LlmJudge(this.judgeModel, this.config);
   }
 
   dispose(): void {
-    this.sampler?.dispose();
     this.judgeModel?.dispose();
   }
 }
 
 /**
- * The optional soft prompt (one input "softPrompt:<key>", soft-prompt/v1 {"soft_prompt": [n, d]}): it
- * replaces each row's safety-prompt span through inputsEmbeds, so a trained DRO / prompt-tuning prompt is
- * sampled and judged exactly like a text prompt.
+ * The optional soft prompt (one input "softPrompt:<key>", soft-prompt/v1): it replaces each row's
+ * safety-prompt span through inputsEmbeds, so a trained DRO / prompt-tuning prompt is sampled and judged
+ * exactly like a text prompt.
  */
-async function readSoftPrompt(ctx: StageContext, inputs: Record<string, ArtifactRef>): Promise<{ values: Float32Array; shape: [number, number] } | null> {
+async function optionalSoftPrompt(ctx: StageContext, inputs: Record<string, ArtifactRef>): Promise<SoftPrompt | null> {
   const soft = variadicInputs(inputs, 'softPrompt');
   if (soft.length === 0) return null;
   if (soft.length > 1) throw new BadInputError(`sampling: at most one softPrompt:* input, got ${soft.map((s) => s.key).join(', ')}`);
-  const t = (await ctx.store.getTensors(soft[0].value)).soft_prompt;
-  if (!t || t.dtype !== 'F32' || t.shape.length !== 2) throw new BadInputError(`softPrompt:${soft[0].key}: expected an F32 tensor "soft_prompt" [n_tokens, d]`);
-  return { values: t.data as Float32Array, shape: [t.shape[0], t.shape[1]] };
+  return readSoftPrompt(ctx.store, soft[0]!.value, `softPrompt:${soft[0]!.key}`);
 }
 
 /** Generation input for a batch of rows: token ids, or embeddings with the soft prompt spliced in. */
-function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Float32Array; shape: [number, number] } | null) {
-  if (soft === null) return { inputIds: rows.map((r) => r.token_ids) };
+function promptInput(model: ChatModel, rows: RenderedInput[], soft: SoftPrompt | null) {
+  if (soft === null) return { inputIds: rows.map((r) => r.tokenIds) };
   for (const row of rows) {
-    if (row.prompt_span == null) throw new BadInputError(`rendered: input "${row.input_id}" has no safety-prompt span for the soft prompt to replace`);
+    if (row.promptSpan === null) throw new BadInputError(`rendered: input "${row.inputId}" has no safety-prompt span for the soft prompt to replace`);
   }
-  const softTensor = tf.tensor2d(soft.values, soft.shape);
+  const softTensor = tf.tensor2d(soft.values, [soft.n, soft.d]);
   try {
-    const prompted = rows.map((row) => ({ ids: row.token_ids, spanStart: row.prompt_span!.start, spanEnd: row.prompt_span!.end }));
+    const prompted = rows.map((row) => ({ ids: row.tokenIds, spanStart: row.promptSpan!.start, spanEnd: row.promptSpan!.end }));
     const { embeds, mask } = spliceSoftPrompt(model, prompted, softTensor);
     return { inputsEmbeds: embeds, attentionMask: mask };
   } finally {
@@ -114,19 +98,20 @@ function promptInput(model: ChatModel, rows: RenderedRow[], soft: { values: Floa
  * decode over inputs × samples); per-input seeds keep each input's samples what a one-input call with
  * seed = seedOffset + query_index draws.
  */
-async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[], params: SamplingParams, onInputDone: () => void, soft: { values: Float32Array; shape: [number, number] } | null = null): Promise<SampleRow[]> {
+async function sampleChunk(ctx: StageContext, judges: JudgeModels, rows: RenderedInput[], params: SamplingParams, onInputDone: () => void, soft: SoftPrompt | null = null): Promise<Sample[]> {
   const judge = refusalJudge(params.judge);
   const rule = verdictRule(params);
-  const model = await models.model();
-  const llmJudge = await models.llmJudge();
-  const bySample = new Map<RenderedRow, SampleRow[]>();
+  const described = describeVerdict(params);
+  const model = await ctx.openModel();
+  const llmJudge = await judges.judge();
+  const bySample = new Map<RenderedInput, Sample[]>();
   for (const label of ['harmful', 'harmless'] as const) {
     const group = rows.filter((r) => r.label === label);
     if (group.length === 0) continue;
     ctx.signal.throwIfAborted();
-    const seeds = group.map((row) => params.seedOffset + row.query_index);
+    const seeds = group.map((row) => params.seedOffset + row.queryIndex);
     // Bounded before anything is built (the soft-prompt embeddings of the whole group included).
-    const promptLength = group.reduce((m, r) => Math.max(m, r.token_ids.length), 0) + (soft?.shape[0] ?? 0);
+    const promptLength = group.reduce((m, r) => Math.max(m, r.tokenIds.length), 0) + (soft?.n ?? 0);
     const maxNewTokens = params.maxNewTokens[label];
     // generate() ends new tokens at the model's context.
     const newTokens = Math.max(0, Math.min(maxNewTokens, model.config.maxPositionEmbeddings - promptLength));
@@ -166,7 +151,11 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
         const llmUnsafe = judged[i] && llmVerdicts ? llmVerdicts[next++]! : null;
         const evidence = { label: row.label, refused: verdict.refused, llmUnsafe, output: s.text };
         return {
-          row,
+          inputId: row.inputId,
+          set: row.set,
+          queryId: row.queryId,
+          promptId: row.promptId,
+          label: row.label,
           sampleIndex: i,
           seed: seeds[g]!,
           output: s.text,
@@ -175,6 +164,7 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
           matchedPhrase: verdict.matchedPhrase,
           llmUnsafe,
           complied: judged[i] ? sampleComplies(evidence, rule) : null,
+          judge: described,
         };
       }));
       onInputDone();
@@ -184,96 +174,40 @@ async function sampleChunk(ctx: StageContext, models: Models, rows: RenderedRow[
   return rows.flatMap((row) => bySample.get(row) ?? []);
 }
 
-function samplesTable(samples: SampleRow[], judge: string): Table {
-  return tableForSchema(samplesSchema, {
-    input_id: samples.map((s) => s.row.input_id),
-    set: samples.map((s) => s.row.set),
-    query_id: samples.map((s) => s.row.query_id),
-    prompt_id: samples.map((s) => s.row.prompt_id),
-    label: samples.map((s) => s.row.label),
-    sample_index: samples.map((s) => s.sampleIndex),
-    seed: samples.map((s) => s.seed),
-    output: samples.map((s) => s.output),
-    new_tokens: samples.map((s) => s.newTokens),
-    refused: samples.map((s) => s.refused),
-    matched_phrase: samples.map((s) => s.matchedPhrase),
-    llm_unsafe: samples.map((s) => s.llmUnsafe),
-    complied: samples.map((s) => s.complied),
-    judge: samples.map(() => judge),
-  });
-}
-
 /** Per-input compliance from a samples table (the share of judged samples that complied), in the order of `rows`. */
-export function complianceScores(rows: RenderedRow[], samples: Table): Table {
-  const name = 'samples';
-  const col = (c: string) => columnValues<string>(samples, c, name);
-  const [sets, queryIds, promptIds, labels] = [col('set'), col('query_id'), col('prompt_id'), col('label')];
-  const complied = columnValues<boolean | null>(samples, 'complied', name);
-  const tallies = tallyQueries(
-    sets.map((set, i) => ({ set, queryId: queryIds[i]!, promptId: promptIds[i]!, label: labels[i] as RenderedRow['label'], complied: complied[i] ?? null })),
-    name,
-  );
+export function complianceScores(rows: RenderedInput[], samples: Table): Table {
+  const tallies = tallyQueries(samplesOf(samples, 'samples'), 'samples');
   const byInput = new Map(tallies.map((t) => [`${t.set}\u0000${t.queryId}\u0000${t.promptId}`, t]));
-  const tallyOf = (r: RenderedRow) => {
-    const t = byInput.get(`${r.set}\u0000${r.query_id}\u0000${r.prompt_id}`);
-    if (!t) throw new BadInputError(`samples: no samples for input "${r.input_id}"`);
+  const tallyOf = (r: RenderedInput) => {
+    const t = byInput.get(`${r.set}\u0000${r.queryId}\u0000${r.promptId}`);
+    if (!t) throw new BadInputError(`samples: no samples for input "${r.inputId}"`);
     return t;
   };
-  return tableForSchema(complianceScoresSchema, {
-    input_id: rows.map((r) => r.input_id),
-    set: rows.map((r) => r.set),
-    query_id: rows.map((r) => r.query_id),
-    prompt_id: rows.map((r) => r.prompt_id),
-    label: rows.map((r) => r.label),
-    compliance: rows.map((r) => complianceShare(tallyOf(r))),
-    n_samples: rows.map((r) => tallyOf(r).judged),
-    source: rows.map(() => 'sampled'),
-    refusal_prob: rows.map(() => null),
-  });
+  return complianceScoresTable(rows, rows.map((r) => ({ compliance: complianceShare(tallyOf(r)), samples: tallyOf(r).judged, source: 'sampled', refusalProb: null })));
 }
 
 async function runSampling(ctx: StageContext, inputs: Record<string, ArtifactRef>, params: SamplingParams): Promise<Record<string, ArtifactRef>> {
-  if (!ctx.modelPath) throw new BadInputError('sampling needs a model: none configured');
-  const rows = await readRenderedRows(ctx, inputs.rendered, params.sets);
-  const manifest = {
-    producer: { stage: samplingStage.name, version: samplingStage.version },
-    params,
-    inputs: Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest])),
-    modelDigest: ctx.modelDigest,
-  };
-  const checkpoints = new ChunkCheckpoints(ctx.store, manifest);
-  const models = new Models(ctx.modelPath, params);
-  let soft: Awaited<ReturnType<typeof readSoftPrompt>> = null;
-  const tables: Table[] = [];
+  const rows = await readRenderedInputs(ctx.store, inputs.rendered!, { sets: params.sets });
+  const judges = new JudgeModels(ctx, params.llmJudge);
+  let soft: SoftPrompt | null = null;
   let done = 0;
-  const report = () => ctx.progress({ done, total: rows.length, message: `sampling ${params.samples}×` });
+  const message = `sampling ${params.samples}×`;
+  let all: Table;
   try {
-    for (let chunk = 0; chunk * params.chunkSize < rows.length; chunk++) {
-      ctx.signal.throwIfAborted();
-      const chunkRows = rows.slice(chunk * params.chunkSize, (chunk + 1) * params.chunkSize);
-      let ref = await checkpoints.find(chunk);
-      if (ref !== null) {
-        ctx.log.info('chunk resumed from checkpoint', { chunk });
-        done += chunkRows.length;
-        report();
-      } else {
-        soft ??= await readSoftPrompt(ctx, inputs);
-        const samples = await sampleChunk(ctx, models, chunkRows, params, () => {
-          done++;
-          report();
-        }, soft);
-        ref = await ctx.store.putTable(samplesSchema.name, samplesTable(samples, describeVerdict(params)), { ...manifest, params: { ...params, chunk } });
-        await checkpoints.remember(chunk, ref);
-      }
-      tables.push(await ctx.store.getTable(ref));
-    }
+    all = await runInChunks(ctx, rows, { chunkSize: params.chunkSize, schema: samplesSchema.name, message }, async (chunkRows, offset) => {
+      soft ??= await optionalSoftPrompt(ctx, inputs);
+      done = offset;
+      const samples = await sampleChunk(ctx, judges, chunkRows, params, () => ctx.progress({ done: ++done, total: rows.length, message }), soft);
+      return samplesTable(samples);
+    });
   } finally {
-    models.dispose();
+    judges.dispose();
   }
-  const all = concatTables(tables);
-  const samplesRef = await ctx.store.putTable(samplesSchema.name, all, manifest);
   const scores = complianceScores(rows, all);
-  return { samples: samplesRef, scores: await ctx.store.putTable(complianceScoresSchema.name, scores, manifest) };
+  return {
+    samples: await ctx.store.putTable(samplesSchema.name, all, ctx.manifest()),
+    scores: await ctx.store.putTable(complianceScoresSchema.name, scores, ctx.manifest()),
+  };
 }
 
 export const samplingStage: Stage<SamplingParams> = {
@@ -283,8 +217,12 @@ export const samplingStage: Stage<SamplingParams> = {
   needs: 'model',
   inputs: ['rendered'],
   variadicInputs: ['softPrompt'],
+  inputSchemas: { rendered: renderedInputsSchema.name, softPrompt: softPromptSchema.name },
   outputs: ['samples', 'scores'],
   outputSchemas: { samples: samplesSchema.name, scores: complianceScoresSchema.name },
   parseParams: (raw) => parseSamplingParams(raw),
+  // Each input is sampled with its own seed (seedOffset + query_index) and judged alone; its samples and
+  // its score depend on no other row.
+  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
   run: runSampling,
 };

@@ -3,13 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore, renderedInputsSchema, tableForSchema, type ArtifactRef } from '@dro/artifacts';
 import { ChatTemplate, loadTokenizer } from '@dro/llm';
-import type { ProgressEvent, StageContext } from '@dro/pipeline';
+import type { ProgressEvent, StageEnvironment } from '@dro/pipeline';
 
 export function tempDir(prefix = 'dro-sampling-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export type TestContext = StageContext & { store: LocalArtifactStore; events: ProgressEvent[]; logs: string[]; abort: AbortController };
+export type TestContext = StageEnvironment & { store: LocalArtifactStore; events: ProgressEvent[]; logs: string[]; abort: AbortController };
 
 /** A real store in a fresh temp directory; records progress and log lines. */
 export function testContext(modelPath: string | null, store = new LocalArtifactStore({ root: tempDir('dro-store-') })): TestContext {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { runStage } from '@dro/pipeline';
 import { columnValues } from '@dro/artifacts';
 import { type ChatModel, initBackend, loadModel, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { openerTrie, parseRefusalLogprobParams, refusalLogprobStage, refusalProbabilities } from '../src/index.ts';
 import { storeRenderedInputs, tempDir, testContext } from './helpers.ts';
 
@@ -70,7 +71,7 @@ describe('refusal log-probabilities (tiny model)', () => {
     const modelPath = writeTinyHfModel(tempDir());
     const ctx = testContext(modelPath);
     const rendered = await storeRenderedInputs(ctx, modelPath, queries);
-    const { scores } = await refusalLogprobStage.run(ctx, { rendered }, parseRefusalLogprobParams({ batchSize: 2 }));
+    const { scores } = await runStage(refusalLogprobStage, { rendered }, parseRefusalLogprobParams({ batchSize: 2 }), ctx);
     const table = await ctx.store.getTable(scores);
     const p = columnValues<number>(table, 'refusal_prob', 's');
     const compliance = columnValues<number>(table, 'compliance', 's');
@@ -93,12 +94,12 @@ describe('refusal log-probabilities (tiny model)', () => {
     first.progress = (e) => {
       if (e.done >= 2) first.abort.abort(new Error('cancelled by test'));
     };
-    await expect(refusalLogprobStage.run(first, { rendered }, params)).rejects.toThrow('cancelled by test');
+    await expect(runStage(refusalLogprobStage, { rendered }, params, first)).rejects.toThrow('cancelled by test');
     const second = testContext(modelPath, first.store);
-    const resumed = await refusalLogprobStage.run(second, { rendered }, params);
+    const resumed = await runStage(refusalLogprobStage, { rendered }, params, second);
     expect(second.logs.filter((l) => l === 'chunk resumed from checkpoint')).toHaveLength(1);
     const fresh = testContext(modelPath);
-    const uninterrupted = await refusalLogprobStage.run(fresh, { rendered: await storeRenderedInputs(fresh, modelPath, queries) }, params);
+    const uninterrupted = await runStage(refusalLogprobStage, { rendered: await storeRenderedInputs(fresh, modelPath, queries) }, params, fresh);
     expect(resumed.scores.digest).toBe(uninterrupted.scores.digest);
   });
 });

@@ -3,9 +3,10 @@
  * token embeddings samples exactly what the text prompt samples (same seeds); a changed one does not.
  */
 import { describe, expect, it } from 'vitest';
-import { columnValues, renderedInputsSchema, SOFT_PROMPT_SCHEMA, tableForSchema } from '@dro/artifacts';
+import { runStage } from '@dro/pipeline';
+import { columnValues, renderedInputsSchema, softPromptSchema, tableForSchema } from '@dro/artifacts';
 import { ChatTemplate, initBackend, loadModel, loadTokenizer, tf } from '@dro/llm';
-import { writeTinyHfModel } from '../../llm/src/testing/tiny-model.ts';
+import { writeTinyHfModel } from '@dro/llm/testing';
 import { parseSamplingParams } from '../src/params.ts';
 import { samplingStage } from '../src/stage.ts';
 import { tempDir, testContext } from './helpers.ts';
@@ -42,11 +43,11 @@ describe('sampling with a soft prompt (tiny model)', () => {
     const d = model.config.hiddenSize;
     model.dispose();
     const putSoft = (values: Float32Array) =>
-      ctx.store.putTensors(SOFT_PROMPT_SCHEMA.name, { soft_prompt: { dtype: 'F32', shape: [promptIds.length, d], data: values } }, USER, {
+      ctx.store.putTensors(softPromptSchema.name, { soft_prompt: { dtype: 'F32', shape: [promptIds.length, d], data: values } }, USER, {
         method: 'test', prompt_id: 'p', span_start: '0', span_end: '0', init_token_ids: '[]',
       });
     const outputs = async (extra: Record<string, Awaited<ReturnType<typeof putSoft>>>) => {
-      const out = await samplingStage.run(testContext(modelPath, ctx.store), { rendered, ...extra }, params);
+      const out = await runStage(samplingStage, { rendered, ...extra }, params, testContext(modelPath, ctx.store));
       return columnValues<string>(await ctx.store.getTable(out.samples), 'output', 's');
     };
     const before = tf.memory().numTensors;

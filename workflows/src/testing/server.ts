@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { droCacheDir } from '@dro/artifacts';
+import { freeLoopbackPort } from '@dro/artifacts/testing';
 
 export type TemporalServerKind = 'dev-server' | 'test-server';
 
@@ -39,19 +39,7 @@ export function findTemporalServerBinary(): { kind: TemporalServerKind; path: st
   return null;
 }
 
-/** Asks the kernel for a free loopback port (released before the server binds it; races are retried). */
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freeLoopbackPort };
 
 function serverArgs(kind: TemporalServerKind, port: number, namespace: string, dbFile: string | undefined): string[] {
   if (kind === 'test-server') return [String(port)];

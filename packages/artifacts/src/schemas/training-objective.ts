@@ -7,35 +7,7 @@
  * One home for this verdict: dro-train records it in its manifest (`summary.objective`), the report flags a
  * prompt that missed it ("DRO did not reach its training objective") and `dro run` prints it.
  */
-import { BadInputError } from '../errors.ts';
-import type { ArtifactRef, ArtifactStore } from '../types.ts';
-import { columnValues } from './dro.ts';
-import { TRAINING_SHIFT_SCHEMA } from './dro-train.ts';
-
-/** One training query: boundary logits under the basic text prompt and under the trained soft prompt. */
-export interface TrainingShiftRow {
-  queryId: string;
-  label: 'harmful' | 'harmless';
-  baseRefusal: number;
-  softRefusal: number;
-  baseHarmfulness: number;
-  softHarmfulness: number;
-}
-
-export async function readTrainingShift(store: ArtifactStore, ref: ArtifactRef, input = 'shift'): Promise<TrainingShiftRow[]> {
-  if (ref.schema !== TRAINING_SHIFT_SCHEMA.name) throw new BadInputError(`input "${input}": expected a ${TRAINING_SHIFT_SCHEMA.name} artifact, got ${ref.schema}`);
-  const t = await store.getTable(ref);
-  const col = <T>(c: string) => columnValues<T>(t, c, input);
-  const [ids, labels, br, sr, ba, sa] = [
-    col<string>('query_id'), col<string>('label'), col<number>('base_refusal_logit'), col<number>('soft_refusal_logit'),
-    col<number>('base_harmfulness_logit'), col<number>('soft_harmfulness_logit'),
-  ];
-  return ids.map((queryId, i) => {
-    const label = labels[i];
-    if (label !== 'harmful' && label !== 'harmless') throw new BadInputError(`${input}: row ${i}: label must be "harmful" or "harmless", got "${label}"`);
-    return { queryId, label, baseRefusal: br[i]!, softRefusal: sr[i]!, baseHarmfulness: ba[i]!, softHarmfulness: sa[i]! };
-  });
-}
+import type { TrainingShiftRow } from './training.ts';
 
 /** How one label's training queries moved. */
 export interface LabelMovement {

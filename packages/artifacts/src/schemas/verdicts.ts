@@ -16,7 +16,7 @@
  *    judged sample is refused.
  */
 import { BadInputError } from '../errors.ts';
-import type { QueryLabel } from './dro.ts';
+import type { QueryLabel } from './queries.ts';
 
 /** Whitespace-separated words (the published selection's length measure). */
 export function wordCount(text: string): number {

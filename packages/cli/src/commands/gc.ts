@@ -1,10 +1,10 @@
 /** `dro gc`: delete artifacts no recorded run references (keeps the recent ones, see --grace). */
-import { flag, nonNegativeOpt, pathOpt, type Command } from '../command.ts';
+import { flag, nonNegativeOpt, storeOpt, type Command } from '../command.ts';
 
 export const gcCommand: Command = {
   path: ['gc'],
   summary: 'Delete store artifacts that no recorded run references (--dry-run to only report)',
-  usage: '[--store DIR] [--dry-run] [--grace MINUTES] [--json]',
+  usage: '[--store DIR|s3://BUCKET/PREFIX] [--dry-run] [--grace MINUTES] [--json]',
   options: {
     store: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
@@ -12,8 +12,8 @@ export const gcCommand: Command = {
     json: { type: 'boolean', default: false },
   },
   async run(args) {
-    const { LocalArtifactStore } = await import('@dro/artifacts');
-    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
+    const { openStore } = await import('@dro/artifacts');
+    const store = openStore(storeOpt(args));
     // Refuses (NotAStoreError, exit 1) a directory without the store marker before deleting anything.
     const report = await store.gc({ dryRun: flag(args, 'dry-run'), graceMs: (nonNegativeOpt(args, 'grace') ?? 15) * 60_000 });
     if (flag(args, 'json')) process.stdout.write(JSON.stringify(report) + '\n');

@@ -1,7 +1,8 @@
 /**
  * `dro run --engine temporal`: the experiment DAG on a Temporal cluster. One model → one dagWorkflow over
  * the whole DAG. Several models → experimentWorkflow (one child workflow per model's sub-graph), then the
- * cross-model report as a one-node DAG whose inputs are the children's output refs.
+ * cross-model report as a one-node DAG whose inputs are the children's output refs (split and stitched by
+ * @dro/experiment's model-dags.ts).
  *
  * Workers (`dro worker`) must serve the dro-cpu and dro-model queues and share this store root.
  *
@@ -11,7 +12,6 @@
  */
 import type { ArtifactRef } from '@dro/artifacts';
 import type { ExperimentOutcome, PreparedExperiment } from '@dro/experiment';
-import type { Dag, DagNode } from '@dro/pipeline';
 import type { Client } from '@temporalio/client';
 import type { DagRunStatus } from '@dro/workflows';
 
@@ -41,26 +41,6 @@ export interface TemporalOutcome extends Omit<ExperimentOutcome, 'record'> {
   error?: string;
 }
 
-function subDag(prepared: PreparedExperiment, model: string): Dag {
-  const ids = new Set(prepared.modelNodes[model]);
-  return { name: `${prepared.dag.name}/${model}`, nodes: prepared.dag.nodes.filter((n) => ids.has(n.id)) };
-}
-
-/** The report node with each `{ node, output }` input replaced by the ref that node produced. */
-function reportDag(prepared: PreparedExperiment, outputs: Record<string, Record<string, ArtifactRef>>): Dag {
-  const report = prepared.dag.nodes.find((n) => n.id === prepared.reportNode)!;
-  const inputs: DagNode['inputs'] = {};
-  for (const [name, src] of Object.entries(report.inputs)) {
-    if ('ref' in src) inputs[name] = src;
-    else {
-      const ref = outputs[src.node]?.[src.output];
-      if (!ref) throw new Error(`report input ${name}: node ${src.node} produced no output "${src.output}"`);
-      inputs[name] = { ref };
-    }
-  }
-  return { name: `${prepared.dag.name}/report`, nodes: [{ ...report, inputs }] };
-}
-
 /** One progress line: stages done and running, or why there is no status yet (no worker answered). */
 function statusLine(s: DagRunStatus): string {
   if (s.total === 0 && s.error) return `[temporal] no status yet: ${s.error}`;
@@ -70,7 +50,7 @@ function statusLine(s: DagRunStatus): string {
 
 export async function runExperimentOnTemporal(prepared: PreparedExperiment, session: TemporalSession, options: TemporalRunOptions = {}): Promise<TemporalOutcome> {
   const wf = await import('@dro/workflows');
-  const { collectOutcome } = await import('@dro/experiment');
+  const { collectOutcome, modelDag, reportDag } = await import('@dro/experiment');
   const { newRunId } = await import('@dro/pipeline');
   const storeRoot = prepared.store.root;
   const wait = {
@@ -93,8 +73,9 @@ export async function runExperimentOnTemporal(prepared: PreparedExperiment, sess
       const exp = await wf.runExperimentOnTemporal({
         ...wait,
         runId,
-        models: models.map((m) => ({ name: m, dag: subDag(prepared, m) })),
-        child: options.concurrency ? { concurrency: options.concurrency } : undefined,
+        models: models.map((m) => ({ name: m, dag: modelDag(prepared, m) })),
+        // --concurrency bounds the nodes of the whole run: the models' workflows share it (run.ts rejects fewer than one each).
+        child: options.concurrency ? { concurrency: Math.floor(options.concurrency / models.length) } : undefined,
       });
       outputs = Object.assign({}, ...Object.values(exp.models).map((r) => r.outputs));
       const report = await wf.runDagOnTemporal({ ...wait, runId: `${runId}-report`, dag: reportDag(prepared, outputs), storeRoot });

@@ -9,7 +9,8 @@
  */
 import fs from 'node:fs';
 import type { Dag } from '@dro/pipeline';
-import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { CliError, flag, nonNegativeOpt, pathOpt, positiveIntOpt, storeOpt, stringOpt, type Command, type ParsedArgs } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 /** What `dro run` reports at the end, from either engine. */
 type RunOutcome = Omit<import('@dro/experiment').ExperimentOutcome, 'record'> & { status: string; runId: string; error?: string };
@@ -35,7 +36,7 @@ export const runCommand: Command = {
   path: ['run'],
   summary: 'Run the DRO experiment DAG (default: Qwen2.5-Coder-0.5B-Instruct, project data, quick preset, local engine)',
   usage:
-    '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR] [--concurrency N] [--force NODE,...] ' +
+    '[--config FILE] [--preset quick|paper] [--engine local|temporal] [--store DIR|s3://BUCKET/PREFIX] [--concurrency N] [--force NODE,...] ' +
     '[--address HOST:PORT] [--namespace NS] [--server-timeout SECONDS] [--worker-timeout SECONDS] [--json]',
   options: {
     config: { type: 'string' },
@@ -53,8 +54,7 @@ export const runCommand: Command = {
   async run(args) {
     const engine = stringOpt(args, 'engine') ?? 'local';
     if (engine !== 'local' && engine !== 'temporal') throw new CliError(`--engine expects local or temporal, got "${engine}"`, 2);
-    const preset = stringOpt(args, 'preset');
-    if (preset !== undefined && preset !== 'quick' && preset !== 'paper') throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
     const concurrency = positiveIntOpt(args, 'concurrency');
     if (engine === 'temporal' && args.values.force !== undefined) {
       throw new CliError('--force works with --engine local only (a Temporal run reuses every cached node; clear them with `dro gc`)', 2);
@@ -62,9 +62,15 @@ export const runCommand: Command = {
     const temporalWaits = { serverTimeoutS: nonNegativeOpt(args, 'server-timeout'), workerTimeoutS: nonNegativeOpt(args, 'worker-timeout') };
     const exp = await import('@dro/experiment');
     const configFile = pathOpt(args, 'config');
-    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    if (preset) config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
+    const config = exp.resolveConfig(configFile, preset);
     if (!configFile) requireDefaultModel(config.models[0]!.path);
+    // On Temporal each model runs as its own child workflow, with at least one node at a time.
+    if (engine === 'temporal' && concurrency !== undefined && concurrency < config.models.length) {
+      throw new CliError(
+        `--concurrency ${concurrency} is fewer than the experiment's ${config.models.length} models: with --engine temporal each model runs as its own workflow, one node at a time at least; use --concurrency ${config.models.length} or more (or --engine local)`,
+        2,
+      );
+    }
 
     const started = performance.now();
     process.stderr.write(`dro run: experiment "${config.name}" (${config.preset} preset, ${config.models.map((m) => m.id).join(', ')}) on the ${engine} engine\n`);
@@ -75,7 +81,7 @@ export const runCommand: Command = {
       const { connectTemporal, runExperimentOnTemporal } = await import('./run-temporal.ts');
       const temporal = await connectTemporal({ address: stringOpt(args, 'address'), namespace: stringOpt(args, 'namespace') });
       try {
-        const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+        const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
         process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
         const outcome = await runExperimentOnTemporal(prepared, temporal, { concurrency, ...temporalWaits });
         process.stderr.write(`dro run: ${outcome.status} in ${((performance.now() - started) / 1000).toFixed(1)} s (workflow ${outcome.runId}; \`dro status ${outcome.runId} --engine temporal\`)\n`);
@@ -90,7 +96,7 @@ export const runCommand: Command = {
     const { abortOnSignals } = await import('@dro/pipeline');
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro run: stopping on ${signal} (send it again to exit at once)…\n`));
     try {
-      const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+      const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
       process.stderr.write(`dro run: store ${prepared.store.root}, ${prepared.dag.nodes.length} stages\n`);
       const r = await exp.runExperimentLocally(prepared, { signal: stop.signal, concurrency, force });
       const failed = r.record.nodes.find((n) => n.status === 'failed');

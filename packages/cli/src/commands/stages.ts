@@ -1,5 +1,6 @@
 /** `dro stages` (list the stages) and `dro stage NAME` (run one stage and what it needs, locally). */
-import { CliError, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, pathOpt, positiveIntOpt, storeOpt, type Command } from '../command.ts';
+import { presetOpt } from './preset-option.ts';
 
 export const stagesCommand: Command = {
   path: ['stages'],
@@ -9,7 +10,7 @@ export const stagesCommand: Command = {
   async run(args) {
     const exp = await import('@dro/experiment');
     const configFile = pathOpt(args, 'config');
-    const config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
+    const config = exp.resolveConfig(configFile);
     // Listing a config's stages loads and checks its stage plugins: a plugin that does not fit fails here.
     const stages = await exp.listStages(configFile ? config : undefined);
     // The verdicts every rate counts are decided by the sampling stage (see verdicts.ts in @dro/artifacts).
@@ -35,7 +36,7 @@ export const stagesCommand: Command = {
 export const stageCommand: Command = {
   path: ['stage'],
   summary: 'Run one stage (every node of it in the experiment DAG) and the stages it needs, locally',
-  usage: 'NAME [--config FILE] [--preset quick|paper] [--store DIR] [--concurrency N]',
+  usage: 'NAME [--config FILE] [--preset quick|paper] [--store DIR|s3://BUCKET/PREFIX] [--concurrency N]',
   allowPositionals: true,
   options: { config: { type: 'string' }, preset: { type: 'string' }, store: { type: 'string' }, concurrency: { type: 'string' } },
   async run(args) {
@@ -45,10 +46,8 @@ export const stageCommand: Command = {
     const { abortOnSignals, formatRunStatus } = await import('@dro/pipeline');
     const concurrency = positiveIntOpt(args, 'concurrency');
     const configFile = pathOpt(args, 'config');
-    let config = configFile ? exp.loadConfig(configFile) : exp.defaultConfig();
-    const preset = stringOpt(args, 'preset');
-    if (preset === 'quick' || preset === 'paper') config = exp.withPreset(config, preset, exp.configSetsLabelSource(configFile));
-    else if (preset !== undefined) throw new CliError(`--preset expects quick or paper, got "${preset}"`, 2);
+    const preset = await presetOpt(args);
+    const config = exp.resolveConfig(configFile, preset);
     // Checked (and the target looked up) before anything is imported into the store.
     const checked = await exp.checkExperiment(config);
     for (const warning of checked.warnings) process.stderr.write(`dro stage: WARNING: ${warning}\n`);
@@ -57,7 +56,7 @@ export const stageCommand: Command = {
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }
-    const prepared = await exp.prepareExperiment(config, pathOpt(args, 'store'), checked);
+    const prepared = await exp.prepareExperiment(config, storeOpt(args), checked);
     const dag = exp.dagFor(prepared.dag, target);
     const stop = abortOnSignals((signal) => process.stderr.write(`\ndro stage: stopping on ${signal} (send it again to exit at once)…\n`));
     try {

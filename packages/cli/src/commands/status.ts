@@ -1,10 +1,10 @@
 /** `dro status [RUN_ID]`: recorded runs (local and Temporal) from the store; live status from Temporal. */
-import { flag, pathOpt, stringOpt, type Command } from '../command.ts';
+import { flag, storeOpt, stringOpt, type Command } from '../command.ts';
 
 export const statusCommand: Command = {
   path: ['status'],
   summary: 'Show a run (default: the latest) or, with --list, every recorded run',
-  usage: '[RUN_ID] [--list] [--store DIR] [--engine local|temporal] [--address HOST:PORT] [--namespace NS] [--json]',
+  usage: '[RUN_ID] [--list] [--store DIR|s3://BUCKET/PREFIX] [--engine local|temporal] [--address HOST:PORT] [--namespace NS] [--json]',
   allowPositionals: true,
   options: {
     list: { type: 'boolean', default: false },
@@ -23,9 +23,9 @@ export const statusCommand: Command = {
       process.stdout.write(flag(args, 'json') ? JSON.stringify(status) + '\n' : wf.formatTemporalStatus(status));
       return status.state === 'failed' ? 1 : 0;
     }
-    const { LocalArtifactStore } = await import('@dro/artifacts');
+    const { openStore } = await import('@dro/artifacts');
     const { listRuns, loadRun, formatRunList, formatRunStatus } = await import('@dro/pipeline');
-    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
+    const store = openStore(storeOpt(args));
     // A torn index entry is named and skipped; every other run is still shown.
     const warn = (error: Error) => process.stderr.write(`dro status: skipped ${error.message}\n`);
     if (flag(args, 'list')) {

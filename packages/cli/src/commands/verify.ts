@@ -1,10 +1,10 @@
 /** `dro verify`: re-hash every stored artifact, check manifests and records; report (and with --remove delete) bad ones. */
-import { flag, stringOpt, type Command } from '../command.ts';
+import { flag, storeOpt, type Command } from '../command.ts';
 
 export const verifyCommand: Command = {
   path: ['verify'],
   summary: 'Re-hash every artifact and check every manifest and record; --remove deletes the bad ones so runs recompute them',
-  usage: '[--store DIR] [--remove] [--adopt] [--json]',
+  usage: '[--store DIR|s3://BUCKET/PREFIX] [--remove] [--adopt] [--json]',
   options: {
     store: { type: 'string' },
     remove: { type: 'boolean', default: false },
@@ -12,8 +12,8 @@ export const verifyCommand: Command = {
     json: { type: 'boolean', default: false },
   },
   async run(args) {
-    const { LocalArtifactStore } = await import('@dro/artifacts');
-    const store = new LocalArtifactStore({ root: stringOpt(args, 'store') });
+    const { openStore } = await import('@dro/artifacts');
+    const store = openStore(storeOpt(args));
     const started = performance.now();
     const report = await store.verifyAll({ remove: flag(args, 'remove'), adopt: flag(args, 'adopt') });
     const seconds = (performance.now() - started) / 1000;

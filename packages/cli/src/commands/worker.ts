@@ -3,9 +3,9 @@
  * dro-model) plus the workflow queue. Run one per machine (GPU machines: --queues model --backend tensorflow).
  * SIGTERM/SIGINT drain: polling stops, running stages get the grace time to finish.
  */
-import { LocalArtifactStore } from '@dro/artifacts';
+import { openStore } from '@dro/artifacts';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
-import { CliError, nonNegativeOpt, pathOpt, positiveIntOpt, stringOpt, type Command } from '../command.ts';
+import { CliError, nonNegativeOpt, positiveIntOpt, storeOpt, stringOpt, type Command } from '../command.ts';
 
 const QUEUE_NAMES: readonly QueueName[] = ['cpu', 'model'];
 
@@ -21,7 +21,7 @@ export function parseQueues(raw: string): QueueName[] {
 export const workerCommand: Command = {
   path: ['worker'],
   summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
-  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
+  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR|s3://BUCKET/PREFIX] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
   options: {
     queues: { type: 'string', default: 'cpu,model' },
     backend: { type: 'string' },
@@ -40,7 +40,7 @@ export const workerCommand: Command = {
     const concurrency = { cpu: positiveIntOpt(args, 'cpu-slots') ?? 2, model: positiveIntOpt(args, 'model-slots') ?? 1 };
     const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
     if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
-    const store = new LocalArtifactStore({ root: pathOpt(args, 'store') });
+    const store = openStore(storeOpt(args));
     // A worker writes every artifact of its stages: refuse a directory that is not a DRO store now, not
     // as a failed activity later (a new, empty or missing directory becomes a store).
     await store.ensureWritable();

@@ -8,7 +8,7 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
-import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from './forward-graph.ts';
+import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from '../native/forward-graph.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
 import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {
@@ -44,7 +44,7 @@ export type LogitsFor = 'all' | 'last' | 'none';
 /**
  * Tokens (batch × time) up to which tf.grad through forward() uses plain backprop by default on the native
  * backend (the graph forward saves each block's activations, ≈ 0.8 GB per 1,024 tokens for SmolLM2-135M at
- * t = 128, and its hand-written backward graph runs on them: ~1.5× faster than recomputing each block).
+ * t = 128, and its backward graph runs on them: ~1.5× faster than recomputing each block).
  * Larger inputs are checkpointed.
  */
 export const PLAIN_BACKPROP_MAX_TOKENS = 1024;
@@ -164,7 +164,7 @@ export class ChatModel {
     const collectLayers = input.allLayers ?? false;
     // Checkpointing costs nothing outside tf.grad (customGrad saves only when a tape records).
     const checkpoint = input.checkpoint ?? (!collectLayers && checkpointsByDefault(this.backend, x.shape[0] * x.shape[1]));
-    // Native backend: the graph forward, or under tf.grad the graph forward with its hand-written backward
+    // Native backend: the graph forward, or under tf.grad the graph forward with its backward graph
     // (plain backprop); the eager decoder for checkpointing, all layers under tf.grad, and the other backends.
     const mode = !forwardGraphAvailable() ? 'eager' : !recordingGradients() ? 'graph' : checkpoint || collectLayers ? 'eager' : 'graph-backprop';
     const graph = mode === 'eager' ? null : this.forwardGraph(); // null: eager after all

@@ -1,5 +1,7 @@
 /**
- * The Llama-family decoder (Llama / SmolLM2, Mistral, Qwen2) in TensorFlow.js, in one readable file.
+ * The Llama-family decoder (Llama / SmolLM2, Mistral, Qwen2) run eagerly in TensorFlow.js: weight upload
+ * in the block's layout, each call's RoPE tables and attention bias, and the loop over blocks. The block's
+ * math itself is decoder-block.ts (shared with the native graph, native/forward-graph.ts).
  *
  *   x = embed(ids)                                   [b, t, d]
  *   for each block:  x = x + attention(rmsNorm(x))   causal self-attention with RoPE and GQA
@@ -30,17 +32,11 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import { inverseFrequencies, rotaryTables } from './rope.ts';
 import { attentionBias, positionIds } from './mask.ts';
+import { decoderBlock, finalNorm, type BlockParams, type StepInputs } from './decoder-block.ts';
+import { eagerOps, frozenMatMul } from './eager-ops.ts';
 
 /** One decoder block's weights, transposed to [in, out]; the input norms' weights are folded into qkv / gate / up. */
-interface BlockWeights {
-  qkv: tf.Tensor2D; // [d, (h + 2 kvh) hd]  q | k | v, rows scaled by input_layernorm.weight
-  qkvBias: tf.Tensor1D | null; // [(h + 2 kvh) hd]  Qwen2
-  attentionOut: tf.Tensor2D; // [h hd, d]
-  attentionOutBias: tf.Tensor1D | null; // [d]
-  gate: tf.Tensor2D; // [d, ff], rows scaled by post_attention_layernorm.weight
-  up: tf.Tensor2D; // [d, ff], rows scaled likewise
-  down: tf.Tensor2D; // [ff, d]
-}
+type BlockWeights = BlockParams<tf.Tensor>;
 
 export interface DecoderWeights {
   blocks: BlockWeights[];
@@ -167,53 +163,6 @@ export function embedTokens(config: ModelConfig, w: DecoderWeights, ids: number[
   });
 }
 
-/** Weightless RMSNorm of rows [n, d]: x / sqrt(mean(x^2) + eps). Block norms' weights live in the next projection. */
-type Normalizer = (x: tf.Tensor2D) => tf.Tensor2D;
-
-/**
- * RMSNorm with its gradient written out: y = x r, r = 1/sqrt(mean(x^2) + eps), dx = r (dy - y mean(dy y)).
- * The mean over the hidden axis is a matmul with a [d, 1] column of 1/d (one small kernel; tfjs's mean
- * costs two, and ~100 µs per call on the native backend). Autodiff of the plain formula takes about twice
- * the elementwise passes in the backward.
- */
-function rmsNormalizer(meanColumn: tf.Tensor2D, eps: tf.Scalar): Normalizer {
-  const customFn = ((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    const r = tf.rsqrt(tf.add(frozenMatMul(tf.square(x) as tf.Tensor2D, meanColumn), eps)); // [n, 1]
-    const y = tf.mul(x, r);
-    save([y, r]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [savedY, savedR] = saved;
-        const projection = frozenMatMul(tf.mul(dy as tf.Tensor, savedY) as tf.Tensor2D, meanColumn); // mean(dy y) [n, 1]
-        return tf.mul(savedR, tf.sub(dy as tf.Tensor, tf.mul(savedY, projection)));
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0];
-  return tf.customGrad(customFn) as unknown as Normalizer;
-}
-
-/**
- * a @ W for a frozen weight W, differentiable w.r.t. `a` only. tfjs's own matMul gradient computes
- * dy @ Wᵀ with transposeB, which the wasm backend runs on a naive path (~1 GFLOP/s against ~14 without
- * transpose flags); transposing W explicitly first (a cheap copy) keeps the backward on XNNPACK. Other
- * backends handle transposeB natively and use the plain matMul.
- */
-function frozenMatMul(a: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
-  if (tf.getBackend() !== 'wasm') return tf.matMul(a, weight);
-  const customFn = ((x: tf.Tensor2D) => ({
-    value: tf.matMul(x, weight),
-    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.tidy(() => tf.matMul(dy as tf.Tensor2D, tf.transpose(weight))),
-  })) as unknown as Parameters<typeof tf.customGrad>[0];
-  return tf.customGrad(customFn)(a) as tf.Tensor2D;
-}
-
-/** x @ W (+ bias) for rows x [n, in] -> [n, out]. */
-function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D | null): tf.Tensor2D {
-  const product = frozenMatMul(x, weight);
-  return bias === null ? product : tf.add(product, bias);
-}
-
 /** Everything one decoder call shares across layers: rotary tables and the attention bias. */
 export interface StepContext {
   /** RoPE tables over all q | k | v heads [b, t, h + 2 kvh, hd] (see rotaryHeadTables). */
@@ -317,46 +266,6 @@ export function disposeStepContext(ctx: StepContext): void {
   if (ctx.rotation !== undefined) ctx.rotation.dispose();
 }
 
-/** [b, t, heads, hd] -> [b, t, heads, hd] with each head's two halves swapped. */
-function swapHalves(x: tf.Tensor4D): tf.Tensor4D {
-  const [b, t, heads, hd] = x.shape;
-  return tf.reshape(tf.reverse(tf.reshape(x, [b, t, heads, 2, hd / 2]), 3), [b, t, heads, hd]);
-}
-
-/** Causal grouped-query self-attention of one block over normed rows x [b t, d] -> [b t, d], plus the updated cache. */
-function attention(config: ModelConfig, w: BlockWeights, x: tf.Tensor2D, ctx: StepContext, past: LayerCache | null): { y: tf.Tensor2D; cache: LayerCache } {
-  const [b, t, heads, hd] = ctx.cos.shape;
-  const { numHeads: h, numKvHeads: kvh } = config;
-  const g = h / kvh;
-  const qkvRows = linear(x, w.qkv, w.qkvBias); // [b t, (h + 2kvh) hd]
-  let rotated: tf.Tensor4D; // [b, h + 2kvh, t, hd]: RoPE on q and k, q scaled by 1/sqrt(hd)
-  if (ctx.rotation !== undefined) {
-    rotated = tf.matMul(tf.reshape(qkvRows, [b, heads, 1, hd]) as tf.Tensor4D, ctx.rotation);
-  } else {
-    const qkv = tf.reshape(qkvRows, [b, t, heads, hd]) as tf.Tensor4D;
-    rotated = tf.transpose(tf.add(tf.mul(qkv, ctx.cos), tf.mul(swapHalves(qkv), ctx.sin)), [0, 2, 1, 3]) as tf.Tensor4D;
-  }
-  const [q, k, v] = tf.split(rotated, [h, kvh, kvh], 1); // [b, h | kvh | kvh, t, hd]
-  const newKeysT = tf.transpose(k, [0, 1, 3, 2]) as tf.Tensor4D; // [b, kvh, hd, t]
-  const keysT = past === null ? newKeysT : (tf.concat([past.keysT, newKeysT], 3) as tf.Tensor4D); // [b, kvh, hd, s]
-  const values = past === null ? (v as tf.Tensor4D) : (tf.concat([past.values, v as tf.Tensor4D], 2) as tf.Tensor4D); // [b, kvh, s, hd]
-  // Query head n uses kv head floor(n / g): the g query heads of a kv head are stacked along the time axis.
-  const scores = tf.matMul(tf.reshape(q, [b, kvh, g * t, hd]) as tf.Tensor4D, keysT); // [b, kvh, g t, s]
-  const probs = tf.softmax(ctx.biasIsZero === true ? scores : tf.add(scores, ctx.bias)) as tf.Tensor4D; // over s
-  const mixed = tf.matMul(probs, values); // [b, kvh, g t, hd]
-  const merged = t === 1 // [b t, h hd]; one new position (decoding) needs no transpose
-    ? tf.reshape(mixed, [b, h * hd])
-    : tf.reshape(tf.transpose(tf.reshape(mixed, [b, h, t, hd]), [0, 2, 1, 3]), [b * t, h * hd]);
-  return { y: linear(merged as tf.Tensor2D, w.attentionOut, w.attentionOutBias), cache: { keysT, values } };
-}
-
-/** SiLU-gated MLP over normed rows: down(silu(x Wgate) * (x Wup)). [b t, d] -> [b t, d]. */
-function mlp(w: BlockWeights, x: tf.Tensor2D): tf.Tensor2D {
-  const gate = linear(x, w.gate, null);
-  const activated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(x, w.up, null)); // silu(gate) * up
-  return linear(activated as tf.Tensor2D, w.down, null);
-}
-
 export interface DecoderOutput {
   /** After the final RMSNorm: [b, t, d]. */
   hidden: tf.Tensor3D;
@@ -364,14 +273,6 @@ export interface DecoderOutput {
   layers: tf.Tensor3D[] | null;
   /** The cache including this call's positions, one entry per block. */
   cache: LayerCache[];
-}
-
-/** One decoder block over residual rows x [b t, d] -> the next residual rows, plus this block's cache entry. */
-function decoderBlock(config: ModelConfig, block: BlockWeights, normalize: Normalizer, x: tf.Tensor2D, ctx: StepContext, past: LayerCache | null): { next: tf.Tensor2D; keysT: tf.Tensor4D; values: tf.Tensor4D } {
-  const attn = attention(config, block, normalize(x), ctx, past);
-  const afterAttention = tf.add(x, attn.y) as tf.Tensor2D;
-  const next = tf.add(afterAttention, mlp(block, normalize(afterAttention))) as tf.Tensor2D;
-  return { next, keysT: attn.cache.keysT, values: attn.cache.values };
 }
 
 /**
@@ -389,24 +290,31 @@ function withNestedTape<T>(fn: () => T): T {
   }
 }
 
+/** The block's step inputs from a step context (the bias add is skipped when nothing is masked). */
+function stepInputs(ctx: StepContext): StepInputs<tf.Tensor> {
+  return { cos: ctx.cos, sin: ctx.sin, bias: ctx.biasIsZero === true ? null : ctx.bias, rotation: ctx.rotation };
+}
+
+/** The eager ops of a call over residual rows of b rows × t positions. */
+type EagerOps = ReturnType<typeof eagerOps>;
+
 /**
  * A block with activation checkpointing: the forward keeps only the block's input; backprop recomputes the
  * block and differentiates it w.r.t. that input (weights are constants, i.e. frozen). The step context's
  * tensors are passed as inputs too, so the tape keeps them alive until backprop (the caller disposes its
  * own references right after the forward).
  */
-function checkpointedBlock(config: ModelConfig, block: BlockWeights, normalize: Normalizer): (x: tf.Tensor2D, ctx: StepContext) => tf.Tensor2D {
-  const run = (x: tf.Tensor, ctx: StepContext): tf.Tensor2D => decoderBlock(config, block, normalize, x as tf.Tensor2D, ctx, null).next;
+function checkpointedBlock(config: ModelConfig, block: BlockWeights, o: EagerOps): (x: tf.Tensor2D, ctx: StepContext) => tf.Tensor2D {
+  const run = (x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor): tf.Tensor2D => decoderBlock(o, config, block, x, { cos, sin, bias }, null).next as tf.Tensor2D;
   // customGrad's typing is variadic (inputs..., save).
   const customFn = ((x: tf.Tensor, cos: tf.Tensor4D, sin: tf.Tensor4D, bias: tf.Tensor4D, save: tf.GradSaveFunc) => {
     save([x, cos, sin, bias]);
     return {
-      value: tf.tidy(() => run(x, { cos, sin, bias })),
+      value: tf.tidy(() => run(x, cos, sin, bias)),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const [savedX, savedCos, savedSin, savedBias] = saved;
-          const ctx: StepContext = { cos: savedCos as tf.Tensor4D, sin: savedSin as tf.Tensor4D, bias: savedBias as tf.Tensor4D };
-          const dx = withNestedTape(() => tf.grad((z: tf.Tensor) => run(z, ctx))(savedX, dy as tf.Tensor));
+          const dx = withNestedTape(() => tf.grad((z: tf.Tensor) => run(z, savedCos, savedSin, savedBias))(savedX, dy as tf.Tensor));
           return [dx, tf.zerosLike(savedCos), tf.zerosLike(savedSin), tf.zerosLike(savedBias)];
         }),
     };
@@ -434,16 +342,20 @@ export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3
   const [b, t, d] = x.shape;
   const collected: tf.Tensor2D[] = [];
   const cache: LayerCache[] = [];
-  const normalize = rmsNormalizer(w.meanColumn, w.normEps);
+  const o = eagerOps(config, w, b, t);
+  const step = stepInputs(ctx);
   let residual = tf.reshape(x, [b * t, d]) as tf.Tensor2D;
   for (let i = 0; i < w.blocks.length; i++) {
     const block = w.blocks[i];
     let next: tf.Tensor2D;
     if (options.checkpoint) {
-      next = checkpointedBlock(config, block, normalize)(residual, ctx);
+      next = checkpointedBlock(config, block, o)(residual, ctx);
     } else {
       const input = residual;
-      const out = tf.tidy(() => decoderBlock(config, block, normalize, input, ctx, past?.[i] ?? null));
+      const out = tf.tidy(() => {
+        const { next: rows, cache: kv } = decoderBlock(o, config, block, input, step, past?.[i] ?? null);
+        return { next: rows as tf.Tensor2D, keysT: kv.keysT as tf.Tensor4D, values: kv.values as tf.Tensor4D };
+      });
       if (options.keepCache) cache.push({ keysT: out.keysT, values: out.values });
       else tf.dispose([out.keysT, out.values]);
       next = out.next;
@@ -453,7 +365,7 @@ export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3
     if (options.collectLayers && i < w.blocks.length - 1) collected.push(residual);
     if (!collected.includes(previous)) previous.dispose();
   }
-  const hidden = tf.reshape(tf.mul(normalize(residual), w.finalNorm), [b, t, d]) as tf.Tensor3D;
+  const hidden = tf.reshape(finalNorm(o, residual, w.finalNorm), [b, t, d]) as tf.Tensor3D;
   if (!collected.includes(residual)) residual.dispose();
   let layers: tf.Tensor3D[] | null = null;
   if (options.collectLayers) {
@@ -466,7 +378,7 @@ export function runDecoder(config: ModelConfig, w: DecoderWeights, x: tf.Tensor3
 /** Logits [b, t, V] from final hidden states [b, t, d]. */
 export function lmLogits(w: DecoderWeights, hidden: tf.Tensor3D): tf.Tensor3D {
   const [b, t, d] = hidden.shape;
-  return tf.reshape(linear(tf.reshape(hidden, [b * t, d]) as tf.Tensor2D, w.lmHead, null), [b, t, -1]) as tf.Tensor3D;
+  return tf.reshape(frozenMatMul(tf.reshape(hidden, [b * t, d]) as tf.Tensor2D, w.lmHead), [b, t, -1]) as tf.Tensor3D;
 }
 
 export function ropeFrequencies(config: ModelConfig): Float32Array {

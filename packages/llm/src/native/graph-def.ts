@@ -1,6 +1,6 @@
 /**
  * A TensorFlow GraphDef builder and SavedModel writer, enough to hand a static computation to libtensorflow
- * as one graph (see decode-graph.ts for why). Only the protobuf fields this project uses are written; field
+ * as one graph (see forward-graph.ts for why). Only the protobuf fields this project uses are written; field
  * numbers follow tensorflow/core/framework/{graph,node_def,attr_value,tensor,tensor_shape}.proto and
  * tensorflow/core/protobuf/{meta_graph,saved_model}.proto.
  */

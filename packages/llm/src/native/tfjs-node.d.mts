@@ -1,4 +1,8 @@
-/** Types for resolve.mjs (the built @tensorflow/tfjs-node in $DRO_CACHE/native-tf). */
+/** Types for tfjs-node.mjs (the built @tensorflow/tfjs-node in $DRO_CACHE/native-tf). */
+
+/** The prefix's folder below $DRO_CACHE, and the manifest setup writes into it last. */
+export declare const NATIVE_TF_DIR: string;
+export declare const MANIFEST_FILE: string;
 
 /** What to tell a user when the native backend is missing. */
 export declare const SETUP_HINT: string;

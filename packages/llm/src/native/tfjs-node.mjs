@@ -1,20 +1,25 @@
 /**
  * Finds the @tensorflow/tfjs-node that tools/native-tf/setup-native-tf.mjs built into $DRO_CACHE/native-tf.
  * The repo never lists tfjs-node as a dependency (npm ci must not need it), so the `tensorflow` backend is
- * imported from this absolute path instead of by package name. Plain ESM with no dependencies; types in
- * resolve.d.mts.
+ * imported from this absolute path instead of by package name. The runtime owns this file (it is what the
+ * runtime reads); it is plain ESM (its one import beyond node: is $DRO_CACHE from @dro/artifacts/user-paths),
+ * types in tfjs-node.d.mts, so the plain-node setup script imports the prefix layout (NATIVE_TF_DIR,
+ * MANIFEST_FILE) from here too.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MANIFEST_FILE, NATIVE_TF_DIR } from './pins.mjs';
+import { droCacheDir } from '@dro/artifacts/user-paths';
+
+/** Where setup builds the prefix, relative to $DRO_CACHE, and the manifest it writes last (entry, bindingPath). */
+export const NATIVE_TF_DIR = 'native-tf';
+export const MANIFEST_FILE = 'native-tf.json';
 
 export const SETUP_HINT = 'run `node tools/native-tf/setup-native-tf.mjs` (or `npm run setup -- --native-tf`) first';
 
 /** $DRO_CACHE/native-tf, the isolated npm prefix holding tfjs-node and the TensorFlow libraries. */
 export function nativeTfDir() {
-  return path.join(process.env.DRO_CACHE ?? path.join(os.homedir(), '.cache', 'dro'), NATIVE_TF_DIR);
+  return path.join(droCacheDir(), NATIVE_TF_DIR);
 }
 
 /** Absolute path of the built tfjs-node's entry module, or null when the setup step has not completed. */
