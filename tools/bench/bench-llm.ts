@@ -1,16 +1,20 @@
 /**
- * `npm run bench:llm [-- --json] [-- --backend wasm|cpu|tensorflow] [-- --torch-threads N]`
+ * `npm run bench:llm [-- --json] [-- --backend wasm|cpu|tensorflow] [-- --torch-threads N] [-- --llamacpp-threads N]`
  *
  * SmolLM2-135M-Instruct, our tfjs runtime side by side with PyTorch-CPU (transformers on the same GGUF,
- * same thread count) in one run: prefill tokens/s (batch 8 × 128, logits of the last position only, as
+ * same thread count) and llama.cpp (node-llama-cpp on the same GGUF, same thread count, same shapes; see
+ * bench-llm-llamacpp.ts) in one run: prefill tokens/s (batch 8 × 128, logits of the last position only, as
  * generation's prefill), decode tokens/s (batch 1 and 8, KV cache, greedy; from the time difference of
- * 16 and 1 new tokens, so prefill cancels), forward+backward w.r.t. input embeddings (batch 8 × 128,
+ * 16 and 1 new tokens, so prefill cancels), sampled decode tokens/s (temperature 1, top-k 50, top-p 0.9, the
+ * same difference) at SAMPLE_ROWS parallel rows and as a fraction of the same side's prefill tokens/s,
+ * forward+backward w.r.t. input embeddings (batch 8 × 128,
  * scalar of the last final hidden state; the headline row is the runtime's default for that size —
  * plain backprop, like PyTorch, on the native backend; activation checkpointing on wasm, whose heap
  * cannot hold plain backprop's intermediates — and both variants get their own rows), peak RSS. Prefill and fwd+bwd are the
  * median of REPEATS runs on both sides (the machine is shared; single runs vary by ±15 %). Ratios are
- * ours / PyTorch (> 1 = we are faster). The two sides run one after the other so they do not compete
- * for the cores. On the native backend ours is what the runtime does by default: forwards as TensorFlow
+ * ours / PyTorch and ours / llama.cpp (> 1 = we are faster). The three sides run one after the other so they do not compete
+ * for the cores. The load average (os.loadavg) at the start and end is printed with the table: the numbers
+ * are only comparable at a similar load. On the native backend ours is what the runtime does by default: forwards as TensorFlow
  * graphs, plain backprop as the graph forward plus its derived backward graph; DRO_FORWARD_GRAPH=0
  * measures the eager ops instead.
  */
@@ -29,9 +33,20 @@ const SEQ = 128;
 const DECODE_PROMPT = 32;
 const DECODE_STEPS = 16;
 const REPEATS = 3;
+/** Parallel rows of the sampling row; ≥ 64 rows is the regime of the sampling stage (prompts × samples). */
+const SAMPLE_ROWS = [1, 8, 32, 96];
+/** The paper's sampling parameters. */
+const SAMPLING = { temperature: 1, topK: 50, topP: 0.9 };
+const LLAMACPP_SCRIPT = path.join(import.meta.dirname, 'bench-llm-llamacpp.ts');
 
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean' }, backend: { type: 'string' }, 'torch-threads': { type: 'string' }, model: { type: 'string' } },
+  options: {
+    json: { type: 'boolean' },
+    backend: { type: 'string' },
+    'torch-threads': { type: 'string' },
+    'llamacpp-threads': { type: 'string' },
+    model: { type: 'string' },
+  },
 });
 
 interface SideResult {
@@ -39,6 +54,8 @@ interface SideResult {
   prefill_tokens_per_s: number;
   decode_b1_tokens_per_s: number;
   decode_b8_tokens_per_s: number;
+  /** Sampled decode tokens/s by parallel rows (SAMPLE_ROWS, SAMPLING). */
+  sample_tokens_per_s: Record<string, number>;
   /** fwd+bwd as run by default (PyTorch: plain backprop; ours: see checkpointsByDefault). */
   train_tokens_per_s: number;
   peak_rss_mb: number;
@@ -102,6 +119,16 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
   };
   const decodeB1 = await decode(1);
   const decodeB8 = await decode(BATCH);
+  // Rows 0..BATCH-1 are the decode prompts; more rows get their own random ids.
+  const samplePrompts = [...ids.map((row) => row.slice(0, DECODE_PROMPT)), ...randomIds(model.config.vocabSize, Math.max(...SAMPLE_ROWS), DECODE_PROMPT).slice(BATCH)];
+  const sample: Record<string, number> = {};
+  for (const rows of SAMPLE_ROWS) {
+    const run = (steps: number) => generate(model, { inputIds: samplePrompts.slice(0, rows), ...SAMPLING, maxNewTokens: steps, stopTokenIds: [] });
+    await run(2); // warm-up
+    const one = await seconds(() => run(1));
+    const many = await seconds(() => run(DECODE_STEPS));
+    sample[rows] = (rows * (DECODE_STEPS - 1)) / (many - one);
+  }
 
   const d = model.config.hiddenSize;
   const direction = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => Math.sin(0.1 * (i + 1))));
@@ -130,6 +157,7 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
     prefill_tokens_per_s: (BATCH * SEQ) / prefill,
     decode_b1_tokens_per_s: decodeB1,
     decode_b8_tokens_per_s: decodeB8,
+    sample_tokens_per_s: sample,
     train_tokens_per_s: (BATCH * SEQ) / (checkpointedByDefault ? trainCheckpointed : trainPlain),
     train_default: checkpointedByDefault ? 'checkpointed' : 'plain',
     train_plain_tokens_per_s: (BATCH * SEQ) / trainPlain,
@@ -141,15 +169,37 @@ async function benchOurs(model: ChatModel, threads: number): Promise<SideResult>
   };
 }
 
-function benchTorch(modelPath: string, threads: number): SideResult {
-  const script = path.join(import.meta.dirname, 'bench_llm_torch.py');
-  const r = spawnSync(PYREF, [script, '--model', modelPath, '--threads', String(threads), '--batch', String(BATCH), '--seq', String(SEQ),
-    '--decode-prompt', String(DECODE_PROMPT), '--decode-steps', String(DECODE_STEPS), '--repeats', String(REPEATS)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`PyTorch benchmark failed (${PYREF}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as SideResult;
+/** The shapes and sampling parameters both reference processes are given. */
+function shapeArgs(modelPath: string, threads: number): string[] {
+  return ['--model', modelPath, '--threads', String(threads), '--batch', String(BATCH), '--seq', String(SEQ), '--decode-prompt', String(DECODE_PROMPT),
+    '--decode-steps', String(DECODE_STEPS), '--repeats', String(REPEATS), '--sample-rows', SAMPLE_ROWS.join(','),
+    '--top-p', String(SAMPLING.topP), '--top-k', String(SAMPLING.topK), '--temperature', String(SAMPLING.temperature)];
 }
 
+/** Runs a reference side in its own process and returns its last stdout line, parsed. */
+function runSide<T>(name: string, command: string, args: string[]): T {
+  const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`${name} benchmark failed (${command} ${args[0]}): ${(r.stderr || r.error?.message || '').slice(-2000)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
+}
+
+const benchTorch = (modelPath: string, threads: number): SideResult =>
+  runSide('PyTorch', PYREF, [path.join(import.meta.dirname, 'bench_llm_torch.py'), ...shapeArgs(modelPath, threads)]);
+
+interface LlamaCppResult {
+  threads: number;
+  version: string;
+  prefill_tokens_per_s: number;
+  decode_b1_tokens_per_s: number;
+  decode_b8_tokens_per_s: number;
+  sample_tokens_per_s: Record<string, number>;
+  peak_rss_mb: number;
+}
+const benchLlamaCpp = (modelPath: string, threads: number): LlamaCppResult =>
+  runSide('llama.cpp', process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'tsnode.mjs'), LLAMACPP_SCRIPT, ...shapeArgs(modelPath, threads)]);
+
 const modelPath = flags.model ?? requireSmolLm2Gguf();
+const loadAtStart = os.loadavg();
 const loadStart = performance.now();
 const model = await loadModel(modelPath, { backend: flags.backend });
 const loadSeconds = (performance.now() - loadStart) / 1000;
@@ -160,6 +210,10 @@ const torchThreads = flags['torch-threads'] !== undefined ? Number(flags['torch-
 const ours = await benchOurs(model, ourThreads);
 model.dispose();
 const torch = benchTorch(modelPath, torchThreads);
+const llamaThreads = flags['llamacpp-threads'] !== undefined ? Number(flags['llamacpp-threads']) : ourThreads;
+const llamacpp = benchLlamaCpp(modelPath, llamaThreads);
+const loadAtEnd = os.loadavg();
+const maxRows = String(Math.max(...SAMPLE_ROWS));
 
 const ratio = (key: keyof SideResult) => Number(ours[key]) / Number(torch[key]);
 const summary = {
@@ -178,24 +232,46 @@ const summary = {
   train_checkpointed_ratio: ours.train_checkpointed_tokens_per_s! / torch.train_tokens_per_s,
   prefill_cpu_ratio: ratio('prefill_tokens_per_cpu_s'),
   train_cpu_ratio: ratio('train_tokens_per_cpu_s'),
+  llamacpp,
+  prefill_ratio_llamacpp: ours.prefill_tokens_per_s / llamacpp.prefill_tokens_per_s,
+  decode_ratio_llamacpp: ours.decode_b1_tokens_per_s / llamacpp.decode_b1_tokens_per_s,
+  decode_b8_ratio_llamacpp: ours.decode_b8_tokens_per_s / llamacpp.decode_b8_tokens_per_s,
+  /** Ours: sampled tok/s at the most rows (SAMPLE_ROWS, ≥ 64) ÷ our prefill tok/s in this run. */
+  sample_fraction_of_prefill: ours.sample_tokens_per_s[maxRows] / ours.prefill_tokens_per_s,
+  sample_rows: SAMPLE_ROWS,
+  sampling: SAMPLING,
+  /** 1-, 5- and 15-minute load averages before our side and after the last reference. */
+  load_average: { start: loadAtStart, end: loadAtEnd },
 };
 
-const rows: [string, string, string, string][] = [
-  ['metric', `ours (${model.backend}, ${ours.threads} thr)`, `PyTorch CPU (${torch.threads} thr)`, 'ours / PyTorch'],
-  [`prefill tok/s (${BATCH}×${SEQ})`, ours.prefill_tokens_per_s.toFixed(1), torch.prefill_tokens_per_s.toFixed(1), summary.prefill_ratio.toFixed(3)],
-  ['decode tok/s (batch 1)', ours.decode_b1_tokens_per_s.toFixed(1), torch.decode_b1_tokens_per_s.toFixed(1), summary.decode_ratio.toFixed(3)],
-  [`decode tok/s (batch ${BATCH})`, ours.decode_b8_tokens_per_s.toFixed(1), torch.decode_b8_tokens_per_s.toFixed(1), summary.decode_b8_ratio.toFixed(3)],
-  [`fwd+bwd tok/s (${BATCH}×${SEQ}, default: ${ours.train_default})`, ours.train_tokens_per_s.toFixed(1), torch.train_tokens_per_s.toFixed(1), summary.train_ratio.toFixed(3)],
-  ['fwd+bwd tok/s, plain backprop', ours.train_plain_tokens_per_s!.toFixed(1), torch.train_tokens_per_s.toFixed(1), summary.train_plain_ratio.toFixed(3)],
-  ['fwd+bwd tok/s, checkpointed', ours.train_checkpointed_tokens_per_s!.toFixed(1), torch.train_tokens_per_s.toFixed(1), summary.train_checkpointed_ratio.toFixed(3)],
-  ['prefill tok/CPU-s', ours.prefill_tokens_per_cpu_s.toFixed(1), torch.prefill_tokens_per_cpu_s.toFixed(1), summary.prefill_cpu_ratio.toFixed(3)],
-  ['fwd+bwd tok/CPU-s', ours.train_tokens_per_cpu_s.toFixed(1), torch.train_tokens_per_cpu_s.toFixed(1), summary.train_cpu_ratio.toFixed(3)],
-  ['peak RSS MB', ours.peak_rss_mb.toFixed(0), torch.peak_rss_mb.toFixed(0), (ours.peak_rss_mb / torch.peak_rss_mb).toFixed(3)],
-  ['peak RSS MB before plain backprop', ours.peak_rss_checkpointed_mb!.toFixed(0), '-', '-'],
+const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+const r3 = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '-' : (a / b).toFixed(3));
+/** metric, ours, PyTorch, llama.cpp (undefined = not measured there); the ratio columns follow. */
+const line = (metric: string, o: number | undefined, t: number | undefined, l: number | undefined, digits = 1): string[] => {
+  const show = (x: number | undefined) => (digits === 1 ? f1(x) : x === undefined ? '-' : x.toFixed(digits));
+  return [metric, show(o), show(t), show(l), r3(o, t), r3(o, l)];
+};
+const sampleFraction = (side: { prefill_tokens_per_s: number; sample_tokens_per_s: Record<string, number> }) => side.sample_tokens_per_s[maxRows] / side.prefill_tokens_per_s;
+const rows: string[][] = [
+  ['metric', `ours (${model.backend}, ${ours.threads} thr)`, `PyTorch CPU (${torch.threads} thr)`, `llama.cpp ${llamacpp.version} (${llamacpp.threads} thr)`, 'ours / PyTorch', 'ours / llama.cpp'],
+  line(`prefill tok/s (${BATCH}×${SEQ})`, ours.prefill_tokens_per_s, torch.prefill_tokens_per_s, llamacpp.prefill_tokens_per_s),
+  line('decode tok/s (batch 1, greedy)', ours.decode_b1_tokens_per_s, torch.decode_b1_tokens_per_s, llamacpp.decode_b1_tokens_per_s),
+  line(`decode tok/s (batch ${BATCH}, greedy)`, ours.decode_b8_tokens_per_s, torch.decode_b8_tokens_per_s, llamacpp.decode_b8_tokens_per_s),
+  ...SAMPLE_ROWS.map((n) =>
+    line(`sampled tok/s (${n} rows, T ${SAMPLING.temperature} top-k ${SAMPLING.topK} top-p ${SAMPLING.topP})`, ours.sample_tokens_per_s[n], torch.sample_tokens_per_s[n], llamacpp.sample_tokens_per_s[n]),
+  ),
+  line(`sampled ÷ prefill tok/s (${maxRows} rows, each side its own)`, sampleFraction(ours), sampleFraction(torch), sampleFraction(llamacpp), 3),
+  line(`fwd+bwd tok/s (${BATCH}×${SEQ}, default: ${ours.train_default})`, ours.train_tokens_per_s, torch.train_tokens_per_s, undefined),
+  line('fwd+bwd tok/s, plain backprop', ours.train_plain_tokens_per_s, torch.train_tokens_per_s, undefined),
+  line('fwd+bwd tok/s, checkpointed', ours.train_checkpointed_tokens_per_s, torch.train_tokens_per_s, undefined),
+  line('prefill tok/CPU-s', ours.prefill_tokens_per_cpu_s, torch.prefill_tokens_per_cpu_s, undefined),
+  line('fwd+bwd tok/CPU-s', ours.train_tokens_per_cpu_s, torch.train_tokens_per_cpu_s, undefined),
+  line('peak RSS MB', ours.peak_rss_mb, torch.peak_rss_mb, llamacpp.peak_rss_mb, 0),
+  line('peak RSS MB before plain backprop', ours.peak_rss_checkpointed_mb, undefined, undefined, 0),
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 const table = rows.map((r) => `| ${r.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`);
 table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 console.log(table.join('\n'));
-console.log(`model load ${loadSeconds.toFixed(1)} s, RSS after load ${rssAfterLoadMb.toFixed(0)} MB`);
+console.log(`model load ${loadSeconds.toFixed(1)} s, RSS after load ${rssAfterLoadMb.toFixed(0)} MB; load average ${loadAtStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${loadAtEnd.map((x) => x.toFixed(2)).join(' ')} at the end (${os.cpus().length} CPUs)`);
 if (flags.json) console.log(JSON.stringify(summary));

@@ -1,6 +1,6 @@
 """PyTorch-CPU side of `npm run bench:llm`: transformers on the same SmolLM2 GGUF (dequantized to float32).
 
-Prints one JSON object: prefill / decode / train tokens per second and peak RSS, measured exactly like
+Prints one JSON object: prefill / decode / sampled decode / train tokens per second and peak RSS, measured exactly like
 tools/bench/bench-llm.ts measures the TypeScript runtime (same shapes, same thread count).
 """
 import argparse
@@ -59,6 +59,10 @@ def main():
     parser.add_argument("--decode-prompt", type=int, default=32)
     parser.add_argument("--decode-steps", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sample-rows", default="1,8,32,96")
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--temperature", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -75,18 +79,26 @@ def main():
         model(input_ids=ids[:1, :16], logits_to_keep=1)  # warm-up
     prefill_s = median_timed(prefill, 'prefill', args.repeats)
 
-    def generate(batch, steps):
-        prompt = ids[:batch, : args.decode_prompt]
-        with torch.no_grad():
-            model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=steps,
-                           min_new_tokens=steps, pad_token_id=0)
+    sample_rows = [int(r) for r in args.sample_rows.split(",")]
+    prompts = torch.randint(0, vocab, (max(sample_rows + [args.batch]), args.decode_prompt))
+    prompts[: args.batch] = ids[:, : args.decode_prompt]
 
-    decode = {}
-    for batch in (1, args.batch):
-        generate(batch, 2)  # warm-up
-        one = timed(lambda: generate(batch, 1))
-        many = timed(lambda: generate(batch, args.decode_steps))
-        decode[batch] = batch * (args.decode_steps - 1) / (many - one)
+    def generate(batch, steps, **sampling):
+        prompt = prompts[:batch]
+        with torch.no_grad():
+            model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=steps,
+                           min_new_tokens=steps, pad_token_id=0, **sampling)
+
+    def decode_rate(batch, **sampling):
+        """Tokens/s from the time difference of decode_steps and 1 new tokens (prefill cancels)."""
+        generate(batch, 2, **sampling)  # warm-up
+        one = timed(lambda: generate(batch, 1, **sampling))
+        many = timed(lambda: generate(batch, args.decode_steps, **sampling))
+        return batch * (args.decode_steps - 1) / (many - one)
+
+    decode = {batch: decode_rate(batch, do_sample=False) for batch in (1, args.batch)}
+    sample = {str(rows): decode_rate(rows, do_sample=True, top_p=args.top_p, top_k=args.top_k, temperature=args.temperature)
+              for rows in sample_rows}
 
     direction = torch.sin(0.1 * (torch.arange(d, dtype=torch.float32) + 1))
 
@@ -104,6 +116,7 @@ def main():
         "prefill_tokens_per_s": tokens / prefill_s,
         "decode_b1_tokens_per_s": decode[1],
         "decode_b8_tokens_per_s": decode[args.batch],
+        "sample_tokens_per_s": sample,
         "train_tokens_per_s": tokens / train_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "prefill_tokens_per_cpu_s": tokens / CPU_SECONDS["prefill"],
