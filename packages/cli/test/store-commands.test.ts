@@ -175,7 +175,7 @@ describe('dro report', () => {
   it('--out onto a FIFO or a directory is refused and leaves it as it was (never replaced by a file)', async () => {
     const root = freshRoot();
     const store = new LocalArtifactStore({ root });
-    const ref = await store.putJson(REPORT_SCHEMA.name, { html: HTML, title: 't' }, made);
+    const ref = await store.putJson(reportHtmlSchema.name, { html: HTML, title: 't' }, made);
     const fifo = path.join(tmp, 'report-fifo.html');
     execFileSync('mkfifo', [fifo]);
     const r = dro('report', '--ref', ref.digest, '--store', root, '--out', fifo);
