@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { defineJsonSchema } from '../src/index.ts';
 
 /** Run a python3 snippet (CI's python3 has numpy, pyarrow, safetensors) and return its stdout. */
 export function runPython(script: string, args: string[] = []): string {
@@ -74,3 +75,21 @@ export function waitForExit(child: ChildProcess): Promise<{ code: number | null;
     else child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+/** A small JSON schema (`test-labels/v1`) the store tests write; importing this module registers it. */
+export interface Labels {
+  labels: { id: string; refused: boolean }[];
+}
+defineJsonSchema<Labels>({
+  name: 'test-labels/v1',
+  validate(value) {
+    const problems: string[] = [];
+    const labels = (value as Labels)?.labels;
+    if (!Array.isArray(labels)) return ['labels: expected an array'];
+    labels.forEach((label, i) => {
+      if (typeof label?.id !== 'string') problems.push(`labels[${i}].id: expected a string`);
+      if (typeof label?.refused !== 'boolean') problems.push(`labels[${i}].refused: expected a boolean`);
+    });
+    return problems;
+  },
+});

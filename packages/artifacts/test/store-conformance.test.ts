@@ -28,24 +28,8 @@ import {
 import * as arrow from 'apache-arrow';
 import { readFileSync } from 'node:fs';
 import { localBackend, s3Backend, type StoreBackend } from './store-backends.ts';
-import { runPython } from './helpers.ts';
+import { runPython, type Labels } from './helpers.ts';
 
-interface Labels {
-  labels: { id: string; refused: boolean }[];
-}
-defineJsonSchema<Labels>({
-  name: 'test-labels/v1',
-  validate(value) {
-    const problems: string[] = [];
-    const labels = (value as Labels)?.labels;
-    if (!Array.isArray(labels)) return ['labels: expected an array'];
-    labels.forEach((label, i) => {
-      if (typeof label?.id !== 'string') problems.push(`labels[${i}].id: expected a string`);
-      if (typeof label?.refused !== 'boolean') problems.push(`labels[${i}].refused: expected a boolean`);
-    });
-    return problems;
-  },
-});
 defineJsonSchema<{ n: number }>({ name: 'test-n/v1', validate: (v) => (typeof (v as { n?: unknown })?.n === 'number' ? [] : ['n: expected a number']) });
 defineTensorSchema({ name: 'test-weights/v1', tensors: { w: { dtype: 'F32', rank: 2 } } });
 defineTableSchema({ name: 'test-rows/v1', columns: [{ name: 'id', type: 'utf8' }, { name: 'score', type: 'float64' }] });

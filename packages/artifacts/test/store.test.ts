@@ -8,7 +8,6 @@ import {
   codeVersion,
   defaultStoreLocation,
   defaultStoreRoot,
-  defineJsonSchema,
   defineTensorSchema,
   type ManifestInput,
 } from '../src/index.ts';
@@ -17,22 +16,6 @@ import { makeTempDir } from './helpers.ts';
 const temp = makeTempDir('store');
 afterAll(temp.cleanup);
 
-interface Labels {
-  labels: { id: string; refused: boolean }[];
-}
-defineJsonSchema<Labels>({
-  name: 'test-labels/v1',
-  validate(value) {
-    const problems: string[] = [];
-    const labels = (value as Labels)?.labels;
-    if (!Array.isArray(labels)) return ['labels: expected an array'];
-    labels.forEach((label, i) => {
-      if (typeof label?.id !== 'string') problems.push(`labels[${i}].id: expected a string`);
-      if (typeof label?.refused !== 'boolean') problems.push(`labels[${i}].refused: expected a boolean`);
-    });
-    return problems;
-  },
-});
 defineTensorSchema({ name: 'test-weights/v1', tensors: { w: { dtype: 'F32', rank: 2 } } });
 
 const made = (stage: string, inputs: Record<string, string> = {}): ManifestInput => ({
