@@ -127,11 +127,7 @@ describe('the DRO DAG on Temporal (tiny model)', () => {
   });
 });
 
-// retry: 1 — one of four CI runs on 2026-11-30 failed here: a worker's data-prep raised "the safety-prompt span
-// [8, 378) holds a control token id" for one training input, and the file then passed in isolation. The
-// cause (worker-process tokenizer state?) is not found yet and is reported in the issue note; a retry keeps
-// a real, repeatable failure visible (it fails twice) while the flake is chased.
-describe('the DRO DAG on Temporal with an S3 store (workers share no filesystem)', { retry: 1 }, () => {
+describe('the DRO DAG on Temporal with an S3 store (workers share no filesystem)', () => {
   const uri = 's3://dro-e2e/experiments/tiny';
   let seaweed: SeaweedFsHandle;
   const savedEnv: Record<string, string | undefined> = {};

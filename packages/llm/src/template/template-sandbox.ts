@@ -10,7 +10,10 @@
  * request to a small relay thread and waits on a shared flag (Atomics.wait). The relay thread, which never
  * runs template code, owns the rendering process: it forwards the request over IPC, kills the process at
  * the time budget, and answers at once if the process dies (out of memory, crash). The caller then gets a
- * ModelFormatError naming the template's origin; the next render starts a fresh process.
+ * ModelFormatError naming the template's origin; the next render starts a fresh process. Every request
+ * carries an id that its reply echoes, and a reply is taken only by its own request from its own process:
+ * a process killed at the budget can still deliver its last reply after its exit, when the next request is
+ * already waiting (one CI run tokenised such a stale chat; test/template-sandbox-replies.test.ts).
  *
  * Cost: the process starts once per parent process (0.3–0.4 s on the 2-core machine); each render adds two
  * thread hops and an IPC round trip, ~0.1–0.3 ms (tools/bench/bench-chat-input.ts; README, Guarantees).
@@ -38,7 +41,11 @@ const { Template } = require(process.argv[1]);
 const parsed = new Map();
 process.on('disconnect', () => process.exit(0));
 process.send({ ready: true });
-process.on('message', ({ source, context, maxChars }) => {
+// Test-only fault injection: 'stale-reply' also sends the previous reply again before each reply, as a
+// reply that arrives late (after the request it answers was given up) does.
+const fault = process.env.DRO_TEMPLATE_SANDBOX_FAULT;
+let previous = null;
+process.on('message', ({ id, source, context, maxChars }) => {
   let reply;
   try {
     let template = parsed.get(source);
@@ -48,7 +55,7 @@ process.on('message', ({ source, context, maxChars }) => {
       parsed.set(source, template);
     }
     if (context === null) {
-      process.send({ text: '' });
+      process.send({ id, text: '' });
       return;
     }
     const text = template.render(context);
@@ -58,6 +65,9 @@ process.on('message', ({ source, context, maxChars }) => {
   } catch (err) {
     reply = { error: String((err && err.message) || err) };
   }
+  reply.id = id;
+  if (fault === 'stale-reply' && previous !== null) process.send(previous);
+  previous = reply;
   process.send(reply);
 });
 `;
@@ -90,29 +100,33 @@ function start() {
   ready = false;
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  // Only the current request's own process may answer it: a process killed at the budget can still
+  // deliver its last reply, or its exit, after the next request was handed to a fresh process.
+  const mine = () => pending !== null && pending.proc === proc;
   proc.on('message', (m) => {
     if (m && m.ready) {
-      ready = true;
-      if (pending !== null) { clearTimeout(pending.timer); send(proc); }
+      if (child === proc) ready = true;
+      if (mine()) { clearTimeout(pending.timer); send(proc); }
       return;
     }
-    reply(m);
+    if (mine() && m && m.id === pending.request.id) reply(m);
   });
-  proc.on('error', (err) => reply({ budget: 'the rendering process failed: ' + err.message }));
+  proc.on('error', (err) => { if (mine()) reply({ id: pending.request.id, budget: 'the rendering process failed: ' + err.message }); });
   proc.on('exit', (code, signal) => {
     if (child === proc) child = null;
-    if (pending === null) return;
-    if (pending.startup) reply({ budget: 'the rendering process did not start within ' + startupMs / 1000 + ' s' });
-    else if (pending.timedOut) reply({ budget: 'it did not finish within ' + budgetMs / 1000 + ' s' });
-    else if (/heap out of memory|Reached heap limit|Allocation failed/.test(stderr)) reply({ budget: 'it ran out of its ' + heapMb + ' MB of memory' });
-    else reply({ budget: 'the rendering process ended (' + (signal || 'exit code ' + code) + ')' });
+    if (!mine()) return;
+    const id = pending.request.id;
+    if (pending.startup) reply({ id, budget: 'the rendering process did not start within ' + startupMs / 1000 + ' s' });
+    else if (pending.timedOut) reply({ id, budget: 'it did not finish within ' + budgetMs / 1000 + ' s' });
+    else if (/heap out of memory|Reached heap limit|Allocation failed/.test(stderr)) reply({ id, budget: 'it ran out of its ' + heapMb + ' MB of memory' });
+    else reply({ id, budget: 'the rendering process ended (' + (signal || 'exit code ' + code) + ')' });
   });
   return proc;
 }
 port.on('message', (request) => {
-  child = child || start();
+  if (child === null || child.exitCode !== null || child.signalCode !== null || child.killed) child = start();
   const proc = child;
-  pending = { request, timedOut: false, startup: false, timer: null };
+  pending = { request, proc, timedOut: false, startup: false, timer: null };
   if (ready) send(proc);
   else pending.timer = setTimeout(() => { pending.startup = true; proc.kill('SIGKILL'); }, startupMs);
 });
@@ -154,11 +168,15 @@ export function renderSandboxed(source: string, context: Record<string, unknown>
   return request({ source, context, maxChars: OUTPUT_BASE_CHARS + OUTPUT_CONTENT_FACTOR * contentChars });
 }
 
+/** Request ids: a reply is taken only by the request it answers (see the relay's `mine`). */
+let nextRequestId = 1;
+
 function request(message: { source: string; context: Record<string, unknown> | null; maxChars: number }): string {
   relay ??= startRelay();
   const { port, flags } = relay;
+  const id = nextRequestId++;
   Atomics.store(flags, 0, 0);
-  port.postMessage(message);
+  port.postMessage({ id, ...message });
   // The relay enforces the budget and answers when the process dies; this deadline is only a backstop
   // (it includes starting the process on the first render).
   if (Atomics.wait(flags, 0, 0, TEMPLATE_TIME_BUDGET_MS + STARTUP_BUDGET_MS + 5_000) === 'timed-out') {
@@ -166,7 +184,11 @@ function request(message: { source: string; context: Record<string, unknown> | n
     relay = null;
     throw new TemplateBudgetError('the template sandbox did not answer');
   }
-  const reply = receiveMessageOnPort(port)?.message as { text?: string; error?: string; budget?: string } | undefined;
+  type Reply = { id: number; text?: string; error?: string; budget?: string };
+  let reply: Reply | undefined;
+  // Replies to requests given up earlier (none expected; see the relay) are dropped, never taken as this one's.
+  do reply = receiveMessageOnPort(port)?.message as Reply | undefined;
+  while (reply !== undefined && reply.id !== id);
   if (reply === undefined) throw new TemplateBudgetError('the template sandbox answered nothing');
   if (reply.budget !== undefined) throw new TemplateBudgetError(reply.budget);
   if (reply.error !== undefined) throw new TemplateRenderError(reply.error);
