@@ -159,6 +159,30 @@ export async function markLive(store: Pick<IndexedArtifactStore, 'records' | 'ma
   return { live, unpinned, badRecords };
 }
 
+/**
+ * The sweep's last step, the same for every store: drop each unpinned record (a cache entry) that names an
+ * artifact `isMissing` says is gone, then sort the report. While any record is unreadable nothing is
+ * dropped (gc cannot tell what that record pins).
+ */
+export async function sweepDanglingRecords(
+  store: Pick<IndexedArtifactStore, 'records'>,
+  unpinned: readonly UnpinnedRecord[],
+  isMissing: (digest: string) => boolean | Promise<boolean>,
+  report: GcReport,
+): Promise<GcReport> {
+  for (const { id, namespace, key, refs } of unpinned) {
+    let dangling = false;
+    for (const digest of refs) if (!dangling && (await isMissing(digest))) dangling = true;
+    if (dangling && report.badRecords.length === 0) {
+      if (!report.dryRun) await store.records.delete(namespace, key);
+      report.recordsDeleted.push(id);
+    }
+  }
+  report.deleted.sort();
+  report.skipped.sort();
+  return report;
+}
+
 export function emptyGcReport(dryRun: boolean): GcReport {
   return { dryRun, kept: 0, deleted: [], bytesFreed: 0, recordsDeleted: [], strayFilesDeleted: 0, skipped: [], badRecords: [] };
 }
@@ -253,15 +277,5 @@ export async function collectGarbage(store: LocalArtifactStore, options: GcOptio
   // A cache entry dangles when an artifact it names is gone — not when gc merely cannot see it.
   const isMissing = async (digest: string) =>
     gone.has(digest) || (!committed.has(digest) && ((await isTrulyAbsent(store.root, store.objectPath(digest))) || (await isTrulyAbsent(store.root, store.manifestPath(digest)))));
-  for (const { id, namespace, key, refs } of recordRefs) {
-    let dangling = false;
-    for (const digest of refs) if (!dangling && (await isMissing(digest))) dangling = true;
-    if (dangling && report.badRecords.length === 0) {
-      if (!dryRun) await store.records.delete(namespace, key);
-      report.recordsDeleted.push(id);
-    }
-  }
-  report.deleted.sort();
-  report.skipped.sort();
-  return report;
+  return sweepDanglingRecords(store, recordRefs, isMissing, report);
 }

@@ -16,7 +16,7 @@
 import { CorruptRecordError } from './errors.ts';
 import { isRecordName, recordKeyOf } from './records.ts';
 import { STORE_MARKER } from './store-marker.ts';
-import { emptyGcReport, markLive, type GcOptions, type GcReport } from './gc.ts';
+import { emptyGcReport, markLive, sweepDanglingRecords, type GcOptions, type GcReport } from './gc.ts';
 import type { VerifyOptions, VerifyReport } from './verify.ts';
 import type { S3Entry } from './s3-objects.ts';
 import { assertMarkedS3Store } from './s3-marker.ts';
@@ -95,16 +95,7 @@ export async function collectS3Garbage(store: S3ArtifactStore, options: GcOption
       report.strayFilesDeleted++;
     }
   }
-  for (const { id, namespace, key, refs } of unpinned) {
-    const dangling = refs.some((digest) => gone.has(digest) || !committed.has(digest));
-    if (dangling && report.badRecords.length === 0) {
-      if (!dryRun) await store.records.delete(namespace, key);
-      report.recordsDeleted.push(id);
-    }
-  }
-  report.deleted.sort();
-  report.skipped.sort();
-  return report;
+  return sweepDanglingRecords(store, unpinned, (digest) => gone.has(digest) || !committed.has(digest), report);
 }
 
 export async function verifyS3Store(store: S3ArtifactStore, options: VerifyOptions = {}): Promise<VerifyReport> {
