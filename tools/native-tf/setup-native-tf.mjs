@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * Builds a working @tensorflow/tfjs-node (the `tensorflow` tfjs backend: multi-threaded native TensorFlow
- * kernels) without its install step, which downloads libtensorflow from storage.googleapis.com:
+ * kernels) without its install step, which downloads libtensorflow from storage.googleapis.com — or, with
+ * --gpu, @tensorflow/tfjs-node-gpu (backend `tensorflow-gpu`) against the GPU-enabled `tensorflow` wheel plus
+ * the CUDA libraries as pip packages, into $DRO_CACHE/native-tf-gpu:
  *
  *   1. `npm ci --ignore-scripts` of tfjs-node 4.22.0 into an isolated prefix ($DRO_CACHE/native-tf), from
  *      the committed lockfile (prefix.package-lock.json: every package pinned by integrity hash);
@@ -16,6 +18,9 @@
  *   node tools/native-tf/setup-native-tf.mjs            build if missing or built from other pins
  *   node tools/native-tf/setup-native-tf.mjs --check    report only; exit 1 if not installed/up to date
  *   node tools/native-tf/setup-native-tf.mjs --force    rebuild even if up to date
+ *   --gpu            the GPU build instead (pins.mjs BUILD_VARIANTS.gpu; ~3.3 GB of wheels, ~6 GB installed)
+ *   --no-cuda-libs   with --gpu: skip the CUDA pip packages (a build that can only check it loads and refuses
+ *                    to run without a GPU — what CI does on a machine without one)
  *
  * Idempotent: a second run finds the manifest matching the pins and does nothing. Work happens in a temp
  * folder under $DRO_CACHE renamed into place at the end, so an interrupted run leaves no half-built prefix.
@@ -29,20 +34,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from '../setup/hash.mjs';
 // The prefix layout is the runtime's (it reads what this script writes).
-import { MANIFEST_FILE, NATIVE_TF_DIR } from '../../packages/llm/src/native/tfjs-node.mjs';
-import {
-  TENSORFLOW_HEADER_PREFIXES,
-  TENSORFLOW_LIBRARIES,
-  TENSORFLOW_WHEEL,
-  TFJS_NODE,
-} from './pins.mjs';
+import { MANIFEST_FILE, NATIVE_TF_VARIANTS } from '../../packages/llm/src/native/tfjs-node.mjs';
+import { BUILD_VARIANTS, TENSORFLOW_HEADER_PREFIXES } from './pins.mjs';
 import { droCacheDir } from '../../packages/artifacts/src/user-paths.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
 const cacheRoot = droCacheDir();
-const finalDir = path.join(cacheRoot, NATIVE_TF_DIR);
 const args = new Set(process.argv.slice(2));
+const variantName = args.has('--gpu') ? 'gpu' : 'cpu';
+const variant = BUILD_VARIANTS[variantName];
+const { tfjsNode: TFJS_NODE, wheel: TENSORFLOW_WHEEL, libraries: TENSORFLOW_LIBRARIES } = variant;
+const CUDA_WHEELS = args.has('--no-cuda-libs') ? [] : variant.cuda;
+const finalDir = path.join(cacheRoot, NATIVE_TF_VARIANTS[variantName].dir);
+const backendName = variantName === 'gpu' ? 'tensorflow-gpu' : 'tensorflow';
 
 class SetupError extends Error {}
 
@@ -65,11 +70,12 @@ function buildInputs() {
     wheel: { package: TENSORFLOW_WHEEL.package, version: TENSORFLOW_WHEEL.version, sha256: TENSORFLOW_WHEEL.sha256 },
     libraries: TENSORFLOW_LIBRARIES.map((l) => ({ member: l.member, sha256: l.sha256 })),
     headerPrefixes: TENSORFLOW_HEADER_PREFIXES,
-    lockfileSha256: sha256File(path.join(here, 'prefix.package-lock.json')),
+    lockfileSha256: sha256File(path.join(here, variant.prefixFiles[1])),
+    ...(variantName === 'gpu' ? { cudaWheels: CUDA_WHEELS.map((w) => ({ name: w.name, version: w.version, sha256: w.sha256 })) } : {}),
   };
 }
 
-const tfjsNodeDir = (prefix) => path.join(prefix, 'node_modules', '@tensorflow', 'tfjs-node');
+const tfjsNodeDir = (prefix) => path.join(prefix, 'node_modules', ...TFJS_NODE.name.split('/'));
 
 /** null when the installed prefix is complete and built from the current pins, else the reason it is not. */
 function staleReason() {
@@ -108,8 +114,8 @@ function checkTfjsCoreMatchesRepo(prefix) {
 }
 
 function installNpmPrefix(prefix) {
-  fs.copyFileSync(path.join(here, 'prefix.package.json'), path.join(prefix, 'package.json'));
-  fs.copyFileSync(path.join(here, 'prefix.package-lock.json'), path.join(prefix, 'package-lock.json'));
+  fs.copyFileSync(path.join(here, variant.prefixFiles[0]), path.join(prefix, 'package.json'));
+  fs.copyFileSync(path.join(here, variant.prefixFiles[1]), path.join(prefix, 'package-lock.json'));
   log(`npm ci --ignore-scripts ${TFJS_NODE.name}@${TFJS_NODE.version} (pinned lockfile) into ${prefix}`);
   const r = run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: prefix });
   if (r.status !== 0) throw new SetupError(`npm ci in ${prefix} failed (is the npm registry reachable?):\n${tail(r.stdout + r.stderr)}`);
@@ -120,7 +126,7 @@ function installNpmPrefix(prefix) {
 
 function downloadWheel(downloadDir) {
   const w = TENSORFLOW_WHEEL;
-  log(`pip download ${w.package}==${w.version} (${w.file}, ~260 MB) from PyPI`);
+  log(`pip download ${w.package}==${w.version} (${w.file}) from PyPI`);
   const r = run('python3', [
     '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q',
     '--python-version', w.pythonVersion, '--implementation', w.implementation, '--abi', w.abi, '--platform', w.platform,
@@ -174,6 +180,51 @@ function extractTensorflow(wheel, tfjsNode) {
     const got = sha256File(file);
     if (got !== lib.sha256) throw new SetupError(`${lib.member} from ${path.basename(wheel)} has sha256 ${got}, expected ${lib.sha256}`);
     fs.symlinkSync(path.basename(lib.member), path.join(libDir, lib.linkName));
+  }
+}
+
+/** The tags the CUDA wheels carry (py3-none-manylinux_*): pip download needs every one it may pick. */
+const CUDA_PLATFORMS = ['manylinux_2_27_x86_64', 'manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'manylinux_2_12_x86_64', 'manylinux2010_x86_64'];
+
+const EXTRACT_NVIDIA_PY = `
+import os, shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+count = 0
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        name = info.filename
+        if not name.startswith('nvidia/') or name.endswith('/') or '..' in name.split('/'):
+            continue
+        out = os.path.join(dest, name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(info) as src, open(out, 'wb') as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        if (info.external_attr >> 16) & 0o111:
+            os.chmod(out, 0o755)
+        count += 1
+print(count)
+`;
+
+/**
+ * The CUDA pip packages (pins.mjs CUDA_WHEELS), one at a time (each wheel is deleted once extracted): their
+ * nvidia/ trees go to tfjs-node's deps/nvidia/, the runpath of the GPU libtensorflow ($ORIGIN/../nvidia/…/lib).
+ */
+function installCudaLibraries(downloadDir, tfjsNode) {
+  for (const w of CUDA_WHEELS) {
+    log(`pip download ${w.name}==${w.version} (${w.file})`);
+    const r = run('python3', [
+      '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q',
+      '--python-version', '311', '--implementation', 'cp', '--abi', 'cp311', ...CUDA_PLATFORMS.flatMap((p) => ['--platform', p]),
+      '-d', downloadDir, `${w.name}==${w.version}`,
+    ]);
+    if (r.status !== 0) throw new SetupError(`pip could not download ${w.name}==${w.version}:\n${tail(r.stdout + r.stderr)}`);
+    const wheel = path.join(downloadDir, w.file);
+    if (!fs.existsSync(wheel)) throw new SetupError(`pip did not produce ${w.file} in ${downloadDir}`);
+    const got = sha256File(wheel);
+    if (got !== w.sha256) throw new SetupError(`${w.file} has sha256 ${got}, expected ${w.sha256} (pinned in pins.mjs)`);
+    const x = run('python3', ['-c', EXTRACT_NVIDIA_PY, wheel, path.join(tfjsNode, 'deps')]);
+    if (x.status !== 0 || Number(x.stdout.trim()) === 0) throw new SetupError(`could not extract nvidia/ from ${w.file}: ${tail(x.stderr)}`);
+    fs.rmSync(wheel);
   }
 }
 
@@ -242,22 +293,24 @@ const tf = require(process.argv[1]);
 const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
 const b = tf.tensor2d([7, 8, 9, 10, 11, 12], [3, 2]);
 const product = Array.from(tf.matMul(a, b).dataSync());
-console.log(JSON.stringify({ backend: tf.getBackend(), tfVersion: tf.backend().binding.TF_Version, product }));
+console.log(JSON.stringify({ backend: tf.getBackend(), tfVersion: tf.backend().binding.TF_Version, product, gpu: tf.backend().isUsingGpuDevice }));
 `;
 
 function smokeTest(prefix) {
   const entry = path.join(tfjsNodeDir(prefix), 'dist', 'index.js');
   const r = run(process.execPath, ['-e', SMOKE_JS, entry], { env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   if (r.status !== 0) throw new SetupError(`the built addon does not load:\n${tail(r.stdout + r.stderr)}`);
-  const got = JSON.parse(r.stdout.trim().split('\n').at(-1));
+  const { gpu, ...got } = JSON.parse(r.stdout.trim().split('\n').at(-1));
   const want = { backend: 'tensorflow', tfVersion: TENSORFLOW_WHEEL.version, product: [58, 64, 139, 154] };
   if (JSON.stringify(got) !== JSON.stringify(want)) throw new SetupError(`smoke test: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
   log(`smoke test ok: backend ${got.backend}, TensorFlow ${got.tfVersion}, matMul [[1,2,3],[4,5,6]]·[[7,8],[9,10],[11,12]] = ${got.product}`);
+  // The GPU build is built anywhere; whether this machine has a GPU only decides where it can run.
+  if (variantName === 'gpu') log(`this machine: TensorFlow ${gpu ? 'found a GPU' : 'found no GPU (the tensorflow-gpu backend will refuse to run here)'}`);
 }
 
 /** One build at a time per cache: a lock file holding the builder's pid (a dead holder's lock is taken over). */
 function acquireLock() {
-  const lockPath = path.join(cacheRoot, '.native-tf.lock');
+  const lockPath = path.join(cacheRoot, `.${path.basename(finalDir)}.lock`);
   try {
     fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
   } catch {
@@ -276,13 +329,15 @@ function acquireLock() {
 }
 
 function build() {
-  const buildDir = fs.mkdtempSync(path.join(cacheRoot, '.native-tf-build-'));
+  const buildDir = fs.mkdtempSync(path.join(cacheRoot, `.${path.basename(finalDir)}-build-`));
   try {
     installNpmPrefix(buildDir);
     const downloadDir = path.join(buildDir, '.download');
     fs.mkdirSync(downloadDir);
     const wheel = downloadWheel(downloadDir);
     extractTensorflow(wheel, tfjsNodeDir(buildDir));
+    fs.rmSync(wheel);
+    installCudaLibraries(downloadDir, tfjsNodeDir(buildDir));
     fs.rmSync(downloadDir, { recursive: true, force: true });
     const binding = compileAddon(buildDir);
     smokeTest(buildDir);
@@ -321,7 +376,7 @@ function main() {
   }
   const reason = staleReason();
   if (args.has('--check')) {
-    if (reason) throw new SetupError(`${reason} (run node tools/native-tf/setup-native-tf.mjs)`);
+    if (reason) throw new SetupError(`${reason} (run node tools/native-tf/setup-native-tf.mjs${variantName === 'gpu' ? ' --gpu' : ''})`);
     log(`ok    ${finalDir} (${TFJS_NODE.name}@${TFJS_NODE.version} on ${TENSORFLOW_WHEEL.package}==${TENSORFLOW_WHEEL.version})`);
     return;
   }
@@ -337,7 +392,7 @@ function main() {
   } finally {
     release();
   }
-  log(`done: ${finalDir} (select it with DRO_TFJS_BACKEND=tensorflow)`);
+  log(`done: ${finalDir} (select it with DRO_TFJS_BACKEND=${backendName} or --backend ${backendName})`);
 }
 
 try {

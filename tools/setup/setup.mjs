@@ -13,6 +13,10 @@
  *                                         against the tensorflow-cpu wheel, ~1 GB). Without it the tfjs backend
  *                                         is wasm; with it 'auto' picks tensorflow (several times faster).
  *                                         A failed native build only warns, unless --native-tf was given.
+ *   --gpu                                 also the GPU backend `tensorflow-gpu` (tools/native-tf --gpu:
+ *                                         tfjs-node-gpu against the `tensorflow` GPU wheel and the CUDA pip
+ *                                         packages; ~3.3 GB of downloads, ~6 GB in $DRO_CACHE/native-tf-gpu).
+ *                                         Opt-in; it fails setup if it cannot be built.
  *
  * Every asset is pinned (version + sha256). Downloads land in a temp dir and are renamed into place only
  * after their digest matches, so an interrupted run never leaves a file that passes as complete; a second
@@ -33,6 +37,7 @@ const wantTest = args.has('--test');
 const checkOnly = args.has('--check');
 const requireNativeTf = args.has('--native-tf');
 const wantNativeTf = requireNativeTf || (!args.has('--no-native-tf') && process.platform === 'linux' && process.arch === 'x64');
+const wantGpu = args.has('--gpu');
 
 if (args.has('--help') || args.has('-h')) {
   process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^[\s\S]*?\/\*\*/, ''));
@@ -330,6 +335,13 @@ function ensureNativeTf() {
   log(`warn  ${msg}; the tfjs backend falls back to wasm (portable, slower)`);
 }
 
+/** Opt-in (--gpu): the GPU build; asked for by name, so a failure fails setup. */
+function ensureNativeTfGpu() {
+  const script = path.join(repoRoot, 'tools', 'native-tf', 'setup-native-tf.mjs');
+  const r = run(process.execPath, [script, '--gpu', ...(checkOnly ? ['--check'] : [])]);
+  if (r.status !== 0) throw new SetupError(`GPU backend: ${script} --gpu failed (see above)`);
+}
+
 /** Temp dirs of an earlier run that was killed mid-download (a wheel each); setup is not run concurrently. */
 function removeStaleDownloads() {
   for (const entry of fs.readdirSync(cacheRoot)) {
@@ -353,6 +365,7 @@ function main() {
     ensureChromium();
   }
   if (wantNativeTf) ensureNativeTf();
+  if (wantGpu) ensureNativeTfGpu();
   log('setup complete');
 }
 

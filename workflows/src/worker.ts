@@ -29,7 +29,7 @@ export interface StartWorkerOptions {
   /** host:port of the Temporal frontend. */
   address?: string;
   namespace?: string;
-  /** tfjs backend for model queues ("wasm", "cpu", "tensorflow"); default: the LLM runtime's choice. */
+  /** tfjs backend for model queues ("wasm", "cpu", "tensorflow", "tensorflow-gpu"); default: the LLM runtime's choice. */
   backend?: string;
   /** The LLM runtime's initBackend; called once for workers that serve the model queue. */
   initBackend?(name?: string): Promise<string> | string;

@@ -36,7 +36,7 @@ export interface Manifest {
   /** Digest of the model file the stage ran (null for cpu stages). */
   modelDigest: string | null;
   code: { gitSha: string | null; dirty: boolean };
-  /** tfjs backend the producing stage used, if any ("wasm", "cpu", "tensorflow"). */
+  /** tfjs backend the producing stage used, if any ("wasm", "cpu", "tensorflow", "tensorflow-gpu"). */
   backend: string | null;
   createdAt: string;
   /** Row count for tables, tensor count for safetensors, null for JSON. */

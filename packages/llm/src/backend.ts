@@ -7,8 +7,12 @@
  *  - 'wasm' (the portable default; 'auto' picks it when no native build is installed): XNNPACK kernels with SIMD. Under Node the threaded build does not engage (no
  *    SharedArrayBuffer workers), so it runs on one thread.
  *  - 'cpu': the pure-JS fallback (slow, ~30x below wasm on matmuls), always available.
- *  - 'tensorflow': native libtensorflow through @tensorflow/tfjs-node(-gpu), when that package is installed
+ *  - 'tensorflow': native libtensorflow through @tensorflow/tfjs-node, when that package is installed
  *    ('auto', the default, picks it when tools/native-tf has built it).
+ *  - 'tensorflow-gpu': TensorFlow's GPU build through @tensorflow/tfjs-node-gpu (opt-in: setup --gpu). Only
+ *    ever chosen by name; it runs on a GPU or not at all — where TensorFlow sees no GPU it is a BackendError,
+ *    never a silent run on the CPU. Its tfjs backend is tfjs-node's, also named 'tensorflow' inside tfjs,
+ *    so the native graph paths serve both.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -21,8 +25,13 @@ import { WASM_HEAP_BYTES } from './model/memory-budget.ts';
 
 export { tf };
 
-export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
-export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow'];
+export type BackendName = 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
+
+/** Whether `backend` runs on native TensorFlow (tfjs-node or tfjs-node-gpu; tfjs's backend 'tensorflow'). */
+export function isNativeBackend(backend: BackendName): boolean {
+  return backend === 'tensorflow' || backend === 'tensorflow-gpu';
+}
 
 /** Env var that picks the backend when initBackend() is called without a name. */
 export const BACKEND_ENV = 'DRO_TFJS_BACKEND';
@@ -91,14 +100,37 @@ function parseBackendName(name: string): BackendName {
 async function activate(name: BackendName): Promise<BackendName> {
   await registerAllGradients();
   if (name === 'wasm') await registerWasm();
-  if (name === 'tensorflow') {
-    await registerNative();
-    tuneNativeKernels();
-  }
-  const ok = await tf.setBackend(name);
+  if (name === 'tensorflow') await registerNative();
+  if (name === 'tensorflow-gpu') await registerNativeGpu();
+  if (isNativeBackend(name)) tuneNativeKernels();
+  const tfjsName = isNativeBackend(name) ? 'tensorflow' : name;
+  const ok = await tf.setBackend(tfjsName);
   if (!ok) throw new BackendError(`tfjs backend "${name}" failed to initialise`);
   await tf.ready();
+  if (name === 'tensorflow-gpu') requireGpuDevice();
   return name;
+}
+
+async function registerNativeGpu(): Promise<void> {
+  const { resolveNativeTfjsNode, loadNativeTfjsNode, NATIVE_TF_VARIANTS } = await import('./native/tfjs-node.mjs');
+  if (resolveNativeTfjsNode('gpu') === null) {
+    throw new BackendError(`tfjs backend "tensorflow-gpu" is not installed: ${NATIVE_TF_VARIANTS.gpu.setupHint}`);
+  }
+  await loadNativeTfjsNode(tf, 'gpu');
+}
+
+/**
+ * tfjs-node-gpu places work on the first GPU TensorFlow lists and otherwise, silently, on the CPU (its
+ * binding's isUsingGpuDevice). A run that asked for the GPU stops here instead.
+ */
+function requireGpuDevice(): void {
+  const usingGpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+  if (usingGpu) return;
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  throw new BackendError(
+    `tfjs backend "tensorflow-gpu": TensorFlow found no GPU on this machine${visible !== undefined ? ` (CUDA_VISIBLE_DEVICES=${JSON.stringify(visible)})` : ''} ` +
+      '— no CUDA device or driver; it does not fall back to the CPU (use --backend tensorflow for that; TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow\'s diagnostics)',
+  );
 }
 
 /**

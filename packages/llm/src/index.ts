@@ -1,5 +1,5 @@
 /** @dro/llm: the tfjs runtime for Llama-family chat models. */
-export { tf, initBackend, activeBackend, registerAllGradients, wasmFeatures, BACKEND_ENV, BACKEND_NAMES, BackendError, type BackendName } from './backend.ts';
+export { tf, initBackend, activeBackend, isNativeBackend, registerAllGradients, wasmFeatures, BACKEND_ENV, BACKEND_NAMES, BackendError, type BackendName } from './backend.ts';
 export {
   ChatModel,
   createChatModel,

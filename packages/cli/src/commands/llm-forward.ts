@@ -7,7 +7,7 @@ import { chatMessages } from './llm-generate.ts';
 export const llmForwardCommand: Command = {
   path: ['llm', 'forward'],
   summary: 'Run one forward pass: top-10 next-token logits, final hidden state L2 norm and first 8 values',
-  usage: '[--model ID|PATH] --prompt TEXT [--system TEXT] [--backend wasm|cpu|tensorflow] [--json]',
+  usage: '[--model ID|PATH] --prompt TEXT [--system TEXT] [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--json]',
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },

@@ -18,7 +18,7 @@ export const llmGenerateCommand: Command = {
   summary: 'Generate a chat reply (greedy when --temperature 0); streams text unless --json',
   usage:
     '[--model ID|PATH] --prompt TEXT [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] ' +
-    '[--seed S] [--samples N] [--backend wasm|cpu|tensorflow] [--json]',
+    '[--seed S] [--samples N] [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--json]',
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },

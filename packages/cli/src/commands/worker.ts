@@ -21,7 +21,7 @@ export function parseQueues(raw: string): QueueName[] {
 export const workerCommand: Command = {
   path: ['worker'],
   summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
-  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow] [--address HOST:PORT] [--namespace NS] [--store DIR|s3://BUCKET/PREFIX] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
+  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--address HOST:PORT] [--namespace NS] [--store DIR|s3://BUCKET/PREFIX] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
   options: {
     queues: { type: 'string', default: 'cpu,model' },
     backend: { type: 'string' },

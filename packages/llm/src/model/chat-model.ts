@@ -3,7 +3,7 @@
  * template, forward over ids or input embeddings (differentiable w.r.t. the embeddings), and generation.
  */
 import { BadInputError } from '@dro/artifacts';
-import { tf, initBackend, type BackendName } from '../backend.ts';
+import { tf, initBackend, isNativeBackend, type BackendName } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
@@ -51,7 +51,7 @@ export const PLAIN_BACKPROP_MAX_TOKENS = 1024;
 
 /** The default of ForwardInput.checkpoint for `tokens` (batch × time) inputs: plain backprop where memory allows. */
 export function checkpointsByDefault(backend: BackendName, tokens: number): boolean {
-  return backend !== 'tensorflow' || tokens > PLAIN_BACKPROP_MAX_TOKENS;
+  return !isNativeBackend(backend) || tokens > PLAIN_BACKPROP_MAX_TOKENS;
 }
 
 export interface ForwardInput {

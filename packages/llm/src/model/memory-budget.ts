@@ -21,7 +21,7 @@ export const WASM_HEAP_BYTES = 4 * 2 ** 30;
  * after the first forward (the backend's HEAPU8 length, SmolLM2 Q4_1 GGUF, one 9-token forward). Native
  * TensorFlow and the cpu backend compute on the uploaded tensors.
  */
-const RESIDENT_FACTOR: Record<BackendName, number> = { wasm: 2.2, tensorflow: 1, cpu: 1 };
+const RESIDENT_FACTOR: Record<BackendName, number> = { wasm: 2.2, tensorflow: 1, 'tensorflow-gpu': 1, cpu: 1 };
 
 /** Working memory a model must leave free on its backend to run anything at all. */
 export const MIN_WORKING_BYTES = 256 * 2 ** 20;
@@ -37,7 +37,8 @@ export function formatBytes(bytes: number): string {
 /** The memory a backend can use at most, and how to say it. */
 export function backendMemory(backend: BackendName): { bytes: number; what: string } {
   if (backend === 'wasm') return { bytes: WASM_HEAP_BYTES, what: 'the wasm heap limit of 4 GiB' };
-  // A container's memory limit (cgroup) where one is set, else the machine's physical memory.
+  // A container's memory limit (cgroup) where one is set, else the machine's physical memory. For
+  // tensorflow-gpu this is the host's memory too: the GPU's own memory is not queried (untested on a GPU).
   const constrained = process.constrainedMemory?.() ?? 0;
   const physical = os.totalmem();
   const bytes = constrained > 0 && constrained < physical ? constrained : physical;

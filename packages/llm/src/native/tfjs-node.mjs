@@ -15,16 +15,38 @@ import { droCacheDir } from '@dro/artifacts/user-paths';
 export const NATIVE_TF_DIR = 'native-tf';
 export const MANIFEST_FILE = 'native-tf.json';
 
-export const SETUP_HINT = 'run `node tools/native-tf/setup-native-tf.mjs` (or `npm run setup -- --native-tf`) first';
+/**
+ * The two native builds: `cpu` (backend `tensorflow`: tfjs-node on the tensorflow-cpu wheel, built by default)
+ * and `gpu` (backend `tensorflow-gpu`: tfjs-node-gpu on the GPU-enabled tensorflow wheel and the CUDA pip
+ * packages, opt-in). Each has its own prefix, so both can be installed and a process loads one.
+ */
+export const NATIVE_TF_VARIANTS = {
+  cpu: {
+    dir: NATIVE_TF_DIR,
+    setupHint: 'run `node tools/native-tf/setup-native-tf.mjs` (or `npm run setup -- --native-tf`) first',
+  },
+  gpu: {
+    dir: 'native-tf-gpu',
+    setupHint: 'run `node tools/setup/setup.mjs --gpu` (tfjs-node-gpu on the tensorflow GPU wheel and CUDA pip packages, ~4 GB) first',
+  },
+};
 
-/** $DRO_CACHE/native-tf, the isolated npm prefix holding tfjs-node and the TensorFlow libraries. */
-export function nativeTfDir() {
-  return path.join(droCacheDir(), NATIVE_TF_DIR);
+export const SETUP_HINT = NATIVE_TF_VARIANTS.cpu.setupHint;
+
+function variantOf(name) {
+  const variant = NATIVE_TF_VARIANTS[name];
+  if (variant === undefined) throw new Error(`unknown native TensorFlow build "${name}" (expected ${Object.keys(NATIVE_TF_VARIANTS).join(' or ')})`);
+  return variant;
+}
+
+/** $DRO_CACHE/native-tf (cpu) or $DRO_CACHE/native-tf-gpu: the isolated npm prefix holding tfjs-node and the TensorFlow libraries. */
+export function nativeTfDir(variant = 'cpu') {
+  return path.join(droCacheDir(), variantOf(variant).dir);
 }
 
 /** Absolute path of the built tfjs-node's entry module, or null when the setup step has not completed. */
-export function resolveNativeTfjsNode() {
-  const dir = nativeTfDir();
+export function resolveNativeTfjsNode(variant = 'cpu') {
+  const dir = nativeTfDir(variant);
   let manifest;
   try {
     manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8'));
@@ -41,12 +63,14 @@ export function resolveNativeTfjsNode() {
  * `tf` is the caller's @tensorflow/tfjs-core (same version as tfjs-node's copy: setup checks). Both copies
  * share tfjs's global engine and kernel registry, so tfjs-node's bundled tfjs-backend-cpu re-registers the
  * same cpu kernels and tfjs logs ~170 "already registered" warnings; the PROD flag mutes tfjs's logging for
- * the import only. TF_CPP_MIN_LOG_LEVEL=1 (unless set) drops TensorFlow's start-up INFO lines.
+ * the import only. TF_CPP_MIN_LOG_LEVEL=1 (unless set) drops TensorFlow's start-up INFO lines; for the GPU
+ * build 3, since without a GPU its CUDA probe logs errors ("failed call to cuInit") before the runtime can
+ * say so in one line of its own (set TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's diagnostics).
  */
-export async function loadNativeTfjsNode(tf) {
-  const entry = resolveNativeTfjsNode();
-  if (!entry) throw new Error(`the native TensorFlow backend is not installed in ${nativeTfDir()}: ${SETUP_HINT}`);
-  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+export async function loadNativeTfjsNode(tf, variant = 'cpu') {
+  const entry = resolveNativeTfjsNode(variant);
+  if (!entry) throw new Error(`the native TensorFlow backend is not installed in ${nativeTfDir(variant)}: ${variantOf(variant).setupHint}`);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= variant === 'gpu' ? '3' : '1';
   const wasProd = tf.env().getBool('PROD');
   tf.env().set('PROD', true);
   try {
