@@ -9,7 +9,20 @@
 import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ArtifactRef } from '@dro/artifacts';
-import { BadInputError, type Dag, type DagNode, type ProgressEvent, type ShardPlan, type StageLogger, type StageLookup, loadDagPlugins, lookupNodeStage } from '@dro/pipeline';
+import {
+  BadInputError,
+  NO_PLUGINS,
+  type Dag,
+  type DagNode,
+  type PluginAllowlist,
+  type ProgressEvent,
+  type ShardPlan,
+  type StageLogger,
+  type StageLookup,
+  loadDagPlugins,
+  lookupNodeStage,
+  resolveNodeStage,
+} from '@dro/pipeline';
 import { BAD_INPUT_ERROR_TYPE, type MergeShardsInput, type RunStageInput, type RunStageResult, type ShardPlanResult, type StageHeartbeat } from './shared.ts';
 import { planDag } from './plan.ts';
 
@@ -35,6 +48,11 @@ export interface ActivityDeps {
   execute: NodeExecutor;
   /** Identity shown in status views; default host:pid. */
   workerIdentity?: string;
+  /**
+   * The stage plugins this worker may load from a DAG (`dro worker --allow-plugins`); default none. A
+   * workflow's DAG names the module every worker imports, and whoever starts a workflow writes the DAG.
+   */
+  allowPlugins?: PluginAllowlist;
 }
 
 const workerIdentityDefault = `${os.hostname()}:${process.pid}`;
@@ -42,6 +60,12 @@ const workerIdentityDefault = `${os.hostname()}:${process.pid}`;
 /** Builds the activity implementations a worker registers. */
 export function createActivities(deps: ActivityDeps) {
   const identity = deps.workerIdentity ?? workerIdentityDefault;
+  const allow = deps.allowPlugins ?? NO_PLUGINS;
+  // Every activity that gets a node loads its plugin here, against the allowlist, before the executor
+  // (which loads it without one) sees the node: then the executor finds it loaded.
+  const admit = async (node: DagNode): Promise<void> => {
+    if (node.plugin !== undefined) await resolveNodeStage(deps.stages, node, { allow });
+  };
   const stageResult = (input: RunStageInput, execution: NodeExecution, started: number): RunStageResult => ({
     ...execution,
     stageVersion: safeVersion(deps.stages, input.node),
@@ -56,7 +80,7 @@ export function createActivities(deps: ActivityDeps) {
      */
     async planDag(dag: Dag) {
       try {
-        await loadDagPlugins(dag, deps.stages);
+        await loadDagPlugins(dag, deps.stages, { allow });
         return planDag(dag, deps.stages);
       } catch (err) {
         throw toActivityFailure(err);
@@ -70,6 +94,7 @@ export function createActivities(deps: ActivityDeps) {
     async planShardsActivity(input: RunStageInput): Promise<ShardPlanResult> {
       const started = Date.now();
       try {
+        await admit(input.node);
         const plan = deps.execute.planShards ? await deps.execute.planShards(request(input)) : { kind: 'whole' as const };
         if (plan.kind === 'cached') return { kind: 'cached', result: stageResult(input, plan.execution, started) };
         if (plan.kind === 'whole') return plan;
@@ -84,6 +109,7 @@ export function createActivities(deps: ActivityDeps) {
       const started = Date.now();
       try {
         if (!deps.execute.mergeShards) throw new Error(`worker ${identity} cannot merge shards (its executor has no mergeShards)`);
+        await admit(input.node);
         return stageResult(input, await deps.execute.mergeShards(request(input), input.shardOutputs), started);
       } catch (err) {
         throw toActivityFailure(err);
@@ -108,6 +134,7 @@ export function createActivities(deps: ActivityDeps) {
         log.info('retrying node', { attempt: actx.info.attempt, lastHeartbeat: actx.info.heartbeatDetails });
       }
       try {
+        await admit(input.node);
         const result = await deps.execute({
           runId: input.runId,
           node: input.node,

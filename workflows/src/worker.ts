@@ -21,7 +21,7 @@ import { openStore } from '@dro/artifacts';
 import { createActivities, type NodeExecutor } from './activities.ts';
 import { TemporalConnectError, unreachableMessage } from './connect.ts';
 import { createNodeExecutor } from './executor.ts';
-import type { StageLookup } from '@dro/pipeline';
+import type { PluginAllowlist, StageLookup } from '@dro/pipeline';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, TASK_QUEUES, WORKFLOW_TASK_QUEUE, type QueueName } from './shared.ts';
 
 export interface StartWorkerOptions {
@@ -35,6 +35,8 @@ export interface StartWorkerOptions {
   initBackend?(name?: string): Promise<string> | string;
   /** The stage registry (a StageRegistry, a Map or a lookup function). */
   stages: StageLookup;
+  /** The stage plugins a DAG may name on this worker (parsePluginAllowlist of @dro/pipeline); default none. */
+  allowPlugins?: PluginAllowlist;
   /**
    * Runs one node. Default: the spine's executeNode over the store at `storeRoot` (every worker of a
    * cluster must point at the same store: a shared directory or an s3:// location).
@@ -116,7 +118,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
     throw new TemporalConnectError(unreachableMessage(address, opts.namespace ?? DEFAULT_NAMESPACE, err), { cause: err });
   });
   const execute = opts.execute ?? createNodeExecutor({ store: openStore(opts.storeRoot), stages: opts.stages });
-  const activities = createActivities({ stages: opts.stages, execute, workerIdentity: opts.identity });
+  const activities = createActivities({ stages: opts.stages, execute, workerIdentity: opts.identity, allowPlugins: opts.allowPlugins });
   const common = {
     connection,
     namespace: opts.namespace ?? DEFAULT_NAMESPACE,

@@ -2,7 +2,8 @@
  * A stage plugin on Temporal (real dev server, tiny model, the real stages): workers load it from the
  * path named in the workflow input, and the plugin's sub-DAG (data-prep → labels, the example's
  * middle-layer extract → directions) gives the same digests as the local runner. A worker that cannot
- * load it fails the node as bad input, once — not retried.
+ * load it fails the node as bad input, once — not retried. Each worker allows the plugin's directory
+ * (plugin-allowlist.test.ts holds what a worker refuses).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dagFor, droStageRegistry, prepareExperiment, runExperimentLocally, type ExperimentConfig } from '@dro/experiment';
 import { initBackend } from '@dro/llm';
-import { createProgressReporter } from '@dro/pipeline';
+import { createProgressReporter, parsePluginAllowlist } from '@dro/pipeline';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle } from '../src/worker.ts';
 import { DagRunFailedError, connectClient, runDagOnTemporal, startDagRun, unwrapWorkflowError } from '../src/client.ts';
@@ -67,6 +68,7 @@ describe('stage plugins on Temporal (tiny model)', () => {
       queues: ['cpu', 'model'],
       address: server.address,
       stages,
+      allowPlugins: parsePluginAllowlist(path.dirname(examplePlugin), 'test'),
       initBackend,
       execute: createNodeExecutor({ store: remote.store, stages }),
       handleSignals: false,
@@ -95,8 +97,8 @@ describe('stage plugins on Temporal (tiny model)', () => {
     const prepared = await prepareExperiment(pluginConfig(module), path.join(scratch.dir, 'store-picky'));
     const dag = dagFor(prepared.dag, 'extract');
     // Planning (which loads the plugin too) runs here; the stages run on a worker without the driver.
-    const planner = await startWorker({ queues: [], address: server.address, stages: droStageRegistry(), handleSignals: false });
-    const child = await spawnWorkerChild(workerMain, [server.address, prepared.store.root, 'cpu,model'], { DRO_TEST_NO_DRIVER: '1' });
+    const planner = await startWorker({ queues: [], address: server.address, stages: droStageRegistry(), allowPlugins: parsePluginAllowlist(dir, 'test'), handleSignals: false });
+    const child = await spawnWorkerChild(workerMain, [server.address, prepared.store.root, 'cpu,model'], { DRO_TEST_NO_DRIVER: '1', DRO_WORKER_PLUGINS: dir });
     children.push(child);
     const client = await connectClient({ address: server.address });
     try {

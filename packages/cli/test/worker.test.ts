@@ -1,6 +1,7 @@
 /**
  * `dro worker` end to end against a real Temporal server: it starts, serves its queues (it answers a DAG
- * planning request through the workflow queue), and SIGTERM drains it to a clean exit 0. Bad options → exit 2.
+ * planning request through the workflow queue), and SIGTERM drains it to a clean exit 0. Bad options → exit 2
+ * (its stage plugin allowlist included; plugin-allowlist.test.ts of @dro/workflows runs it with one).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -66,5 +67,16 @@ describe('dro worker', () => {
     const slots = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'dro.mjs'), 'worker', '--model-slots', '0'], { encoding: 'utf8', timeout: 60_000 });
     expect(slots.status).toBe(2);
     expect(slots.stderr).toContain('--model-slots expects a whole number ≥ 1, got 0');
+  });
+
+  it('rejects an allowlist entry that is neither an existing directory nor a package name, naming the flag or DRO_WORKER_PLUGINS', () => {
+    const dro = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'dro.mjs'), 'worker', ...args], { encoding: 'utf8', timeout: 60_000, cwd: tmp, env: { ...process.env, ...env } });
+    const missing = dro([], { DRO_WORKER_PLUGINS: './no-such-dir' });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain(`DRO_WORKER_PLUGINS: "./no-such-dir": cannot read the directory ${path.join(fs.realpathSync(tmp), 'no-such-dir')} (ENOENT)`);
+    const malformed = dro(['--allow-plugins', 'plugins/'], { DRO_WORKER_PLUGINS: '' });
+    expect(malformed.status).toBe(2);
+    expect(malformed.stderr).toContain('--allow-plugins: "plugins/": expected a directory (starting with "/", "./", "../" or "~") or a package name');
   });
 });

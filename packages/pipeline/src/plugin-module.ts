@@ -42,7 +42,14 @@ export function isPackageSpecifier(module: string): boolean {
   return !module.startsWith('.') && !path.isAbsolute(module);
 }
 
-const PACKAGE_SPECIFIER = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(\/[A-Za-z0-9._~@-]+)*$/;
+/** A package name and an optional subpath; no "." or ".." segment (it would step out of the package). */
+const PACKAGE_SPECIFIER = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~@-]+)*$/;
+
+/** The package a specifier names ("@lab/judge/strict" → "@lab/judge"), or null when it is not a package specifier. */
+export function packageNameOf(spec: string): string | null {
+  if (!isPackageSpecifier(spec) || !PACKAGE_SPECIFIER.test(spec)) return null;
+  return spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+}
 
 /** Resolution resembling Node's `import`: the "import"/"node"/"default" conditions and "main", nothing else. */
 const NODE_LIKE: BuildOptions = { platform: 'node', format: 'esm', conditions: [], mainFields: ['main'], write: false, logLevel: 'silent' };
@@ -100,7 +107,8 @@ async function localImports(file: string, where: string): Promise<string[]> {
 
 async function resolvePackage(source: StagePluginSource, where: string): Promise<PluginModule> {
   const spec = source.module;
-  if (!PACKAGE_SPECIFIER.test(spec)) throw new BadInputError(`${where}: not a package name (a path must start with "./", "../" or "/")`);
+  const name = packageNameOf(spec);
+  if (name === null) throw new BadInputError(`${where}: not a package name (a path must start with "./", "../" or "/")`);
   const from = source.resolveFrom ?? process.cwd();
   let resolved: { path: string; errors: Message[] } | undefined;
   await build({
@@ -109,7 +117,6 @@ async function resolvePackage(source: StagePluginSource, where: string): Promise
     plugins: [{ name: 'dro-resolve-plugin', setup: (b) => b.onStart(async () => void (resolved = await b.resolve(spec, { kind: 'import-statement', resolveDir: from }))) }],
   });
   if (!resolved?.path) throw new BadInputError(`${where}: cannot be resolved (${firstError(resolved?.errors, 'not found')}); install it where it resolves on every machine that runs its stage`);
-  const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
   const manifest = packageJsonOf(resolved.path, name);
   if (!manifest || typeof manifest.version !== 'string' || manifest.version === '') {
     throw new BadInputError(`${where}: found ${resolved.path} but no package.json with "name": "${name}" and a "version" above it`);

@@ -3,7 +3,8 @@
  * for the nodes that name it (DagNode.plugin). Both engines load plugins through here — the local runner
  * before it validates a DAG, a Temporal worker when it plans a DAG or runs a node — so a plugin that
  * cannot load, or does not fit the stage it replaces, is a BadInputError (never retried) naming the module
- * and the field, raised before any stage runs.
+ * and the field, raised before any stage runs. A worker passes its allowlist (`allow`): a DAG's plugin it
+ * does not admit is refused the same way, before the module is read (plugin-allowlist.ts).
  *
  * "Fits" means the DAG built for the replaced stage works unchanged: the same name, `needs` (it routes the
  * node and decides whether it gets a model) and required inputs, every variadic input prefix and every
@@ -18,6 +19,7 @@ import { BadInputError, listSchemas } from '@dro/artifacts';
 import type { Dag, DagNode, Stage, StagePluginRef, StagePluginSource } from './stage.ts';
 import { lookupStage, type StageLookup } from './registry.ts';
 import { pluginLabel, resolvePluginModule } from './plugin-module.ts';
+import { assertPluginAllowed, type PluginAllowlist } from './plugin-allowlist.ts';
 
 export interface LoadedStagePlugin {
   stage: Stage<unknown>;
@@ -89,12 +91,20 @@ export async function loadStagePlugin(stageName: string, source: StagePluginSour
   return load;
 }
 
+export interface NodePluginOptions {
+  /**
+   * Load only the plugins this admits (a worker's allowlist, see plugin-allowlist.ts), checked before the
+   * module is read or imported. Omitted: any plugin (the local runner, whose DAG is the user's own config).
+   */
+  allow?: PluginAllowlist;
+}
+
 /** Load every plugin a DAG's nodes name (engines call this before validateDag); errors name the node. */
-export async function loadDagPlugins(dag: Dag, stages: StageLookup): Promise<void> {
+export async function loadDagPlugins(dag: Dag, stages: StageLookup, options: NodePluginOptions = {}): Promise<void> {
   for (const node of dag?.nodes ?? []) {
     if (node?.plugin === undefined) continue;
     try {
-      await loadNodePlugin(node, stages);
+      await loadNodePlugin(node, stages, options);
     } catch (error) {
       if (error instanceof BadInputError) throw new BadInputError(`DAG "${dag.name}": node "${node.id}": ${error.message}`, { cause: error });
       throw error;
@@ -102,11 +112,13 @@ export async function loadDagPlugins(dag: Dag, stages: StageLookup): Promise<voi
   }
 }
 
-async function loadNodePlugin(node: DagNode, stages: StageLookup): Promise<void> {
+/** The one place a plugin named by a DAG node is loaded: the allowlist check comes first, before any cache. */
+async function loadNodePlugin(node: DagNode, stages: StageLookup, options: NodePluginOptions): Promise<void> {
   const p = node.plugin as Partial<StagePluginRef> | null;
   if (typeof p !== 'object' || p === null || typeof p.module !== 'string' || typeof p.identity !== 'string' || (p.resolveFrom !== undefined && typeof p.resolveFrom !== 'string')) {
     throw new BadInputError(`"plugin" must be { module, identity, resolveFrom? }, got ${JSON.stringify(p)}`);
   }
+  if (options.allow) assertPluginAllowed(p as StagePluginRef, options.allow);
   await loadStagePlugin(node.stage, p as StagePluginRef, stages);
 }
 
@@ -120,8 +132,8 @@ export function lookupNodeStage(stages: StageLookup, node: DagNode): Stage<unkno
 }
 
 /** lookupNodeStage, loading the node's plugin first if it names one (errors name the plugin, not the node). */
-export async function resolveNodeStage(stages: StageLookup, node: DagNode): Promise<Stage<unknown> | undefined> {
-  if (node.plugin !== undefined) await loadNodePlugin(node, stages);
+export async function resolveNodeStage(stages: StageLookup, node: DagNode, options: NodePluginOptions = {}): Promise<Stage<unknown> | undefined> {
+  if (node.plugin !== undefined) await loadNodePlugin(node, stages, options);
   return lookupNodeStage(stages, node);
 }
 

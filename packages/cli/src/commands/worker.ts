@@ -3,7 +3,7 @@
  * dro-model) plus the workflow queue. Run one per machine (GPU machines: --queues model --backend tensorflow).
  * SIGTERM/SIGINT drain: polling stops, running stages get the grace time to finish.
  */
-import { openStore } from '@dro/artifacts';
+import { BadInputError, openStore } from '@dro/artifacts';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, type QueueName } from '@dro/workflows/shared';
 import { CliError, nonNegativeOpt, positiveIntOpt, storeOpt, stringOpt, type Command } from '../command.ts';
 
@@ -21,9 +21,11 @@ export function parseQueues(raw: string): QueueName[] {
 export const workerCommand: Command = {
   path: ['worker'],
   summary: 'Run a Temporal worker for DRO stages (task queues dro-cpu / dro-model); SIGTERM drains',
-  usage: '--queues cpu,model [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--address HOST:PORT] [--namespace NS] [--store DIR|s3://BUCKET/PREFIX] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
+  usage: '--queues cpu,model [--allow-plugins DIR|PACKAGE[,…]] [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--address HOST:PORT] [--namespace NS] [--store DIR|s3://BUCKET/PREFIX] [--grace SECONDS] [--cpu-slots N] [--model-slots N] [--log-level TRACE|DEBUG|INFO|WARN|ERROR]',
   options: {
     queues: { type: 'string', default: 'cpu,model' },
+    // No default shown: it is $DRO_WORKER_PLUGINS, else none.
+    'allow-plugins': { type: 'string' },
     backend: { type: 'string' },
     address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS },
     namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE },
@@ -40,6 +42,7 @@ export const workerCommand: Command = {
     const concurrency = { cpu: positiveIntOpt(args, 'cpu-slots') ?? 2, model: positiveIntOpt(args, 'model-slots') ?? 1 };
     const logLevel = (stringOpt(args, 'log-level') ?? 'INFO').toUpperCase();
     if (!['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) throw new CliError(`--log-level: expected TRACE, DEBUG, INFO, WARN or ERROR, got "${logLevel}"`, 2);
+    const { allowPlugins, allowed } = await pluginAllowlistOpt(stringOpt(args, 'allow-plugins'));
     const store = openStore(storeOpt(args));
     // A worker writes every artifact of its stages: refuse a directory that is not a DRO store now, not
     // as a failed activity later (a new, empty or missing directory becomes a store).
@@ -59,6 +62,7 @@ export const workerCommand: Command = {
       backend: stringOpt(args, 'backend'),
       initBackend,
       stages,
+      allowPlugins,
       execute: createNodeExecutor({ store, stages }),
       shutdownGraceMs: graceSeconds * 1000,
       concurrency,
@@ -66,10 +70,27 @@ export const workerCommand: Command = {
     });
     process.stderr.write(
       `dro worker: serving ${worker.queues.join(', ')} at ${address}` +
-        `${worker.backend ? `, tfjs backend ${worker.backend}` : ''}, store ${store.root} (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+        `${worker.backend ? `, tfjs backend ${worker.backend}` : ''}, store ${store.root}, stage plugins allowed: ${allowed} (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
     );
     await worker.done;
     process.stderr.write('dro worker: drained and stopped\n');
     return 0;
   },
 };
+
+/**
+ * The stage plugins this worker may import from a DAG: --allow-plugins, else $DRO_WORKER_PLUGINS, else
+ * none — a workflow's DAG names the module, and whoever can start a workflow writes the DAG.
+ */
+async function pluginAllowlistOpt(flagValue: string | undefined) {
+  // Loaded lazily, as the stages: @dro/pipeline pulls in more than --help should pay for.
+  const { describePluginAllowlist, parsePluginAllowlist } = await import('@dro/pipeline');
+  const [raw, from] = flagValue !== undefined ? [flagValue, '--allow-plugins'] : [process.env.DRO_WORKER_PLUGINS ?? '', 'DRO_WORKER_PLUGINS'];
+  try {
+    const allowPlugins = parsePluginAllowlist(raw, from);
+    return { allowPlugins, allowed: describePluginAllowlist(allowPlugins) };
+  } catch (error) {
+    if (error instanceof BadInputError) throw new CliError(error.message, 2);
+    throw error;
+  }
+}
