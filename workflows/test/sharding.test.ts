@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { ArtifactRef } from '@dro/artifacts';
 import { dagFor, droStageRegistry, prepareExperiment, type ExperimentConfig } from '@dro/experiment';
+import { initBackend, modelLoads, tf } from '@dro/llm';
 import { createProgressReporter, runDag, type Dag } from '@dro/pipeline';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
@@ -184,4 +185,26 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
     await exited(survivor);
   }, 300_000);
 
+  it('a model worker that runs every shard loads the model once, and disposes it when it stops', async () => {
+    const storeRoot = `${scratch.dir}/store-one-worker`;
+    const dag = rowParallelDag((await prepareExperiment(config, storeRoot)).dag);
+    const stages = droStageRegistry();
+    const tensorsBefore = tf.memory().numTensors;
+    const loadsBefore = modelLoads();
+    const worker = await startWorker({
+      queues: ['model'], address: server.address, stages, initBackend, serveWorkflows: false, handleSignals: false,
+      execute: createNodeExecutor({ store: openStore(storeRoot), stages }),
+    });
+    try {
+      const { result } = await runOnTemporal(dag, storeRoot, async () => {});
+      expect(result.outputs).toEqual(localOutputs);
+      const shards = result.nodes.reduce((sum, n) => sum + (n.shards?.total ?? 0), 0);
+      expect(shards).toBe(10);
+      // 10 shards and the whole reference-answers node, one model: one load.
+      expect(modelLoads() - loadsBefore).toBe(1);
+    } finally {
+      await worker.shutdown();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  }, 300_000);
 });

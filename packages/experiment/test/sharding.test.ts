@@ -1,12 +1,13 @@
 /**
  * Row-parallel stages run as shards on the local runner (tiny random model, real store, real stages):
- * sharded and unsharded runs give the same digests for every node; editing one training query recomputes
+ * sharded and unsharded runs give the same digests for every node, and the run loads its model once; editing one training query recomputes
  * only the shards holding its rows, every other shard is a cache hit (counted in the run record).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { modelLoads } from '@dro/llm';
 import { createProgressReporter, runDag, type Dag, type RunRecord } from '@dro/pipeline';
 import { dagFor, droStageRegistry, prepareExperiment, type ExperimentConfig } from '../src/index.ts';
 import { tinyConfig, writeJsonl, pickPairs, projectQueries } from './tiny-experiment.ts';
@@ -53,7 +54,10 @@ describe('row-parallel stages in shards (local runner, tiny model)', () => {
     try {
       const whole = await run(config(dir, { shardSize: null }), path.join(dir, 'store-whole'), true);
       expect(whole.nodes.every((n) => n.shards === undefined)).toBe(true);
+      const loadsBefore = modelLoads();
       const sharded = await run(config(dir, { shardSize: 2 }), path.join(dir, 'store-sharded'), true);
+      // Every model node and shard of the run uses the one tiny model: loaded once, kept between them.
+      expect(modelLoads() - loadsBefore).toBe(1);
       const shardedStages = new Set(sharded.nodes.filter((n) => n.shards !== undefined).map((n) => n.stage));
       expect(shardedStages).toEqual(new Set(['sampling', 'refusal-logprob', 'extract', 'reference-answers', 'eval-forward']));
       for (const n of sharded.nodes.filter((m) => m.shards)) {
