@@ -6,7 +6,9 @@
  * Keyed by what the model IS, never by where it is: the content digest of its file(s) as they are now
  * (@dro/llm's digest: sha256, re-hashed whenever the file's inode, size, mtime or ctime changed) and the
  * tfjs backend. A model file replaced or edited in place since it was cached is a new key, so a stale model
- * is never served for it.
+ * is never served for it. The weights are read from the file after its digest is taken, so a model whose
+ * files changed while it was being built (its digest after the build differs) serves the run that loaded
+ * it, as an uncached load would, and is not kept.
  *
  * Bounded (`capacity`, default 1) and least-recently-used: a miss first disposes idle models beyond
  * capacity − 1, then uploads the new one. With capacity 1 the process holds at most the one model a node
@@ -56,8 +58,10 @@ export class ModelCache {
   /** The model at `modelPath` (loaded, or the cached copy of the same content and backend), leased. */
   async acquire(modelPath: string): Promise<ModelLease> {
     const { buildModel, openModelFile } = await import('@dro/llm');
+    const { modelDigest } = await import('@dro/llm/weights');
     const opened = await openModelFile(modelPath, this.options);
-    const key = `${opened.backend}:${opened.weights.digest}`;
+    const digest = opened.weights.digest;
+    const key = `${opened.backend}:${digest}`;
     let entry = this.entries.get(key);
     // A model disposed behind the cache's back (a stage must not, a plugin might) is not served again.
     if (entry?.built?.disposed) {
@@ -73,7 +77,17 @@ export class ModelCache {
       entry = created;
       this.entries.set(key, created);
       created.model.then(
-        (model) => (created.built = model),
+        (model) => {
+          created.built = model;
+          // Changed (or gone) while its weights were read: what was uploaded may not be what the key says.
+          let unchanged = false;
+          try {
+            unchanged = modelDigest(opened.weights.files, opened.path) === digest;
+          } catch {
+            // Unreadable now: not kept.
+          }
+          if (!unchanged && this.entries.get(key) === created) this.drop(created);
+        },
         () => {
           if (this.entries.get(key) === created) this.entries.delete(key);
         },
