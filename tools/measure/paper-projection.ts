@@ -74,7 +74,7 @@ try {
         forwarded = sum(picked.map((r) => r.tokens));
         break;
       }
-      case 'evaluate': {
+      case 'eval-forward': {
         const p = params as unknown as { promptId: string };
         picked = all.filter((r) => r.promptId === p.promptId);
         // Hidden states of every query, plus the teacher-forced reference answers of the harmless ones (≤ 128 tokens each).

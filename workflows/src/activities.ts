@@ -41,6 +41,8 @@ export type NodeExecutor = ((req: NodeExecutionRequest) => Promise<NodeExecution
   planShards?(req: NodeExecutionRequest): Promise<ShardPlan>;
   /** The node's outputs from its shards' outputs (in shard order), recorded under the node's cache key. */
   mergeShards?(req: NodeExecutionRequest, shardOutputs: Array<Record<string, ArtifactRef>>): Promise<NodeExecution>;
+  /** Release what the executor holds between nodes (loaded models); called once the worker has stopped. */
+  close?(): void;
 };
 
 export interface ActivityDeps {

@@ -149,18 +149,22 @@ export async function startWorker(opts: StartWorkerOptions): Promise<DroWorker> 
       );
     }
   } catch (err) {
+    execute.close?.();
     await connection.close();
     throw err;
   }
 
-  const done = Promise.all(workers.map((w) => w.run())).then(
-    () => connection.close(),
-    async (err: unknown) => {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await connection.close().catch(() => undefined);
-      throw err;
-    },
-  );
+  const done = Promise.all(workers.map((w) => w.run()))
+    .then(
+      () => connection.close(),
+      async (err: unknown) => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await connection.close().catch(() => undefined);
+        throw err;
+      },
+    )
+    // Every activity has ended: the models the executor kept loaded between them are disposed.
+    .finally(() => execute.close?.());
   const shutdown = async (): Promise<void> => {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     await done.catch(() => undefined);

@@ -1,8 +1,8 @@
 /**
  * Row-parallel nodes as shards on a real Temporal server (tiny random model, real DRO stages), two model
  * workers in child processes:
- *  - the sharded run's digests equal the local runner's unsharded ones, and the shards of one node ran on
- *    both workers;
+ *  - the sharded run's digests equal the local runner's unsharded ones (sampling, extract, and the model
+ *    pass of evaluate: eval-forward), and the shards of one node ran on both workers;
  *  - SIGKILL of the worker running a shard: that shard (alone) is retried on the other worker, the final
  *    digests are unchanged, and the store holds nothing partial.
  */
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { ArtifactRef } from '@dro/artifacts';
 import { dagFor, droStageRegistry, prepareExperiment, type ExperimentConfig } from '@dro/experiment';
+import { initBackend, modelLoads, tf } from '@dro/llm';
 import { createProgressReporter, runDag, type Dag } from '@dro/pipeline';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
@@ -42,13 +43,18 @@ function shardedConfig(shardSize: number | null): ExperimentConfig {
       sampling: { samples: 4, minNewTokens: 48, maxNewTokens: { harmful: 48, harmless: 48 }, chunkSize: 1 },
       extract: { chunkSize: 2, batchSize: 2 },
       'reference-answers': { maxNewTokens: 4, batch: 1 },
+      // 12 eval rows of the "none" condition in 2 shards of 3 chunks.
+      'eval-forward': { chunk: 2 },
     },
   };
 }
 
-/** The training-set row-parallel nodes (sampling, extract) and their data-prep ancestors. */
+/**
+ * The training-set row-parallel nodes (sampling, extract), the model pass of the unprompted condition's
+ * evaluation (eval-forward), and their data-prep and reference-answers ancestors.
+ */
 function rowParallelDag(dag: Dag): Dag {
-  const keep = new Set(['sample-train@tiny', 'extract@tiny'].flatMap((id) => dagFor(dag, id).nodes.map((n) => n.id)));
+  const keep = new Set(['sample-train@tiny', 'extract@tiny', 'eval-forward-none@tiny'].flatMap((id) => dagFor(dag, id).nodes.map((n) => n.id)));
   return { name: 'tiny-shards', nodes: dag.nodes.filter((n) => keep.has(n.id)) };
 }
 
@@ -126,6 +132,7 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
     const sampling = result.nodes.find((n) => n.id === 'sample-train@tiny')!;
     expect(sampling.shards).toEqual({ total: 4, done: 4, cacheHits: 0 });
     expect(shownShards).toMatch(/sample-train@tiny +sampling +dro-model +succeeded 4\/4 shards/);
+    expect(result.nodes.find((n) => n.id === 'eval-forward-none@tiny')!.shards).toEqual({ total: 2, done: 2, cacheHits: 0 });
     const attempts = await shardAttempts(workflowId);
     const samplingShards = [...attempts].filter(([id]) => id.startsWith('sample-train@tiny#'));
     expect(samplingShards.map(([id]) => id).sort()).toEqual(['1/4', '2/4', '3/4', '4/4'].map((k) => `sample-train@tiny#${k}`));
@@ -170,11 +177,34 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
     // The killed shard's second attempt (after the heartbeat timeout) ran on the survivor; every other shard ran once.
     expect(attempts.get(shard)).toEqual({ pid: String(survivor.pid), attempt: 2 });
     expect([...attempts].filter(([id, a]) => id !== shard && a.attempt !== 1)).toEqual([]);
-    expect(attempts.size).toBe(8); // 4 sampling + 4 extract shards
+    expect(attempts.size).toBe(10); // 4 sampling + 4 extract + 2 eval-forward shards
     const audit = auditStore(storeRoot);
     expect(audit.corrupt).toEqual([]);
     expect(audit.orphanManifests).toEqual([]);
     survivor.kill('SIGTERM');
     await exited(survivor);
+  }, 300_000);
+
+  it('a model worker that runs every shard loads the model once, and disposes it when it stops', async () => {
+    const storeRoot = `${scratch.dir}/store-one-worker`;
+    const dag = rowParallelDag((await prepareExperiment(config, storeRoot)).dag);
+    const stages = droStageRegistry();
+    const tensorsBefore = tf.memory().numTensors;
+    const loadsBefore = modelLoads();
+    const worker = await startWorker({
+      queues: ['model'], address: server.address, stages, initBackend, serveWorkflows: false, handleSignals: false,
+      execute: createNodeExecutor({ store: openStore(storeRoot), stages }),
+    });
+    try {
+      const { result } = await runOnTemporal(dag, storeRoot, async () => {});
+      expect(result.outputs).toEqual(localOutputs);
+      const shards = result.nodes.reduce((sum, n) => sum + (n.shards?.total ?? 0), 0);
+      expect(shards).toBe(10);
+      // 10 shards and the whole reference-answers node, one model: one load.
+      expect(modelLoads() - loadsBefore).toBe(1);
+    } finally {
+      await worker.shutdown();
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   }, 300_000);
 });

@@ -1,7 +1,8 @@
-/** @dro/evaluate: held-out evaluation (metrics per model × condition), reference answers, and the HTML report. */
+/** @dro/evaluate: held-out evaluation (the model pass and metrics per model × condition), reference answers, and the HTML report. */
 export * from './metrics.ts';
 export * from './params.ts';
 export { evaluateStage } from './evaluate-stage.ts';
+export { evalForwardStage } from './eval-forward-stage.ts';
 export { referenceAnswersStage } from './references-stage.ts';
 export { reportStage, reportHtmlPath, buildReportData } from './report-stage.ts';
 export { renderReport } from './report/html.ts';

@@ -1,7 +1,31 @@
-/** Parameters of the evaluate, reference-answers and report stages: their defaults and validation naming the field. */
+/** Parameters of the eval-forward, evaluate, reference-answers and report stages: their defaults and validation naming the field. */
 import { ParamReader } from '@dro/pipeline';
 
 const ID = /^[A-Za-z0-9._:-]+$/;
+
+export interface EvalForwardParams {
+  /** Rendered rows run: the text prompt, or the basic prompt a soft prompt replaces. */
+  promptId: string;
+  /** Eval sets (empty = every set in the rendered inputs). */
+  sets: string[];
+  /** Queries per forward pass (the hidden states of a chunk are computed together: a shard holds whole chunks). */
+  chunk: number;
+}
+
+/** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
+export const defaultEvalForwardParams: Omit<EvalForwardParams, 'promptId'> = { sets: [], chunk: 8 };
+
+export function parseEvalForwardParams(raw: unknown): EvalForwardParams {
+  const r = ParamReader.of('eval-forward', raw);
+  const d = defaultEvalForwardParams;
+  const params: EvalForwardParams = {
+    promptId: r.string('promptId', undefined, ID),
+    sets: r.strings('sets', d.sets),
+    chunk: r.int('chunk', d.chunk, 1),
+  };
+  r.done();
+  return params;
+}
 
 export interface EvaluateParams {
   /** Model label for tables and the report (e.g. "smollm2"). */
@@ -12,14 +36,16 @@ export interface EvaluateParams {
   promptId: string;
   /** Eval sets (empty = every set in the rendered inputs). */
   sets: string[];
-  /** Queries per forward pass. */
-  chunk: number;
-  /** Harmless queries scored for the capability proxy (null = all with a reference answer). */
+  /**
+   * Harmless queries whose answer log-likelihood the capability proxy averages: the first this many, in row
+   * order, that eval-forward scored (null = all of them). eval-forward scores every harmless query with a
+   * reference answer; reference-answers' maxQueries bounds that work.
+   */
   capabilityQueries: number | null;
 }
 
 /** What the stage does when given no params (a preset sets its own: experiment/src/presets/). */
-export const defaultEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], chunk: 8, capabilityQueries: null };
+export const defaultEvaluateParams: Omit<EvaluateParams, 'model' | 'condition' | 'promptId'> = { sets: [], capabilityQueries: null };
 
 export function parseEvaluateParams(raw: unknown): EvaluateParams {
   const r = ParamReader.of('evaluate', raw);
@@ -29,7 +55,6 @@ export function parseEvaluateParams(raw: unknown): EvaluateParams {
     condition: r.string('condition', undefined, ID),
     promptId: r.string('promptId', undefined, ID),
     sets: r.strings('sets', d.sets),
-    chunk: r.int('chunk', d.chunk, 1),
     capabilityQueries: r.nullableInt('capabilityQueries', d.capabilityQueries, 1),
   };
   r.done();

@@ -1,6 +1,6 @@
 /**
- * reference-answers → evaluate (text and soft-prompt conditions) → report, on the tiny model and a real
- * store. Sample verdicts are fixture data with known answers, so the metrics are checked exactly.
+ * reference-answers → eval-forward → evaluate (text and soft-prompt conditions) → report, on the tiny model
+ * and a real store. Sample verdicts are fixture data with known answers, so the metrics are checked exactly.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -20,6 +20,7 @@ import {
 } from '@dro/artifacts';
 import { loadModel, tf, type ChatModel } from '@dro/llm';
 import { evaluateStage } from '../src/evaluate-stage.ts';
+import { evalForwardStage } from '../src/eval-forward-stage.ts';
 import { meanInterval } from '../src/stats.ts';
 import { referenceAnswersStage } from '../src/references-stage.ts';
 import { reportHtmlPath, reportStage } from '../src/report-stage.ts';
@@ -59,6 +60,12 @@ async function putSamples(store: ReturnType<typeof tempStore>, promptId: string)
   return store.putTable(samplesSchema.name, tableForSchema(samplesSchema, columns as never), USER);
 }
 
+/** eval-forward's model pass under a condition: its hidden states (and answer log-likelihoods). */
+async function forward(store: ReturnType<typeof tempStore>, dir: string, inputs: Record<string, ArtifactRef>, promptId: string): Promise<ArtifactRef> {
+  const out = await runStage(evalForwardStage, inputs, evalForwardStage.parseParams!({ promptId }), stageContext(store, dir));
+  return out.hiddenStates!;
+}
+
 describe('evaluate and report stages (tiny model)', () => {
   const store = tempStore();
   let dir: string;
@@ -87,7 +94,8 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const run = async (condition: string, promptId: string, extra: Record<string, ArtifactRef> = {}) => {
       const samples = await putSamples(store, promptId);
-      const out = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references, ...extra }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }), ctx);
+      const hiddenStates = await forward(store, dir, { rendered, 'references:heldout': references, ...extra }, promptId);
+      const out = await runStage(evaluateStage, { rendered, directions, samples, hiddenStates }, evaluateStage.parseParams!({ model: 'tiny', condition, promptId }), ctx);
       return { metrics: out.metrics!, points: out.points!, samples };
     };
     const before = tf.memory().numTensors;
@@ -191,7 +199,8 @@ describe('evaluate and report stages (tiny model)', () => {
   it('without references (a set with no harmless queries has none) the capability is null', async () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'none');
-    const out = await runStage(evaluateStage, { rendered, directions, samples }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }), ctx);
+    const hiddenStates = await forward(store, dir, { rendered }, 'none');
+    const out = await runStage(evaluateStage, { rendered, directions, samples, hiddenStates }, evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' }), ctx);
     const metrics = await store.getTable(out.metrics!);
     expect(columnValues<number | null>(metrics, 'capability', 'm')).toEqual([null, null]);
     expect(columnValues<number>(metrics, 'queries_any_complied', 'm')).toEqual([3, 4]);
@@ -201,9 +210,17 @@ describe('evaluate and report stages (tiny model)', () => {
     const ctx = stageContext(store, dir);
     const samples = await putSamples(store, 'basic');
     const params = evaluateStage.parseParams!({ model: 'tiny', condition: 'none', promptId: 'none' });
-    const err = await runStage(evaluateStage, { rendered, directions, samples, 'references:heldout': references }, params, ctx).catch((e: unknown) => e);
+    const hiddenStates = await forward(store, dir, { rendered, 'references:heldout': references }, 'none');
+    const err = await runStage(evaluateStage, { rendered, directions, samples, hiddenStates }, params, ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toMatch(/samples: no samples with prompt_id "none" for 8 eval queries/);
+    // The model pass of another condition has none of this condition's rows.
+    const noneSamples = await putSamples(store, 'none');
+    const basicForward = await forward(store, dir, { rendered }, 'basic');
+    const mismatch = await runStage(evaluateStage, { rendered, directions, samples: noneSamples, hiddenStates: basicForward }, params, ctx).catch((e: unknown) => e);
+    expect(mismatch).toBeInstanceOf(BadInputError);
+    expect((mismatch as Error).message).toMatch(/hiddenStates [0-9a-f]{12}: no hidden state for eval input "heldout\/harmful-0\/none"/);
+    expect(() => evalForwardStage.parseParams!({ promptId: 'none', chunk: 0 })).toThrow(/eval-forward params: chunk/);
     expect(() => evaluateStage.parseParams!({ model: 'tiny', condition: 'x' })).toThrow(/evaluate params: promptId/);
     expect(() => reportStage.parseParams!({ examplesPerCondition: -1 })).toThrow(/examplesPerCondition/);
   });

@@ -4,8 +4,9 @@
  *   queries(train) ─► data-prep(train, every prompt variant) ─┬─► sampling ───────────────┐ (or refusal-logprob)
  *                                                             ├─► extract ─► directions ◄─┘
  *                                                             └────────────► dro-train per trained prompt (+ ablations, prompt-tuning)
- *   queries(eval)  ─► data-prep(eval, one variant per condition) ─► sampling(condition) ─► evaluate(condition)
- *                                   (sets with harmless queries) reference-answers ──────┘
+ *   queries(eval)  ─► data-prep(eval, one variant per condition) ─┬─► sampling(condition) ─────► evaluate(condition)
+ *                                                                 └─► eval-forward(condition) ──┘ (+ directions)
+ *                                   (sets with harmless queries) reference-answers ─► eval-forward
  *   every evaluate / training output ─► report
  *
  * Conditions evaluated on the held-out sets: "none", every evaluated text prompt, and per trained prompt p
@@ -116,11 +117,17 @@ function modelSubgraph(config: ExperimentConfig, inputs: ExperimentInputs, model
       const soft = c.softFrom ? { [`softPrompt:${c.id}`]: out(id(c.softFrom), 'softPrompt') } : {};
       const evalRendered = out(prepFor(c.promptId), 'rendered');
       add({ id: id(`sample-eval${setTag}-${c.id}`), stage: 'sampling', params: p('sampling:eval'), inputs: { rendered: evalRendered, ...soft } }, [set.name]);
+      // The model pass (row-parallel: it shards) apart from the metrics, which need no model.
+      add({
+        id: id(`eval-forward${setTag}-${c.id}`), stage: 'eval-forward',
+        params: p('eval-forward', { promptId: c.promptId }),
+        inputs: { rendered: evalRendered, ...references, ...soft },
+      }, [set.name]);
       add({
         id: id(`evaluate${setTag}-${c.id}`), stage: 'evaluate',
         params: p('evaluate', { model: m, condition: c.id, promptId: c.promptId }),
-        inputs: { rendered: evalRendered, directions, samples: out(id(`sample-eval${setTag}-${c.id}`), 'samples'), ...references, ...soft },
-      }, [set.name]);
+        inputs: { rendered: evalRendered, directions, samples: out(id(`sample-eval${setTag}-${c.id}`), 'samples'), hiddenStates: out(id(`eval-forward${setTag}-${c.id}`), 'hiddenStates') },
+      }, [set.name], false);
     }
   }
   return nodes;

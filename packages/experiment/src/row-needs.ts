@@ -37,6 +37,7 @@ const ROW_NEEDS: Record<string, (params: Params) => RowNeed> = {
   'prompt-tuning': () => ({ labels: [], minRows: 1 }),
   // The capability proxy's yardstick: greedy answers to harmless queries.
   'reference-answers': () => ({ labels: ['harmless'], minRows: 1 }),
+  'eval-forward': () => ({ labels: [], minRows: 1 }),
   evaluate: () => ({ labels: [], minRows: 1 }),
 };
 

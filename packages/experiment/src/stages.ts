@@ -6,7 +6,7 @@
 import { dataPrepStage } from '@dro/data-prep';
 import { directionsStage } from '@dro/directions';
 import { droTrainStage, promptTuningStage } from '@dro/dro';
-import { evaluateStage, referenceAnswersStage, reportStage } from '@dro/evaluate';
+import { evalForwardStage, evaluateStage, referenceAnswersStage, reportStage } from '@dro/evaluate';
 import { extractStage } from '@dro/extract';
 import { BadInputError, StageRegistry, loadStagePlugin, type Dag, type StagePluginRef } from '@dro/pipeline';
 import { refusalLogprobStage, samplingStage } from '@dro/sampling';
@@ -22,6 +22,7 @@ export function droStageRegistry(): StageRegistry {
     droTrainStage,
     promptTuningStage,
     referenceAnswersStage,
+    evalForwardStage,
     evaluateStage,
     reportStage,
   ] as never[]);

@@ -92,11 +92,12 @@ describe('an experiment is checked before anything is written', () => {
     const config = tinyConfig(dir, { queries: { ...(raw.queries as object), eval: [{ file: advbench, label: 'harmful' }, (raw.queries as { eval: string[] }).eval[0]] } });
     const { dag } = await checkExperiment(config);
     expect(dag.nodes.filter((n) => n.stage === 'reference-answers').map((n) => n.id)).toEqual(['references-1@tiny']);
-    // The capability proxy scores harmless queries only: the all-harmful set's evaluation reads no references.
-    const evaluateAdvbench = dag.nodes.find((n) => n.id === 'evaluate-0-dro:default@tiny')!;
-    expect(Object.keys(evaluateAdvbench.inputs).filter((k) => k.startsWith('references'))).toEqual([]);
-    const evaluateHeldout = dag.nodes.find((n) => n.id === 'evaluate-1-dro:default@tiny')!;
-    expect(evaluateHeldout.inputs['references:heldout']).toEqual({ node: 'references-1@tiny', output: 'references' });
+    // The capability proxy scores harmless queries only: the all-harmful set's model pass reads no references.
+    const forwardAdvbench = dag.nodes.find((n) => n.id === 'eval-forward-0-dro:default@tiny')!;
+    expect(Object.keys(forwardAdvbench.inputs).filter((k) => k.startsWith('references'))).toEqual([]);
+    const forwardHeldout = dag.nodes.find((n) => n.id === 'eval-forward-1-dro:default@tiny')!;
+    expect(forwardHeldout.inputs['references:heldout']).toEqual({ node: 'references-1@tiny', output: 'references' });
+    expect(dag.nodes.find((n) => n.id === 'evaluate-1-dro:default@tiny')!.inputs.hiddenStates).toEqual({ node: 'eval-forward-1-dro:default@tiny', output: 'hiddenStates' });
   });
 
   it('evaluation sets without harmless queries: checked fine, evaluated without the capability proxy', async () => {

@@ -1,12 +1,13 @@
 /**
  * Row-parallel stages run as shards on the local runner (tiny random model, real store, real stages):
- * sharded and unsharded runs give the same digests for every node; editing one training query recomputes
+ * sharded and unsharded runs give the same digests for every node, and the run loads its model once; editing one training query recomputes
  * only the shards holding its rows, every other shard is a cache hit (counted in the run record).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { modelLoads } from '@dro/llm';
 import { createProgressReporter, runDag, type Dag, type RunRecord } from '@dro/pipeline';
 import { dagFor, droStageRegistry, prepareExperiment, type ExperimentConfig } from '../src/index.ts';
 import { tinyConfig, writeJsonl, pickPairs, projectQueries } from './tiny-experiment.ts';
@@ -18,11 +19,12 @@ const overrides = {
   'refusal-logprob': { chunkSize: 2, batchSize: 2 },
   extract: { chunkSize: 2, batchSize: 2 },
   'reference-answers': { maxNewTokens: 4, maxQueries: null, batch: 2 },
+  'eval-forward': { chunk: 2 },
 };
 
-/** The row-parallel nodes that need no training (and their data-prep ancestors). */
+/** The row-parallel nodes that need no training (and their data-prep and reference-answers ancestors). */
 function rowParallelDag(dag: Dag): Dag {
-  const targets = dag.nodes.filter((n) => ['sampling', 'refusal-logprob', 'extract', 'reference-answers'].includes(n.stage) && !Object.keys(n.inputs).some((k) => k.startsWith('softPrompt:')));
+  const targets = dag.nodes.filter((n) => ['sampling', 'refusal-logprob', 'extract', 'reference-answers', 'eval-forward'].includes(n.stage) && !Object.keys(n.inputs).some((k) => k.startsWith('softPrompt:')));
   const keep = new Set(targets.flatMap((t) => dagFor(dag, t.id).nodes.map((n) => n.id)));
   return { name: dag.name, nodes: dag.nodes.filter((n) => keep.has(n.id)) };
 }
@@ -47,14 +49,17 @@ async function run(cfg: ExperimentConfig, storeRoot: string, withLogprob = false
 const outputsOf = (record: RunRecord) => Object.fromEntries(record.nodes.map((n) => [n.id, n.outputs]));
 
 describe('row-parallel stages in shards (local runner, tiny model)', () => {
-  it('sharded and unsharded runs give identical digests for every node (sampling, refusal-logprob, extract, reference-answers)', async () => {
+  it('sharded and unsharded runs give identical digests for every node (sampling, refusal-logprob, extract, reference-answers, eval-forward)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-shard-'));
     try {
       const whole = await run(config(dir, { shardSize: null }), path.join(dir, 'store-whole'), true);
       expect(whole.nodes.every((n) => n.shards === undefined)).toBe(true);
+      const loadsBefore = modelLoads();
       const sharded = await run(config(dir, { shardSize: 2 }), path.join(dir, 'store-sharded'), true);
+      // Every model node and shard of the run uses the one tiny model: loaded once, kept between them.
+      expect(modelLoads() - loadsBefore).toBe(1);
       const shardedStages = new Set(sharded.nodes.filter((n) => n.shards !== undefined).map((n) => n.stage));
-      expect(shardedStages).toEqual(new Set(['sampling', 'refusal-logprob', 'extract', 'reference-answers']));
+      expect(shardedStages).toEqual(new Set(['sampling', 'refusal-logprob', 'extract', 'reference-answers', 'eval-forward']));
       for (const n of sharded.nodes.filter((m) => m.shards)) {
         expect(n.shards!.total, n.id).toBeGreaterThan(1);
         expect(n.shards!.done).toBe(n.shards!.total);

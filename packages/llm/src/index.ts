@@ -11,7 +11,7 @@ export {
   type LogitsFor,
   type ModelTokenizer,
 } from './model/chat-model.ts';
-export { loadModel, type LoadModelOptions } from './model/load-model.ts';
+export { buildModel, loadModel, modelLoads, openModelFile, type LoadModelOptions, type OpenedModel } from './model/load-model.ts';
 export { padBatch } from './model/mask.ts';
 export { generate, type GenerateOptions, type GenerateResult, type GeneratedSequence, type TokenEvent, type FinishReason } from './generate/generate.ts';
 export { mulberry32, mixSeed } from './generate/rng.ts';

@@ -24,6 +24,7 @@ import { checkInputs, checkModel, runChecked } from './run-stage.ts';
 import type { StageLookup } from './registry.ts';
 import { resolveNodeStage } from './stage-plugins.ts';
 import { storeForPlugin } from './plugin-store.ts';
+import type { ModelCache } from './model-cache.ts';
 
 /** A store that also keeps the cache index (LocalArtifactStore is one). */
 export type CachingStore = ArtifactStore & { records: Pick<RecordIndex, 'put' | 'get'> };
@@ -55,6 +56,8 @@ export interface ExecuteNodeRequest {
   log?: StageLogger;
   /** Run even on a cache hit (the new outputs replace the cache entry). */
   force?: boolean;
+  /** The process's loaded models, shared by the nodes it runs (see model-cache.ts); default: load per node. */
+  models?: ModelCache;
 }
 
 export interface NodeExecution {
@@ -161,6 +164,7 @@ export async function executeNode(request: ExecuteNodeRequest): Promise<NodeExec
     modelDigest: node.model?.digest ?? null,
     modelPath: node.model?.path ?? null,
     node: node.id,
+    models: request.models,
   });
   return recordCachedNode(store, node, prepared, outputs);
 }

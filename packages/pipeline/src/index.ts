@@ -9,6 +9,7 @@ export * from './dag.ts';
 export * from './execute-node.ts';
 export * from './shards.ts';
 export * from './run-stage.ts';
+export { ModelCache, type ModelLease } from './model-cache.ts';
 export * from './retry.ts';
 export * from './run-record.ts';
 export * from './progress.ts';

@@ -8,6 +8,7 @@
  */
 import { BadInputError, schemaReadableAs, type ArtifactRef, type ArtifactStore, type ManifestInput } from '@dro/artifacts';
 import type { ChatModel } from '@dro/llm';
+import type { ModelCache } from './model-cache.ts';
 import { declaredInputSchema, type ProgressEvent, type Stage, type StageContext, type StageLogger } from './stage.ts';
 
 /** What an engine supplies to run a stage: the store, the node's model, and where progress and logs go. */
@@ -20,6 +21,11 @@ export interface StageEnvironment {
   log?: StageLogger;
   /** The DAG node, for errors ("node "extract@qwen" (stage extract) …"). */
   node?: string;
+  /**
+   * The process's loaded models (a worker's, a local run's): the stage's model is leased from it and stays
+   * loaded for the next node. Without one the model is loaded for this run and disposed after it.
+   */
+  models?: ModelCache;
 }
 
 const silentLog: StageLogger = { info() {}, warn() {} };
@@ -77,6 +83,7 @@ export async function checkOutputs(store: ArtifactStore, stage: Stage<unknown>, 
 export async function runChecked(stage: Stage<unknown>, inputs: Record<string, ArtifactRef>, params: unknown, env: StageEnvironment): Promise<Record<string, ArtifactRef>> {
   const modelPath = env.modelPath ?? null;
   let model: Promise<ChatModel> | null = null;
+  let release: (() => void) | null = null;
   let backend: string | null = null;
   const inputDigests = Object.fromEntries(Object.entries(inputs).map(([name, ref]) => [name, ref.digest]));
   const ctx: StageContext = {
@@ -89,11 +96,18 @@ export async function runChecked(stage: Stage<unknown>, inputs: Record<string, A
     openModel() {
       if (modelPath === null) return Promise.reject(new BadInputError(`${stageLabel(stage, env.node)} opened a model, but it has none (its needs is "${stage.needs}")`));
       // Loaded lazily: cpu-only processes (and stages that find every chunk checkpointed) never load tfjs.
-      model ??= import('@dro/llm').then(async ({ loadModel }) => {
-        const loaded = await loadModel(modelPath);
+      model ??= (async () => {
+        let loaded: ChatModel;
+        if (env.models) {
+          const lease = await env.models.acquire(modelPath);
+          release = lease.release;
+          loaded = lease.model;
+        } else {
+          loaded = await (await import('@dro/llm')).loadModel(modelPath);
+        }
         backend = loaded.backend;
         return loaded;
-      });
+      })();
       return model;
     },
     manifest(changes: Partial<ManifestInput> = {}): ManifestInput {
@@ -104,9 +118,10 @@ export async function runChecked(stage: Stage<unknown>, inputs: Record<string, A
   try {
     outputs = await stage.run(ctx, inputs, params);
   } finally {
-    // A model that failed to load has nothing to dispose.
+    // A model that failed to load has nothing to dispose; a leased one goes back to the cache.
     const opened = model === null ? null : await (model as Promise<ChatModel>).catch(() => null);
-    opened?.dispose();
+    if (release !== null) (release as () => void)();
+    else opened?.dispose();
   }
   await checkOutputs(env.store, stage, outputs, env.node);
   return outputs;

@@ -25,6 +25,7 @@ import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRe
 import { createProgressReporter, type RunProgressReporter } from './progress.ts';
 import type { StageLookup } from './registry.ts';
 import { loadDagPlugins } from './stage-plugins.ts';
+import { ModelCache } from './model-cache.ts';
 
 export interface RunDagOptions {
   store: IndexedArtifactStore;
@@ -40,6 +41,11 @@ export interface RunDagOptions {
   runId?: string;
   /** Node ids to run even when cached. */
   force?: readonly string[];
+  /**
+   * Loaded models shared by the run's model nodes and shards (see model-cache.ts). Default: a cache of one
+   * model for this run, cleared (its model disposed) when the run ends; one passed in is left as it is.
+   */
+  models?: ModelCache;
 }
 
 /** Options that cannot mean anything (0 or fractional concurrency, a forced node not in the DAG) are errors, not clamped or ignored. */
@@ -66,6 +72,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   const signal = options.signal ?? new AbortController().signal;
   const reporter = options.progress ?? createProgressReporter();
   const nodeById = new Map(dag.nodes.map((node) => [node.id, node]));
+  const models = options.models ?? new ModelCache();
   const started = performance.now();
 
   const record: RunRecord = {
@@ -150,6 +157,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
   }
   // Every way out of the loop ends here: the run gets a terminal status, saved or reported as unsaved.
   await Promise.allSettled(running.values());
+  if (!options.models) models.clear();
   for (const n of record.nodes) {
     if (n.status === 'pending') n.status = signal.aborted ? 'cancelled' : 'skipped';
   }
@@ -217,6 +225,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
       log,
       progress: (event: ProgressEvent) => reporter.nodeProgress(n.id, event),
       force: options.force?.includes(n.id) ?? false,
+      models,
     };
     const whole = () => inSlot(stage.needs, () => (start(), withRetries(n, n.id, () => executeNode(request))));
     try {

@@ -10,7 +10,7 @@
 import { defaultDataPrepParams } from '@dro/data-prep';
 import { defaultDirectionsParams } from '@dro/directions';
 import { defaultDroParams, defaultPromptTuningParams } from '@dro/dro';
-import { defaultEvaluateParams, defaultReferenceParams, defaultReportParams } from '@dro/evaluate';
+import { defaultEvalForwardParams, defaultEvaluateParams, defaultReferenceParams, defaultReportParams } from '@dro/evaluate';
 import { defaultExtractParams } from '@dro/extract';
 import { defaultRefusalLogprobParams, defaultSamplingParams } from '@dro/sampling';
 import type { Preset } from './preset.ts';
@@ -36,6 +36,7 @@ export const paperPreset: Preset = {
     'dro-train': defaultDroParams,
     'prompt-tuning': defaultPromptTuningParams,
     'reference-answers': defaultReferenceParams,
+    'eval-forward': defaultEvalForwardParams,
     evaluate: defaultEvaluateParams,
     report: defaultReportParams,
   },

@@ -15,7 +15,7 @@ export function isPresetName(name: unknown): name is PresetName {
  */
 export const PRESET_ROLES = [
   'data-prep:train', 'data-prep:eval', 'sampling:train', 'sampling:eval', 'refusal-logprob', 'extract', 'directions',
-  'dro-train', 'prompt-tuning', 'reference-answers', 'evaluate', 'report',
+  'dro-train', 'prompt-tuning', 'reference-answers', 'eval-forward', 'evaluate', 'report',
 ] as const;
 export type PresetRole = (typeof PRESET_ROLES)[number];
 
@@ -27,7 +27,8 @@ export interface Preset {
   /** Text prompts evaluated (besides "none" and the trained prompts' own) when the config names none. */
   evalPrompts: 'basic' | 'every';
   /**
-   * Rows per shard of a row-parallel node (sampling, refusal-logprob, extract, reference-answers); a config's
+   * Rows per shard of a row-parallel node (sampling, refusal-logprob, extract, reference-answers,
+   * eval-forward); a config's
    * `shardSize` overrides it, null there runs every node whole.
    */
   shardSize: number;

@@ -92,6 +92,7 @@ export const quickPreset: Preset = {
     },
     // The capability proxy on 16 harmless queries, against 32-token greedy reference answers.
     'reference-answers': { ...paper['reference-answers'], maxNewTokens: 32, maxQueries: 16 },
+    'eval-forward': paper['eval-forward'],
     evaluate: { ...paper.evaluate, capabilityQueries: 16 },
     report: paper.report,
   },
