@@ -22,7 +22,7 @@ import type { ModelConfig } from '../config.ts';
 import { decoderBlock, finalNorm, BLOCK_PARAMS, type BlockParams } from '../model/decoder-block.ts';
 import { recordingOps, Tape } from '../model/decoder-grad.ts';
 import type { DecoderWeights, LayerCache, StepContext } from '../model/llama.ts';
-import { GraphBuilder, DT_FLOAT } from './graph-def.ts';
+import { GraphBuilder, DT_FLOAT, DT_INT32 } from './graph-def.ts';
 import { graphOps } from './graph-ops.ts';
 import { GraphSession } from './graph-session.ts';
 
@@ -53,6 +53,8 @@ interface Feed {
 export interface ForwardFetches {
   /** Logits of the last position [b, V]. */
   lastLogits?: boolean;
+  /** The last position's this-many largest logits per row, with their ids and each row's logit sum. */
+  candidates?: number;
   /** Logits of every position [b, t, V]. */
   allLogits?: boolean;
   /** Final hidden states [b, t, d] (after the final norm). */
@@ -65,8 +67,19 @@ export interface ForwardFetches {
   layers?: boolean;
 }
 
+/** A step's top logits per row (see generate/token-candidates.ts). */
+export interface TokenCandidates {
+  /** [b, K'] largest first. */
+  values: tf.Tensor2D;
+  /** [b, K'] int32 token ids. */
+  indices: tf.Tensor2D;
+  /** [b, 1] each row's sum over all V logits. */
+  rowSums: tf.Tensor2D;
+}
+
 export interface ForwardGraphOutput {
   lastLogits?: tf.Tensor2D;
+  candidates?: TokenCandidates;
   allLogits?: tf.Tensor3D;
   hidden?: tf.Tensor3D;
   cache?: LayerCache[];
@@ -78,7 +91,7 @@ export class ForwardGraph {
   private constructor(
     private readonly session: GraphSession,
     private readonly weightFeeds: Feed[],
-    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
+    private readonly outputs: { lastLogits: string; candidates: string[]; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
     private readonly config: ModelConfig,
   ) {}
 
@@ -122,6 +135,8 @@ export class ForwardGraph {
     const lmHead = weight('lmHead', w.lmHead);
     const lastLogits = base.project(base.lastPosition(hidden), lmHead);
     const allLogits = base.logitsByPosition(base.project(hiddenRows, lmHead));
+    const top = base.topCandidates(lastLogits, g.placeholder('candidateCount', DT_INT32, []));
+    const candidates = [top.values, top.indices, top.rowSums];
 
     // Backward w.r.t. the input embeddings (weights frozen, no past cache). Every forward activation it
     // reads becomes a placeholder fed from the forward's `saved` fetch, so a backward call runs no forward op.
@@ -138,7 +153,7 @@ export class ForwardGraph {
     };
     const dHidden = base.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'hidden', 'rows');
     const inputGrad = base.reshape(tape.gradient(base, hiddenRows, dHidden, residualInput, savedInput), 'rows', 'hidden');
-    const outputs = { lastLogits, allLogits, hidden, cache, layers, inputGrad, saved };
+    const outputs = { lastLogits, candidates, allLogits, hidden, cache, layers, inputGrad, saved };
     return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
   }
 
@@ -156,17 +171,26 @@ export class ForwardGraph {
     for (let i = 0; i < numLayers; i++) {
       feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
     }
-    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) => fetch[k] === true);
-    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
+    const candidateCount = fetch.candidates !== undefined && fetch.candidates > 0 ? tf.scalar(fetch.candidates, 'int32') : null;
+    if (candidateCount !== null) feeds.push({ name: 'candidateCount', tensor: candidateCount });
+    const names: (keyof ForwardFetches)[] = (['lastLogits', 'candidates', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) =>
+      k === 'candidates' ? candidateCount !== null : fetch[k] === true,
+    );
+    const multi = (k: keyof ForwardFetches): k is 'candidates' | 'cache' | 'saved' | 'layers' => k === 'candidates' || k === 'cache' || k === 'saved' || k === 'layers';
+    const fetches = names.flatMap((k) => (multi(k) ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
     try {
       results = this.session.run(feeds, fetches);
     } finally {
       tf.dispose(empty);
+      candidateCount?.dispose();
     }
     const out: ForwardGraphOutput = {};
     for (const k of names) {
-      if (k === 'cache') {
+      if (k === 'candidates') {
+        const [values, indices, rowSums] = results.splice(0, 3) as tf.Tensor2D[];
+        out.candidates = { values, indices, rowSums };
+      } else if (k === 'cache') {
         const flat = results.splice(0, 2 * numLayers);
         out.cache = Array.from({ length: numLayers }, (_, i) => ({ keysT: flat[2 * i] as tf.Tensor4D, values: flat[2 * i + 1] as tf.Tensor4D }));
       } else if (k === 'saved' || k === 'layers') {

@@ -19,6 +19,12 @@ export interface GraphExtras {
   lastPosition(hidden: string): string;
   /** Rows [b t, V] -> [b, t, V] (logits). */
   logitsByPosition(rows: string): string;
+  /**
+   * The `count` (int32 scalar node) largest entries of each row of [b, V] logits, largest first: values
+   * [b, count] and their ids [b, count] (int32), and each row's sum [b, 1] (NaN or infinite exactly when the
+   * row holds a NaN or infinity); see generate/token-candidates.ts.
+   */
+  topCandidates(logits: string, count: string): { values: string; indices: string; rowSums: string };
 }
 
 /** Ops over `g` for a model with `config`'s shapes; `ropeTable` is the cos placeholder [b, t, heads, hd]. */
@@ -107,6 +113,10 @@ export function graphOps(g: GraphBuilder, config: ModelConfig, ropeTable: string
         T: F32, Index: I32, begin_mask: { i: 5 }, end_mask: { i: 5 }, ellipsis_mask: { i: 0 }, new_axis_mask: { i: 0 }, shrink_axis_mask: { i: 2 },
       }),
     logitsByPosition: (rows) => g.op('Reshape', [rows, concatInt([bDim, tDim, constDims(vocab)])], { T: F32, Tshape: I32 }),
+    topCandidates: (logits, count) => {
+      const top = g.op('TopKV2', [logits, count], { T: F32, sorted: bool(true) });
+      return { values: top, indices: `${top}:1`, rowSums: ops.sumLast(logits) };
+    },
   };
   return ops;
 }
