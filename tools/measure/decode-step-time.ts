@@ -26,9 +26,8 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { generate, loadModel, mulberry32, padBatch, requireSmolLm2Gguf, tf, type ChatModel } from '@dro/llm';
 import { drawCandidate, sampleToken, suppressStopTokens } from '../../packages/llm/src/generate/logits-processors.ts';
-import { candidateCount, DEVICE_TOP_K_ENV, topKFromCandidates } from '../../packages/llm/src/generate/token-candidates.ts';
+import { candidateCount, DEVICE_TOP_K_ENV, topKFromCandidates, type TokenCandidates } from '../../packages/llm/src/generate/token-candidates.ts';
 import type { LayerCache } from '../../packages/llm/src/model/llama.ts';
-import type { TokenCandidates } from '../../packages/llm/src/native/forward-graph.ts';
 
 const { values: args } = parseArgs({
   options: {

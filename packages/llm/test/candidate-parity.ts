@@ -73,6 +73,31 @@ export function registerCandidateParityTests(forwardModes: () => ('graph' | 'eag
     }
   };
 
+  it('the step\'s candidates are a row\'s K\' largest logits (the blocked search and the plain top-k alike)', async () => {
+    for (const mode of forwardModes()) {
+      for (const m of [model, tieModel]) {
+        const ids = [promptA, promptB.concat(promptB), promptC.concat(promptA).slice(0, 12)];
+        const x = m.embed(ids);
+        const mask = ids.map((row) => row.map(() => 1));
+        // 5, 13, 59: K' ≤ the tiny vocabulary's block count (the blocked search); 209: more (the plain top-k).
+        for (const count of [5, 13, 59, 209]) {
+          const out = await inMode(mode, async () => m.forwardWithCache(x, mask, null, { candidates: count }));
+          const logits = out.lastLogits.arraySync();
+          const expected = tf.tidy(() => tf.topk(out.lastLogits, count).values.arraySync());
+          const values = out.candidates!.values.arraySync();
+          const indices = out.candidates!.indices.arraySync();
+          for (let r = 0; r < ids.length; r++) {
+            expect(values[r], `${mode} K' ${count} row ${r}`).toEqual(expected[r]);
+            expect(indices[r].map((id) => logits[r][id])).toEqual(values[r]);
+            expect(new Set(indices[r]).size).toBe(count);
+          }
+          tf.dispose([out.lastLogits, out.candidates!.values, out.candidates!.indices, out.candidates!.rowSums, ...out.cache.flatMap((c) => [c.keysT, c.values])]);
+        }
+        x.dispose();
+      }
+    }
+  });
+
   it('samples the same tokens on the device top-k path as on the host path, over seeds, rows and parameters', async () => {
     const grid = [
       { temperature: 1, topK: 50, topP: 0.9 },

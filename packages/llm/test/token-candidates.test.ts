@@ -5,10 +5,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/index.ts';
-import { topCandidates } from '../src/model/chat-model.ts';
 import { argmax, drawCandidate, sampleToken, suppressStopTokens } from '../src/generate/logits-processors.ts';
 import { mulberry32 } from '../src/generate/rng.ts';
-import { candidateCount, topKFromCandidates } from '../src/generate/token-candidates.ts';
+import { candidateCount, eagerTopCandidates as topCandidates, topKFromCandidates } from '../src/generate/token-candidates.ts';
 import { registerCandidateParityTests } from './candidate-parity.ts';
 import { native } from './native-backend.ts';
 

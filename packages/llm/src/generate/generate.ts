@@ -7,12 +7,11 @@
  */
 import { BadInputError } from '@dro/artifacts';
 import { tf } from '../backend.ts';
-import { topCandidates, type ChatModel } from '../model/chat-model.ts';
+import type { ChatModel } from '../model/chat-model.ts';
 import type { LayerCache } from '../model/llama.ts';
 import { padBatch } from '../model/mask.ts';
-import type { TokenCandidates } from '../native/forward-graph.ts';
 import { argmax, drawCandidate, sampleToken, suppressStopTokens, type SamplingParams } from './logits-processors.ts';
-import { candidateCount, candidatePathCounts, topKFromCandidates } from './token-candidates.ts';
+import { candidateCount, candidatePathCounts, eagerTopCandidates, topKFromCandidates, type TokenCandidates } from './token-candidates.ts';
 import { mixSeed, mulberry32, type Rng } from './rng.ts';
 
 export interface TokenEvent {
@@ -174,7 +173,7 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
       cache = replicated.cache as LayerCache[];
       logits = replicated.logits as tf.Tensor2D;
     }
-    if (fetchCount > 0) candidates = topCandidates(logits, fetchCount);
+    if (fetchCount > 0) candidates = eagerTopCandidates(logits, fetchCount);
 
     for (let step = 0; step < opts.maxNewTokens; step++) {
       options.signal?.throwIfAborted();

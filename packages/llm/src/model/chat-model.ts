@@ -8,7 +8,8 @@ import type { ModelConfig } from '../config.ts';
 import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
-import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients, type TokenCandidates } from '../native/forward-graph.ts';
+import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from '../native/forward-graph.ts';
+import { eagerTopCandidates, type TokenCandidates } from '../generate/token-candidates.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
 import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {
@@ -90,14 +91,6 @@ export interface CachedForward {
   lastLogits: tf.Tensor2D;
   cache: LayerCache[];
   candidates?: TokenCandidates;
-}
-
-/** Eagerly, what the graph's topCandidates computes (graph-ops.ts): each row's `count` largest logits, ids, sum. */
-export function topCandidates(logits: tf.Tensor2D, count: number): TokenCandidates {
-  return tf.tidy(() => {
-    const top = tf.topk(logits, count, true);
-    return { values: top.values as tf.Tensor2D, indices: top.indices as tf.Tensor2D, rowSums: tf.sum(logits, 1, true) as tf.Tensor2D };
-  }) as unknown as TokenCandidates;
 }
 
 export interface ModelParts {
@@ -235,7 +228,7 @@ export class ChatModel {
         const [b, t, d] = out.hidden.shape;
         const last = tf.slice(out.hidden, [0, t - 1, 0], [b, 1, d]);
         const lastLogits = tf.reshape(lmLogits(w, last), [b, -1]) as tf.Tensor2D;
-        const candidates = options.candidates !== undefined && options.candidates > 0 ? topCandidates(lastLogits, options.candidates) : undefined;
+        const candidates = options.candidates !== undefined && options.candidates > 0 ? eagerTopCandidates(lastLogits, options.candidates) : undefined;
         return { lastLogits, cache: out.cache, candidates } as unknown as tf.TensorContainer;
       }) as unknown as CachedForward;
     } finally {

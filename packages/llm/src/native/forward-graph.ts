@@ -22,6 +22,7 @@ import type { ModelConfig } from '../config.ts';
 import { decoderBlock, finalNorm, BLOCK_PARAMS, type BlockParams } from '../model/decoder-block.ts';
 import { recordingOps, Tape } from '../model/decoder-grad.ts';
 import type { DecoderWeights, LayerCache, StepContext } from '../model/llama.ts';
+import { candidateBlock, type TokenCandidates } from '../generate/token-candidates.ts';
 import { GraphBuilder, DT_FLOAT, DT_INT32 } from './graph-def.ts';
 import { graphOps } from './graph-ops.ts';
 import { GraphSession } from './graph-session.ts';
@@ -67,16 +68,6 @@ export interface ForwardFetches {
   layers?: boolean;
 }
 
-/** A step's top logits per row (see generate/token-candidates.ts). */
-export interface TokenCandidates {
-  /** [b, K'] largest first. */
-  values: tf.Tensor2D;
-  /** [b, K'] int32 token ids. */
-  indices: tf.Tensor2D;
-  /** [b, 1] each row's sum over all V logits. */
-  rowSums: tf.Tensor2D;
-}
-
 export interface ForwardGraphOutput {
   lastLogits?: tf.Tensor2D;
   candidates?: TokenCandidates;
@@ -91,7 +82,7 @@ export class ForwardGraph {
   private constructor(
     private readonly session: GraphSession,
     private readonly weightFeeds: Feed[],
-    private readonly outputs: { lastLogits: string; candidates: string[]; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
+    private readonly outputs: { lastLogits: string; candidates: string[]; blockedCandidates: string[] | null; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
     private readonly config: ModelConfig,
   ) {}
 
@@ -135,8 +126,13 @@ export class ForwardGraph {
     const lmHead = weight('lmHead', w.lmHead);
     const lastLogits = base.project(base.lastPosition(hidden), lmHead);
     const allLogits = base.logitsByPosition(base.project(hiddenRows, lmHead));
-    const top = base.topCandidates(lastLogits, g.placeholder('candidateCount', DT_INT32, []));
+    // Both ways of finding the candidates (token-candidates.ts); run() fetches the blocked one when K' allows.
+    const candidateCountInput = g.placeholder('candidateCount', DT_INT32, []);
+    const top = base.topCandidates(lastLogits, candidateCountInput, 1);
     const candidates = [top.values, top.indices, top.rowSums];
+    const block = candidateBlock(config.vocabSize);
+    const blocked = block > 1 ? base.topCandidates(lastLogits, candidateCountInput, block) : null;
+    const blockedCandidates = blocked === null ? null : [blocked.values, blocked.indices, blocked.rowSums];
 
     // Backward w.r.t. the input embeddings (weights frozen, no past cache). Every forward activation it
     // reads becomes a placeholder fed from the forward's `saved` fetch, so a backward call runs no forward op.
@@ -153,7 +149,7 @@ export class ForwardGraph {
     };
     const dHidden = base.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'hidden', 'rows');
     const inputGrad = base.reshape(tape.gradient(base, hiddenRows, dHidden, residualInput, savedInput), 'rows', 'hidden');
-    const outputs = { lastLogits, candidates, allLogits, hidden, cache, layers, inputGrad, saved };
+    const outputs = { lastLogits, candidates, blockedCandidates, allLogits, hidden, cache, layers, inputGrad, saved };
     return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
   }
 
@@ -176,8 +172,9 @@ export class ForwardGraph {
     const names: (keyof ForwardFetches)[] = (['lastLogits', 'candidates', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) =>
       k === 'candidates' ? candidateCount !== null : fetch[k] === true,
     );
-    const multi = (k: keyof ForwardFetches): k is 'candidates' | 'cache' | 'saved' | 'layers' => k === 'candidates' || k === 'cache' || k === 'saved' || k === 'layers';
-    const fetches = names.flatMap((k) => (multi(k) ? this.outputs[k] : [this.outputs[k]]));
+    const blocks = Math.ceil(this.config.vocabSize / candidateBlock(this.config.vocabSize));
+    const candidateOutputs = this.outputs.blockedCandidates !== null && fetch.candidates! <= blocks ? this.outputs.blockedCandidates : this.outputs.candidates;
+    const fetches = names.flatMap((k) => (k === 'candidates' ? candidateOutputs : k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
     try {
       results = this.session.run(feeds, fetches);
