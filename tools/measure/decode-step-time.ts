@@ -4,7 +4,7 @@
  * and what generate() itself does with each. The bench's shapes: random prompts of 32 tokens, temperature
  * 1, top-k 50, top-p 0.9, no stop tokens.
  *
- *   node bin/tsnode.mjs tools/measure/decode-step-time.ts [--model PATH] [--rows 96] [--steps 16] [--prompt 32]
+ *   node bin/tsnode.mjs tools/measure/decode-step-time.ts [--model ID|PATH] [--rows 96] [--steps 16] [--prompt 32]
  *     [--repeats 3] [--json]
  *
  * Part 1, the decode loop of generate.ts taken apart, ms per step (mean over steps 2..steps):
@@ -24,7 +24,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { generate, loadModel, mulberry32, padBatch, requireSmolLm2Gguf, tf, type ChatModel } from '@dro/llm';
+import { generate, loadModel, mulberry32, padBatch, requireSmolLm2Gguf, resolveModelArgument, tf, type ChatModel } from '@dro/llm';
 import { drawCandidate, sampleToken, suppressStopTokens } from '../../packages/llm/src/generate/logits-processors.ts';
 import { candidateCount, DEVICE_TOP_K_ENV, topKFromCandidates, type TokenCandidates } from '../../packages/llm/src/generate/token-candidates.ts';
 import type { LayerCache } from '../../packages/llm/src/model/llama.ts';
@@ -185,7 +185,7 @@ async function endToEnd(model: ChatModel, prompts: number[][]): Promise<{ prefil
 }
 
 const loadStart = os.loadavg();
-const model = await loadModel(args.model ?? requireSmolLm2Gguf());
+const model = await loadModel(args.model !== undefined ? resolveModelArgument(args.model) : requireSmolLm2Gguf());
 const prompts = randomPrompts(model.config.vocabSize, ROWS, PROMPT);
 await stageTimes(model, prompts.slice(0, 4), true); // warm-up (graph load)
 const stages = { host: await stageTimes(model, prompts, false), device: await stageTimes(model, prompts, true) };
