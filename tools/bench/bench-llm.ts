@@ -1,7 +1,9 @@
 /**
- * `npm run bench:llm [-- --json] [-- --backend wasm|cpu|tensorflow] [-- --torch-threads N] [-- --llamacpp-threads N]`
+ * `npm run bench:llm [-- --json] [-- --backend wasm|cpu|tensorflow] [-- --torch-threads N] [-- --llamacpp-threads N]
+ *   [-- --model ID|PATH]`
  *
- * SmolLM2-135M-Instruct, our tfjs runtime side by side with PyTorch-CPU (transformers on the same GGUF,
+ * SmolLM2-135M-Instruct by default (--model: a known model's id, e.g. qwen2.5-coder-0.5b, or a GGUF path; all
+ * three sides load the same file), our tfjs runtime side by side with PyTorch-CPU (transformers on the same GGUF,
  * same thread count) and llama.cpp (node-llama-cpp on the same GGUF, same thread count, same shapes; see
  * bench-llm-llamacpp.ts) in one run: prefill tokens/s (batch 8 × 128, logits of the last position only, as
  * generation's prefill), decode tokens/s (batch 1 and 8, KV cache, greedy; from the time difference of
@@ -23,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { droCacheDir } from '@dro/artifacts';
-import { generate, loadModel, mulberry32, requireSmolLm2Gguf, tf, type ChatModel } from '@dro/llm';
+import { generate, loadModel, mulberry32, requireSmolLm2Gguf, resolveModelArgument, tf, type ChatModel } from '@dro/llm';
 // Not part of @dro/llm's API: the benchmark reports which gradient-checkpointing default it measured.
 import { checkpointsByDefault } from '../../packages/llm/src/model/chat-model.ts';
 
@@ -198,7 +200,7 @@ interface LlamaCppResult {
 const benchLlamaCpp = (modelPath: string, threads: number): LlamaCppResult =>
   runSide('llama.cpp', process.execPath, [path.join(import.meta.dirname, '..', '..', 'bin', 'tsnode.mjs'), LLAMACPP_SCRIPT, ...shapeArgs(modelPath, threads)]);
 
-const modelPath = flags.model ?? requireSmolLm2Gguf();
+const modelPath = flags.model !== undefined ? resolveModelArgument(flags.model) : requireSmolLm2Gguf();
 const loadAtStart = os.loadavg();
 const loadStart = performance.now();
 const model = await loadModel(modelPath, { backend: flags.backend });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf, loadModel, padBatch, type ChatModel, type ChatMessage } from '../src/index.ts';
+import { bothPaths } from './candidate-parity.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 export const RELATIVE_TOLERANCE = 1e-3;
@@ -177,6 +178,14 @@ export function describeGoldenParity(label: string, goldenName: string, modelPat
         expect(ids).toEqual(p.greedy_ids);
         expect(seq.text).toBe(p.greedy_text);
       });
+    });
+
+    it('sampled continuations: the device top-k path draws exactly the host path\'s tokens', async () => {
+      // The sampling stage's parameters (top-k 50, top-p 0.9) with min-new-tokens holding off the stop tokens.
+      const options = { inputIds: golden.prompts.map((p) => p.ids), samples: 6, maxNewTokens: 20, minNewTokens: 4, temperature: 1, topK: 50, topP: 0.9, seed: 17 };
+      const { host, device, deviceRows } = await bothPaths(model, options);
+      expect(device).toEqual(host);
+      expect(deviceRows).toBeGreaterThan(0);
     });
 
     it('gradient w.r.t. input embeddings: cosine >= 0.999', () => {

@@ -1,14 +1,17 @@
 /**
  * Autoregressive generation with a KV cache: prefill each prompt once, replicate its cache for the n
- * samples, then decode all rows together one token per step. The only host round trip per step is the
- * [rows, V] logits download that sampling needs.
+ * samples, then decode all rows together one token per step. The only host round trip per step is what
+ * sampling needs: with top-k (or greedy), each row's few largest logits from the device
+ * (token-candidates.ts), falling back to a row's full logits where those cannot be proven enough; without
+ * top-k, the [rows, V] logits. Text is decoded per step only when stop strings or streaming need it.
  */
 import { BadInputError } from '@dro/artifacts';
 import { tf } from '../backend.ts';
 import type { ChatModel } from '../model/chat-model.ts';
 import type { LayerCache } from '../model/llama.ts';
 import { padBatch } from '../model/mask.ts';
-import { argmax, sampleToken, suppressStopTokens, type SamplingParams } from './logits-processors.ts';
+import { argmax, drawCandidate, sampleToken, suppressStopTokens, type SamplingParams } from './logits-processors.ts';
+import { candidateCount, candidatePathCounts, eagerTopCandidates, topKFromCandidates, type TokenCandidates } from './token-candidates.ts';
 import { mixSeed, mulberry32, type Rng } from './rng.ts';
 
 export interface TokenEvent {
@@ -146,8 +149,13 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
   const rowOfPrompt = tf.tensor1d(rows.map((r) => r.prompt), 'int32');
   const mask = rows.map((r) => [...promptMask[r.prompt]]);
 
+  // Candidates per row fetched from the device each step (0: every row sampled from its full logits).
+  const fetchCount = candidateCount({ topK: opts.topK, greedy: options.greedy === true }, stopTokenIds, model.config.vocabSize);
+  // Without stop strings or streaming, a row's text is needed only once, at the end.
+  const textEachStep = stopStrings.length > 0 || options.onToken !== undefined;
   let cache: LayerCache[] | null = null;
   let logits: tf.Tensor2D | null = null;
+  let candidates: TokenCandidates | undefined;
   try {
     // Prefill once per prompt, then replicate the cache and logits rows for the samples.
     const prefill = model.forwardWithCache(promptEmbeds, promptMask, null);
@@ -165,37 +173,38 @@ export async function generate(model: ChatModel, options: GenerateOptions): Prom
       cache = replicated.cache as LayerCache[];
       logits = replicated.logits as tf.Tensor2D;
     }
+    if (fetchCount > 0) candidates = eagerTopCandidates(logits, fetchCount);
 
     for (let step = 0; step < opts.maxNewTokens; step++) {
       options.signal?.throwIfAborted();
-      const host = (await logits.data()) as Float32Array; // [rows, V]
-      const vocab = host.length / rows.length;
-      const next = rows.map((row, i) => {
-        if (row.done !== null) return model.padId;
-        const rowLogits = host.subarray(i * vocab, (i + 1) * vocab);
-        suppressStopTokens(rowLogits, stopTokenIds, row.tokens.length, opts.minNewTokens);
-        const token = options.greedy ? argmax(rowLogits) : sampleToken(rowLogits, opts, row.rng);
-        acceptToken(model, row, token, stopTokenIds, stopStrings);
+      const next = await chooseTokens(model, rows, logits, candidates, opts, options.greedy === true, stopTokenIds);
+      next.forEach((token, i) => {
+        const row = rows[i];
+        if (row.done !== null) return;
+        acceptToken(model, row, token, stopTokenIds, stopStrings, textEachStep);
         if (row.done === null && row.tokens.length === opts.maxNewTokens) row.done = 'length';
         stream(row, token, options.onToken);
-        return token;
       });
       if (rows.every((r) => r.done !== null) || step === opts.maxNewTokens - 1) break;
       for (const m of mask) m.push(1);
       const x = model.embed(next.map((t) => [t])); // [rows, 1, d]
-      const stepOut = model.forwardWithCache(x, mask, cache);
+      const stepOut = model.forwardWithCache(x, mask, cache, { candidates: fetchCount });
       x.dispose();
       disposeCache(cache);
       logits.dispose();
+      disposeCandidates(candidates);
       cache = stepOut.cache;
       logits = stepOut.lastLogits;
+      candidates = stepOut.candidates;
     }
   } finally {
     rowOfPrompt.dispose();
     if (cache !== null) disposeCache(cache);
     if (logits !== null) logits.dispose();
+    disposeCandidates(candidates);
     if (!promptEmbeds.isDisposed) promptEmbeds.dispose();
   }
+  if (!textEachStep) for (const row of rows) row.text = row.tokens.length === 0 ? '' : model.tokenizer.decode(row.tokens, { skipSpecialTokens: true });
 
   const sequences: GeneratedSequence[][] = Array.from({ length: numPrompts }, () => []);
   for (const row of rows) {
@@ -232,12 +241,64 @@ function fitRequest(model: ChatModel, opts: { samples: number; maxNewTokens: num
   );
 }
 
-function acceptToken(model: ChatModel, row: RowState, token: number, stopTokenIds: readonly number[], stopStrings: readonly string[]): void {
+/**
+ * Each live row's next token (done rows get the pad id): from the device's candidates where they suffice
+ * (token-candidates.ts), else from the row's full logits, downloaded once per step when some row needs them.
+ */
+async function chooseTokens(
+  model: ChatModel,
+  rows: readonly RowState[],
+  logits: tf.Tensor2D,
+  candidates: TokenCandidates | undefined,
+  params: SamplingParams & { minNewTokens: number },
+  greedy: boolean,
+  stopTokenIds: readonly number[],
+): Promise<number[]> {
+  let host: Float32Array | null = null;
+  const vocab = logits.shape[1];
+  const fetched = candidates === undefined ? null : {
+    values: (await candidates.values.data()) as Float32Array,
+    indices: (await candidates.indices.data()) as Int32Array,
+    rowSums: (await candidates.rowSums.data()) as Float32Array,
+    count: candidates.values.shape[1],
+  };
+  const next: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    if (row.done !== null) {
+      next.push(model.padId);
+      continue;
+    }
+    const suppressed = row.tokens.length < params.minNewTokens ? stopTokenIds : [];
+    const top = fetched === null ? null : topKFromCandidates(
+      fetched.values.subarray(i * fetched.count, (i + 1) * fetched.count),
+      fetched.indices.subarray(i * fetched.count, (i + 1) * fetched.count),
+      fetched.rowSums[i],
+      greedy ? 1 : params.topK,
+      suppressed,
+    );
+    if (top !== null) {
+      candidatePathCounts.device++;
+      next.push(greedy ? top.ids[0] : drawCandidate(top.ids, top.logits, null, params, row.rng));
+      continue;
+    }
+    candidatePathCounts.host++;
+    host ??= (await logits.data()) as Float32Array; // [rows, V]
+    const rowLogits = host.subarray(i * vocab, (i + 1) * vocab);
+    suppressStopTokens(rowLogits, stopTokenIds, row.tokens.length, params.minNewTokens);
+    next.push(greedy ? argmax(rowLogits) : sampleToken(rowLogits, params, row.rng));
+  }
+  return next;
+}
+
+/** Record a row's new token; its text too when `decodeText` (stop strings or streaming need it each step). */
+function acceptToken(model: ChatModel, row: RowState, token: number, stopTokenIds: readonly number[], stopStrings: readonly string[], decodeText: boolean): void {
   if (stopTokenIds.includes(token)) {
     row.done = 'stop_token';
     return;
   }
   row.tokens.push(token);
+  if (!decodeText) return;
   const decoded = model.tokenizer.decode(row.tokens, { skipSpecialTokens: true });
   let text = decoded;
   for (const stop of stopStrings) {
@@ -263,4 +324,8 @@ function stream(row: RowState, token: number, onToken: GenerateOptions['onToken'
 
 function disposeCache(cache: LayerCache[]): void {
   for (const c of cache) tf.dispose([c.keysT, c.values]);
+}
+
+function disposeCandidates(candidates: TokenCandidates | undefined): void {
+  if (candidates !== undefined) tf.dispose([candidates.values, candidates.indices, candidates.rowSums]);
 }

@@ -37,14 +37,25 @@ export function argmax(logits: Float32Array): number {
 export function sampleToken(logits: Float32Array, params: SamplingParams, rng: Rng): number {
   if (!(params.temperature > 0)) throw new RangeError(`temperature must be > 0 for sampling, got ${params.temperature} (use greedy)`);
   const { sorted, total } = sortedCandidates(logits, params);
-  const max = logits[sorted[0]] / params.temperature;
-  const weights = sorted.map((i) => Math.exp(logits[i] / params.temperature - max));
+  return drawCandidate(sorted, sorted.map((i) => logits[i]), total, params, rng);
+}
+
+/**
+ * Top-p filtering and the draw over candidates already filtered by top-k and sorted by descending logit
+ * (ties by id): `ids[j]` has logit `logits[j]` (float32 values). `total` is the softmax normaliser over all
+ * candidates when `ids` is only a prefix of them, else null (the list's own sum). The one home of this
+ * math: the host sampler above and the device top-k fast path (token-candidates.ts) both draw here, so the
+ * same candidates and rng give the same token.
+ */
+export function drawCandidate(ids: readonly number[], logits: readonly number[], total: number | null, params: SamplingParams, rng: Rng): number {
+  const max = logits[0] / params.temperature;
+  const weights = logits.map((l) => Math.exp(l / params.temperature - max));
   const mass = total ?? weights.reduce((a, b) => a + b, 0);
-  let keep = sorted.length;
+  let keep = ids.length;
   if (params.topP < 1) {
     // HF keeps tokens until the cumulative probability first reaches top_p (at least one token).
     let cumulative = 0;
-    for (let i = 0; i < sorted.length; i++) {
+    for (let i = 0; i < ids.length; i++) {
       cumulative += weights[i] / mass;
       if (cumulative >= params.topP) {
         keep = i + 1;
@@ -56,9 +67,9 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
   let u = rng() * keptTotal;
   for (let i = 0; i < keep; i++) {
     u -= weights[i];
-    if (u < 0) return sorted[i];
+    if (u < 0) return ids[i];
   }
-  return sorted[keep - 1];
+  return ids[keep - 1];
 }
 
 /** Buckets (1 nat wide, after temperature) of the top-p pre-pass; tokens further below the best share the last. */

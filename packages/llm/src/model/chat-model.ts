@@ -9,6 +9,7 @@ import type { WeightSource } from '../weights/source.ts';
 import type { ChatMessage, ChatTemplate } from '../template/chat-template.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate/generate.ts';
 import { ForwardGraph, forwardGraphAvailable, forwardGraphUsable, recordingGradients } from '../native/forward-graph.ts';
+import { eagerTopCandidates, type TokenCandidates } from '../generate/token-candidates.ts';
 import { GraphSessionError } from '../native/graph-session.ts';
 import { forwardEstimate, generateEstimate, MemoryBudget } from './memory-budget.ts';
 import {
@@ -83,6 +84,13 @@ export interface ForwardOutput {
   lastHidden: tf.Tensor3D;
   /** With allLayers: L + 1 tensors [b, t, d]: embeddings, outputs of blocks 1..L-1, then the final normed state. */
   layers?: tf.Tensor3D[];
+}
+
+/** What forwardWithCache returns (see there). */
+export interface CachedForward {
+  lastLogits: tf.Tensor2D;
+  cache: LayerCache[];
+  candidates?: TokenCandidates;
 }
 
 export interface ModelParts {
@@ -202,25 +210,27 @@ export class ChatModel {
 
   /**
    * Forward that also returns the KV cache (for generation). Returns the logits of the last position only
-   * ([b, V]) and the cache; the caller disposes both.
+   * ([b, V]) and the cache; with `candidates: K'`, also each row's K' largest last-position logits, their
+   * ids and the row's logit sum (generate/token-candidates.ts). The caller disposes everything returned.
    */
-  forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null): { lastLogits: tf.Tensor2D; cache: LayerCache[] } {
+  forwardWithCache(x: tf.Tensor3D, fullMask: number[][], past: LayerCache[] | null, options: { candidates?: number } = {}): CachedForward {
     const w = this.live();
     this.checkContext('forwardWithCache', fullMask[0]?.length ?? 0);
     const graph = forwardGraphUsable() ? this.forwardGraph() : null;
     const ctx = stepContext(this.config, this.invFreq, fullMask, x.shape[1], { rotationMatrices: graph === null });
     try {
       if (graph !== null) {
-        const out = graph.run(x, ctx, past, { lastLogits: true, cache: true });
-        return { lastLogits: out.lastLogits!, cache: out.cache! };
+        const out = graph.run(x, ctx, past, { lastLogits: true, cache: true, candidates: options.candidates });
+        return { lastLogits: out.lastLogits!, cache: out.cache!, candidates: out.candidates };
       }
       return tf.tidy(() => {
         const out = runDecoder(this.config, w, x, ctx, past, { keepCache: true });
         const [b, t, d] = out.hidden.shape;
         const last = tf.slice(out.hidden, [0, t - 1, 0], [b, 1, d]);
         const lastLogits = tf.reshape(lmLogits(w, last), [b, -1]) as tf.Tensor2D;
-        return { lastLogits, cache: out.cache } as unknown as tf.TensorContainer;
-      }) as unknown as { lastLogits: tf.Tensor2D; cache: LayerCache[] };
+        const candidates = options.candidates !== undefined && options.candidates > 0 ? eagerTopCandidates(lastLogits, options.candidates) : undefined;
+        return { lastLogits, cache: out.cache, candidates } as unknown as tf.TensorContainer;
+      }) as unknown as CachedForward;
     } finally {
       disposeStepContext(ctx);
     }

@@ -22,7 +22,8 @@ import type { ModelConfig } from '../config.ts';
 import { decoderBlock, finalNorm, BLOCK_PARAMS, type BlockParams } from '../model/decoder-block.ts';
 import { recordingOps, Tape } from '../model/decoder-grad.ts';
 import type { DecoderWeights, LayerCache, StepContext } from '../model/llama.ts';
-import { GraphBuilder, DT_FLOAT } from './graph-def.ts';
+import { candidateBlock, type TokenCandidates } from '../generate/token-candidates.ts';
+import { GraphBuilder, DT_FLOAT, DT_INT32 } from './graph-def.ts';
 import { graphOps } from './graph-ops.ts';
 import { GraphSession } from './graph-session.ts';
 
@@ -53,6 +54,8 @@ interface Feed {
 export interface ForwardFetches {
   /** Logits of the last position [b, V]. */
   lastLogits?: boolean;
+  /** The last position's this-many largest logits per row, with their ids and each row's logit sum. */
+  candidates?: number;
   /** Logits of every position [b, t, V]. */
   allLogits?: boolean;
   /** Final hidden states [b, t, d] (after the final norm). */
@@ -67,6 +70,7 @@ export interface ForwardFetches {
 
 export interface ForwardGraphOutput {
   lastLogits?: tf.Tensor2D;
+  candidates?: TokenCandidates;
   allLogits?: tf.Tensor3D;
   hidden?: tf.Tensor3D;
   cache?: LayerCache[];
@@ -78,7 +82,7 @@ export class ForwardGraph {
   private constructor(
     private readonly session: GraphSession,
     private readonly weightFeeds: Feed[],
-    private readonly outputs: { lastLogits: string; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
+    private readonly outputs: { lastLogits: string; candidates: string[]; blockedCandidates: string[] | null; allLogits: string; hidden: string; cache: string[]; saved: string[]; layers: string[]; inputGrad: string },
     private readonly config: ModelConfig,
   ) {}
 
@@ -122,6 +126,13 @@ export class ForwardGraph {
     const lmHead = weight('lmHead', w.lmHead);
     const lastLogits = base.project(base.lastPosition(hidden), lmHead);
     const allLogits = base.logitsByPosition(base.project(hiddenRows, lmHead));
+    // Both ways of finding the candidates (token-candidates.ts); run() fetches the blocked one when K' allows.
+    const candidateCountInput = g.placeholder('candidateCount', DT_INT32, []);
+    const top = base.topCandidates(lastLogits, candidateCountInput, 1);
+    const candidates = [top.values, top.indices, top.rowSums];
+    const block = candidateBlock(config.vocabSize);
+    const blocked = block > 1 ? base.topCandidates(lastLogits, candidateCountInput, block) : null;
+    const blockedCandidates = blocked === null ? null : [blocked.values, blocked.indices, blocked.rowSums];
 
     // Backward w.r.t. the input embeddings (weights frozen, no past cache). Every forward activation it
     // reads becomes a placeholder fed from the forward's `saved` fetch, so a backward call runs no forward op.
@@ -138,7 +149,7 @@ export class ForwardGraph {
     };
     const dHidden = base.reshape(g.placeholder('dHidden', DT_FLOAT, [-1, -1, d]), 'hidden', 'rows');
     const inputGrad = base.reshape(tape.gradient(base, hiddenRows, dHidden, residualInput, savedInput), 'rows', 'hidden');
-    const outputs = { lastLogits, allLogits, hidden, cache, layers, inputGrad, saved };
+    const outputs = { lastLogits, candidates, blockedCandidates, allLogits, hidden, cache, layers, inputGrad, saved };
     return new ForwardGraph(GraphSession.load(g), weightFeeds, outputs, config);
   }
 
@@ -156,17 +167,27 @@ export class ForwardGraph {
     for (let i = 0; i < numLayers; i++) {
       feeds.push({ name: `past${i}_keysT`, tensor: past?.[i].keysT ?? empty[0] }, { name: `past${i}_values`, tensor: past?.[i].values ?? empty[1] });
     }
-    const names: (keyof ForwardFetches)[] = (['lastLogits', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) => fetch[k] === true);
-    const fetches = names.flatMap((k) => (k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
+    const candidateCount = fetch.candidates !== undefined && fetch.candidates > 0 ? tf.scalar(fetch.candidates, 'int32') : null;
+    if (candidateCount !== null) feeds.push({ name: 'candidateCount', tensor: candidateCount });
+    const names: (keyof ForwardFetches)[] = (['lastLogits', 'candidates', 'allLogits', 'hidden', 'cache', 'saved', 'layers'] as const).filter((k) =>
+      k === 'candidates' ? candidateCount !== null : fetch[k] === true,
+    );
+    const blocks = Math.ceil(this.config.vocabSize / candidateBlock(this.config.vocabSize));
+    const candidateOutputs = this.outputs.blockedCandidates !== null && fetch.candidates! <= blocks ? this.outputs.blockedCandidates : this.outputs.candidates;
+    const fetches = names.flatMap((k) => (k === 'candidates' ? candidateOutputs : k === 'cache' || k === 'saved' || k === 'layers' ? this.outputs[k] : [this.outputs[k]]));
     let results: tf.Tensor[];
     try {
       results = this.session.run(feeds, fetches);
     } finally {
       tf.dispose(empty);
+      candidateCount?.dispose();
     }
     const out: ForwardGraphOutput = {};
     for (const k of names) {
-      if (k === 'cache') {
+      if (k === 'candidates') {
+        const [values, indices, rowSums] = results.splice(0, 3) as tf.Tensor2D[];
+        out.candidates = { values, indices, rowSums };
+      } else if (k === 'cache') {
         const flat = results.splice(0, 2 * numLayers);
         out.cache = Array.from({ length: numLayers }, (_, i) => ({ keysT: flat[2 * i] as tf.Tensor4D, values: flat[2 * i + 1] as tf.Tensor4D }));
       } else if (k === 'saved' || k === 'layers') {

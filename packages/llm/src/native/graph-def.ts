@@ -146,9 +146,10 @@ export class GraphBuilder {
     return this.op('Placeholder', [], { dtype: { type: dtype }, shape: { shape } }, name);
   }
 
-  constInt32(values: readonly number[], scalar = false): string {
+  /** An int32 constant: a vector, a scalar, or `shape` (row-major values). */
+  constInt32(values: readonly number[], scalar = false, shape?: readonly number[]): string {
     const content = new Uint8Array(Int32Array.from(values).buffer);
-    return this.op('Const', [], { dtype: { type: DT_INT32 }, value: { tensor: { dtype: DT_INT32, shape: scalar ? [] : [values.length], content } } });
+    return this.op('Const', [], { dtype: { type: DT_INT32 }, value: { tensor: { dtype: DT_INT32, shape: shape ?? (scalar ? [] : [values.length]), content } } });
   }
 
   constFloat(values: Float32Array, shape: readonly number[]): string {

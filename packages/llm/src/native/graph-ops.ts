@@ -19,6 +19,13 @@ export interface GraphExtras {
   lastPosition(hidden: string): string;
   /** Rows [b t, V] -> [b, t, V] (logits). */
   logitsByPosition(rows: string): string;
+  /**
+   * The `count` (int32 scalar node) largest entries of each row of [b, V] logits, largest first: values
+   * [b, count] and their ids [b, count] (int32), and each row's sum [b, 1] (NaN or infinite exactly when the
+   * row holds a NaN or infinity). block 1: one top-k over the row; block B > 1: over blocks of B logits
+   * (needs count ≤ ceil(V / B)); see generate/token-candidates.ts, and eagerTopCandidates there.
+   */
+  topCandidates(logits: string, count: string, block: number): { values: string; indices: string; rowSums: string };
 }
 
 /** Ops over `g` for a model with `config`'s shapes; `ropeTable` is the cos placeholder [b, t, heads, hd]. */
@@ -107,6 +114,27 @@ export function graphOps(g: GraphBuilder, config: ModelConfig, ropeTable: string
         T: F32, Index: I32, begin_mask: { i: 5 }, end_mask: { i: 5 }, ellipsis_mask: { i: 0 }, new_axis_mask: { i: 0 }, shrink_axis_mask: { i: 2 },
       }),
     logitsByPosition: (rows) => g.op('Reshape', [rows, concatInt([bDim, tDim, constDims(vocab)])], { T: F32, Tshape: I32 }),
+    topCandidates: (logits, count, block) => {
+      const rowSums = ops.sumLast(logits);
+      if (block === 1) {
+        const top = g.op('TopKV2', [logits, count], { T: F32, sorted: bool(true) });
+        return { values: top, indices: `${top}:1`, rowSums };
+      }
+      const blocks = Math.ceil(vocab / block);
+      const pad = blocks * block - vocab;
+      const padded = pad === 0 ? logits : g.op('PadV2', [logits, g.constInt32([0, 0, 0, pad], false, [2, 2]), g.constFloat(Float32Array.of(-Infinity), [])], { T: F32, Tpaddings: I32 });
+      const byBlock = g.op('Reshape', [padded, g.constInt32([-1, blocks, block])], { T: F32, Tshape: I32 });
+      const blockMax = g.op('Max', [byBlock, g.constInt32([2])], { T: F32, Tidx: I32, keep_dims: bool(false) }); // [b, blocks]
+      const bestBlocks = `${g.op('TopKV2', [blockMax, count], { T: F32, sorted: bool(true) })}:1`; // [b, K']
+      const batchGather = (params: string, indices: string, T: Attr) =>
+        g.op('GatherV2', [params, indices, g.constInt32([1], true)], { Tparams: T, Tindices: I32, Taxis: I32, batch_dims: { i: 1 } });
+      const gathered = g.op('Reshape', [batchGather(byBlock, bestBlocks, F32), concatInt([slice(g.op('Shape', [logits], { T: F32, out_type: I32 }), 0, 1), constDims(-1)])], { T: F32, Tshape: I32 });
+      const top = g.op('TopKV2', [gathered, count], { T: F32, sorted: bool(true) }); // positions in the gathered K'·B
+      const blockSize = g.constInt32([block], true);
+      const blockOf = batchGather(bestBlocks, g.op('FloorDiv', [`${top}:1`, blockSize], { T: I32 }), I32);
+      const indices = g.op('AddV2', [g.op('Mul', [blockOf, blockSize], { T: I32 }), g.op('FloorMod', [`${top}:1`, blockSize], { T: I32 })], { T: I32 });
+      return { values: top, indices, rowSums };
+    },
   };
   return ops;
 }
