@@ -26,7 +26,7 @@ import { createNodeExecutor } from '../src/executor.ts';
 import type { DagWorkflowResult } from '../src/shared.ts';
 import { auditStore, tempDir } from './fixtures/env.ts';
 import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
-import { spawnWorkerChild } from './fixtures/child-worker.ts';
+import { killChildren, spawnWorkerChild } from './fixtures/child-worker.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-dro-main.ts', import.meta.url));
 const scratch = tempDir('dro-e2e-');
@@ -48,7 +48,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren(children);
   await server?.stop();
   scratch.remove();
 });

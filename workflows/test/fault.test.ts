@@ -19,7 +19,7 @@ import { testStages } from './fixtures/stages.ts';
 import { squaresDag } from './fixtures/dags.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
 import { runWithLocalRunner } from './fixtures/local.ts';
-import { spawnWorkerChild, type WorkerChild } from './fixtures/child-worker.ts';
+import { killChildren, spawnWorkerChild, type WorkerChild } from './fixtures/child-worker.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-main.ts', import.meta.url));
 let server: TemporalServerHandle;
@@ -57,7 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren(children);
   await client?.connection.close();
   await cpuWorker?.shutdown();
   await server?.stop();

@@ -18,7 +18,7 @@ import { installQuietRuntime, startWorker, workflowBundle } from '../src/worker.
 import { DagRunFailedError, connectClient, runDagOnTemporal, startDagRun, unwrapWorkflowError } from '../src/client.ts';
 import { tempDir } from './fixtures/env.ts';
 import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
-import { spawnWorkerChild } from './fixtures/child-worker.ts';
+import { killChildren, spawnWorkerChild } from './fixtures/child-worker.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 const examplePlugin = path.join(repo, 'examples', 'stage-plugin', 'middle-layer-extract.ts');
@@ -110,7 +110,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren(children);
   await server?.stop();
   scratch.remove();
 });

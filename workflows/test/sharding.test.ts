@@ -22,7 +22,7 @@ import { formatTemporalStatus } from '../src/status-format.ts';
 import type { DagWorkflowResult } from '../src/shared.ts';
 import { auditStore, openStore, tempDir } from './fixtures/env.ts';
 import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
-import { spawnWorkerChild, type WorkerChild } from './fixtures/child-worker.ts';
+import { killChildren, spawnWorkerChild, type WorkerChild } from './fixtures/child-worker.ts';
 
 const workerMain = fileURLToPath(new URL('./fixtures/worker-dro-main.ts', import.meta.url));
 const scratch = tempDir('dro-shard-');
@@ -113,7 +113,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren(children);
   await client?.connection.close();
   await server?.stop();
   scratch.remove();

@@ -19,7 +19,7 @@ import { DagRunFailedError, connectClient, runDagOnTemporal, startDagRun, unwrap
 import { createNodeExecutor } from '../src/executor.ts';
 import { tempDir } from './fixtures/env.ts';
 import { tinyExperimentConfig } from './fixtures/dro-experiment.ts';
-import { spawnWorkerChild } from './fixtures/child-worker.ts';
+import { killChildren, spawnWorkerChild } from './fixtures/child-worker.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 const examplePlugin = path.join(repo, 'examples', 'stage-plugin', 'middle-layer-extract.ts');
@@ -47,7 +47,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren(children);
   await server?.stop();
   scratch.remove();
 });
