@@ -24,7 +24,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfig, prepareExperiment, validateConfig, type ExperimentConfig } from '@dro/experiment';
 import { writeTinyGgufModel } from '@dro/llm/testing';
-import { runDagOnTemporal, startTemporalServer } from '@dro/workflows';
+import { connectClient, runDagOnTemporal, startTemporalServer } from '@dro/workflows';
 import type { NodeStatus } from '@dro/workflows/shared';
 
 const { values: flags } = parseArgs({
@@ -102,6 +102,47 @@ async function stopWorker(child: ChildProcess): Promise<void> {
 interface Measured {
   wallMs: number;
   nodes: Array<{ id: string; stage: string; ms: number; shards: number | null }>;
+  activities: ActivityTime[];
+}
+
+/** One activity of the run, from its workflow history: queued = scheduled → started, ran = started → closed. */
+interface ActivityTime {
+  id: string;
+  worker: string;
+  queuedMs: number;
+  ranMs: number;
+}
+
+/**
+ * Every activity's queue wait and run time, from the run's history (the server writes one started event per
+ * activity, of its last attempt). This is where a sharded node's time goes: its plan and merge (cpu queue)
+ * and each shard on the worker that ran it.
+ */
+async function activityTimes(address: string, runId: string): Promise<ActivityTime[]> {
+  const client = await connectClient({ address });
+  try {
+    const history = await client.workflow.getHandle(runId).fetchHistory();
+    const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+    const scheduled = new Map<string, { id: string; at: number }>();
+    const started = new Map<string, { worker: string; at: number }>();
+    const times: ActivityTime[] = [];
+    for (const event of history.events ?? []) {
+      const at = ms(event.eventTime);
+      const s = event.activityTaskScheduledEventAttributes;
+      if (s?.activityId) scheduled.set(String(event.eventId), { id: s.activityId, at });
+      const st = event.activityTaskStartedEventAttributes;
+      if (st) started.set(String(st.scheduledEventId), { worker: st.identity ?? '?', at });
+      const done = event.activityTaskCompletedEventAttributes;
+      if (done) {
+        const sched = scheduled.get(String(done.scheduledEventId));
+        const start = started.get(String(done.scheduledEventId));
+        if (sched && start) times.push({ id: sched.id, worker: start.worker, queuedMs: start.at - sched.at, ranMs: at - start.at });
+      }
+    }
+    return times;
+  } finally {
+    await client.connection.close();
+  }
 }
 
 async function measure(address: string, modelWorkers: number): Promise<Measured> {
@@ -115,7 +156,8 @@ async function measure(address: string, modelWorkers: number): Promise<Measured>
     for (let i = 0; i < modelWorkers; i++) children.push(await startDroWorker(['--queues', 'model', '--address', address, '--store', storeRoot], oneThread, i % os.availableParallelism()));
     log(`${modelWorkers} model worker(s) ready; running DAG "${prepared.dag.name}" (${prepared.dag.nodes.length} nodes)`);
     const started = performance.now();
-    const result = await runDagOnTemporal({ dag: prepared.dag, address, storeRoot, concurrency, runId: `bench-scale-${modelWorkers}-${Date.now()}` });
+    const runId = `bench-scale-${modelWorkers}-${Date.now()}`;
+    const result = await runDagOnTemporal({ dag: prepared.dag, address, storeRoot, concurrency, runId });
     const wallMs = performance.now() - started;
     const nodes = result.nodes.map((n: NodeStatus) => ({
       id: n.id,
@@ -123,7 +165,7 @@ async function measure(address: string, modelWorkers: number): Promise<Measured>
       ms: n.startedAt && n.finishedAt ? Date.parse(n.finishedAt) - Date.parse(n.startedAt) : 0,
       shards: n.shards?.total ?? null,
     }));
-    return { wallMs, nodes };
+    return { wallMs, nodes, activities: await activityTimes(address, runId) };
   } finally {
     for (const child of children.reverse()) await stopWorker(child);
   }
@@ -152,11 +194,39 @@ const shardedOne = sum(one, sharded);
 const shardedMany = sum(many, sharded);
 rows.push(['sharded nodes', `${sharded.length} nodes`, '', seconds(shardedOne), seconds(shardedMany), ratio(shardedOne, shardedMany).toFixed(2)]);
 rows.push(['end to end', 'whole run', '', seconds(one.wallMs), seconds(many.wallMs), ratio(one.wallMs, many.wallMs).toFixed(2)]);
-const header = ['NODE', 'STAGE', 'SHARDS', '1 WORKER s', `${workers} WORKERS s`, 'SPEED-UP'];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+const table = (header: string[], body: string[][]) => {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...body.map(line)].join('\n');
+};
 console.log(`model ${flags.model ?? 'default'}${flags.small ? ' (small)' : ''}; ${workers} vs 1 model worker(s), each on one core with one thread; DAG concurrency ${concurrency}`);
-console.log([line(header), ...rows.map(line)].join('\n'));
+console.log(table(['NODE', 'STAGE', 'SHARDS', '1 WORKER s', `${workers} WORKERS s`, 'SPEED-UP'], rows));
+
+/**
+ * Where each sharded node's time went, per configuration: its plan and merge activities (cpu queue), and
+ * per model worker its summed shard time and each shard it ran (shard number: run time); "other" is the node's time not covered by
+ * plan, the busiest worker's shards and merge (queue waits and the workflow's own round trips); "first pickup"
+ * is how long the first shard waited in the queue for a worker.
+ */
+const breakdown = (m: Measured, label: string) =>
+  sharded.map((id) => {
+    const mine = m.activities.filter((a) => a.id === id || a.id.startsWith(`${id}#`));
+    const step = (name: string) => mine.find((a) => a.id === `${id}#${name}`)?.ranMs ?? 0;
+    const shards = mine.filter((a) => /#\d+\/\d+$/.test(a.id));
+    const perWorker = new Map<string, { shards: string[]; ms: number }>();
+    for (const a of shards) {
+      const w = perWorker.get(a.worker) ?? { shards: [], ms: 0 };
+      perWorker.set(a.worker, { shards: [...w.shards, `${a.id.split('#')[1]!.split('/')[0]}:${seconds(a.ranMs)}`], ms: w.ms + a.ranMs });
+    }
+    const busiest = Math.max(0, ...[...perWorker.values()].map((w) => w.ms));
+    const total = m.nodes.find((n) => n.id === id)!.ms;
+    const workersCell = [...perWorker.values()].map((w) => `${seconds(w.ms)} (${w.shards.join(' ')})`).join(' | ');
+    const other = total - step('plan') - busiest - step('merge');
+    const firstWait = Math.min(...shards.map((a) => a.queuedMs));
+    return [id, label, seconds(total), seconds(step('plan')), workersCell, seconds(firstWait), seconds(step('merge')), seconds(other)];
+  });
+console.log('\nsharded nodes, where the time went (s; per model worker: its summed shard time (shard:time …))');
+console.log(table(['NODE', 'WORKERS', 'NODE s', 'PLAN s', 'SHARDS ON EACH WORKER', 'FIRST PICKUP s', 'MERGE s', 'OTHER s'], [...breakdown(one, '1'), ...breakdown(many, String(workers))]));
 if (flags.json) {
   console.log(
     JSON.stringify({
