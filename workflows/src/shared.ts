@@ -109,7 +109,8 @@ export interface NodeStatus {
 export type ShardPlanResult =
   | { kind: 'cached'; result: RunStageResult }
   | { kind: 'whole' }
-  | { kind: 'sharded'; shards: Array<{ node: DagNode; inputs: Record<string, ArtifactRef> }> };
+  /** cost: the shard's estimated relative cost (absent in plans from before it was recorded). */
+  | { kind: 'sharded'; shards: Array<{ node: DagNode; inputs: Record<string, ArtifactRef>; cost?: number }> };
 
 /** What mergeShardsActivity receives: the node and every shard's outputs, in shard order. */
 export interface MergeShardsInput extends RunStageInput {

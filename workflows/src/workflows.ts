@@ -12,6 +12,7 @@ import {
   ActivityCancellationType,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -20,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { ArtifactRef } from '@dro/artifacts';
 import type { DagNode } from '@dro/pipeline';
+import { shardDispatchOrder } from '@dro/pipeline/shard-order';
 import type { DroActivities } from './activities.ts';
 import {
   BAD_INPUT_ERROR_TYPE,
@@ -42,6 +44,9 @@ import {
 
 /** Bound on one attempt of a sharded node's plan or merge (a table read, sliced or concatenated, written). */
 const SHARD_STEP_TIMEOUT_MS = 10 * 60_000;
+
+/** Patch id (workflow versioning) of scheduling a node's shards costliest first instead of in shard order. */
+const SHARDS_LARGEST_FIRST = 'shards-largest-first';
 
 /** Per-node state, progress counts and errors of a dagWorkflow. */
 export const dagStatusQuery = defineQuery<DagRunStatus>('dagStatus');
@@ -125,12 +130,21 @@ export async function dagWorkflow(input: DagWorkflowInput): Promise<DagWorkflowR
     if (planned.kind === 'cached') return planned.result;
     if (planned.kind === 'whole') return activitiesFor(node).runStageActivity({ runId, node, inputs });
     const progress = (status.shards = { total: planned.shards.length, done: 0, cacheHits: 0 });
-    const settled = await Promise.allSettled(
-      planned.shards.map(async (shard) => {
-        const result = await activitiesFor(node, shard.node.id).runStageActivity({ runId, node: shard.node, inputs: shard.inputs });
-        progress.done++;
-        if (result.cacheHit) progress.cacheHits++;
-        return result;
+    // Scheduled costliest first (shard-order.ts: a hint to the server, which picks the shard a free worker
+    // gets). Runs started before this change scheduled in shard order, and replay them so.
+    const order = patched(SHARDS_LARGEST_FIRST) ? shardDispatchOrder(planned.shards.map((s) => s.cost ?? 0)) : planned.shards.map((_, k) => k);
+    const settled: PromiseSettledResult<RunStageResult>[] = new Array(planned.shards.length);
+    await Promise.all(
+      order.map(async (k) => {
+        const shard = planned.shards[k]!;
+        try {
+          const result = await activitiesFor(node, shard.node.id).runStageActivity({ runId, node: shard.node, inputs: shard.inputs });
+          progress.done++;
+          if (result.cacheHit) progress.cacheHits++;
+          settled[k] = { status: 'fulfilled', value: result };
+        } catch (reason) {
+          settled[k] = { status: 'rejected', reason };
+        }
       }),
     );
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');

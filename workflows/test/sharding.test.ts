@@ -4,7 +4,8 @@
  *  - the sharded run's digests equal the local runner's unsharded ones (sampling, extract, and the model
  *    pass of evaluate: eval-forward), and the shards of one node ran on both workers;
  *  - SIGKILL of the worker running a shard: that shard (alone) is retried on the other worker, the final
- *    digests are unchanged, and the store holds nothing partial.
+ *    digests are unchanged, and the store holds nothing partial;
+ *  - one model worker loads the model once; each node's shards are scheduled costliest first.
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,7 @@ import type { Client } from '@temporalio/client';
 import type { ArtifactRef } from '@dro/artifacts';
 import { dagFor, droStageRegistry, prepareExperiment, type ExperimentConfig } from '@dro/experiment';
 import { initBackend, modelLoads, tf } from '@dro/llm';
-import { createProgressReporter, runDag, type Dag } from '@dro/pipeline';
+import { createProgressReporter, planShards, runDag, shardDispatchOrder, type Dag } from '@dro/pipeline';
 import { startTemporalServer, type TemporalServerHandle } from '../src/testing/server.ts';
 import { installQuietRuntime, startWorker, workflowBundle, type DroWorker } from '../src/worker.ts';
 import { connectClient, queryDagStatus, startDagRun } from '../src/client.ts';
@@ -185,7 +186,7 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
     await exited(survivor);
   }, 300_000);
 
-  it('a model worker that runs every shard loads the model once, and disposes it when it stops', async () => {
+  it('a model worker that runs every shard loads the model once, shards are scheduled costliest first, the model is disposed when the worker stops', async () => {
     const storeRoot = `${scratch.dir}/store-one-worker`;
     const dag = rowParallelDag((await prepareExperiment(config, storeRoot)).dag);
     const stages = droStageRegistry();
@@ -196,12 +197,27 @@ describe('row-parallel nodes as shards on Temporal (tiny model)', () => {
       execute: createNodeExecutor({ store: openStore(storeRoot), stages }),
     });
     try {
-      const { result } = await runOnTemporal(dag, storeRoot, async () => {});
+      const { result, workflowId } = await runOnTemporal(dag, storeRoot, async () => {});
       expect(result.outputs).toEqual(localOutputs);
       const shards = result.nodes.reduce((sum, n) => sum + (n.shards?.total ?? 0), 0);
       expect(shards).toBe(10);
       // 10 shards and the whole reference-answers node, one model: one load.
       expect(modelLoads() - loadsBefore).toBe(1);
+      // Each node's shards were scheduled costliest first by the plan's estimate (prompted rows are longer,
+      // so that is not shard order). Which one a free worker gets first is the server's: see shard-order.ts.
+      const history = await client.workflow.getHandle(workflowId).fetchHistory();
+      const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityId ?? []);
+      const outputsOf = new Map(result.nodes.map((n) => [n.id, n.outputs ?? {}]));
+      let reordered = false;
+      for (const node of dag.nodes.filter((n) => result.nodes.find((r) => r.id === n.id)?.shards)) {
+        const inputs = Object.fromEntries(Object.entries(node.inputs).map(([name, src]) => [name, 'ref' in src ? src.ref : outputsOf.get(src.node)![src.output]!]));
+        const planned = await planShards({ store: openStore(storeRoot), node, inputs, stages, force: true });
+        if (planned.kind !== 'sharded') throw new Error(`${node.id} did not plan shards`);
+        const costliestFirst = shardDispatchOrder(planned.shards.map((s) => s.cost)).map((k) => planned.shards[k]!.node.id);
+        expect(scheduled.filter((id) => id.startsWith(`${node.id}#`) && /#\d+\/\d+$/.test(id))).toEqual(costliestFirst);
+        reordered ||= costliestFirst.some((id, k) => id !== planned.shards[k]!.node.id);
+      }
+      expect(reordered).toBe(true);
     } finally {
       await worker.shutdown();
     }

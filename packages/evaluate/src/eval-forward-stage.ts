@@ -24,6 +24,7 @@ import {
   referenceAnswersSchema,
   renderedInputsSchema,
   renderedRowIndices,
+  renderedTokenCount,
   softPromptSchema,
   type ArtifactRef,
 } from '@dro/artifacts';
@@ -85,6 +86,7 @@ export const evalForwardStage: Stage<EvalForwardParams> = {
     input: 'rendered',
     chunkRows: (params) => params.chunk,
     selectRows: (table, params) => renderedRowIndices(table, { promptId: params.promptId, sets: params.sets }),
+    rowCost: (table, row) => renderedTokenCount(table, row),
   },
   run: runEvalForward,
 };

@@ -5,7 +5,7 @@
  *
  * Inputs:  rendered (rendered-inputs/v1)   Outputs: references (reference-answers/v1)
  */
-import { referenceAnswersSchema, readRenderedInputs, renderedInputsSchema, renderedRowIndices, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
+import { referenceAnswersSchema, readRenderedInputs, renderedInputsSchema, renderedRowIndices, renderedTokenCount, writeReferenceAnswers, type ArtifactRef } from '@dro/artifacts';
 import type { Stage, StageContext } from '@dro/pipeline';
 import { BadInputError } from '@dro/artifacts';
 import { yieldToEventLoop } from './model-pass.ts';
@@ -44,6 +44,7 @@ export const referenceAnswersStage: Stage<ReferenceAnswersParams> = {
     input: 'rendered',
     chunkRows: (params) => params.batch,
     selectRows: (table, params) => renderedRowIndices(table, { promptId: params.promptId, sets: params.sets, label: 'harmless' }).slice(0, params.maxQueries ?? Infinity),
+    rowCost: (table, row, params) => renderedTokenCount(table, row) + params.maxNewTokens,
   },
   run: runReferences,
 };

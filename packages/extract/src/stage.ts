@@ -18,6 +18,7 @@ import {
   readRenderedInputs,
   renderedInputsSchema,
   renderedRowIndices,
+  renderedTokenCount,
 } from '@dro/artifacts';
 import { type ChatModel, padBatch, tf } from '@dro/llm';
 import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
@@ -83,6 +84,11 @@ export const extractStage: Stage<ExtractParams> = {
   outputSchemas: { hiddenStates: hiddenStatesSchema.name },
   parseParams: parseExtractParams,
   // A row's hidden state depends on its own tokens (and the chunk it is batched in).
-  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
+  rowParallel: {
+    input: 'rendered',
+    chunkRows: (params) => params.chunkSize,
+    selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }),
+    rowCost: (table, row) => renderedTokenCount(table, row),
+  },
   run: runExtract,
 };

@@ -8,6 +8,7 @@ export { storeForPlugin } from './plugin-store.ts';
 export * from './dag.ts';
 export * from './execute-node.ts';
 export * from './shards.ts';
+export { shardDispatchOrder } from './shard-order.ts';
 export * from './run-stage.ts';
 export { ModelCache, type ModelLease } from './model-cache.ts';
 export * from './retry.ts';

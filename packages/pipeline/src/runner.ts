@@ -19,6 +19,7 @@ import { BadInputError, codeVersion } from '@dro/artifacts';
 import type { Dag, DagNode, ProgressEvent, StageLogger } from './stage.ts';
 import { resolveInputs, validateDag } from './dag.ts';
 import { executeNode, type ExecuteNodeRequest, type NodeExecution } from './execute-node.ts';
+import { shardDispatchOrder } from './shard-order.ts';
 import { mergeShards, planShards, type Shard } from './shards.ts';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryable, sleep, type RetryPolicy } from './retry.ts';
 import { RunRecordSaveError, newRunId, saveRunEnding, saveRunRecord, type NodeRecord, type RunRecord } from './run-record.ts';
@@ -279,8 +280,12 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
     };
     report();
     let shardFailure: { error: unknown } | null = null;
-    const results = await Promise.all(
-      shards.map(async (shard) => {
+    // Slots are first come first served: shards queue for them costliest first (shard-order.ts), and the
+    // results go back in shard order for the merge.
+    const results: Array<NodeExecution | null> = new Array(shards.length).fill(null);
+    await Promise.all(
+      shardDispatchOrder(shards.map((s) => s.cost)).map(async (k) => {
+        const shard = shards[k]!;
         const ran = await inSlot(stage.needs, async () => {
           if (shardFailure) return null;
           try {
@@ -296,7 +301,7 @@ export async function runDag(dag: Dag, options: RunDagOptions): Promise<RunRecor
           if (execution.cacheHit) progress.cacheHits++;
           report();
         }
-        return execution;
+        results[k] = execution;
       }),
     );
     if (shardFailure) throw (shardFailure as { error: unknown }).error;

@@ -25,6 +25,8 @@ type Table = Awaited<ReturnType<ExecuteNodeRequest['store']['getTable']>>;
 export interface Shard {
   node: DagNode;
   inputs: Record<string, ArtifactRef>;
+  /** Estimated relative cost (RowParallel.rowCost over its chunks): shards start costliest first. */
+  cost: number;
 }
 
 export type ShardPlan =
@@ -78,6 +80,11 @@ export async function planShards(request: ExecuteNodeRequest): Promise<ShardPlan
   const rows = rowParallel.selectRows ? rowParallel.selectRows(table, prepared.params) : Array.from({ length: table.numRows }, (_, i) => i);
   if (rows.length <= perShard) return { kind: 'whole' };
   const count = Math.ceil(rows.length / perShard);
+  const rowCost = (row: number): number => {
+    const cost = rowParallel.rowCost ? rowParallel.rowCost(table, row, prepared.params) : 1;
+    if (!Number.isFinite(cost) || cost < 0) throw new Error(`stage ${prepared.stage.name}: rowParallel.rowCost gave ${cost} for row ${row}, expected a finite number ≥ 0`);
+    return cost;
+  };
   const shards: Shard[] = [];
   for (let k = 0; k < count; k++) {
     prepared.signal.throwIfAborted();
@@ -91,9 +98,19 @@ export async function planShards(request: ExecuteNodeRequest): Promise<ShardPlan
     const ref = await store.putTable(source.schema, takeRows(table, picked), manifest);
     const { shardSize: _, ...rest } = node;
     const id = shardNodeId(node.id, k, count);
-    shards.push({ node: { ...rest, id, inputs: { ...node.inputs, [rowParallel.input]: { ref } } }, inputs: { ...inputs, [rowParallel.input]: ref } });
+    shards.push({ node: { ...rest, id, inputs: { ...node.inputs, [rowParallel.input]: { ref } } }, inputs: { ...inputs, [rowParallel.input]: ref }, cost: shardCost(picked, chunkRows, rowCost) });
   }
   return { kind: 'sharded', shards, rows: rows.length, shardRows: perShard };
+}
+
+/** A shard's estimated cost: each of its chunks costs its rows × its costliest row (padding). */
+function shardCost(rows: readonly number[], chunkRows: number, rowCost: (row: number) => number): number {
+  let cost = 0;
+  for (let start = 0; start < rows.length; start += chunkRows) {
+    const chunk = rows.slice(start, start + chunkRows);
+    cost += chunk.length * chunk.reduce((most, row) => Math.max(most, rowCost(row)), 0);
+  }
+  return cost;
 }
 
 /** The table's rows at `indices`, in that order (zero-copy slices of each contiguous run). */

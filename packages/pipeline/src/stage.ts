@@ -115,6 +115,12 @@ export interface RowParallel<Params = unknown> {
    * from params); default every row. Applied to a shard's rows it must select them all.
    */
   selectRows?(table: Table, params: Params): number[];
+  /**
+   * Relative cost of computing row `row` of the input table (default 1), e.g. its tokens: what shards are
+   * ordered by, costliest first (shard-order.ts). A chunk costs its rows × its costliest row, since a
+   * batched forward pads every row to the longest. An estimate: it orders work and never changes results.
+   */
+  rowCost?(table: Table, row: number, params: Params): number;
 }
 
 /** Bad-input errors are never retried; defined in @dro/artifacts (the store raises them too). */

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BadInputError, LocalArtifactStore, defineTableSchema, tableForSchema } from '@dro/artifacts';
-import { StageRegistry, createProgressReporter, formatRunStatus, runDag, shardRows, validateDag, type Dag, type Stage } from '../src/index.ts';
+import { StageRegistry, createProgressReporter, formatRunStatus, planShards, runDag, shardDispatchOrder, shardRows, validateDag, type Dag, type RowParallel, type Stage } from '../src/index.ts';
 import { makeTempDir } from './helpers.ts';
 
 const temp = makeTempDir('shards');
@@ -37,8 +37,11 @@ const rowsStage: Stage<{ count: number }> = {
   },
 };
 
-/** Squares the "keep" rows, in chunks of `chunk`; each row records the size of the chunk it was computed in. */
-const squaresStage: Stage<{ chunk: number }> = {
+/**
+ * Squares the "keep" rows, in chunks of `chunk`; each row records the size of the chunk it was computed in.
+ * With `costById` a row's estimated cost is its id (else every row costs the default 1).
+ */
+const squaresStage: Stage<{ chunk: number; costById?: boolean }> = {
   name: 'squares',
   version: '1',
   needs: 'cpu',
@@ -50,6 +53,7 @@ const squaresStage: Stage<{ chunk: number }> = {
     input: 'rows',
     chunkRows: (params) => params.chunk,
     selectRows: (table) => Array.from({ length: table.numRows }, (_, i) => i).filter((i) => table.getChild('group')!.get(i) === 'keep'),
+    ...({ rowCost: (table, row, params) => (params.costById ? (table.getChild('id')!.get(row) as number) : 1) } satisfies Partial<RowParallel<{ costById?: boolean }>>),
   },
   async run(ctx, inputs, params) {
     const table = await ctx.store.getTable(inputs.rows!);
@@ -64,11 +68,11 @@ const squaresStage: Stage<{ chunk: number }> = {
 };
 
 const stages = new StageRegistry([rowsStage, squaresStage]);
-const dag = (shardSize?: number, chunk = 2): Dag => ({
+const dag = (shardSize?: number, chunk = 2, costById = false): Dag => ({
   name: 'shards',
   nodes: [
     { id: 'rows', stage: 'rows', params: { count: 30 }, inputs: {} },
-    { id: 'squares', stage: 'squares', params: { chunk }, inputs: { rows: { node: 'rows', output: 'rows' } }, ...(shardSize !== undefined ? { shardSize } : {}) },
+    { id: 'squares', stage: 'squares', params: { chunk, ...(costById ? { costById } : {}) }, inputs: { rows: { node: 'rows', output: 'rows' } }, ...(shardSize !== undefined ? { shardSize } : {}) },
   ],
 });
 const run = (d: Dag, store = freshStore(), concurrency = 3) => runDag(d, { store, stages, concurrency, retry: { initialDelayMs: 5, maxDelayMs: 20 }, progress: createProgressReporter({ mode: 'silent' }) });
@@ -121,6 +125,21 @@ describe('shards on the local runner', () => {
     expect(node.shards).toEqual({ total: 4, done: 1, cacheHits: 0 });
     // One slot: shard 1 ran, shard 2 failed (once: bad input is not retried), shards 3 and 4 never started.
     expect(Object.fromEntries(calls)).toEqual({ 1: 1, 10: 1 });
+  });
+
+  it('shards start costliest first (a chunk costs its rows × its costliest row); the merge keeps shard order', async () => {
+    expect(shardDispatchOrder([3, 9, 9, 1])).toEqual([1, 2, 0, 3]);
+    expect(shardDispatchOrder([])).toEqual([]);
+    // Keep-rows in shards of 6 (chunks of 2), a row costing its id: shard 1 [1 2|4 5|7 8] = 2·2 + 2·5 + 2·8
+    // = 30, shard 2 [10 11|13 14|16 17] = 84, shard 3 [19 20|22 23|25 26] = 138, shard 4 [28 29] = 58.
+    const store = freshStore();
+    const first = await run(dag(5, 2, true), store, 1);
+    const planned = await planShards({ store, node: dag(5, 2, true).nodes[1]!, inputs: { rows: first.nodes[0]!.outputs!.rows! }, stages, force: true });
+    expect(planned.kind === 'sharded' && planned.shards.map((s) => s.cost)).toEqual([30, 84, 138, 58]);
+    // One slot: shards ran in that order (the calls map keeps first-row ids in insertion order).
+    expect([...calls.keys()]).toEqual([19, 10, 28, 1]);
+    const whole = await run(dag(undefined, 2, true));
+    expect(first.nodes.find((n) => n.id === 'squares')!.outputs).toEqual(whole.nodes.find((n) => n.id === 'squares')!.outputs);
   });
 
   it('too few rows for two shards runs the node whole', async () => {

@@ -13,7 +13,7 @@
  * Resumable: rows are scored in checkpointed chunks.
  */
 import type { Table } from 'apache-arrow';
-import { type ArtifactRef, BadInputError, complianceScoresSchema, complianceScoresTable, readRenderedInputs, renderedInputsSchema, renderedRowIndices, type RenderedInput } from '@dro/artifacts';
+import { type ArtifactRef, BadInputError, complianceScoresSchema, complianceScoresTable, readRenderedInputs, renderedInputsSchema, renderedRowIndices, renderedTokenCount, type RenderedInput } from '@dro/artifacts';
 import { type ChatModel, type ModelTokenizer, padBatch, tf } from '@dro/llm';
 import { runInChunks, type Stage, type StageContext } from '@dro/pipeline';
 import { REFUSAL_PHRASES_HASH, loadRefusalPhraseList } from './judge.ts';
@@ -160,6 +160,11 @@ export const refusalLogprobStage: Stage<RefusalLogprobParams> = {
   outputSchemas: { scores: complianceScoresSchema.name },
   parseParams: parseRefusalLogprobParams,
   // Forward passes only: a row's score depends on its own tokens (and the chunk it is batched in).
-  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
+  rowParallel: {
+    input: 'rendered',
+    chunkRows: (params) => params.chunkSize,
+    selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }),
+    rowCost: (table, row) => renderedTokenCount(table, row),
+  },
   run: runRefusalLogprob,
 };

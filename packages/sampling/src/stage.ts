@@ -24,7 +24,9 @@ import {
   complianceScoresSchema,
   judgedSelection,
   readRenderedInputs,
+  renderedLabel,
   renderedRowIndices,
+  renderedTokenCount,
   renderedInputsSchema,
   softPromptSchema,
   readSoftPrompt,
@@ -223,6 +225,12 @@ export const samplingStage: Stage<SamplingParams> = {
   parseParams: (raw) => parseSamplingParams(raw),
   // Each input is sampled with its own seed (seedOffset + query_index) and judged alone; its samples and
   // its score depend on no other row.
-  rowParallel: { input: 'rendered', chunkRows: (params) => params.chunkSize, selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }) },
+  rowParallel: {
+    input: 'rendered',
+    chunkRows: (params) => params.chunkSize,
+    selectRows: (table, params) => renderedRowIndices(table, { sets: params.sets }),
+    // Prompt plus the most tokens its label may sample.
+    rowCost: (table, row, params) => renderedTokenCount(table, row) + params.maxNewTokens[renderedLabel(table, row) ?? 'harmful'],
+  },
   run: runSampling,
 };

@@ -50,6 +50,11 @@ function serverArgs(kind: TemporalServerKind, port: number, namespace: string, d
     '--headless',
     '--namespace', namespace,
     '--log-level', 'error',
+    // One partition per task queue: a queue's backlog then goes out close to the order it was scheduled in,
+    // so a sharded node's costliest shards tend to start first (shard-order.ts). With the default four
+    // partitions that order is lost.
+    '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
     ...(dbFile ? ['--db-filename', dbFile] : []),
   ];
 }

@@ -61,6 +61,17 @@ export interface RenderedSelection {
   promptId?: string;
 }
 
+/** Row `row`'s token count (0 for a missing list): a row-parallel stage's cost estimate (RowParallel.rowCost). */
+export function renderedTokenCount(table: Table, row: number): number {
+  return (table.getChild('token_ids')?.get(row) as { length: number } | null | undefined)?.length ?? 0;
+}
+
+/** Row `row`'s query label, or null when absent or not harmful/harmless. */
+export function renderedLabel(table: Table, row: number): QueryLabel | null {
+  const label = table.getChild('label')?.get(row);
+  return label === 'harmful' || label === 'harmless' ? label : null;
+}
+
 /**
  * Indices of the rows of a rendered-inputs table that `select` picks (and of `label` only, when given),
  * in table order — the selection readRenderedInputs applies, for a row-parallel stage's shards.
