@@ -54,19 +54,26 @@ export const quickPreset: Preset = {
   // Each trained or evaluated prompt costs a training run or a sampling pass: the basic prompt only.
   trainPrompts: 'basic',
   evalPrompts: 'basic',
-  // 96 rows cut the 192 training inputs into two shards of whole chunks (4 sampling chunks of 24, 3 chunks
-  // of 32 for refusal-logprob and extract), one per worker of a 2-worker cluster; each shard's work still
-  // dwarfs its model load (README "Scaling out").
-  shardSize: 96,
+  // 16 rows: the 192 training inputs are twelve shards of one refusal-logprob chunk each and six of one
+  // extract chunk of 32 (a shard rounds up to whole chunks); a held-out set's 50 inputs are shards of 24,
+  // 24 and 2 for sampling (chunks of 24) and 16, 16, 16 and 2 for eval-forward. Several shards per worker,
+  // because shards are not equal work (rows are grouped by prompt variant, and a chunk pads to its longest
+  // row) and the server, not the workflow, picks which waiting shard a free worker gets: bench:scale on
+  // SmolLM2 (README "Scaling out") measured two shards of 96 at 26.2 vs 29.6 s (refusal-logprob), and six
+  // of 32 at 6.4–12.5 s, where one worker drew 29.9 s of them against the other's 27.2 s (extract: 17.8
+  // vs 11.3). A worker loads its model once (pipeline/src/model-cache.ts), so a shard costs only its rows.
+  shardSize: 16,
   params: {
     // Rendering is cheap; only the number of queries is cut.
     'data-prep:train': { ...paper['data-prep:train'], limitPerLabel: QUICK_TRAIN_PER_LABEL },
     'data-prep:eval': { ...paper['data-prep:eval'], limitPerLabel: QUICK_EVAL_PER_LABEL },
     'sampling:train': sampling,
     'sampling:eval': { ...sampling, samples: QUICK_EVAL_SAMPLES },
-    // Chunks of 32 (a whole number of batches, so refusal log-probs are the same as with 64): the 192
-    // training inputs then split into two equal shards of 96 (shardSize below), one per worker of two.
-    'refusal-logprob': { ...paper['refusal-logprob'], chunkSize: 32 },
+    // refusal-logprob: chunks of 16, one per shard (shardSize above); a whole number of its batches of 8, so
+    // the scores are the same as with 32 (checked on Qwen: one digest). extract: chunks of 32 — it
+    // groups a chunk's rows by length before batching, so its chunk size changes the batches, and 16 gave
+    // other hidden states (another digest) than the 32 the quick preset's results were measured with.
+    'refusal-logprob': { ...paper['refusal-logprob'], chunkSize: 16 },
     extract: { ...paper.extract, chunkSize: 32 },
     /**
      * Small data and models that rarely refuse: relative refusal labels (see DirectionsParams.refusalLabels)
