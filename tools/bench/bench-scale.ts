@@ -204,9 +204,9 @@ console.log(table(['NODE', 'STAGE', 'SHARDS', '1 WORKER s', `${workers} WORKERS 
 
 /**
  * Where each sharded node's time went, per configuration: its plan and merge activities (cpu queue), and
- * per model worker its summed shard time and each shard it ran (shard number: run time); "other" is the node's time not covered by
- * plan, the busiest worker's shards and merge (queue waits and the workflow's own round trips); "first pickup"
- * is how long the first shard waited in the queue for a worker.
+ * per model worker its summed shard time and each shard it ran (shard number: run time). "first pickup" is
+ * how long the first shard waited in the queue for a worker; "other" is the node's time not covered by
+ * plan, the busiest worker's shards and merge (queue waits and the workflow's own round trips).
  */
 const breakdown = (m: Measured, label: string) =>
   sharded.map((id) => {
